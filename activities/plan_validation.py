@@ -1,0 +1,92 @@
+"""Semantic plan rules beyond the JSON schema, shared by playbook loading and the LLM planner.
+
+A schema-valid plan from a small model can still be nonsense (unknown tools, cycles, publishing
+first); these rules turn such a plan into a list of problems the planner can feed back for repair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from contracts.plan import AgentStep, PlanStep, ToolStep
+from contracts.tools import SideEffect
+from workflows.templating import referenced_steps
+
+
+def _tools_of(step: PlanStep) -> list[str]:
+    if isinstance(step, ToolStep):
+        return [step.invocation.tool]
+    return list(step.tools) + [p.tool for p in step.prefetch]
+
+
+def _templates_of(step: PlanStep) -> list[str]:
+    if isinstance(step, ToolStep):
+        return [step.invocation.arguments_json]
+    return [step.instruction] + [p.arguments_json for p in step.prefetch]
+
+
+def find_cycle(steps: Sequence[PlanStep]) -> list[str] | None:
+    """Step ids left over by a topological sort (i.e. on or behind a cycle), or None if acyclic."""
+    remaining = {s.id: {d for d in s.depends_on if d != s.id} for s in steps}
+    while remaining:
+        ready = [sid for sid, deps in remaining.items() if not deps & remaining.keys()]
+        if not ready:
+            return sorted(remaining)
+        for sid in ready:
+            del remaining[sid]
+    return None
+
+
+def plan_problems(
+    steps: Sequence[PlanStep],
+    tool_effects: Mapping[str, SideEffect],
+    *,
+    output_step: str | None = None,
+    allowed_roles: set[str] | None = None,
+    effects_last: bool = False,
+) -> list[str]:
+    """Everything wrong with a step graph; empty means valid.
+
+    `effects_last` requires steps that write or destroy to have no dependents (LLM plans: act last).
+    """
+    problems: list[str] = []
+    ids = [s.id for s in steps]
+    seen: set[str] = set()
+    for sid in ids:
+        if sid in seen:
+            problems.append(f"step id {sid!r} is used twice")
+        seen.add(sid)
+    dependents: dict[str, list[str]] = {sid: [] for sid in ids}
+    for step in steps:
+        if allowed_roles is not None and step.role not in allowed_roles:
+            problems.append(f"step {step.id!r}: role {step.role!r} is not one of {sorted(allowed_roles)}")
+        for dep in step.depends_on:
+            if dep == step.id:
+                problems.append(f"step {step.id!r} depends on itself")
+            elif dep not in seen:
+                problems.append(f"step {step.id!r} depends on unknown step {dep!r}")
+            else:
+                dependents[dep].append(step.id)
+        for tool in _tools_of(step):
+            if tool not in tool_effects:
+                problems.append(f"step {step.id!r} uses unknown tool {tool!r}")
+        for template in _templates_of(step):
+            for ref in sorted(referenced_steps(template)):
+                if ref not in step.depends_on:
+                    problems.append(f"step {step.id!r} uses the output of {ref!r} without depending on it")
+        if isinstance(step, AgentStep) and not step.instruction.strip():
+            problems.append(f"step {step.id!r} has an empty instruction")
+    cycle = find_cycle(steps)
+    if cycle:
+        problems.append(f"dependencies form a cycle among {cycle}")
+    if effects_last:
+        for step in steps:
+            acting = [t for t in _tools_of(step) if tool_effects.get(t, SideEffect.READ) is not SideEffect.READ]
+            if acting and dependents.get(step.id):
+                problems.append(
+                    f"step {step.id!r} uses {acting} (changes the world) but steps {dependents[step.id]} come after it;"
+                    " actions must come last"
+                )
+    if output_step is not None and output_step not in seen:
+        problems.append(f"output_step {output_step!r} is not a step")
+    return problems

@@ -1,0 +1,192 @@
+"""`plan_goal`: turn a goal into a typed `Plan`.
+
+Two planners behind one contract: a named playbook (deterministic, declarative) or the LLM planner
+(output constrained to a JSON schema, then checked by `plan_validation`; problems are fed back for a
+bounded number of repair attempts, then the activity fails with a typed, non-retryable PlanInvalid).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from pydantic import ValidationError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+import settings
+from activities.plan_validation import plan_problems
+from activities.providers.base import get_provider
+from activities.tools.registry import TOOLS
+from contracts.errors import ErrorType
+from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole, TokenUsage
+from contracts.plan import AgentStep, Plan, PlanAttempt, PlanRequest, PlanSource
+from contracts.verify import NonEmptyCheck
+from playbooks import available_playbooks, load_playbook
+
+LLM_PLAN_ROLES = ["researcher", "analyst", "drafter", "reviewer", "publisher"]
+
+
+def _tool_effects() -> dict:
+    return {name: t.side_effect for name, t in TOOLS.items()}
+
+
+def _slug(value: str) -> str:
+    slug = re.sub(r"[^a-z0-9_-]+", "-", value.strip().lower()).strip("-_")
+    if not slug or not slug[0].isalpha():
+        slug = f"s-{slug}" if slug else "step"
+    return slug[:40]
+
+
+def draft_schema(max_steps: int) -> dict:
+    """The JSON schema the LLM planner's output is constrained to."""
+    return {
+        "type": "object",
+        "properties": {
+            "steps": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": max_steps,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "role": {"type": "string", "enum": LLM_PLAN_ROLES},
+                        "instruction": {"type": "string"},
+                        "depends_on": {"type": "array", "items": {"type": "string"}},
+                        "tools": {"type": "array", "items": {"type": "string", "enum": sorted(TOOLS)}},
+                    },
+                    "required": ["id", "role", "instruction", "depends_on", "tools"],
+                },
+            }
+        },
+        "required": ["steps"],
+    }
+
+
+def _planner_messages(request: PlanRequest) -> list[ChatMessage]:
+    tool_lines = "\n".join(f"- {t.name} ({t.side_effect.value}): {t.description}" for t in TOOLS.values())
+    system = (
+        "You are the planner of an agent system. Split the user's goal into 1 to "
+        f"{request.max_steps} steps. Each step has: id (short lowercase word), role (one of "
+        f"{', '.join(LLM_PLAN_ROLES)}), instruction (what the step must produce), depends_on (ids of earlier "
+        "steps whose output it needs), tools (only the tools it needs). Steps that write files come last.\n"
+        f"Tools:\n{tool_lines}\nReply with the plan as JSON only."
+    )
+    return [ChatMessage(role=ChatRole.SYSTEM, content=system), ChatMessage(role=ChatRole.USER, content=f"Goal: {request.goal}")]
+
+
+def parse_draft(raw: str, max_steps: int) -> tuple[list[AgentStep], list[str]]:
+    """Steps from the model's JSON, with ids normalised; problems instead of exceptions."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as err:
+        return [], [f"the reply is not valid JSON ({err.msg})"]
+    raw_steps = data.get("steps") if isinstance(data, dict) else None
+    if not isinstance(raw_steps, list) or not raw_steps:
+        return [], ["the reply has no non-empty 'steps' list"]
+    if len(raw_steps) > max_steps:
+        return [], [f"the plan has {len(raw_steps)} steps; at most {max_steps} are allowed"]
+    steps: list[AgentStep] = []
+    problems: list[str] = []
+    for index, item in enumerate(raw_steps):
+        if not isinstance(item, dict):
+            problems.append(f"step {index + 1} is not an object")
+            continue
+        try:
+            steps.append(
+                AgentStep(
+                    id=_slug(str(item.get("id") or f"step-{index + 1}")),
+                    role=str(item.get("role", "")),
+                    instruction=str(item.get("instruction", "")).strip() or " ",
+                    depends_on=[_slug(str(d)) for d in item.get("depends_on") or []],
+                    tools=[str(t) for t in item.get("tools") or []],
+                    checks=[NonEmptyCheck()],
+                )
+            )
+        except ValidationError as err:
+            problems.append(f"step {index + 1}: {err.errors()[0]['msg']}")
+    return steps, problems
+
+
+def plan_from_playbook(request: PlanRequest) -> Plan:
+    assert request.playbook is not None
+    playbook = load_playbook(request.playbook)
+    if playbook is None:
+        raise ApplicationError(
+            f"unknown playbook {request.playbook!r}; available: {', '.join(available_playbooks())}",
+            type=ErrorType.UNKNOWN_PLAYBOOK.value,
+            non_retryable=True,
+        )
+    problems = plan_problems(playbook.steps, _tool_effects(), output_step=playbook.output_step)
+    if problems:
+        raise ApplicationError(
+            f"playbook {playbook.name!r} is invalid: " + "; ".join(problems),
+            type=ErrorType.PLAN_INVALID.value,
+            non_retryable=True,
+        )
+    return Plan(
+        goal=request.goal,
+        source=PlanSource.PLAYBOOK,
+        playbook=playbook.name,
+        steps=playbook.steps,
+        output_step=playbook.output_step or playbook.steps[-1].id,
+    )
+
+
+async def plan_with_model(request: PlanRequest) -> Plan:
+    model = settings.resolve_model(ModelRole.PLANNER, request.spec)
+    provider = get_provider(model.provider)
+    schema_json = json.dumps(draft_schema(request.max_steps))
+    messages = _planner_messages(request)
+    attempts: list[PlanAttempt] = []
+    usage = TokenUsage()
+    cost = 0.0
+    for _ in range(request.max_repair_attempts + 1):
+        response = await provider.complete(
+            ModelRequest(role=ModelRole.PLANNER, spec=request.spec, messages=messages, response_schema_json=schema_json),
+            model,
+        )
+        usage.prompt_tokens += response.usage.prompt_tokens
+        usage.completion_tokens += response.usage.completion_tokens
+        cost += response.cost_usd
+        raw = response.message.content
+        steps, problems = parse_draft(raw, request.max_steps)
+        if steps and not problems:
+            problems = plan_problems(
+                steps, _tool_effects(), allowed_roles=set(LLM_PLAN_ROLES), effects_last=True
+            )
+        attempts.append(PlanAttempt(raw_output=raw, problems=problems))
+        if not problems:
+            return Plan(
+                goal=request.goal,
+                source=PlanSource.LLM,
+                steps=steps,
+                output_step=steps[-1].id,
+                attempts=attempts,
+                usage=usage,
+                model_calls=len(attempts),
+                cost_usd=cost,
+            )
+        activity.logger.info("plan attempt %d rejected: %s", len(attempts), problems)
+        messages = messages + [
+            ChatMessage(role=ChatRole.ASSISTANT, content=raw),
+            ChatMessage(
+                role=ChatRole.USER,
+                content="That plan has problems:\n- " + "\n- ".join(problems) + "\nReply with a corrected plan as JSON only.",
+            ),
+        ]
+    raise ApplicationError(
+        f"the planner produced no valid plan in {len(attempts)} attempts; last problems: " + "; ".join(attempts[-1].problems),
+        [a.model_dump() for a in attempts],
+        type=ErrorType.PLAN_INVALID.value,
+        non_retryable=True,
+    )
+
+
+@activity.defn(name="plan_goal")
+async def plan_goal(request: PlanRequest) -> Plan:
+    """Plan a goal from its playbook, or with the planner model when no playbook is named."""
+    if request.playbook:
+        return plan_from_playbook(request)
+    return await plan_with_model(request)

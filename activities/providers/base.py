@@ -1,0 +1,35 @@
+"""The provider contract: turn a `ModelRequest` into a `ModelResponse` for one resolved model.
+
+Providers make exactly one attempt: Temporal's retry policy owns retries, so failures are raised
+as `ApplicationError` with a typed `type` (see `http_errors`).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from contracts.llm import ModelRequest, ModelResponse, Provider
+from settings import ResolvedModel
+
+
+class ModelProvider(Protocol):
+    async def complete(self, request: ModelRequest, model: ResolvedModel) -> ModelResponse:
+        """One model call; raises ApplicationError (typed) on failure."""
+        ...
+
+
+def get_provider(provider: Provider) -> ModelProvider:
+    """The adapter for a provider; imported lazily so a worker without llama-cpp can still serve HTTP models."""
+    if provider is Provider.LOCAL:
+        from activities.providers.local import LocalProvider
+
+        return LocalProvider.shared()
+    if provider is Provider.OPENAI:
+        from activities.providers.openai import OpenAIProvider
+
+        return OpenAIProvider()
+    if provider is Provider.ANTHROPIC:
+        from activities.providers.anthropic import AnthropicProvider
+
+        return AnthropicProvider()
+    raise ValueError(f"unknown provider {provider!r}")

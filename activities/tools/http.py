@@ -1,0 +1,144 @@
+"""`http_fetch`: GET or HEAD one http(s) URL and return the body as text.
+
+Invariants: the client makes no retries of its own (Temporal owns retries); every request, including
+each redirect hop, is checked against the scheme and host allow-list; the body is read as a stream
+and never more than `max_bytes` is held; 4xx is final, 5xx/timeouts/connection errors are transient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+from temporalio.exceptions import ApplicationError
+
+import settings
+from activities.content_store import tool_result
+from activities.tools.registry import tool, tool_error
+from contracts.errors import ErrorType
+from contracts.tools import HttpFetchArgs, SideEffect, ToolResult
+
+_ALLOWED_SCHEMES = ("http", "https")
+# Per-phase limits, plus an overall deadline that stays well inside TOOL_READ's 60 s start_to_close,
+# so a slow-drip server surfaces as a retryable timeout rather than an activity timeout.
+_TIMEOUT = httpx.Timeout(20.0, connect=10.0)
+_DEADLINE_SECONDS = 45.0
+_MAX_REDIRECTS = 5
+# Client errors that do clear up on their own.
+_RETRYABLE_4XX = {408, 425, 429}
+_SHOWN_HEAD_HEADERS = ("content-type", "content-length", "last-modified", "etag", "location")
+
+
+def _host_allowed(host: str, allowed: list[str]) -> bool:
+    """Exact host match, or `*.example.com` for any subdomain of example.com (case-insensitive)."""
+    host = host.lower().rstrip(".")
+    for entry in (a.lower().rstrip(".") for a in allowed):
+        if entry.startswith("*.") and host.endswith(entry[1:]):
+            return True
+        if host == entry:
+            return True
+    return False
+
+
+def _check_url(url: httpx.URL) -> None:
+    if url.scheme not in _ALLOWED_SCHEMES:
+        raise tool_error(ErrorType.TOOL_ARGUMENTS_INVALID, f"only http and https URLs are allowed, not {url.scheme!r}")
+    if not url.host:
+        raise tool_error(ErrorType.TOOL_ARGUMENTS_INVALID, f"URL has no host: {url}")
+    allowed = settings.http_allowed_hosts()
+    if allowed is not None and not _host_allowed(url.host, allowed):
+        raise tool_error(ErrorType.TOOL_NOT_ALLOWED, f"host {url.host!r} is not in FOREMAN_HTTP_ALLOWED_HOSTS")
+
+
+async def _check_request(request: httpx.Request) -> None:
+    # Runs for the first request and for every redirect hop, so a redirect cannot leave the allow-list.
+    _check_url(request.url)
+
+
+def _status_error(response: httpx.Response) -> ApplicationError:
+    status = response.status_code
+    message = f"HTTP {status} {response.reason_phrase} from {response.url}"
+    if status in _RETRYABLE_4XX or status >= 500:
+        delay = _retry_after(response)
+        return ApplicationError(
+            message, status, type=ErrorType.TOOL_TRANSIENT.value, non_retryable=False, next_retry_delay=delay
+        )
+    return ApplicationError(message, status, type=ErrorType.TOOL_FAILED.value, non_retryable=True)
+
+
+def _retry_after(response: httpx.Response) -> timedelta | None:
+    """Honour a numeric Retry-After (capped) so Temporal's next attempt waits as the server asked."""
+    raw = response.headers.get("retry-after", "")
+    if raw.isdigit():
+        return timedelta(seconds=min(int(raw), 300))
+    return None
+
+
+def _decode(body: bytes, encoding: str | None) -> str:
+    try:
+        return body.decode(encoding or "utf-8", errors="replace")
+    except LookupError:  # unknown charset label in Content-Type
+        return body.decode("utf-8", errors="replace")
+
+
+async def _fetch(args: HttpFetchArgs, url: httpx.URL) -> str:
+    transport = httpx.AsyncHTTPTransport(retries=0)
+    async with httpx.AsyncClient(
+        transport=transport,
+        timeout=_TIMEOUT,
+        follow_redirects=True,
+        max_redirects=_MAX_REDIRECTS,
+        event_hooks={"request": [_check_request]},
+    ) as client:
+        async with client.stream(args.method, url) as response:
+            if response.status_code >= 400:
+                raise _status_error(response)
+            content_type = response.headers.get("content-type", "unknown")
+            status_line = f"HTTP {response.status_code} {content_type} from {response.url}"
+            if args.method == "HEAD":
+                headers = [f"{h}: {response.headers[h]}" for h in _SHOWN_HEAD_HEADERS if h in response.headers]
+                return "\n".join([status_line, *headers])
+            chunks: list[bytes] = []
+            received = 0
+            cut = False
+            async for chunk in response.aiter_bytes():
+                room = args.max_bytes - received
+                if len(chunk) > room:
+                    # Stop reading: the rest of the body is never downloaded.
+                    chunks.append(chunk[:room])
+                    received += room
+                    cut = True
+                    break
+                chunks.append(chunk)
+                received += len(chunk)
+            body = b"".join(chunks)
+            if b"\x00" in body[:1024]:
+                return f"{status_line}\n\n[binary content, {received} bytes not shown]"
+            note = f" (body truncated at max_bytes={args.max_bytes})" if cut else ""
+            return f"{status_line}{note}\n\n{_decode(body, response.encoding)}"
+
+
+@tool(HttpFetchArgs, SideEffect.READ)
+async def http_fetch(args: HttpFetchArgs) -> ToolResult:
+    """Fetch an http(s) URL (GET or HEAD) and return the status line and the response body as text."""
+    try:
+        url = httpx.URL(args.url)
+    except httpx.InvalidURL as exc:
+        raise tool_error(ErrorType.TOOL_ARGUMENTS_INVALID, f"invalid URL: {exc}") from exc
+    _check_url(url)
+    try:
+        async with asyncio.timeout(_DEADLINE_SECONDS):
+            text = await _fetch(args, url)
+    except ApplicationError:
+        raise
+    except (TimeoutError, httpx.TimeoutException) as exc:
+        raise tool_error(ErrorType.TOOL_TRANSIENT, f"timed out fetching {url}", retryable=True) from exc
+    except httpx.TooManyRedirects as exc:
+        raise tool_error(ErrorType.TOOL_FAILED, f"too many redirects fetching {url}") from exc
+    except httpx.UnsupportedProtocol as exc:
+        raise tool_error(ErrorType.TOOL_ARGUMENTS_INVALID, f"unsupported protocol: {exc}") from exc
+    except httpx.TransportError as exc:
+        # Connection refused/reset, DNS failure, protocol hiccups: worth another attempt.
+        raise tool_error(ErrorType.TOOL_TRANSIENT, f"network error fetching {url}: {exc!r}", retryable=True) from exc
+    return tool_result("http_fetch", text)

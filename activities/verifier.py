@@ -1,0 +1,126 @@
+"""`verify_output`: check a step's output against its acceptance checks and return a `Verdict`.
+
+Deterministic checks run first; a `model_judge` check asks the verifier model for a constrained
+pass/fail JSON verdict. Any failing check decides refine (or escalate, if the check says so).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import jsonschema
+from temporalio import activity
+
+import settings
+from activities.providers.base import get_provider
+from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole
+from contracts.verify import (
+    AcceptanceCheck,
+    CheckKind,
+    CheckResult,
+    CitationsCheck,
+    Decision,
+    JsonSchemaCheck,
+    LengthCheck,
+    ModelJudgeCheck,
+    NonEmptyCheck,
+    RegexCheck,
+    RequiredTermsCheck,
+    Verdict,
+    VerifyRequest,
+)
+
+JUDGE_SCHEMA = {
+    "type": "object",
+    "properties": {"verdict": {"type": "string", "enum": ["pass", "fail"]}, "reason": {"type": "string"}},
+    "required": ["verdict", "reason"],
+}
+
+
+def check_output(check: AcceptanceCheck, output: str) -> CheckResult:
+    """Run one deterministic check (not `model_judge`)."""
+    if isinstance(check, NonEmptyCheck):
+        ok = bool(output.strip())
+        return CheckResult(kind=check.type, passed=ok, detail="" if ok else "the output is empty")
+    if isinstance(check, LengthCheck):
+        size = len(output.strip())
+        if size < check.min_chars:
+            return CheckResult(kind=check.type, passed=False, detail=f"the output has {size} characters; at least {check.min_chars} are needed")
+        if check.max_chars is not None and size > check.max_chars:
+            return CheckResult(kind=check.type, passed=False, detail=f"the output has {size} characters; at most {check.max_chars} are allowed")
+        return CheckResult(kind=check.type, passed=True)
+    if isinstance(check, JsonSchemaCheck):
+        try:
+            jsonschema.validate(json.loads(output), json.loads(check.json_schema))
+        except json.JSONDecodeError as err:
+            return CheckResult(kind=check.type, passed=False, detail=f"the output is not JSON: {err.msg}")
+        except jsonschema.ValidationError as err:
+            return CheckResult(kind=check.type, passed=False, detail=f"the output does not match the schema: {err.message}")
+        return CheckResult(kind=check.type, passed=True)
+    if isinstance(check, RequiredTermsCheck):
+        haystack = output if check.case_sensitive else output.lower()
+        missing = [t for t in check.terms if (t if check.case_sensitive else t.lower()) not in haystack]
+        return CheckResult(kind=check.type, passed=not missing, detail=f"missing required terms: {missing}" if missing else "")
+    if isinstance(check, CitationsCheck):
+        cited = [c.strip() for c in re.findall(check.pattern, output)]
+        if len(cited) < check.min_count:
+            return CheckResult(kind=check.type, passed=False, detail=f"{len(cited)} citations found; at least {check.min_count} are needed")
+        unknown = [c for c in cited if check.known_sources and c not in check.known_sources]
+        if unknown:
+            return CheckResult(kind=check.type, passed=False, detail=f"citations of unknown sources: {sorted(set(unknown))}")
+        return CheckResult(kind=check.type, passed=True)
+    if isinstance(check, RegexCheck):
+        found = re.search(check.pattern, output, re.MULTILINE) is not None
+        ok = found == check.must_match
+        detail = "" if ok else (f"the output does not match /{check.pattern}/" if check.must_match else f"the output must not match /{check.pattern}/")
+        return CheckResult(kind=check.type, passed=ok, detail=detail)
+    raise TypeError(f"not a deterministic check: {check!r}")
+
+
+async def _judge(request: VerifyRequest, check: ModelJudgeCheck, verdict: Verdict) -> CheckResult:
+    model = settings.resolve_model(ModelRole.VERIFIER, request.judge)
+    messages = [
+        ChatMessage(
+            role=ChatRole.SYSTEM,
+            content="You review work. Decide whether the OUTPUT meets the CRITERIA. Reply with JSON: verdict pass or fail, and a short reason.",
+        ),
+        ChatMessage(
+            role=ChatRole.USER,
+            content=f"GOAL: {request.goal}\nTASK: {request.instruction}\nCRITERIA: {check.criteria}\nOUTPUT:\n{request.output}",
+        ),
+    ]
+    response = await get_provider(model.provider).complete(
+        ModelRequest(role=ModelRole.VERIFIER, spec=request.judge, messages=messages, response_schema_json=json.dumps(JUDGE_SCHEMA)),
+        model,
+    )
+    verdict.model_calls += 1
+    verdict.usage.prompt_tokens += response.usage.prompt_tokens
+    verdict.usage.completion_tokens += response.usage.completion_tokens
+    verdict.cost_usd += response.cost_usd
+    try:
+        judged = json.loads(response.message.content)
+        passed = judged.get("verdict") == "pass"
+        reason = str(judged.get("reason", ""))
+    except (json.JSONDecodeError, AttributeError):
+        passed, reason = False, "the judge's reply was not a JSON verdict"
+    return CheckResult(kind=CheckKind.MODEL_JUDGE, passed=passed, detail=reason if not passed else "")
+
+
+@activity.defn(name="verify_output")
+async def verify_output(request: VerifyRequest) -> Verdict:
+    """Check a step's output; accept, or say why it must be refined or escalated."""
+    verdict = Verdict(step_id=request.step_id, decision=Decision.ACCEPT)
+    escalate = False
+    for check in request.checks:
+        if isinstance(check, ModelJudgeCheck):
+            result = await _judge(request, check, verdict)
+        else:
+            result = check_output(check, request.output)
+        verdict.results.append(result)
+        if not result.passed:
+            verdict.reasons.append(f"{result.kind.value}: {result.detail}")
+            escalate = escalate or check.on_fail == "escalate"
+    if verdict.reasons:
+        verdict.decision = Decision.ESCALATE if escalate else Decision.REFINE
+    return verdict

@@ -1,0 +1,4 @@
+"""Foreman's contracts: every pydantic model that crosses an activity or workflow boundary.
+
+Pure data only (no I/O), so workflow code can import these freely.
+"""

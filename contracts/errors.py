@@ -1,0 +1,45 @@
+"""Typed failure names carried as `ApplicationError.type`.
+
+One place for every error type so retry policies can list the non-retryable ones.
+"""
+
+from enum import StrEnum
+
+
+class ErrorType(StrEnum):
+    """`ApplicationError.type` values raised by Foreman activities and workflows."""
+
+    INVALID_GOAL = "InvalidGoal"
+    UNKNOWN_PLAYBOOK = "UnknownPlaybook"
+    PLAN_INVALID = "PlanInvalid"
+    MODEL_BAD_REQUEST = "ModelBadRequest"
+    MODEL_AUTH = "ModelAuthError"
+    MODEL_NOT_FOUND = "ModelNotFound"
+    MODEL_RATE_LIMITED = "ModelRateLimited"
+    MODEL_UNAVAILABLE = "ModelUnavailable"
+    MODEL_OUTPUT_INVALID = "ModelOutputInvalid"
+    MODEL_CONFIG = "ModelConfigError"
+    TOOL_ARGUMENTS_INVALID = "ToolArgumentsInvalid"
+    TOOL_NOT_ALLOWED = "ToolNotAllowed"
+    TOOL_FAILED = "ToolFailed"
+    TOOL_TRANSIENT = "ToolTransient"
+    PATH_OUTSIDE_WORKSPACE = "PathOutsideWorkspace"
+    BUDGET_EXCEEDED = "BudgetExceeded"
+
+
+# Errors that retrying cannot fix; activities raise them with non_retryable=True as well.
+NON_RETRYABLE_ERROR_TYPES: list[str] = [
+    ErrorType.INVALID_GOAL,
+    ErrorType.UNKNOWN_PLAYBOOK,
+    ErrorType.PLAN_INVALID,
+    ErrorType.MODEL_BAD_REQUEST,
+    ErrorType.MODEL_AUTH,
+    ErrorType.MODEL_NOT_FOUND,
+    ErrorType.MODEL_OUTPUT_INVALID,
+    ErrorType.MODEL_CONFIG,
+    ErrorType.TOOL_ARGUMENTS_INVALID,
+    ErrorType.TOOL_NOT_ALLOWED,
+    ErrorType.TOOL_FAILED,
+    ErrorType.PATH_OUTSIDE_WORKSPACE,
+    ErrorType.BUDGET_EXCEEDED,
+]

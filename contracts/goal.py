@@ -1,0 +1,158 @@
+"""Contracts for a goal: `GoalWorkflow`'s one input (`GoalRequest`) and one output (`GoalResult`),
+plus the live view returned by the `status` query."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field, field_validator
+
+from contracts.llm import ModelSpec, TokenUsage
+from contracts.plan import Plan
+from contracts.verify import AcceptanceCheck, Verdict
+
+MAX_GOAL_BYTES = 32 * 1024
+
+
+class Budget(BaseModel):
+    """Hard limits for one goal; exceeding one ends the goal with status `budget_exceeded`."""
+
+    max_model_calls: int = Field(default=60, gt=0, le=10_000)
+    max_tool_calls: int = Field(default=100, gt=0, le=10_000)
+    max_total_tokens: int = Field(default=400_000, gt=0)
+    max_cost_usd: float = Field(default=5.0, ge=0.0)
+
+
+class ModelRouting(BaseModel):
+    """A model per role; an empty spec means "the worker's configured default"."""
+
+    planner: ModelSpec = Field(default_factory=ModelSpec)
+    executor: ModelSpec = Field(default_factory=ModelSpec)
+    verifier: ModelSpec = Field(default_factory=ModelSpec)
+
+
+class GoalRequest(BaseModel):
+    """Input of `GoalWorkflow`. Only `goal` is required."""
+
+    goal: str = Field(description="What to achieve, in plain language (at most 32 KB).")
+    playbook: str | None = Field(default=None, description="A named playbook; none means the LLM planner.")
+    success_criteria: list[AcceptanceCheck] = Field(
+        default_factory=list, description="Checks applied to the goal's final output."
+    )
+    budget: Budget = Field(default_factory=Budget)
+    models: ModelRouting = Field(default_factory=ModelRouting)
+    max_parallel_steps: int = Field(default=4, ge=1, le=32)
+
+    @field_validator("goal")
+    @classmethod
+    def _goal_is_text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("goal is empty")
+        if len(value.encode()) > MAX_GOAL_BYTES:
+            raise ValueError(f"goal is {len(value.encode())} bytes; the limit is {MAX_GOAL_BYTES}")
+        return value
+
+
+class GoalStatus(StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ESCALATED = "escalated"
+    BUDGET_EXCEEDED = "budget_exceeded"
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    VERIFYING = "verifying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ESCALATED = "escalated"
+    SKIPPED = "skipped"
+
+
+class ToolCallRecord(BaseModel):
+    """One tool call as the step saw it: accepted and run, or rejected before any activity ran."""
+
+    call_id: str
+    tool: str
+    arguments_json: str
+    ok: bool
+    content_sha256: str | None = None
+    content_ref: str | None = None
+    error: str | None = None
+
+
+class ModelCallRecord(BaseModel):
+    provider: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    finish_reason: str = ""
+
+
+class StepResult(BaseModel):
+    """A step's outcome with provenance: which models answered, which tools ran, what was verified."""
+
+    step_id: str
+    role: str
+    status: StepStatus
+    output: str = ""
+    output_sha256: str | None = None
+    attempts: int = 0
+    turns: int = 0
+    verdicts: list[Verdict] = Field(default_factory=list)
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    model_calls: list[ModelCallRecord] = Field(default_factory=list)
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class UsageTotals(BaseModel):
+    model_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    tool_calls: int = 0
+    cost_usd: float = 0.0
+    wall_seconds: float = 0.0
+
+    def add_model(self, usage: TokenUsage, cost_usd: float, calls: int = 1) -> None:
+        self.model_calls += calls
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        self.cost_usd += cost_usd
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class GoalResult(BaseModel):
+    """Output of `GoalWorkflow`."""
+
+    workflow_id: str
+    goal: str
+    status: GoalStatus
+    output: str = ""
+    plan: Plan | None = None
+    steps: list[StepResult] = Field(default_factory=list)
+    final_verdict: Verdict | None = None
+    usage: UsageTotals = Field(default_factory=UsageTotals)
+    error: str | None = None
+
+
+class StepProgress(BaseModel):
+    step_id: str
+    role: str
+    status: StepStatus
+    attempt: int = 0
+    turn: int = 0
+
+
+class GoalProgress(BaseModel):
+    """What the `status` query returns: the live state of a running goal."""
+
+    workflow_id: str
+    phase: str
+    steps: list[StepProgress] = Field(default_factory=list)
+    usage: UsageTotals = Field(default_factory=UsageTotals)

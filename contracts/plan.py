@@ -1,0 +1,104 @@
+"""Contracts for planning: a `Plan` is a typed step graph.
+
+Steps are a discriminated union: an `agent` step runs the executor's model/tool loop; a
+`tool` step is one declared tool call (no model), e.g. a playbook's publish action.
+Templates `{{goal}}`, `{{goal_slug}}` and `{{steps.<id>.output}}` are filled in by the workflow.
+"""
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from contracts.llm import ModelSpec, TokenUsage
+from contracts.verify import AcceptanceCheck
+
+STEP_ID_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
+
+
+class StepKind(StrEnum):
+    AGENT = "agent"
+    TOOL = "tool"
+
+
+class ToolInvocation(BaseModel):
+    """A declared tool call; `arguments_json` is a JSON object whose strings may hold templates."""
+
+    tool: str
+    arguments_json: str = "{}"
+
+
+class _Step(BaseModel):
+    id: str = Field(pattern=STEP_ID_PATTERN)
+    role: str = Field(min_length=1, max_length=40)
+    depends_on: list[str] = Field(default_factory=list)
+    checks: list[AcceptanceCheck] = Field(default_factory=list)
+    max_attempts: int = Field(default=2, ge=1, le=10, description="Verifier-driven attempts.")
+
+
+class AgentStep(_Step):
+    """Executor loop: model calls and tool calls until a final answer or `max_turns`."""
+
+    type: Literal[StepKind.AGENT] = StepKind.AGENT
+    instruction: str = Field(min_length=1, max_length=8_000)
+    tools: list[str] = Field(default_factory=list, description="Tools the model may call.")
+    prefetch: list[ToolInvocation] = Field(
+        default_factory=list, description="Tool calls run before the first model turn; results go in the context."
+    )
+    max_turns: int = Field(default=4, ge=1, le=50)
+
+
+class ToolStep(_Step):
+    """One declared tool call; its output is the tool's output."""
+
+    type: Literal[StepKind.TOOL] = StepKind.TOOL
+    invocation: ToolInvocation
+    max_attempts: int = Field(default=1, ge=1, le=10)
+
+
+PlanStep = Annotated[AgentStep | ToolStep, Field(discriminator="type")]
+
+
+class PlanSource(StrEnum):
+    PLAYBOOK = "playbook"
+    LLM = "llm"
+
+
+class PlanAttempt(BaseModel):
+    """One LLM planner attempt, kept for audit: what it produced and why it was rejected."""
+
+    raw_output: str
+    problems: list[str] = Field(default_factory=list)
+
+
+class Plan(BaseModel):
+    """Output of the `plan_goal` activity."""
+
+    goal: str
+    source: PlanSource
+    playbook: str | None = None
+    steps: list[PlanStep] = Field(min_length=1)
+    output_step: str | None = Field(default=None, description="Step whose output is the goal's output.")
+    attempts: list[PlanAttempt] = Field(default_factory=list)
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    model_calls: int = 0
+    cost_usd: float = 0.0
+
+
+class PlanRequest(BaseModel):
+    """Input of the `plan_goal` activity."""
+
+    goal: str
+    playbook: str | None = None
+    spec: ModelSpec = Field(default_factory=ModelSpec)
+    max_steps: int = Field(default=5, ge=1, le=20)
+    max_repair_attempts: int = Field(default=2, ge=0, le=5)
+
+
+class Playbook(BaseModel):
+    """A named, declarative step graph (JSON files under `playbooks/`)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,63}$")
+    description: str = ""
+    steps: list[PlanStep] = Field(min_length=1)
+    output_step: str | None = None

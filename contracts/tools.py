@@ -1,0 +1,86 @@
+"""Contracts for tools: one argument model per tool (its JSON schema is what the model sees)
+and one `ToolResult` for all of them.
+
+Large outputs are not carried here: the result holds a bounded preview plus the SHA-256 and
+content-store reference of the full output.
+"""
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SideEffect(StrEnum):
+    """How much a tool changes the world; policy keys off this."""
+
+    READ = "read"
+    WRITE = "write"
+    DESTRUCTIVE = "destructive"
+
+
+class ToolArgs(BaseModel):
+    """Base for tool argument models: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class HttpFetchArgs(ToolArgs):
+    """Fetch a URL over HTTP(S) and return the response body as text."""
+
+    url: str = Field(description="Absolute http:// or https:// URL.", max_length=2048)
+    method: Literal["GET", "HEAD"] = "GET"
+    max_bytes: int = Field(default=200_000, gt=0, le=5_000_000)
+
+
+class ReadFileArgs(ToolArgs):
+    """Read a UTF-8 text file from the workspace."""
+
+    path: str = Field(description="Path relative to the workspace root.", max_length=512)
+
+
+class WriteFileArgs(ToolArgs):
+    """Write a UTF-8 text file in the workspace (atomically; parent folders are created)."""
+
+    path: str = Field(description="Path relative to the workspace root.", max_length=512)
+    content: str = Field(max_length=2_000_000)
+
+
+class ListFilesArgs(ToolArgs):
+    """List files under a workspace folder."""
+
+    path: str = Field(default=".", description="Folder relative to the workspace root.", max_length=512)
+
+
+class SqlQueryArgs(ToolArgs):
+    """Run one read-only SQL statement against the configured SQLite database."""
+
+    sql: str = Field(max_length=20_000)
+    params: list[str | int | float | None] = Field(default_factory=list)
+    max_rows: int = Field(default=200, gt=0, le=10_000)
+
+
+class CalculateArgs(ToolArgs):
+    """Evaluate an arithmetic expression (numbers, + - * / // % **, parentheses, a few math functions)."""
+
+    expression: str = Field(max_length=1_000)
+
+
+class SearchCorpusArgs(ToolArgs):
+    """Full-text search (bm25) over the local document corpus."""
+
+    query: str = Field(min_length=1, max_length=1_000)
+    limit: int = Field(default=5, gt=0, le=50)
+
+
+class ToolResult(BaseModel):
+    """Output of every tool activity."""
+
+    tool: str
+    ok: bool = True
+    content: str = Field(description="The output, or a bounded preview of it when large.")
+    truncated: bool = False
+    content_sha256: str
+    content_ref: str | None = Field(default=None, description="Content-store key of the full output.")
+    size_bytes: int = 0
+    error_type: str | None = None

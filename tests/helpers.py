@@ -1,0 +1,61 @@
+"""Helpers shared by workflow tests: run a goal on a real server with a given model, inspect and
+replay its history."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from activities.planner import plan_goal
+from activities.tools import tool_activities
+from activities.verifier import verify_output
+from contracts.goal import GoalRequest, GoalResult
+from worker import build_worker
+from workflows.goal import GoalWorkflow
+
+
+def fake_activities(call_model) -> list:
+    """Every real activity except `call_model`, which the test supplies."""
+    return [plan_goal, call_model, verify_output, *tool_activities()]
+
+
+async def replay(history: WorkflowHistory) -> None:
+    """Replay a history against today's workflow code; raises on any nondeterminism."""
+    await Replayer(workflows=[GoalWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+
+
+async def run_goal(
+    client: Client, task_queue: str, request: GoalRequest, activities: list, timeout: float = 90
+) -> tuple[GoalResult, WorkflowHistory]:
+    """Run one goal on a fresh worker, then replay its history."""
+    async with build_worker(client, task_queue, activities=activities):
+        handle = await client.start_workflow(
+            GoalWorkflow.run, request, id=f"goal-test-{uuid.uuid4().hex[:10]}", task_queue=task_queue
+        )
+        async with asyncio.timeout(timeout):
+            result = await handle.result()
+        history = await handle.fetch_history()
+    await replay(history)
+    return result, history
+
+
+def scheduled_activities(history: WorkflowHistory) -> list[str]:
+    """Activity type names in the order they were scheduled."""
+    return [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+
+
+def write_playbook(folder: Path, playbook: dict) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{playbook['name']}.json").write_text(json.dumps(playbook))
+    return playbook["name"]

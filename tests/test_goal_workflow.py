@@ -1,0 +1,240 @@
+"""GoalWorkflow on the real dev server with a scripted model: the demo playbook, the agent loop,
+tool-argument validation, verification with refine, budgets, concurrency, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+
+from contracts.goal import Budget, GoalProgress, GoalRequest, GoalStatus, StepStatus
+from contracts.llm import ChatMessage, ModelRequest, ModelResponse, Provider
+from contracts.verify import RequiredTermsCheck
+from tests.fakes import ScriptedModel, answer, call_tool, step_role, tool_messages
+from tests.helpers import fake_activities, run_goal, scheduled_activities, write_playbook
+from worker import build_worker
+from workflows.goal import GoalWorkflow
+
+
+def demo_responder(request: ModelRequest) -> ChatMessage:
+    role = step_role(request)
+    if role == "researcher":
+        return answer("- Durable execution resumes a workflow after a crash [source: durable-execution.md]")
+    return answer("Durable execution records every step, so a crashed agent resumes instead of starting over.")
+
+
+async def test_demo_playbook_runs_every_role_as_activities(client: Client, task_queue: str, foreman_home: Path) -> None:
+    model = ScriptedModel(demo_responder)
+    request = GoalRequest(goal="Explain durable execution for agents", playbook="research-brief")
+    result, history = await run_goal(client, task_queue, request, fake_activities(model.activity()))
+
+    assert result.status is GoalStatus.COMPLETED, result.error
+    assert [s.step_id for s in result.steps] == ["research", "draft", "publish"]
+    assert all(s.status is StepStatus.COMPLETED for s in result.steps)
+    assert result.output.startswith("Durable execution records every step")
+    # Planning, the prefetch search, each model turn, each verification and the publish write are separate activities.
+    kinds = scheduled_activities(history)
+    assert kinds[0] == "plan_goal"
+    assert kinds.count("call_model") == 2 and kinds.count("verify_output") == 3
+    assert kinds.count("search_corpus") == 1 and kinds.count("write_file") == 1
+    research = result.steps[0]
+    assert research.tool_calls[0].tool == "search_corpus" and research.tool_calls[0].ok
+    # The prefetched search results reached the model, marked as untrusted.
+    first_prompt = model.requests[0].messages[1].content
+    assert '<tool_output tool="search_corpus"' in first_prompt and 'untrusted="true"' in first_prompt
+    brief = (foreman_home / "workspace" / "briefs" / "explain-durable-execution-for-agents.md").read_text()
+    assert "Durable execution records every step" in brief and "[source: durable-execution.md]" in brief
+    assert result.usage.model_calls == 2 and result.usage.tool_calls == 2
+    assert result.usage.prompt_tokens > 0 and result.usage.cost_usd == pytest.approx(0.0002)
+    assert result.steps[2].output_sha256 and len(result.steps[2].output_sha256) == 64
+
+
+def single_step_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **step) -> str:
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    base = {"type": "agent", "id": "solve", "role": "analyst", "instruction": "Solve it.", "tools": ["calculate"]}
+    return write_playbook(tmp_path / "playbooks", {"name": "one-step", "steps": [{**base, **step}]})
+
+
+async def test_agent_loop_feeds_tool_results_back(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    def respond(request: ModelRequest) -> ChatMessage:
+        results = tool_messages(request)
+        if not results:
+            return call_tool("calculate", {"expression": "6 * 7"})
+        return answer(f"The answer is {results[-1].content.split('>')[1].split('<')[0].strip()}.")
+
+    model = ScriptedModel(respond)
+    playbook = single_step_playbook(tmp_path, monkeypatch)
+    result, history = await run_goal(client, task_queue, GoalRequest(goal="what is 6*7", playbook=playbook), fake_activities(model.activity()))
+    assert result.status is GoalStatus.COMPLETED, result.error
+    assert result.output == "The answer is 42."
+    step = result.steps[0]
+    assert step.turns == 2 and [c.tool for c in step.tool_calls] == ["calculate"] and step.tool_calls[0].ok
+    assert scheduled_activities(history).count("calculate") == 1
+
+
+@pytest.mark.parametrize(
+    "bad_call, expected",
+    [
+        (("calculate", {"expr": "1+1"}), "ToolArgumentsInvalid"),
+        (("calculate", "{not json"), "ToolArgumentsInvalid"),
+        (("write_file", {"path": "x.txt", "content": "pwned"}), "ToolNotAllowed"),
+        (("no_such_tool", {}), "ToolNotAllowed"),
+    ],
+)
+async def test_rejected_tool_calls_never_schedule_an_activity(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch, foreman_home: Path, bad_call, expected: str
+) -> None:
+    def respond(request: ModelRequest) -> ChatMessage:
+        results = tool_messages(request)
+        return call_tool(*bad_call) if not results else answer(f"saw: {results[-1].content}")
+
+    model = ScriptedModel(respond)
+    playbook = single_step_playbook(tmp_path, monkeypatch)
+    result, history = await run_goal(client, task_queue, GoalRequest(goal="try it", playbook=playbook), fake_activities(model.activity()))
+    step = result.steps[0]
+    assert result.status is GoalStatus.COMPLETED
+    assert not step.tool_calls[0].ok and step.tool_calls[0].error.startswith(expected)
+    assert expected in result.output  # the model was told why
+    assert scheduled_activities(history) == ["plan_goal", "call_model", "call_model"]
+    assert not (foreman_home / "workspace" / "x.txt").exists()
+
+
+async def test_verifier_refine_feeds_reasons_back(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    def respond(request: ModelRequest) -> ChatMessage:
+        feedback = [m.content for m in request.messages if "not accepted" in m.content]
+        return answer("The sky is blue." if feedback else "The sky has a colour.")
+
+    model = ScriptedModel(respond)
+    playbook = single_step_playbook(
+        tmp_path, monkeypatch, tools=[], max_attempts=3, checks=[{"type": "required_terms", "terms": ["blue"]}]
+    )
+    result, _ = await run_goal(client, task_queue, GoalRequest(goal="sky colour", playbook=playbook), fake_activities(model.activity()))
+    step = result.steps[0]
+    assert result.status is GoalStatus.COMPLETED and result.output == "The sky is blue."
+    assert [v.decision.value for v in step.verdicts] == ["refine", "accept"] and step.attempts == 2
+    assert "missing required terms: ['blue']" in model.requests[1].messages[-1].content
+
+
+async def test_exhausted_attempts_fail_the_step_and_skip_dependents(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    playbook = write_playbook(
+        tmp_path / "playbooks",
+        {
+            "name": "two-steps",
+            "steps": [
+                {"type": "agent", "id": "first", "role": "analyst", "instruction": "x", "max_attempts": 2,
+                 "checks": [{"type": "regex", "pattern": "^OK$"}]},
+                {"type": "agent", "id": "second", "role": "drafter", "instruction": "y", "depends_on": ["first"]},
+            ],
+        },
+    )
+    model = ScriptedModel(lambda request: answer("not ok"))
+    result, _ = await run_goal(client, task_queue, GoalRequest(goal="fail", playbook=playbook), fake_activities(model.activity()))
+    assert result.status is GoalStatus.FAILED
+    first, second = result.steps
+    assert first.status is StepStatus.FAILED and first.attempts == 2 and "verification failed after 2 attempts" in first.error
+    assert second.status is StepStatus.SKIPPED and "first" in second.error
+    assert len(model.requests) == 2
+
+
+async def test_budget_stops_the_goal(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    model = ScriptedModel(lambda request: call_tool("calculate", {"expression": "1+1"}))
+    playbook = single_step_playbook(tmp_path, monkeypatch, max_turns=10)
+    request = GoalRequest(goal="loop forever", playbook=playbook, budget=Budget(max_model_calls=3))
+    result, _ = await run_goal(client, task_queue, request, fake_activities(model.activity()))
+    assert result.status is GoalStatus.BUDGET_EXCEEDED
+    assert result.usage.model_calls == 3 and "model call budget of 3" in result.error
+
+
+async def test_independent_steps_run_concurrently(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    steps = [
+        {"type": "agent", "id": "left", "role": "researcher", "instruction": "L"},
+        {"type": "agent", "id": "right", "role": "analyst", "instruction": "R"},
+        {"type": "agent", "id": "join", "role": "drafter", "instruction": "J", "depends_on": ["left", "right"]},
+    ]
+    playbook = write_playbook(tmp_path / "playbooks", {"name": "fan-in", "steps": steps})
+    model = ScriptedModel(lambda request: answer(f"{step_role(request)} done"))
+    result, history = await run_goal(client, task_queue, GoalRequest(goal="fan", playbook=playbook), fake_activities(model.activity()))
+    assert result.status is GoalStatus.COMPLETED and result.output == "drafter done"
+    # Both branches were scheduled in the same workflow task, before either model call completed.
+    events = [e.event_type for e in history.events]
+    first_completed = events.index(EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, events.index(EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) + 1)
+    scheduled_before = [
+        e for e in history.events[:first_completed]
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "call_model"
+    ]
+    assert len(scheduled_before) == 2
+    join_prompt = next(r for r in model.requests if step_role(r) == "drafter").messages[1].content
+    assert "Output of step 'left':\nresearcher done" in join_prompt and "Output of step 'right':\nanalyst done" in join_prompt
+
+
+async def test_success_criteria_checked_on_final_output(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    model = ScriptedModel(lambda request: answer("plain answer"))
+    playbook = single_step_playbook(tmp_path, monkeypatch, tools=[])
+    request = GoalRequest(goal="g", playbook=playbook, success_criteria=[RequiredTermsCheck(terms=["citation"])])
+    result, _ = await run_goal(client, task_queue, request, fake_activities(model.activity()))
+    assert result.status is GoalStatus.FAILED and "success criteria not met" in result.error
+    assert result.final_verdict and result.final_verdict.decision.value == "refine"
+
+
+async def test_status_query_reports_live_progress(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    release = asyncio.Event()
+    playbook = single_step_playbook(tmp_path, monkeypatch, tools=[])
+
+    @activity.defn(name="call_model")
+    async def slow_model(request: ModelRequest) -> ModelResponse:
+        await release.wait()
+        return ModelResponse(message=answer("done"), provider=Provider.OPENAI, model="scripted")
+
+    async with build_worker(client, task_queue, activities=fake_activities(slow_model)):
+        handle = await client.start_workflow(
+            GoalWorkflow.run, GoalRequest(goal="g", playbook=playbook), id=f"status-{uuid.uuid4().hex[:8]}", task_queue=task_queue
+        )
+        async with asyncio.timeout(30):
+            while True:
+                progress: GoalProgress = await handle.query(GoalWorkflow.status)
+                if progress.steps and progress.steps[0].status is StepStatus.RUNNING:
+                    break
+                await asyncio.sleep(0.05)
+            assert progress.phase == "executing" and progress.steps[0].turn == 1
+            release.set()
+            result = await handle.result()
+    assert result.status is GoalStatus.COMPLETED
+
+
+async def test_unknown_playbook_fails_the_run_with_a_typed_error(client: Client, task_queue: str) -> None:
+    async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(demo_responder).activity())):
+        handle = await client.start_workflow(
+            GoalWorkflow.run, GoalRequest(goal="g", playbook="no-such-playbook"), id=f"bad-{uuid.uuid4().hex[:8]}", task_queue=task_queue
+        )
+        with pytest.raises(WorkflowFailureError) as failure:
+            async with asyncio.timeout(30):
+                await handle.result()
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "UnknownPlaybook"
+    assert "research-brief" in cause.message
+
+
+@pytest.mark.parametrize(
+    "raw_input",
+    [{"goal": ""}, {"goal": 5}, {"goal": "x" * 40_000}, {"goal": "g", "budget": {"max_model_calls": 0}}, {"nope": 1}],
+)
+async def test_invalid_raw_input_fails_the_run_instead_of_hanging(client: Client, task_queue: str, raw_input: dict) -> None:
+    """A client in any language sends plain JSON; input that fails validation must end the run, typed."""
+    plain = await Client.connect(client.service_client.config.target_host)  # default JSON converter, like other SDKs
+    async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(demo_responder).activity())):
+        handle = await plain.start_workflow("GoalWorkflow", raw_input, id=f"raw-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+        with pytest.raises(WorkflowFailureError) as failure:
+            async with asyncio.timeout(30):
+                await handle.result()
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "ValidationError"
+    assert "GoalRequest" in cause.message

@@ -1,0 +1,76 @@
+"""Run a Foreman worker: `GoalWorkflow` plus every activity (planner, model calls, verifier, tools).
+
+    python worker.py [--address HOST:PORT] [--namespace NS] [--task-queue Q] [--max-activities N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+import settings
+from activities.model_call import call_model
+from activities.planner import plan_goal
+from activities.tools import tool_activities
+from activities.verifier import verify_output
+from observability import configure_tracing
+from temporal_client import connect
+from workflows.goal import GoalWorkflow
+
+
+def all_activities() -> list:
+    return [plan_goal, call_model, verify_output, *tool_activities()]
+
+
+def build_worker(
+    client: Client,
+    task_queue: str | None = None,
+    *,
+    max_concurrent_activities: int = 8,
+    max_concurrent_workflow_tasks: int = 16,
+    activities: list | None = None,
+) -> Worker:
+    """The worker the CLI runs; tests build theirs here too (optionally with fake activities)."""
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue(),
+        workflows=[GoalWorkflow],
+        activities=activities if activities is not None else all_activities(),
+        max_concurrent_activities=max_concurrent_activities,
+        max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description="Run a Foreman worker.")
+    parser.add_argument("--address", default=settings.temporal_address())
+    parser.add_argument("--namespace", default=settings.temporal_namespace())
+    parser.add_argument("--task-queue", default=settings.task_queue())
+    parser.add_argument("--max-activities", type=int, default=8, help="concurrent activities (model calls, tools)")
+    parser.add_argument("--max-workflow-tasks", type=int, default=16)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_tracing("foreman-worker")
+    client = await connect(args.address, args.namespace)
+    worker = build_worker(
+        client,
+        args.task_queue,
+        max_concurrent_activities=args.max_activities,
+        max_concurrent_workflow_tasks=args.max_workflow_tasks,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    logging.getLogger("foreman").info("worker polling %s on %s (%s)", args.task_queue, args.address, args.namespace)
+    async with worker:
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

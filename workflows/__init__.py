@@ -1,0 +1,1 @@
+"""Deterministic orchestration: workflows only (no I/O, clocks or randomness)."""

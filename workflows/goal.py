@@ -1,0 +1,144 @@
+"""`GoalWorkflow`: one goal, planned, executed step by step, verified, as one durable workflow.
+
+Plan (`plan_goal`) -> steps in dependency order, independent ones concurrently (`StepExecutor`) ->
+the goal's success criteria checked on the final output (`verify_output`). Input is one
+`GoalRequest`, output one `GoalResult`; the `status` query shows live progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from activities.planner import plan_goal
+    from contracts.errors import ErrorType
+    from contracts.goal import (
+        GoalProgress,
+        GoalRequest,
+        GoalResult,
+        GoalStatus,
+        StepProgress,
+        StepResult,
+        StepStatus,
+    )
+    from contracts.plan import Plan, PlanRequest
+    from contracts.verify import Decision
+    from workflows.executor import GoalLedger, StepExecutor, _failure_message
+    from workflows.options import PLANNER
+
+STATUS_QUERY = "status"
+
+
+# An input that fails GoalRequest validation fails the run with a typed error instead of retrying forever.
+@workflow.defn(name="GoalWorkflow", failure_exception_types=[ValidationError])
+class GoalWorkflow:
+    @workflow.init
+    def __init__(self, request: GoalRequest) -> None:
+        self._phase = "planning"
+        self._progress: dict[str, StepProgress] = {}
+        self._ledger = GoalLedger(request.budget)
+        self._executor = StepExecutor(request, self._ledger, self._progress)
+
+    @workflow.query(name=STATUS_QUERY)
+    def status(self) -> GoalProgress:
+        return GoalProgress(
+            workflow_id=workflow.info().workflow_id,
+            phase=self._phase,
+            steps=list(self._progress.values()),
+            usage=self._ledger.usage,
+        )
+
+    @workflow.run
+    async def run(self, request: GoalRequest) -> GoalResult:
+        started = workflow.now()
+        result = GoalResult(workflow_id=workflow.info().workflow_id, goal=request.goal, status=GoalStatus.FAILED)
+        plan = await self._plan(request, result)
+        if plan is not None:
+            result.plan = plan
+            self._phase = "executing"
+            result.steps = await self._execute(plan, request)
+            await self._finish(plan, request, result)
+        self._phase = "done"
+        self._ledger.usage.wall_seconds = (workflow.now() - started).total_seconds()
+        result.usage = self._ledger.usage
+        return result
+
+    async def _plan(self, request: GoalRequest, result: GoalResult) -> Plan | None:
+        try:
+            plan = await workflow.execute_activity(
+                plan_goal,
+                PlanRequest(goal=request.goal, playbook=request.playbook, spec=request.models.planner),
+                summary=f"plan: {request.playbook or 'LLM planner'}",
+                **PLANNER.kwargs(),
+            )
+        except ActivityError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == ErrorType.UNKNOWN_PLAYBOOK:
+                # Bad input: fail the run with the typed error rather than pretend it was attempted.
+                raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from err
+            result.error = f"planning failed: {_failure_message(err)}"
+            return None
+        self._ledger.usage.add_model(plan.usage, plan.cost_usd, calls=plan.model_calls)
+        for step in plan.steps:
+            self._progress[step.id] = StepProgress(step_id=step.id, role=step.role, status=StepStatus.PENDING)
+        return plan
+
+    async def _execute(self, plan: Plan, request: GoalRequest) -> list[StepResult]:
+        """Run ready steps (all dependencies completed) concurrently, up to `max_parallel_steps`."""
+        results: dict[str, StepResult] = {}
+        outputs: dict[str, str] = {}
+        running: dict[str, asyncio.Task[StepResult]] = {}
+        while len(results) < len(plan.steps):
+            for step in plan.steps:
+                if step.id in results or step.id in running:
+                    continue
+                blocked = [d for d in step.depends_on if d in results and results[d].status is not StepStatus.COMPLETED]
+                if blocked or self._ledger.exceeded:
+                    reason = "budget exceeded" if self._ledger.exceeded else f"dependencies did not complete: {blocked}"
+                    results[step.id] = StepResult(step_id=step.id, role=step.role, status=StepStatus.SKIPPED, error=reason)
+                    self._progress[step.id].status = StepStatus.SKIPPED
+                elif all(d in outputs for d in step.depends_on) and len(running) < request.max_parallel_steps:
+                    running[step.id] = asyncio.create_task(self._executor.run(step, outputs))
+            if not running:
+                break
+            await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
+            for step_id, task in list(running.items()):  # insertion order: deterministic
+                if task.done():
+                    del running[step_id]
+                    results[step_id] = task.result()
+                    if results[step_id].status is StepStatus.COMPLETED:
+                        outputs[step_id] = results[step_id].output
+        return [results[s.id] for s in plan.steps if s.id in results]
+
+    async def _finish(self, plan: Plan, request: GoalRequest, result: GoalResult) -> None:
+        by_id = {s.step_id: s for s in result.steps}
+        if self._ledger.exceeded:
+            result.status, result.error = GoalStatus.BUDGET_EXCEEDED, self._ledger.exceeded
+            return
+        escalated = [s.step_id for s in result.steps if s.status is StepStatus.ESCALATED]
+        unfinished = [s.step_id for s in result.steps if s.status is not StepStatus.COMPLETED]
+        if escalated:
+            result.status, result.error = GoalStatus.ESCALATED, f"steps escalated for a human: {escalated}"
+            return
+        if unfinished:
+            errors = "; ".join(f"{s.step_id}: {s.error}" for s in result.steps if s.error)
+            result.error = f"steps did not complete: {unfinished} ({errors})"
+            return
+        output_step = plan.output_step or plan.steps[-1].id
+        result.output = by_id[output_step].output
+        if request.success_criteria:
+            self._phase = "verifying goal"
+            verdict = await self._executor.verify(
+                "goal", request.goal, result.output, list(request.success_criteria), "goal: success criteria"
+            )
+            result.final_verdict = verdict
+            if verdict.decision is not Decision.ACCEPT:
+                result.status = GoalStatus.ESCALATED if verdict.decision is Decision.ESCALATE else GoalStatus.FAILED
+                result.error = "success criteria not met: " + "; ".join(verdict.reasons)
+                return
+        result.status = GoalStatus.COMPLETED

@@ -1,0 +1,72 @@
+"""Every timeout and retry policy, per activity kind, in one place.
+
+Temporal owns retries: provider and tool clients make no retries of their own.
+"""
+
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+from contracts.errors import NON_RETRYABLE_ERROR_TYPES
+
+
+@dataclass(frozen=True)
+class ActivityConfig:
+    """Options passed to `workflow.execute_activity` for one kind of activity."""
+
+    start_to_close_timeout: timedelta
+    retry_policy: RetryPolicy
+    heartbeat_timeout: timedelta | None = None
+    schedule_to_close_timeout: timedelta | None = None
+
+    def with_overrides(
+        self, *, start_to_close_timeout: timedelta | None = None, maximum_attempts: int | None = None
+    ) -> "ActivityConfig":
+        retry = self.retry_policy
+        if maximum_attempts is not None:
+            retry = replace(retry, maximum_attempts=maximum_attempts)
+        return replace(self, start_to_close_timeout=start_to_close_timeout or self.start_to_close_timeout, retry_policy=retry)
+
+    def kwargs(self) -> dict:
+        options: dict = {"start_to_close_timeout": self.start_to_close_timeout, "retry_policy": self.retry_policy}
+        if self.heartbeat_timeout is not None:
+            options["heartbeat_timeout"] = self.heartbeat_timeout
+        if self.schedule_to_close_timeout is not None:
+            options["schedule_to_close_timeout"] = self.schedule_to_close_timeout
+        return options
+
+
+def _retry(initial: float, maximum: float, attempts: int) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=initial),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=maximum),
+        maximum_attempts=attempts,
+        non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
+    )
+
+
+# Model calls: slow and rate-limited; heartbeats let a dead worker's call be retried within seconds.
+MODEL_CALL = ActivityConfig(
+    start_to_close_timeout=timedelta(minutes=5),
+    heartbeat_timeout=timedelta(seconds=10),
+    retry_policy=_retry(1.0, 60.0, 6),
+)
+# Planning may make several model calls (repair attempts) inside one activity.
+PLANNER = ActivityConfig(
+    start_to_close_timeout=timedelta(minutes=10),
+    heartbeat_timeout=timedelta(seconds=10),
+    retry_policy=_retry(1.0, 60.0, 4),
+)
+VERIFIER = ActivityConfig(
+    start_to_close_timeout=timedelta(minutes=5),
+    heartbeat_timeout=timedelta(seconds=10),
+    retry_policy=_retry(1.0, 30.0, 4),
+)
+# Reads are idempotent: retry freely.
+TOOL_READ = ActivityConfig(start_to_close_timeout=timedelta(seconds=60), retry_policy=_retry(0.5, 20.0, 5))
+# Writes are idempotent by construction (atomic replace) but still retried less eagerly.
+TOOL_WRITE = ActivityConfig(start_to_close_timeout=timedelta(seconds=60), retry_policy=_retry(1.0, 20.0, 3))
+# Destructive tools never retry on their own: a second attempt must be a new, visible decision.
+TOOL_DESTRUCTIVE = ActivityConfig(start_to_close_timeout=timedelta(seconds=120), retry_policy=_retry(1.0, 1.0, 1))

@@ -1,0 +1,53 @@
+"""Template filling for declared tool arguments and instructions, done in workflow code (pure, deterministic).
+
+Placeholders: `{{goal}}`, `{{goal_slug}}`, `{{steps.<id>.output}}`. Values are substituted into the
+parsed JSON strings, never into raw JSON text, so step outputs cannot break or inject JSON structure.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+
+_PLACEHOLDER = re.compile(r"\{\{\s*(goal|goal_slug|steps\.([a-z][a-z0-9_-]*)\.output)\s*\}\}")
+
+
+def slugify(text: str, max_words: int = 6) -> str:
+    words = re.findall(r"[a-z0-9]+", text.lower())[:max_words]
+    return "-".join(words) or "goal"
+
+
+def render(template: str, goal: str, outputs: Mapping[str, str]) -> str:
+    """Fill placeholders; an unknown step id raises KeyError (a plan bug, caught by validation)."""
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(1) == "goal":
+            return goal
+        if match.group(1) == "goal_slug":
+            return slugify(goal)
+        return outputs[match.group(2)]
+
+    return _PLACEHOLDER.sub(substitute, template)
+
+
+def referenced_steps(template: str) -> set[str]:
+    return {m.group(2) for m in _PLACEHOLDER.finditer(template) if m.group(2)}
+
+
+def render_arguments(arguments_json: str, goal: str, outputs: Mapping[str, str]) -> str:
+    """Parse a JSON object, fill placeholders inside its string values, return canonical JSON."""
+
+    def walk(value: object) -> object:
+        if isinstance(value, str):
+            return render(value, goal, outputs)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    parsed = json.loads(arguments_json)
+    if not isinstance(parsed, dict):
+        raise ValueError("tool arguments must be a JSON object")
+    return json.dumps(walk(parsed), sort_keys=True, ensure_ascii=False)
