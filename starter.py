@@ -21,7 +21,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 import devserver
 import settings
-from contracts.goal import Budget, GoalProgress, GoalRequest, GoalResult, GoalStatus, ModelRouting
+from contracts.goal import GoalProgress, GoalRequest, GoalResult, GoalStatus
 from contracts.llm import ModelSpec, Provider
 from playbooks import available_playbooks
 from temporal_client import connect
@@ -54,17 +54,22 @@ def build_request(args: argparse.Namespace) -> GoalRequest:
     """The GoalRequest for `run`, or a one-line error (nothing is started)."""
     if args.playbook and args.playbook not in available_playbooks():
         fail(f"unknown playbook {args.playbook!r}; available: {', '.join(available_playbooks())}")
+    limits = {
+        "max_model_calls": args.max_model_calls,
+        "max_tool_calls": args.max_tool_calls,
+        "max_total_tokens": args.max_tokens,
+        "max_cost_usd": args.max_cost_usd,
+    }
     try:
-        budget = Budget(
-            **{k: v for k, v in {
-                "max_model_calls": args.max_model_calls,
-                "max_tool_calls": args.max_tool_calls,
-                "max_total_tokens": args.max_tokens,
-                "max_cost_usd": args.max_cost_usd,
-            }.items() if v is not None}
+        # One validation of the whole request, so errors name their full path (budget.max_model_calls).
+        return GoalRequest.model_validate(
+            {
+                "goal": args.goal,
+                "playbook": args.playbook,
+                "budget": {k: v for k, v in limits.items() if v is not None},
+                "models": {role: _role_spec(args, role) for role in ("planner", "executor", "verifier")},
+            }
         )
-        models = ModelRouting(**{role: _role_spec(args, role) for role in ("planner", "executor", "verifier")})
-        return GoalRequest(goal=args.goal, playbook=args.playbook, budget=budget, models=models)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "input"

@@ -1,0 +1,91 @@
+"""A worker SIGKILLed in the middle of a goal: a new worker finishes it, and the history shows that
+no activity that had completed ran again (only the one in flight was retried)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+
+import settings
+from contracts.goal import GoalRequest, GoalResult, GoalStatus
+from tests.helpers import replay
+
+ROOT = Path(settings.PROJECT_ROOT)
+
+
+def start_worker(address: str, task_queue: str) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.crash_worker", address, task_queue],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ},
+    )
+    assert process.stdout is not None and process.stdout.readline().strip() == b"ready"
+    return process
+
+
+async def completed_activity_ids(handle: WorkflowHandle) -> dict[int, str]:
+    """Scheduled-event id -> activity type, for every activity completed so far."""
+    history = await handle.fetch_history()
+    types = {
+        e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    }
+    return {
+        e.activity_task_completed_event_attributes.scheduled_event_id: types[e.activity_task_completed_event_attributes.scheduled_event_id]
+        for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+    }
+
+
+async def test_killed_worker_resumes_without_rerunning_completed_activities(client: Client, task_queue: str) -> None:
+    address = client.service_client.config.target_host
+    first = start_worker(address, task_queue)
+    second = None
+    try:
+        handle = await client.start_workflow(
+            "GoalWorkflow", GoalRequest(goal="Explain durable execution", playbook="research-brief"),
+            id=f"crash-{uuid.uuid4().hex[:8]}", task_queue=task_queue, result_type=GoalResult,
+        )
+        async with asyncio.timeout(60):
+            while "call_model" not in (await completed_activity_ids(handle)).values():
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.6)  # the draft step's model call is now in flight
+        before_kill = await completed_activity_ids(handle)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+
+        second = start_worker(address, task_queue)
+        async with asyncio.timeout(90):
+            result = await handle.result()
+    finally:
+        for process in (first, second):
+            if process and process.poll() is None:
+                process.kill()
+                process.wait()
+
+    assert result.status is GoalStatus.COMPLETED, result.error
+    history = await handle.fetch_history()
+    scheduled = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+    completed = Counter(
+        e.activity_task_completed_event_attributes.scheduled_event_id
+        for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+    )
+    # Every activity was scheduled once and completed once: nothing that had finished ran again.
+    assert len(scheduled) == len(completed) and set(completed.values()) == {1}
+    assert all(sid in completed for sid in before_kill)
+    types = [e.activity_task_scheduled_event_attributes.activity_type.name for e in scheduled]
+    assert types.count("call_model") == 2 and types.count("plan_goal") == 1 and types.count("search_corpus") == 1
+    # The call that was in flight at the kill was retried by the new worker (attempt 2).
+    retried = [
+        e for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED and e.activity_task_started_event_attributes.attempt > 1
+    ]
+    assert retried, "the kill did not land while an activity was in flight"
+    await replay(history)
