@@ -93,6 +93,10 @@ def parse_draft(raw: str, max_steps: int) -> tuple[list[AgentStep], list[str]]:
         if not isinstance(item, dict):
             problems.append(f"step {index + 1} is not an object")
             continue
+        not_lists = [key for key in ("depends_on", "tools") if not isinstance(item.get(key) or [], list)]
+        if not_lists:
+            problems.append(f"step {index + 1}: {' and '.join(not_lists)} must be a list of strings")
+            continue
         try:
             steps.append(
                 AgentStep(
@@ -111,7 +115,14 @@ def parse_draft(raw: str, max_steps: int) -> tuple[list[AgentStep], list[str]]:
 
 def plan_from_playbook(request: PlanRequest) -> Plan:
     assert request.playbook is not None
-    playbook = load_playbook(request.playbook)
+    try:
+        playbook = load_playbook(request.playbook)
+    except ValidationError as err:
+        raise ApplicationError(
+            f"playbook {request.playbook!r} is malformed: {err.errors()[0]['loc']}: {err.errors()[0]['msg']}",
+            type=ErrorType.PLAN_INVALID.value,
+            non_retryable=True,
+        ) from err
     if playbook is None:
         raise ApplicationError(
             f"unknown playbook {request.playbook!r}; available: {', '.join(available_playbooks())}",

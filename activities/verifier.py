@@ -63,7 +63,7 @@ def check_output(check: AcceptanceCheck, output: str) -> CheckResult:
         missing = [t for t in check.terms if (t if check.case_sensitive else t.lower()) not in haystack]
         return CheckResult(kind=check.type, passed=not missing, detail=f"missing required terms: {missing}" if missing else "")
     if isinstance(check, CitationsCheck):
-        cited = [c.strip() for c in re.findall(check.pattern, output)]
+        cited = [(m.group(1) if m.re.groups else m.group(0)).strip() for m in re.finditer(check.pattern, output)]
         if len(cited) < check.min_count:
             return CheckResult(kind=check.type, passed=False, detail=f"{len(cited)} citations found; at least {check.min_count} are needed")
         unknown = [c for c in cited if check.known_sources and c not in check.known_sources]

@@ -7,7 +7,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field, field_validator
 
 from contracts.llm import ModelSpec, TokenUsage
-from contracts.plan import Plan
+from contracts.plan import PLAYBOOK_NAME_PATTERN, Plan
 from contracts.verify import AcceptanceCheck, Verdict
 
 MAX_GOAL_BYTES = 32 * 1024
@@ -19,7 +19,7 @@ class Budget(BaseModel):
     max_model_calls: int = Field(default=60, gt=0, le=10_000)
     max_tool_calls: int = Field(default=100, gt=0, le=10_000)
     max_total_tokens: int = Field(default=400_000, gt=0)
-    max_cost_usd: float = Field(default=5.0, ge=0.0)
+    max_cost_usd: float = Field(default=5.0, ge=0.0, description="0 means no cost cap (e.g. free local models).")
 
 
 class ModelRouting(BaseModel):
@@ -34,7 +34,9 @@ class GoalRequest(BaseModel):
     """Input of `GoalWorkflow`. Only `goal` is required."""
 
     goal: str = Field(description="What to achieve, in plain language (at most 32 KB).")
-    playbook: str | None = Field(default=None, description="A named playbook; none means the LLM planner.")
+    playbook: str | None = Field(
+        default=None, pattern=PLAYBOOK_NAME_PATTERN, description="A named playbook; none means the LLM planner."
+    )
     success_criteria: list[AcceptanceCheck] = Field(
         default_factory=list, description="Checks applied to the goal's final output."
     )

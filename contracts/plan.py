@@ -14,6 +14,7 @@ from contracts.llm import ModelSpec, TokenUsage
 from contracts.verify import AcceptanceCheck
 
 STEP_ID_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
+PLAYBOOK_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,63}$"
 
 
 class StepKind(StrEnum):
@@ -89,7 +90,7 @@ class PlanRequest(BaseModel):
     """Input of the `plan_goal` activity."""
 
     goal: str
-    playbook: str | None = None
+    playbook: str | None = Field(default=None, pattern=PLAYBOOK_NAME_PATTERN)
     spec: ModelSpec = Field(default_factory=ModelSpec)
     max_steps: int = Field(default=5, ge=1, le=20)
     max_repair_attempts: int = Field(default=2, ge=0, le=5)
@@ -98,7 +99,7 @@ class PlanRequest(BaseModel):
 class Playbook(BaseModel):
     """A named, declarative step graph (JSON files under `playbooks/`)."""
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,63}$")
+    name: str = Field(pattern=PLAYBOOK_NAME_PATTERN)
     description: str = ""
     steps: list[PlanStep] = Field(min_length=1)
     output_step: str | None = None

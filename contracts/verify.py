@@ -1,9 +1,12 @@
 """Contracts for verification: acceptance checks (a discriminated union) and the `Verdict`."""
 
+import json
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+import jsonschema
+from pydantic import BaseModel, Field, field_validator
 
 from contracts.llm import ModelSpec, TokenUsage
 
@@ -38,6 +41,24 @@ class JsonSchemaCheck(_Check):
     type: Literal[CheckKind.JSON_SCHEMA] = CheckKind.JSON_SCHEMA
     json_schema: str
 
+    @field_validator("json_schema")
+    @classmethod
+    def _is_a_schema(cls, value: str) -> str:
+        try:
+            schema = json.loads(value)
+            jsonschema.validators.validator_for(schema).check_schema(schema)
+        except (json.JSONDecodeError, jsonschema.SchemaError, TypeError) as err:
+            raise ValueError(f"json_schema is not a valid JSON schema: {err}") from err
+        return value
+
+
+def _compiles(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as err:
+        raise ValueError(f"invalid regular expression: {err}") from err
+    return value
+
 
 class RequiredTermsCheck(_Check):
     type: Literal[CheckKind.REQUIRED_TERMS] = CheckKind.REQUIRED_TERMS
@@ -53,11 +74,15 @@ class CitationsCheck(_Check):
     pattern: str = r"\[source:\s*([^\]]+)\]"
     known_sources: list[str] = Field(default_factory=list)
 
+    _pattern_compiles = field_validator("pattern")(_compiles)
+
 
 class RegexCheck(_Check):
     type: Literal[CheckKind.REGEX] = CheckKind.REGEX
     pattern: str
     must_match: bool = True
+
+    _pattern_compiles = field_validator("pattern")(_compiles)
 
 
 class ModelJudgeCheck(_Check):

@@ -6,9 +6,10 @@ Built-ins live beside this file; users add their own folder with FOREMAN_PLAYBOO
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
-from contracts.plan import Playbook
+from contracts.plan import PLAYBOOK_NAME_PATTERN, Playbook
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 
@@ -26,7 +27,9 @@ def available_playbooks() -> list[str]:
 
 
 def load_playbook(name: str) -> Playbook | None:
-    """The named playbook, validated; None when no folder has it."""
+    """The named playbook, validated (pydantic ValidationError if malformed); None when no folder has it."""
+    if not re.fullmatch(PLAYBOOK_NAME_PATTERN, name):
+        return None  # a name is never a path
     for folder in _folders():
         path = folder / f"{name}.json"
         if path.is_file():

@@ -6,6 +6,7 @@ parsed JSON strings, never into raw JSON text, so step outputs cannot break or i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -13,9 +14,16 @@ from collections.abc import Mapping
 _PLACEHOLDER = re.compile(r"\{\{\s*(goal|goal_slug|steps\.([a-z][a-z0-9_-]*)\.output)\s*\}\}")
 
 
+MAX_SLUG_CHARS = 60
+
+
 def slugify(text: str, max_words: int = 6) -> str:
+    """A short, path-safe slug; text with no ASCII words gets a stable hash so goals do not collide."""
     words = re.findall(r"[a-z0-9]+", text.lower())[:max_words]
-    return "-".join(words) or "goal"
+    slug = "-".join(words)[:MAX_SLUG_CHARS].strip("-")
+    if slug:
+        return slug
+    return f"goal-{hashlib.sha256(text.encode()).hexdigest()[:10]}" if text.strip() else "goal"
 
 
 def render(template: str, goal: str, outputs: Mapping[str, str]) -> str:

@@ -1,0 +1,245 @@
+"""Contract validation: what a goal request accepts, how the discriminated unions parse from JSON,
+and that tool argument models refuse fields they do not declare.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from activities.tools import TOOLS
+from contracts.goal import MAX_GOAL_BYTES, Budget, GoalRequest
+from contracts.plan import AgentStep, Plan, Playbook, ToolStep
+from contracts.tools import (
+    CalculateArgs,
+    HttpFetchArgs,
+    ListFilesArgs,
+    ReadFileArgs,
+    SearchCorpusArgs,
+    SqlQueryArgs,
+    ToolArgs,
+    WriteFileArgs,
+)
+from contracts.verify import (
+    AcceptanceCheck,
+    CitationsCheck,
+    JsonSchemaCheck,
+    LengthCheck,
+    ModelJudgeCheck,
+    NonEmptyCheck,
+    RegexCheck,
+    RequiredTermsCheck,
+)
+from playbooks import BUILTIN_DIR
+
+# --- GoalRequest -----------------------------------------------------------------------------
+
+
+def test_minimal_goal_request_gets_defaults() -> None:
+    request = GoalRequest.model_validate_json('{"goal": "x"}')
+    assert request.goal == "x"
+    assert request.playbook is None
+    assert request.success_criteria == []
+    assert request.budget == Budget()
+    assert request.max_parallel_steps == 4
+    assert request.models.planner.provider is None and request.models.executor.model is None
+
+
+@pytest.mark.parametrize("goal", ["", " ", "\n\t  \r\n"])
+def test_blank_goal_rejected(goal: str) -> None:
+    with pytest.raises(ValidationError, match="goal is empty"):
+        GoalRequest(goal=goal)
+
+
+def test_missing_goal_rejected() -> None:
+    with pytest.raises(ValidationError):
+        GoalRequest.model_validate_json("{}")
+
+
+@pytest.mark.parametrize(
+    "char",
+    ["é", "€", "😀"],  # 2, 3 and 4 bytes in UTF-8
+)
+def test_goal_limit_counts_bytes_not_characters(char: str) -> None:
+    width = len(char.encode())
+    fits = char * (MAX_GOAL_BYTES // width)
+    assert GoalRequest(goal=fits).goal == fits
+    too_long = fits + char
+    assert len(too_long) <= MAX_GOAL_BYTES  # under the limit in characters...
+    with pytest.raises(ValidationError, match=f"the limit is {MAX_GOAL_BYTES}"):
+        GoalRequest(goal=too_long)  # ...but not in bytes
+
+
+def test_goal_limit_is_32_kib() -> None:
+    assert MAX_GOAL_BYTES == 32 * 1024
+    GoalRequest(goal="a" * 32 * 1024)
+    with pytest.raises(ValidationError):
+        GoalRequest(goal="a" * (32 * 1024 - 1) + "é")  # 32,768 characters, 32,769 bytes
+    with pytest.raises(ValidationError):
+        GoalRequest.model_validate_json(json.dumps({"goal": "a" * (32 * 1024 + 1)}))
+
+
+@pytest.mark.parametrize("field", ["max_model_calls", "max_tool_calls", "max_total_tokens"])
+@pytest.mark.parametrize("value", [0, -1])
+def test_budget_counts_must_be_positive(field: str, value: int) -> None:
+    with pytest.raises(ValidationError, match=field):
+        GoalRequest.model_validate_json(json.dumps({"goal": "x", "budget": {field: value}}))
+
+
+def test_budget_cost() -> None:
+    with pytest.raises(ValidationError, match="max_cost_usd"):
+        Budget(max_cost_usd=-0.01)
+    # Zero is allowed on purpose: the executor reads it as "no cost cap" (`cost >= max_cost_usd > 0`).
+    assert Budget(max_cost_usd=0).max_cost_usd == 0
+
+
+def test_budget_partial_override_keeps_other_defaults() -> None:
+    request = GoalRequest.model_validate_json('{"goal": "x", "budget": {"max_model_calls": 3}}')
+    assert request.budget.max_model_calls == 3
+    assert request.budget.max_tool_calls == Budget().max_tool_calls
+
+
+@pytest.mark.parametrize("value", [0, 33])
+def test_max_parallel_steps_bounds(value: int) -> None:
+    with pytest.raises(ValidationError, match="max_parallel_steps"):
+        GoalRequest(goal="x", max_parallel_steps=value)
+
+
+# --- AcceptanceCheck -------------------------------------------------------------------------
+
+CHECKS = TypeAdapter(AcceptanceCheck)
+
+
+@pytest.mark.parametrize(
+    "data, model",
+    [
+        ({"type": "non_empty"}, NonEmptyCheck),
+        ({"type": "length", "min_chars": 10, "max_chars": 20}, LengthCheck),
+        ({"type": "json_schema", "json_schema": '{"type": "object"}'}, JsonSchemaCheck),
+        ({"type": "required_terms", "terms": ["a"], "case_sensitive": True}, RequiredTermsCheck),
+        ({"type": "citations", "min_count": 2, "known_sources": ["a.md"]}, CitationsCheck),
+        ({"type": "regex", "pattern": "x", "must_match": False}, RegexCheck),
+        ({"type": "model_judge", "criteria": "is it good", "on_fail": "escalate"}, ModelJudgeCheck),
+    ],
+)
+def test_acceptance_check_parses_by_type(data: dict, model: type[BaseModel]) -> None:
+    check = CHECKS.validate_json(json.dumps(data))
+    assert type(check) is model
+    assert check.model_dump(mode="json", exclude_defaults=True) == {k: v for k, v in data.items() if k != "type"}
+    assert CHECKS.validate_json(CHECKS.dump_json(check)) == check  # round-trips
+
+
+def test_acceptance_check_defaults() -> None:
+    check = CHECKS.validate_python({"type": "citations"})
+    assert check.on_fail == "refine" and check.min_count == 1 and check.known_sources == []
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"type": "spellcheck"},
+        {"terms": ["a"]},  # no type: the union does not guess
+        {"type": "regex"},  # missing its own required field
+        {"type": "required_terms", "terms": []},
+        {"type": "length", "min_chars": -1},
+        {"type": "length", "max_chars": 0},
+        {"type": "citations", "min_count": 0},
+        {"type": "non_empty", "on_fail": "ignore"},
+    ],
+)
+def test_acceptance_check_rejects(data: dict) -> None:
+    with pytest.raises(ValidationError):
+        CHECKS.validate_json(json.dumps(data))
+
+
+def test_success_criteria_parse_in_goal_request() -> None:
+    request = GoalRequest.model_validate_json(
+        json.dumps({"goal": "x", "success_criteria": [{"type": "non_empty"}, {"type": "regex", "pattern": "^#"}]})
+    )
+    assert [type(c) for c in request.success_criteria] == [NonEmptyCheck, RegexCheck]
+
+
+# --- Plan steps ------------------------------------------------------------------------------
+
+AGENT = {"type": "agent", "id": "research", "role": "researcher", "instruction": "find", "tools": ["search_corpus"]}
+TOOL = {
+    "type": "tool",
+    "id": "publish",
+    "role": "publisher",
+    "depends_on": ["research"],
+    "invocation": {"tool": "write_file", "arguments_json": '{"path": "a.md", "content": "{{steps.research.output}}"}'},
+    "checks": [{"type": "non_empty"}],
+}
+
+
+def test_plan_parses_steps_by_type() -> None:
+    plan = Plan.model_validate_json(json.dumps({"goal": "g", "source": "playbook", "steps": [AGENT, TOOL]}))
+    agent, tool = plan.steps
+    assert isinstance(agent, AgentStep) and agent.tools == ["search_corpus"] and agent.max_attempts == 2
+    assert isinstance(tool, ToolStep) and tool.invocation.tool == "write_file" and tool.max_attempts == 1
+    assert type(tool.checks[0]) is NonEmptyCheck
+    assert Plan.model_validate_json(plan.model_dump_json()) == plan
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        {**AGENT, "type": "human"},
+        {k: v for k, v in AGENT.items() if k != "type"},
+        {**AGENT, "type": "tool"},  # a tool step needs an invocation
+        {**TOOL, "type": "agent"},  # an agent step needs an instruction
+        {**AGENT, "id": "Research"},
+        {**AGENT, "id": "1st"},
+        {**AGENT, "id": "a" * 41},
+        {**AGENT, "role": ""},
+        {**AGENT, "instruction": ""},
+        {**AGENT, "max_turns": 0},
+    ],
+)
+def test_plan_rejects_bad_steps(step: dict) -> None:
+    with pytest.raises(ValidationError):
+        Plan.model_validate_json(json.dumps({"goal": "g", "source": "llm", "steps": [step]}))
+
+
+def test_plan_needs_a_step() -> None:
+    with pytest.raises(ValidationError):
+        Plan.model_validate_json('{"goal": "g", "source": "llm", "steps": []}')
+
+
+@pytest.mark.parametrize("path", sorted(BUILTIN_DIR.glob("*.json")), ids=lambda p: p.stem)
+def test_builtin_playbook_files_parse(path: Path) -> None:
+    playbook = Playbook.model_validate_json(path.read_text(encoding="utf-8"))
+    assert playbook.name == path.stem
+
+
+# --- Tool arguments --------------------------------------------------------------------------
+
+MINIMAL_ARGS: dict[type[ToolArgs], dict] = {
+    HttpFetchArgs: {"url": "https://example.com"},
+    ReadFileArgs: {"path": "a.md"},
+    WriteFileArgs: {"path": "a.md", "content": "x"},
+    ListFilesArgs: {},
+    SqlQueryArgs: {"sql": "select 1"},
+    CalculateArgs: {"expression": "1+1"},
+    SearchCorpusArgs: {"query": "retries"},
+}
+
+
+def test_every_tool_args_model_is_covered() -> None:
+    assert set(ToolArgs.__subclasses__()) == set(MINIMAL_ARGS)
+    assert {t.args_model for t in TOOLS.values()} <= set(MINIMAL_ARGS)
+
+
+@pytest.mark.parametrize("model", list(MINIMAL_ARGS), ids=lambda m: m.__name__)
+def test_tool_args_forbid_extra_fields(model: type[ToolArgs]) -> None:
+    args = MINIMAL_ARGS[model]
+    model.model_validate_json(json.dumps(args))
+    with pytest.raises(ValidationError) as info:
+        model.model_validate_json(json.dumps({**args, "unexpected": 1}))
+    assert [e["type"] for e in info.value.errors()] == ["extra_forbidden"]
+    # The schema the model is shown says so too.
+    assert model.model_json_schema()["additionalProperties"] is False

@@ -1,0 +1,427 @@
+"""Plan rules (`plan_validation`) and the planner's pure parts (`parse_draft`, `draft_schema`,
+`plan_from_playbook`, `_slug`), run directly: no Temporal server, no model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+from pydantic import ValidationError
+from temporalio.exceptions import ApplicationError
+
+from activities.plan_validation import find_cycle, plan_problems
+from activities.planner import LLM_PLAN_ROLES, _slug, _tool_effects, draft_schema, parse_draft, plan_from_playbook
+from activities.tools import TOOLS
+from contracts.errors import ErrorType
+from contracts.plan import AgentStep, PlanRequest, PlanSource, ToolInvocation, ToolStep
+from contracts.tools import SideEffect
+from contracts.verify import NonEmptyCheck
+from playbooks import load_playbook
+
+EFFECTS = {
+    "search_corpus": SideEffect.READ,
+    "read_file": SideEffect.READ,
+    "write_file": SideEffect.WRITE,
+    "drop_table": SideEffect.DESTRUCTIVE,
+}
+
+
+def agent(
+    sid: str,
+    *deps: str,
+    tools: tuple[str, ...] = (),
+    instruction: str = "do the thing",
+    role: str = "researcher",
+    prefetch: tuple[ToolInvocation, ...] = (),
+) -> AgentStep:
+    return AgentStep(
+        id=sid, role=role, depends_on=list(deps), tools=list(tools), instruction=instruction, prefetch=list(prefetch)
+    )
+
+
+def tool_step(sid: str, tool: str, *deps: str, arguments_json: str = "{}") -> ToolStep:
+    return ToolStep(
+        id=sid, role="publisher", depends_on=list(deps), invocation=ToolInvocation(tool=tool, arguments_json=arguments_json)
+    )
+
+
+def write_playbook(folder: Path, playbook: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{playbook['name']}.json").write_text(json.dumps(playbook), encoding="utf-8")
+
+
+def only(problems: list[str], needle: str) -> str:
+    """The single problem containing `needle`."""
+    matching = [p for p in problems if needle in p]
+    assert len(matching) == 1, problems
+    return matching[0]
+
+
+# --- find_cycle -------------------------------------------------------------------------------
+
+
+def test_find_cycle_none_for_dag_in_any_order() -> None:
+    # A diamond, listed in reverse topological order: order of declaration must not matter.
+    steps = [agent("d", "b", "c"), agent("c", "a"), agent("b", "a"), agent("a")]
+    assert find_cycle(steps) is None
+
+
+def test_find_cycle_two_cycle() -> None:
+    assert find_cycle([agent("a", "b"), agent("b", "a")]) == ["a", "b"]
+
+
+def test_find_cycle_three_cycle_sorted() -> None:
+    assert find_cycle([agent("c", "b"), agent("a", "c"), agent("b", "a")]) == ["a", "b", "c"]
+
+
+def test_find_cycle_includes_steps_behind_cycle_not_before() -> None:
+    steps = [agent("root"), agent("a", "root", "b"), agent("b", "a"), agent("after", "b")]
+    assert find_cycle(steps) == ["a", "after", "b"]
+
+
+def test_find_cycle_ignores_self_dependency() -> None:
+    # A self-dependency is its own problem in plan_problems, not a cycle.
+    assert find_cycle([agent("a", "a"), agent("b", "a")]) is None
+
+
+# --- plan_problems ----------------------------------------------------------------------------
+
+
+def test_valid_plan_has_no_problems() -> None:
+    steps = [
+        agent("research", tools=("search_corpus",)),
+        agent("draft", "research", instruction="Use {{steps.research.output}} for {{goal}}"),
+        tool_step(
+            "publish",
+            "write_file",
+            "draft",
+            arguments_json='{"path": "b/{{goal_slug}}.md", "content": "{{steps.draft.output}}"}',
+        ),
+    ]
+    assert plan_problems(steps, EFFECTS, output_step="draft", allowed_roles={"researcher", "publisher"}, effects_last=True) == []
+
+
+def test_duplicate_id() -> None:
+    problems = plan_problems([agent("a"), agent("b"), agent("a")], EFFECTS)
+    assert "'a'" in only(problems, "used twice")
+
+
+def test_unknown_dependency() -> None:
+    problems = plan_problems([agent("a"), agent("b", "a", "ghost")], EFFECTS)
+    assert problems == ["step 'b' depends on unknown step 'ghost'"]
+
+
+def test_forward_dependency_is_not_unknown() -> None:
+    # Dependencies may name steps declared later; only missing ones are unknown.
+    assert plan_problems([agent("b", "a"), agent("a")], EFFECTS) == []
+
+
+def test_self_dependency_reported_once_and_not_as_cycle() -> None:
+    problems = plan_problems([agent("a", "a")], EFFECTS)
+    assert problems == ["step 'a' depends on itself"]
+
+
+@pytest.mark.parametrize(
+    "steps, members",
+    [
+        ([agent("a", "b"), agent("b", "a")], "['a', 'b']"),
+        ([agent("a", "c"), agent("b", "a"), agent("c", "b")], "['a', 'b', 'c']"),
+    ],
+    ids=["2-cycle", "3-cycle"],
+)
+def test_cycles(steps: list[AgentStep], members: str) -> None:
+    problems = plan_problems(steps, EFFECTS)
+    assert problems == [f"dependencies form a cycle among {members}"]
+
+
+@pytest.mark.parametrize(
+    "step, tool",
+    [
+        (agent("a", tools=("search_corpus", "teleport")), "teleport"),
+        (agent("a", prefetch=(ToolInvocation(tool="oracle"),)), "oracle"),
+        (tool_step("a", "launch_rockets"), "launch_rockets"),
+    ],
+    ids=["tools", "prefetch", "tool-step"],
+)
+def test_unknown_tool(step: AgentStep | ToolStep, tool: str) -> None:
+    assert plan_problems([step], EFFECTS) == [f"step 'a' uses unknown tool {tool!r}"]
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        agent("b", instruction="Summarise {{ steps.a.output }}"),
+        agent("b", prefetch=(ToolInvocation(tool="read_file", arguments_json='{"path": "{{steps.a.output}}"}'),)),
+        tool_step("b", "write_file", arguments_json='{"path": "x", "content": "{{steps.a.output}}"}'),
+    ],
+    ids=["instruction", "prefetch", "tool-step"],
+)
+def test_template_reference_without_dependency(step: AgentStep | ToolStep) -> None:
+    problems = plan_problems([agent("a"), step], EFFECTS)
+    assert problems == ["step 'b' uses the output of 'a' without depending on it"]
+    step.depends_on = ["a"]
+    assert plan_problems([agent("a"), step], EFFECTS) == []
+
+
+def test_template_reference_must_be_a_direct_dependency() -> None:
+    steps = [agent("a"), agent("b", "a"), agent("c", "b", instruction="{{steps.a.output}}")]
+    assert plan_problems(steps, EFFECTS) == ["step 'c' uses the output of 'a' without depending on it"]
+
+
+def test_template_reference_to_missing_step() -> None:
+    problems = plan_problems([agent("a", instruction="{{steps.ghost.output}}")], EFFECTS)
+    assert problems == ["step 'a' uses the output of 'ghost' without depending on it"]
+
+
+def test_goal_placeholders_need_no_dependency() -> None:
+    assert plan_problems([agent("a", instruction="{{goal}} -> {{goal_slug}}")], EFFECTS) == []
+
+
+def test_roles_outside_allowed() -> None:
+    steps = [agent("a", role="researcher"), agent("b", "a", role="wizard")]
+    problems = plan_problems(steps, EFFECTS, allowed_roles={"researcher", "drafter"})
+    assert problems == ["step 'b': role 'wizard' is not one of ['drafter', 'researcher']"]
+    assert plan_problems(steps, EFFECTS) == []  # no restriction without allowed_roles
+
+
+def test_blank_instruction() -> None:
+    assert plan_problems([agent("a", instruction="  \n ")], EFFECTS) == ["step 'a' has an empty instruction"]
+
+
+@pytest.mark.parametrize(
+    "acting",
+    [
+        agent("act", tools=("write_file",)),
+        agent("act", prefetch=(ToolInvocation(tool="write_file"),)),
+        agent("act", tools=("drop_table",)),
+        tool_step("act", "write_file"),
+    ],
+    ids=["tools", "prefetch", "destructive", "tool-step"],
+)
+def test_effects_last(acting: AgentStep | ToolStep) -> None:
+    with_dependent = [acting, agent("after", "act")]
+    problem = only(plan_problems(with_dependent, EFFECTS, effects_last=True), "actions must come last")
+    assert "'act'" in problem and "['after']" in problem
+    assert plan_problems(with_dependent, EFFECTS) == []  # only enforced when asked
+    assert plan_problems([agent("before"), acting.model_copy(update={"depends_on": ["before"]})], EFFECTS, effects_last=True) == []
+
+
+def test_effects_last_ignores_reads_and_unknown_tools() -> None:
+    steps = [agent("a", tools=("search_corpus", "read_file")), agent("b", "a")]
+    assert plan_problems(steps, EFFECTS, effects_last=True) == []
+    # An unknown tool is reported as unknown, not also as an action.
+    problems = plan_problems([agent("a", tools=("nope",)), agent("b", "a")], EFFECTS, effects_last=True)
+    assert problems == ["step 'a' uses unknown tool 'nope'"]
+
+
+def test_output_step() -> None:
+    steps = [agent("a"), agent("b", "a")]
+    assert plan_problems(steps, EFFECTS, output_step="b") == []
+    assert plan_problems(steps, EFFECTS, output_step="c") == ["output_step 'c' is not a step"]
+
+
+def test_all_problems_reported_together() -> None:
+    steps = [agent("a", "ghost", tools=("nope",)), agent("a", "a", role="wizard")]
+    problems = plan_problems(steps, EFFECTS, allowed_roles={"researcher"}, output_step="zzz")
+    for needle in ("used twice", "unknown step 'ghost'", "unknown tool 'nope'", "depends on itself", "'wizard'", "output_step"):
+        only(problems, needle)
+
+
+# --- _slug and draft_schema -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw, slug",
+    [
+        ("research", "research"),
+        ("Step 1", "step-1"),
+        ("  Draft_Brief  ", "draft_brief"),
+        ("__x__", "x"),
+        ("1", "s-1"),
+        ("42 things", "s-42-things"),
+        ("", "step"),
+        ("!!!", "step"),
+        ("a" * 50, "a" * 40),
+        ("9" + "b" * 50, "s-9" + "b" * 37),
+    ],
+)
+def test_slug(raw: str, slug: str) -> None:
+    assert _slug(raw) == slug
+    AgentStep(id=slug, role="r", instruction="x")  # always a valid step id
+
+
+def test_draft_schema_shape() -> None:
+    schema = draft_schema(3)
+    Draft202012Validator.check_schema(schema)
+    steps = schema["properties"]["steps"]
+    assert (steps["minItems"], steps["maxItems"]) == (1, 3)
+    item = steps["items"]
+    assert item["properties"]["role"]["enum"] == LLM_PLAN_ROLES
+    assert item["properties"]["tools"]["items"]["enum"] == sorted(TOOLS)
+    assert set(item["required"]) == {"id", "role", "instruction", "depends_on", "tools"}
+
+
+def test_draft_schema_accepts_good_and_rejects_bad_drafts() -> None:
+    validator = Draft202012Validator(draft_schema(2))
+    good = {"id": "a", "role": "researcher", "instruction": "x", "depends_on": [], "tools": ["search_corpus"]}
+    assert validator.is_valid({"steps": [good]})
+    assert not validator.is_valid({"steps": [good, good, good]})  # too many
+    assert not validator.is_valid({"steps": []})
+    assert not validator.is_valid({"steps": [{**good, "tools": ["teleport"]}]})
+    assert not validator.is_valid({"steps": [{**good, "role": "wizard"}]})
+
+
+# --- parse_draft ------------------------------------------------------------------------------
+
+
+def draft(*steps: dict) -> str:
+    return json.dumps({"steps": list(steps)})
+
+
+def test_parse_draft_normalises_ids_and_dependencies() -> None:
+    raw = draft(
+        {"id": "Step 1", "role": "researcher", "instruction": " find ", "depends_on": [], "tools": ["search_corpus"]},
+        {"id": "Step 2", "role": "drafter", "instruction": "write", "depends_on": ["Step 1"], "tools": []},
+    )
+    steps, problems = parse_draft(raw, 5)
+    assert problems == []
+    assert [s.id for s in steps] == ["step-1", "step-2"]
+    assert steps[1].depends_on == ["step-1"]
+    assert steps[0].instruction == "find"
+    assert steps[0].tools == ["search_corpus"]
+    assert all(s.checks == [NonEmptyCheck()] for s in steps)
+    assert plan_problems(steps, _tool_effects(), allowed_roles=set(LLM_PLAN_ROLES), effects_last=True) == []
+
+
+def test_parse_draft_missing_fields_get_defaults() -> None:
+    steps, problems = parse_draft(draft({"role": "researcher", "instruction": "x"}, {"role": "drafter"}), 5)
+    assert problems == []
+    assert [s.id for s in steps] == ["step-1", "step-2"]
+    assert steps[0].depends_on == [] and steps[0].tools == []
+    # A blank instruction survives parsing so that plan_problems can name it for repair.
+    assert plan_problems(steps, _tool_effects()) == ["step 'step-2' has an empty instruction"]
+
+
+@pytest.mark.parametrize(
+    "raw, problem",
+    [
+        ("not json at all", "the reply is not valid JSON"),
+        ('{"steps": [', "the reply is not valid JSON"),
+        ("{}", "the reply has no non-empty 'steps' list"),
+        ('{"steps": []}', "the reply has no non-empty 'steps' list"),
+        ('{"steps": {"id": "a"}}', "the reply has no non-empty 'steps' list"),
+        ('[{"id": "a"}]', "the reply has no non-empty 'steps' list"),
+        ('"steps"', "the reply has no non-empty 'steps' list"),
+    ],
+)
+def test_parse_draft_rejects_bad_replies(raw: str, problem: str) -> None:
+    steps, problems = parse_draft(raw, 5)
+    assert steps == []
+    assert len(problems) == 1 and problems[0].startswith(problem), problems
+
+
+def test_parse_draft_too_many_steps() -> None:
+    item = {"id": "a", "role": "researcher", "instruction": "x"}
+    steps, problems = parse_draft(draft(*[item] * 4), 3)
+    assert steps == []
+    assert problems == ["the plan has 4 steps; at most 3 are allowed"]
+    assert parse_draft(draft(*[item] * 3), 3)[1] == []
+
+
+def test_parse_draft_non_object_items_are_problems_others_kept() -> None:
+    good = {"id": "a", "role": "researcher", "instruction": "x"}
+    steps, problems = parse_draft(draft(good, "just a string", 7, None), 5)
+    assert [s.id for s in steps] == ["a"]
+    assert problems == ["step 2 is not an object", "step 3 is not an object", "step 4 is not an object"]
+
+
+def test_parse_draft_field_errors_are_problems() -> None:
+    steps, problems = parse_draft(draft({"id": "a", "instruction": "x"}, {"id": "b", "role": "r" * 41, "instruction": "x"}), 5)
+    assert steps == []
+    assert [p.split(":")[0] for p in problems] == ["step 1", "step 2"]
+
+
+def test_parse_draft_string_instead_of_list() -> None:
+    raw = draft(
+        {"id": "research", "role": "researcher", "instruction": "x"},
+        {"id": "draft", "role": "drafter", "instruction": "y", "depends_on": "research", "tools": "read_file"},
+    )
+    steps, problems = parse_draft(raw, 5)
+    assert problems or (steps[1].depends_on == ["research"] and steps[1].tools == ["read_file"])
+
+
+# --- plan_from_playbook -----------------------------------------------------------------------
+
+
+def test_builtin_research_brief_is_valid() -> None:
+    plan = plan_from_playbook(PlanRequest(goal="How do retries work?", playbook="research-brief"))
+    assert plan.source is PlanSource.PLAYBOOK
+    assert plan.playbook == "research-brief"
+    assert plan.goal == "How do retries work?"
+    assert [s.id for s in plan.steps] == ["research", "draft", "publish"]
+    assert plan.output_step == "draft"
+    # It would pass even the stricter rules applied to LLM plans (publishing is last).
+    assert plan_problems(plan.steps, _tool_effects(), output_step=plan.output_step, effects_last=True) == []
+
+
+def test_unknown_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path))
+    write_playbook(tmp_path, {"name": "mine", "steps": [{"type": "agent", "id": "a", "role": "r", "instruction": "x"}]})
+    with pytest.raises(ApplicationError) as info:
+        plan_from_playbook(PlanRequest(goal="g", playbook="no-such-playbook"))
+    assert info.value.type == ErrorType.UNKNOWN_PLAYBOOK
+    assert info.value.non_retryable
+    assert "'no-such-playbook'" in info.value.message
+    assert "available: mine, research-brief" in info.value.message
+
+
+def test_user_playbook_found_and_searched_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path))
+    steps = [
+        {"type": "agent", "id": "think", "role": "analyst", "instruction": "Think about {{goal}}"},
+        {"type": "agent", "id": "say", "role": "drafter", "depends_on": ["think"], "instruction": "{{steps.think.output}}"},
+    ]
+    write_playbook(tmp_path, {"name": "two-step", "steps": steps})
+    plan = plan_from_playbook(PlanRequest(goal="g", playbook="two-step"))
+    assert [s.id for s in plan.steps] == ["think", "say"]
+    assert plan.output_step == "say"  # defaults to the last step
+    # A user playbook with a built-in's name shadows the built-in.
+    write_playbook(tmp_path, {"name": "research-brief", "steps": steps[:1]})
+    assert [s.id for s in plan_from_playbook(PlanRequest(goal="g", playbook="research-brief")).steps] == ["think"]
+
+
+def test_invalid_user_playbook_is_plan_invalid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path))
+    steps = [
+        {"type": "agent", "id": "a", "role": "r", "depends_on": ["b"], "instruction": "x"},
+        {"type": "agent", "id": "b", "role": "r", "depends_on": ["a"], "instruction": "y", "tools": ["teleport"]},
+    ]
+    write_playbook(tmp_path, {"name": "loop", "steps": steps})
+    with pytest.raises(ApplicationError) as info:
+        plan_from_playbook(PlanRequest(goal="g", playbook="loop"))
+    assert info.value.type == ErrorType.PLAN_INVALID
+    assert info.value.non_retryable
+    assert "'loop'" in info.value.message
+    assert "cycle among ['a', 'b']" in info.value.message
+    assert "unknown tool 'teleport'" in info.value.message
+
+
+def test_malformed_user_playbook_is_plan_invalid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path))
+    (tmp_path / "broken.json").write_text('{"name": "broken", "steps": [{"type": "agent", "id": "Bad Id"}]}')
+    with pytest.raises(ApplicationError) as info:
+        plan_from_playbook(PlanRequest(goal="g", playbook="broken"))
+    assert info.value.type == ErrorType.PLAN_INVALID
+    assert info.value.non_retryable
+
+
+def test_playbook_name_cannot_escape_playbook_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    (tmp_path / "playbooks").mkdir()
+    write_playbook(tmp_path / "elsewhere", {"name": "evil", "steps": [{"type": "agent", "id": "a", "role": "r", "instruction": "x"}]})
+    with pytest.raises(ValidationError):  # the contract refuses a name that is a path
+        PlanRequest(goal="g", playbook="../elsewhere/evil")
+    assert load_playbook("../elsewhere/evil") is None  # and so does the loader
