@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -222,7 +223,14 @@ def parser() -> argparse.ArgumentParser:
 def main() -> None:
     args = parser().parse_args()
     handler = {"run": cmd_run, "demo": cmd_demo, "status": cmd_status, "result": cmd_result, "cancel": cmd_cancel}
-    raise SystemExit(asyncio.run(handler[args.command](args)))
+    try:
+        code = asyncio.run(handler[args.command](args))
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: the Temporal client's Rust threads can abort it (SIGABRT, sdk-python#300).
+    os._exit(code)
 
 
 if __name__ == "__main__":
