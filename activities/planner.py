@@ -8,7 +8,6 @@ bounded number of repair attempts, then the activity fails with a typed, non-ret
 from __future__ import annotations
 
 import json
-import re
 
 from pydantic import ValidationError
 from temporalio import activity
@@ -31,15 +30,12 @@ def _tool_effects() -> dict:
     return {name: t.side_effect for name, t in TOOLS.items()}
 
 
-def _slug(value: str) -> str:
-    slug = re.sub(r"[^a-z0-9_-]+", "-", value.strip().lower()).strip("-_")
-    if not slug or not slug[0].isalpha():
-        slug = f"s-{slug}" if slug else "step"
-    return slug[:40]
-
-
 def draft_schema(max_steps: int) -> dict:
-    """The JSON schema the LLM planner's output is constrained to."""
+    """The JSON schema the LLM planner's output is constrained to.
+
+    The model never invents ids: steps are numbered in order and `needs` names earlier step numbers,
+    so duplicate ids, self-references and cycles cannot be expressed at all.
+    """
     return {
         "type": "object",
         "properties": {
@@ -50,13 +46,13 @@ def draft_schema(max_steps: int) -> dict:
                 "items": {
                     "type": "object",
                     "properties": {
-                        "id": {"type": "string"},
                         "role": {"type": "string", "enum": LLM_PLAN_ROLES},
-                        "instruction": {"type": "string"},
-                        "depends_on": {"type": "array", "items": {"type": "string"}},
-                        "tools": {"type": "array", "items": {"type": "string", "enum": sorted(TOOLS)}},
+                        # Bounded lengths keep a small model's plan inside its token budget (no cut-off JSON).
+                        "instruction": {"type": "string", "minLength": 1, "maxLength": 300},
+                        "needs": {"type": "array", "maxItems": 4, "items": {"type": "integer", "minimum": 1}},
+                        "tools": {"type": "array", "maxItems": 3, "items": {"type": "string", "enum": sorted(TOOLS)}},
                     },
-                    "required": ["id", "role", "instruction", "depends_on", "tools"],
+                    "required": ["role", "instruction", "needs", "tools"],
                 },
             }
         },
@@ -68,49 +64,65 @@ def _planner_messages(request: PlanRequest) -> list[ChatMessage]:
     tool_lines = "\n".join(f"- {t.name} ({t.side_effect.value}): {t.description}" for t in TOOLS.values())
     system = (
         "You are the planner of an agent system. Split the user's goal into 1 to "
-        f"{request.max_steps} steps. Each step has: id (short lowercase word), role (one of "
-        f"{', '.join(LLM_PLAN_ROLES)}), instruction (what the step must produce), depends_on (ids of earlier "
-        "steps whose output it needs), tools (only the tools it needs). Steps that write files come last.\n"
+        f"{request.max_steps} steps, in order. Each step has: role (one of {', '.join(LLM_PLAN_ROLES)}), "
+        "instruction (what the step must produce), needs (numbers of earlier steps whose output it uses; "
+        "step 1 needs nothing), tools (only the tools it needs). Steps that write files come last.\n"
         f"Tools:\n{tool_lines}\nReply with the plan as JSON only."
     )
     return [ChatMessage(role=ChatRole.SYSTEM, content=system), ChatMessage(role=ChatRole.USER, content=f"Goal: {request.goal}")]
 
 
-def parse_draft(raw: str, max_steps: int) -> tuple[list[AgentStep], list[str]]:
-    """Steps from the model's JSON, with ids normalised; problems instead of exceptions."""
+def _step_id(role: object, number: int) -> str:
+    role_part = "".join(ch for ch in str(role).lower() if ch.isalpha())[:20] or "step"
+    return f"{role_part}-{number}"
+
+
+def parse_draft(raw: str, max_steps: int) -> tuple[list[AgentStep], list[str], list[str]]:
+    """(steps, problems, normalisations) from the model's JSON; ids are assigned here.
+
+    `needs` that do not name an earlier step are dropped (noted, not fatal); a later step that is left
+    needing nothing follows the step before it, so the plan stays a chain unless the model says otherwise.
+    """
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as err:
-        return [], [f"the reply is not valid JSON ({err.msg})"]
+        return [], [f"the reply is not valid JSON ({err.msg})"], []
     raw_steps = data.get("steps") if isinstance(data, dict) else None
     if not isinstance(raw_steps, list) or not raw_steps:
-        return [], ["the reply has no non-empty 'steps' list"]
+        return [], ["the reply has no non-empty 'steps' list"], []
     if len(raw_steps) > max_steps:
-        return [], [f"the plan has {len(raw_steps)} steps; at most {max_steps} are allowed"]
+        return [], [f"the plan has {len(raw_steps)} steps; at most {max_steps} are allowed"], []
+    ids = [_step_id(item.get("role") if isinstance(item, dict) else None, n) for n, item in enumerate(raw_steps, 1)]
     steps: list[AgentStep] = []
     problems: list[str] = []
-    for index, item in enumerate(raw_steps):
+    notes: list[str] = []
+    for number, item in enumerate(raw_steps, 1):
         if not isinstance(item, dict):
-            problems.append(f"step {index + 1} is not an object")
+            problems.append(f"step {number} is not an object")
             continue
-        not_lists = [key for key in ("depends_on", "tools") if not isinstance(item.get(key) or [], list)]
-        if not_lists:
-            problems.append(f"step {index + 1}: {' and '.join(not_lists)} must be a list of strings")
+        needs, tools = item.get("needs") or [], item.get("tools") or []
+        if not isinstance(needs, list) or not isinstance(tools, list):
+            problems.append(f"step {number}: needs and tools must be lists")
             continue
+        valid = sorted({n for n in needs if isinstance(n, int) and not isinstance(n, bool) and 1 <= n < number})
+        if len(valid) != len(needs):
+            notes.append(f"step {number}: dropped needs that are not earlier steps: {[n for n in needs if n not in valid]}")
+        if not valid and number > 1:
+            valid = [number - 1]
         try:
             steps.append(
                 AgentStep(
-                    id=_slug(str(item.get("id") or f"step-{index + 1}")),
+                    id=ids[number - 1],
                     role=str(item.get("role", "")),
                     instruction=str(item.get("instruction", "")).strip() or " ",
-                    depends_on=[_slug(str(d)) for d in item.get("depends_on") or []],
-                    tools=[str(t) for t in item.get("tools") or []],
+                    depends_on=[ids[n - 1] for n in valid],
+                    tools=[str(t) for t in tools],
                     checks=[NonEmptyCheck()],
                 )
             )
         except ValidationError as err:
-            problems.append(f"step {index + 1}: {err.errors()[0]['msg']}")
-    return steps, problems
+            problems.append(f"step {number}: {err.errors()[0]['msg']}")
+    return steps, problems, notes
 
 
 def plan_from_playbook(request: PlanRequest) -> Plan:
@@ -162,12 +174,12 @@ async def plan_with_model(request: PlanRequest) -> Plan:
         usage.completion_tokens += response.usage.completion_tokens
         cost += response.cost_usd
         raw = response.message.content
-        steps, problems = parse_draft(raw, request.max_steps)
+        steps, problems, notes = parse_draft(raw, request.max_steps)
         if steps and not problems:
             problems = plan_problems(
                 steps, _tool_effects(), allowed_roles=set(LLM_PLAN_ROLES), effects_last=True
             )
-        attempts.append(PlanAttempt(raw_output=raw, problems=problems))
+        attempts.append(PlanAttempt(raw_output=raw, problems=problems, normalised=notes))
         if not problems:
             return Plan(
                 goal=request.goal,

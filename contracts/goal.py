@@ -25,7 +25,7 @@ class Budget(BaseModel):
 class ModelRouting(BaseModel):
     """A model per role; an empty spec means "the worker's configured default"."""
 
-    planner: ModelSpec = Field(default_factory=ModelSpec)
+    planner: ModelSpec = Field(default_factory=lambda: ModelSpec(max_tokens=1024))  # a plan is longer than a turn
     executor: ModelSpec = Field(default_factory=ModelSpec)
     verifier: ModelSpec = Field(default_factory=ModelSpec)
 

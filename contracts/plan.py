@@ -47,6 +47,10 @@ class AgentStep(_Step):
         default_factory=list, description="Tool calls run before the first model turn; results go in the context."
     )
     max_turns: int = Field(default=4, ge=1, le=50)
+    refine_temperature_step: float = Field(
+        default=0.3, ge=0.0, le=1.0,
+        description="Added to the temperature on each refine attempt, so a rejected answer is not regenerated verbatim.",
+    )
 
 
 class ToolStep(_Step):
@@ -70,6 +74,7 @@ class PlanAttempt(BaseModel):
 
     raw_output: str
     problems: list[str] = Field(default_factory=list)
+    normalised: list[str] = Field(default_factory=list, description="Mechanical fixes applied (e.g. dropped bad `needs`).")
 
 
 class Plan(BaseModel):

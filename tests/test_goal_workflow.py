@@ -119,6 +119,8 @@ async def test_verifier_refine_feeds_reasons_back(client: Client, task_queue: st
     assert result.status is GoalStatus.COMPLETED and result.output == "The sky is blue."
     assert [v.decision.value for v in step.verdicts] == ["refine", "accept"] and step.attempts == 2
     assert "missing required terms: ['blue']" in model.requests[1].messages[-1].content
+    # A refine attempt samples a little hotter, so a rejected answer is not regenerated verbatim.
+    assert [r.spec.temperature for r in model.requests] == [0.0, pytest.approx(0.3)]
 
 
 async def test_exhausted_attempts_fail_the_step_and_skip_dependents(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:

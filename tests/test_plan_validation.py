@@ -1,5 +1,5 @@
 """Plan rules (`plan_validation`) and the planner's pure parts (`parse_draft`, `draft_schema`,
-`plan_from_playbook`, `_slug`), run directly: no Temporal server, no model.
+`plan_from_playbook`), run directly: no Temporal server, no model.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
 from activities.plan_validation import find_cycle, plan_problems
-from activities.planner import LLM_PLAN_ROLES, _slug, _tool_effects, draft_schema, parse_draft, plan_from_playbook
+from activities.planner import LLM_PLAN_ROLES, _tool_effects, draft_schema, parse_draft, plan_from_playbook
 from activities.tools import TOOLS
 from contracts.errors import ErrorType
 from contracts.plan import AgentStep, PlanRequest, PlanSource, ToolInvocation, ToolStep
@@ -230,27 +230,7 @@ def test_all_problems_reported_together() -> None:
         only(problems, needle)
 
 
-# --- _slug and draft_schema -------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "raw, slug",
-    [
-        ("research", "research"),
-        ("Step 1", "step-1"),
-        ("  Draft_Brief  ", "draft_brief"),
-        ("__x__", "x"),
-        ("1", "s-1"),
-        ("42 things", "s-42-things"),
-        ("", "step"),
-        ("!!!", "step"),
-        ("a" * 50, "a" * 40),
-        ("9" + "b" * 50, "s-9" + "b" * 37),
-    ],
-)
-def test_slug(raw: str, slug: str) -> None:
-    assert _slug(raw) == slug
-    AgentStep(id=slug, role="r", instruction="x")  # always a valid step id
+# --- draft_schema ------------------------------------------------------------------------------
 
 
 def test_draft_schema_shape() -> None:
@@ -261,48 +241,65 @@ def test_draft_schema_shape() -> None:
     item = steps["items"]
     assert item["properties"]["role"]["enum"] == LLM_PLAN_ROLES
     assert item["properties"]["tools"]["items"]["enum"] == sorted(TOOLS)
-    assert set(item["required"]) == {"id", "role", "instruction", "depends_on", "tools"}
+    assert set(item["required"]) == {"role", "instruction", "needs", "tools"}
+    assert "id" not in item["properties"]  # the planner numbers steps; the model cannot clash ids
 
 
 def test_draft_schema_accepts_good_and_rejects_bad_drafts() -> None:
     validator = Draft202012Validator(draft_schema(2))
-    good = {"id": "a", "role": "researcher", "instruction": "x", "depends_on": [], "tools": ["search_corpus"]}
+    good = {"role": "researcher", "instruction": "x", "needs": [], "tools": ["search_corpus"]}
     assert validator.is_valid({"steps": [good]})
     assert not validator.is_valid({"steps": [good, good, good]})  # too many
     assert not validator.is_valid({"steps": []})
     assert not validator.is_valid({"steps": [{**good, "tools": ["teleport"]}]})
     assert not validator.is_valid({"steps": [{**good, "role": "wizard"}]})
+    assert not validator.is_valid({"steps": [{**good, "needs": [0]}]})
+    assert not validator.is_valid({"steps": [{**good, "instruction": "x" * 301}]})
 
 
 # --- parse_draft ------------------------------------------------------------------------------
 
 
-def draft(*steps: dict) -> str:
+def draft(*steps: object) -> str:
     return json.dumps({"steps": list(steps)})
 
 
-def test_parse_draft_normalises_ids_and_dependencies() -> None:
+def test_parse_draft_numbers_steps_and_maps_needs() -> None:
     raw = draft(
-        {"id": "Step 1", "role": "researcher", "instruction": " find ", "depends_on": [], "tools": ["search_corpus"]},
-        {"id": "Step 2", "role": "drafter", "instruction": "write", "depends_on": ["Step 1"], "tools": []},
+        {"role": "researcher", "instruction": " find ", "needs": [], "tools": ["search_corpus"]},
+        {"role": "analyst", "instruction": "compare", "needs": [1], "tools": ["calculate"]},
+        {"role": "drafter", "instruction": "write", "needs": [1, 2], "tools": []},
     )
-    steps, problems = parse_draft(raw, 5)
-    assert problems == []
-    assert [s.id for s in steps] == ["step-1", "step-2"]
-    assert steps[1].depends_on == ["step-1"]
-    assert steps[0].instruction == "find"
-    assert steps[0].tools == ["search_corpus"]
+    steps, problems, notes = parse_draft(raw, 5)
+    assert problems == [] and notes == []
+    assert [s.id for s in steps] == ["researcher-1", "analyst-2", "drafter-3"]
+    assert steps[1].depends_on == ["researcher-1"] and steps[2].depends_on == ["researcher-1", "analyst-2"]
+    assert steps[0].instruction == "find" and steps[0].tools == ["search_corpus"]
     assert all(s.checks == [NonEmptyCheck()] for s in steps)
     assert plan_problems(steps, _tool_effects(), allowed_roles=set(LLM_PLAN_ROLES), effects_last=True) == []
 
 
-def test_parse_draft_missing_fields_get_defaults() -> None:
-    steps, problems = parse_draft(draft({"role": "researcher", "instruction": "x"}, {"role": "drafter"}), 5)
+def test_parse_draft_drops_needs_that_are_not_earlier_steps_and_chains() -> None:
+    raw = draft(
+        {"role": "researcher", "instruction": "a", "needs": [1, 2, 3, 4]},
+        {"role": "drafter", "instruction": "b", "needs": [2, 7, True, "1"]},
+    )
+    steps, problems, notes = parse_draft(raw, 5)
     assert problems == []
-    assert [s.id for s in steps] == ["step-1", "step-2"]
+    assert steps[0].depends_on == [] and steps[1].depends_on == ["researcher-1"]  # falls back to the step before
+    assert notes == [
+        "step 1: dropped needs that are not earlier steps: [1, 2, 3, 4]",
+        "step 2: dropped needs that are not earlier steps: [2, 7, True, '1']",
+    ]
+
+
+def test_parse_draft_missing_fields_get_defaults() -> None:
+    steps, problems, _ = parse_draft(draft({"role": "researcher", "instruction": "x"}, {"role": "drafter"}), 5)
+    assert problems == []
+    assert [s.id for s in steps] == ["researcher-1", "drafter-2"]
     assert steps[0].depends_on == [] and steps[0].tools == []
     # A blank instruction survives parsing so that plan_problems can name it for repair.
-    assert plan_problems(steps, _tool_effects()) == ["step 'step-2' has an empty instruction"]
+    assert plan_problems(steps, _tool_effects()) == ["step 'drafter-2' has an empty instruction"]
 
 
 @pytest.mark.parametrize(
@@ -312,45 +309,45 @@ def test_parse_draft_missing_fields_get_defaults() -> None:
         ('{"steps": [', "the reply is not valid JSON"),
         ("{}", "the reply has no non-empty 'steps' list"),
         ('{"steps": []}', "the reply has no non-empty 'steps' list"),
-        ('{"steps": {"id": "a"}}', "the reply has no non-empty 'steps' list"),
-        ('[{"id": "a"}]', "the reply has no non-empty 'steps' list"),
+        ('{"steps": {"role": "a"}}', "the reply has no non-empty 'steps' list"),
+        ('[{"role": "a"}]', "the reply has no non-empty 'steps' list"),
         ('"steps"', "the reply has no non-empty 'steps' list"),
     ],
 )
 def test_parse_draft_rejects_bad_replies(raw: str, problem: str) -> None:
-    steps, problems = parse_draft(raw, 5)
+    steps, problems, _ = parse_draft(raw, 5)
     assert steps == []
     assert len(problems) == 1 and problems[0].startswith(problem), problems
 
 
 def test_parse_draft_too_many_steps() -> None:
-    item = {"id": "a", "role": "researcher", "instruction": "x"}
-    steps, problems = parse_draft(draft(*[item] * 4), 3)
+    item = {"role": "researcher", "instruction": "x"}
+    steps, problems, _ = parse_draft(draft(*[item] * 4), 3)
     assert steps == []
     assert problems == ["the plan has 4 steps; at most 3 are allowed"]
     assert parse_draft(draft(*[item] * 3), 3)[1] == []
 
 
 def test_parse_draft_non_object_items_are_problems_others_kept() -> None:
-    good = {"id": "a", "role": "researcher", "instruction": "x"}
-    steps, problems = parse_draft(draft(good, "just a string", 7, None), 5)
-    assert [s.id for s in steps] == ["a"]
+    good = {"role": "researcher", "instruction": "x"}
+    steps, problems, _ = parse_draft(draft(good, "just a string", 7, None), 5)
+    assert [s.id for s in steps] == ["researcher-1"]
     assert problems == ["step 2 is not an object", "step 3 is not an object", "step 4 is not an object"]
 
 
 def test_parse_draft_field_errors_are_problems() -> None:
-    steps, problems = parse_draft(draft({"id": "a", "instruction": "x"}, {"id": "b", "role": "r" * 41, "instruction": "x"}), 5)
+    steps, problems, _ = parse_draft(draft({"instruction": "x"}, {"role": "r" * 41, "instruction": "x"}), 5)
     assert steps == []
     assert [p.split(":")[0] for p in problems] == ["step 1", "step 2"]
 
 
 def test_parse_draft_string_instead_of_list() -> None:
     raw = draft(
-        {"id": "research", "role": "researcher", "instruction": "x"},
-        {"id": "draft", "role": "drafter", "instruction": "y", "depends_on": "research", "tools": "read_file"},
+        {"role": "researcher", "instruction": "x"},
+        {"role": "drafter", "instruction": "y", "needs": "1", "tools": "read_file"},
     )
-    steps, problems = parse_draft(raw, 5)
-    assert problems or (steps[1].depends_on == ["research"] and steps[1].tools == ["read_file"])
+    steps, problems, _ = parse_draft(raw, 5)
+    assert problems == ["step 2: needs and tools must be lists"] and len(steps) == 1
 
 
 # --- plan_from_playbook -----------------------------------------------------------------------

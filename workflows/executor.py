@@ -147,16 +147,18 @@ class StepExecutor:
         )
 
     async def _step_context(self, step: AgentStep, outputs: dict[str, str], result: StepResult) -> str:
-        parts = [f"Goal: {self.request.goal}", f"Your step: {render(step.instruction, self.request.goal, outputs)}"]
-        for dep in step.depends_on:
-            parts.append(f"Output of step '{dep}':\n{outputs[dep]}")
+        """Material first (dependency outputs, prefetched tool results), then the goal and the task:
+        models of every size follow a task best when it comes last."""
+        parts = [f"Output of step '{dep}':\n{outputs[dep]}" for dep in step.depends_on]
         for index, invocation in enumerate(step.prefetch):
             call = ToolCallRequest(
                 id=f"{step.id}-prefetch-{index}",
                 name=invocation.tool,
                 arguments_json=render_arguments(invocation.arguments_json, self.request.goal, outputs),
             )
-            parts.append(await self._tool_message_text(step.id, call, result, allowed={invocation.tool}))
+            text = await self._tool_message_text(step.id, call, result, allowed={invocation.tool})
+            parts.append(f"Results of {invocation.tool}:\n{text}")
+        parts.append(f"Goal: {self.request.goal}\n{render(step.instruction, self.request.goal, outputs)}")
         return "\n\n".join(parts)
 
     async def _agent_turns(self, step: AgentStep, messages: list[ChatMessage], result: StepResult, progress: StepProgress) -> str:
@@ -178,9 +180,13 @@ class StepExecutor:
 
     async def _call_model(self, step: AgentStep, messages: list[ChatMessage], tools: list, result: StepResult) -> ModelResponse:
         self.ledger.before_model_call()
+        spec = self.request.models.executor
+        if result.attempts > 1 and step.refine_temperature_step:
+            bumped = min(2.0, spec.temperature + step.refine_temperature_step * (result.attempts - 1))
+            spec = spec.model_copy(update={"temperature": bumped})
         response = await workflow.execute_activity(
             call_model,
-            ModelRequest(role=ModelRole.EXECUTOR, spec=self.request.models.executor, messages=list(messages), tools=tools),
+            ModelRequest(role=ModelRole.EXECUTOR, spec=spec, messages=list(messages), tools=tools),
             summary=f"{step.id}: model turn {result.turns}",
             **MODEL_CALL.kwargs(),
         )

