@@ -2,6 +2,9 @@
 
     python starter.py run "GOAL" [--playbook NAME] [--id ID] [--no-wait] [--json] [--executor-provider openai ...]
     python starter.py status ID | result ID [--json] | cancel ID
+    python starter.py pending ID [--json]
+    python starter.py approve ID REQUEST_ID --as NAME [--comment TEXT] [--action-sha256 HASH]
+    python starter.py deny ID REQUEST_ID --as NAME [--comment TEXT]
     python starter.py demo            # dev server (if none) + worker + the research-brief demo goal
 """
 
@@ -17,11 +20,12 @@ import uuid
 from typing import NoReturn
 
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 import devserver
 import settings
+from contracts.approvals import APPROVE_UPDATE, DENY_UPDATE, PENDING_QUERY, ApprovalDecision, ApprovalRequest
 from contracts.goal import GoalProgress, GoalRequest, GoalResult, GoalStatus
 from contracts.llm import ModelSpec, Provider
 from playbooks import available_playbooks
@@ -30,6 +34,7 @@ from workflows.templating import slugify
 
 DEMO_GOAL = "Explain how durable execution makes AI agents safe to retry"
 DEMO_PLAYBOOK = "research-brief"
+DEMO_APPROVER = "alice"  # an editor in playbooks/policies/default.json
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -92,16 +97,57 @@ def _print_progress(progress: GoalProgress, seen: dict[str, str], stream) -> Non
             print(f"  [{progress.phase}] {step.step_id} ({step.role}): {state}", file=stream, flush=True)
 
 
-async def wait_for_result(handle: WorkflowHandle, quiet: bool, stream=sys.stdout) -> GoalResult:
-    """Await the result, printing step progress from the `status` query meanwhile."""
+def approval_commands(workflow_id: str, request: ApprovalRequest) -> str:
+    payload = json.dumps({"request_id": request.request_id, "approver": "NAME", "action_sha256": request.action_sha256})
+    return (
+        f"    approve: python starter.py approve {workflow_id} {request.request_id} --as NAME\n"
+        f"    or:      temporal workflow update execute --workflow-id {workflow_id} --name {APPROVE_UPDATE} --input '{payload}'"
+    )
+
+
+def _describe_request(workflow_id: str, request: ApprovalRequest) -> str:
+    roles = request.sequence or request.approver_roles or ["any approver"]
+    return (
+        f"  approval needed: {request.tool} requested by {request.requested_by} (rule {request.rule}: {request.reason})\n"
+        f"    request {request.request_id}; {request.approvals_needed} approval(s) from {roles}"
+        f"{' in order' if request.sequence else ''}; expires {request.expires_at.isoformat()}\n"
+        f"    action sha256 {request.action_sha256}"
+        + (f"; artifact sha256 {request.artifact_sha256}" if request.artifact_sha256 else "")
+        + f"\n    arguments {request.arguments_json[:300]}\n" + approval_commands(workflow_id, request)
+    )
+
+
+async def decide(handle: WorkflowHandle, verdict: str, request_id: str, approver: str, comment: str = "",
+                 action_sha256: str | None = None) -> ApprovalRequest:
+    """One approve/deny Update; its id makes a repeated identical call idempotent."""
+    return await handle.execute_update(
+        APPROVE_UPDATE if verdict == "approve" else DENY_UPDATE,
+        ApprovalDecision(request_id=request_id, approver=approver, comment=comment, action_sha256=action_sha256),
+        id=f"{verdict}-{request_id}-{approver}",
+        result_type=ApprovalRequest,
+    )
+
+
+async def wait_for_result(handle: WorkflowHandle, quiet: bool, stream=sys.stdout, approve_as: str | None = None) -> GoalResult:
+    """Await the result, printing step progress and approval requests meanwhile; `approve_as`
+    approves every request on the user's behalf (the demo)."""
     waiter = asyncio.ensure_future(handle.result())
     seen: dict[str, str] = {}
+    announced: set[str] = set()
     while not waiter.done():
-        if not quiet:
-            try:
+        try:
+            if not quiet:
                 _print_progress(await handle.query(settings.STATUS_QUERY, result_type=GoalProgress), seen, stream)
-            except Exception:  # noqa: BLE001 - progress is best effort; the result is what matters
-                pass
+            for request in await handle.query(PENDING_QUERY, result_type=list[ApprovalRequest]):
+                if request.request_id not in announced:
+                    announced.add(request.request_id)
+                    print(_describe_request(handle.id, request), file=stream, flush=True)
+                if approve_as:
+                    print(f"  [demo] approving request {request.request_id} as {approve_as!r} on your behalf", file=stream, flush=True)
+                    await decide(handle, "approve", request.request_id, approve_as, "approved by the demo on the user's behalf",
+                                 request.action_sha256)
+        except Exception:  # noqa: BLE001 - progress is best effort; the result is what matters
+            pass
         await asyncio.wait([waiter], timeout=0.5)
     return waiter.result()
 
@@ -138,7 +184,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     info = sys.stderr if args.json else sys.stdout
     print(f"started {workflow_id}\n  {ui_link(workflow_id)}", file=info, flush=True)
     try:
-        result = await wait_for_result(handle, quiet=False, stream=info)
+        result = await wait_for_result(handle, quiet=False, stream=info, approve_as=getattr(args, "approve_as", None))
     except WorkflowFailureError as err:
         cause = err.cause
         fail(f"goal {workflow_id} failed: {getattr(cause, 'message', cause)}", code=1)
@@ -167,6 +213,32 @@ async def cmd_result(args: argparse.Namespace) -> int:
     return 0 if result.status is GoalStatus.COMPLETED else 1
 
 
+async def cmd_pending(args: argparse.Namespace) -> int:
+    handle = (await _client()).get_workflow_handle(args.workflow_id)
+    try:
+        requests = await handle.query(PENDING_QUERY, result_type=list[ApprovalRequest])
+    except Exception as err:  # noqa: BLE001
+        fail(f"cannot query {args.workflow_id}: {err}", code=1)
+    if args.json:
+        print(json.dumps([r.model_dump(mode="json") for r in requests], indent=2))
+    else:
+        print("\n".join(_describe_request(args.workflow_id, r) for r in requests) or "no pending approval requests")
+    return 0
+
+
+async def cmd_decide(args: argparse.Namespace) -> int:
+    handle = (await _client()).get_workflow_handle(args.workflow_id)
+    try:
+        request = await decide(handle, args.command, args.request_id, args.approver, args.comment or "", args.action_sha256)
+    except WorkflowUpdateFailedError as err:
+        fail(f"{args.command} rejected: {getattr(err.cause, 'message', err.cause)}", code=1)
+    except Exception as err:  # noqa: BLE001 - e.g. the workflow is not running
+        fail(f"cannot {args.command} on {args.workflow_id}: {err}", code=1)
+    given = len(request.approvals_given)
+    print(f"request {request.request_id}: {request.status.value} ({given} of {request.approvals_needed} approvals)")
+    return 0
+
+
 async def cmd_cancel(args: argparse.Namespace) -> int:
     await (await _client()).get_workflow_handle(args.workflow_id).cancel()
     print(f"cancellation requested for {args.workflow_id}")
@@ -183,6 +255,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     print(f"started a worker (pid {worker.pid}, log {log_path})")
     try:
         args.goal, args.playbook = args.goal or DEMO_GOAL, DEMO_PLAYBOOK
+        args.approve_as = None if args.no_auto_approve else DEMO_APPROVER
         code = await cmd_run(args)
     finally:
         worker.terminate()
@@ -212,17 +285,29 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument(f"--{role}-provider", choices=[v.value for v in Provider])
             p.add_argument(f"--{role}-model")
             p.add_argument(f"--{role}-base-url")
-    for name in ("status", "result", "cancel"):
+        if name == "demo":
+            p.add_argument("--no-auto-approve", action="store_true", help="leave the publish approval to you")
+    for name in ("approve", "deny"):
         p = sub.add_parser(name)
         p.add_argument("workflow_id")
-        if name == "result":
+        p.add_argument("request_id")
+        p.add_argument("--as", dest="approver", required=True, help="the approver's name (see the policy's approvers)")
+        p.add_argument("--comment")
+        p.add_argument("--action-sha256", help="refuse unless the request's action has this hash")
+    for name in ("status", "result", "cancel", "pending"):
+        p = sub.add_parser(name)
+        p.add_argument("workflow_id")
+        if name in ("result", "pending"):
             p.add_argument("--json", action="store_true")
     return root
 
 
 def main() -> None:
     args = parser().parse_args()
-    handler = {"run": cmd_run, "demo": cmd_demo, "status": cmd_status, "result": cmd_result, "cancel": cmd_cancel}
+    handler = {
+        "run": cmd_run, "demo": cmd_demo, "status": cmd_status, "result": cmd_result, "cancel": cmd_cancel,
+        "pending": cmd_pending, "approve": cmd_decide, "deny": cmd_decide,
+    }
     try:
         code = asyncio.run(handler[args.command](args))
     except SystemExit as exit_:

@@ -21,7 +21,7 @@ from contracts.errors import ErrorType
 from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole, TokenUsage
 from contracts.plan import AgentStep, Plan, PlanAttempt, PlanRequest, PlanSource
 from contracts.verify import NonEmptyCheck
-from playbooks import available_playbooks, load_playbook
+from playbooks import available_playbooks, load_default_policy, load_playbook
 
 LLM_PLAN_ROLES = ["researcher", "analyst", "drafter", "reviewer", "publisher"]
 
@@ -154,6 +154,7 @@ def plan_from_playbook(request: PlanRequest) -> Plan:
         playbook=playbook.name,
         steps=playbook.steps,
         output_step=playbook.output_step or playbook.steps[-1].id,
+        policy=playbook.policy or load_default_policy(),
     )
 
 
@@ -186,6 +187,7 @@ async def plan_with_model(request: PlanRequest) -> Plan:
                 source=PlanSource.LLM,
                 steps=steps,
                 output_step=steps[-1].id,
+                policy=load_default_policy(),
                 attempts=attempts,
                 usage=usage,
                 model_calls=len(attempts),

@@ -25,6 +25,9 @@ class ErrorType(StrEnum):
     TOOL_TRANSIENT = "ToolTransient"
     PATH_OUTSIDE_WORKSPACE = "PathOutsideWorkspace"
     BUDGET_EXCEEDED = "BudgetExceeded"
+    ARTIFACT_MISMATCH = "ArtifactMismatch"
+    POLICY_DENIED = "PolicyDenied"
+    APPROVAL_DENIED = "ApprovalDenied"
 
 
 # Errors that retrying cannot fix; activities raise them with non_retryable=True as well.
@@ -42,4 +45,5 @@ NON_RETRYABLE_ERROR_TYPES: list[str] = [
     ErrorType.TOOL_FAILED,
     ErrorType.PATH_OUTSIDE_WORKSPACE,
     ErrorType.BUDGET_EXCEEDED,
+    ErrorType.ARTIFACT_MISMATCH,
 ]

@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, field_validator
 
+from contracts.approvals import ApprovalEvent, ApprovalRequest
 from contracts.llm import ModelSpec, TokenUsage
 from contracts.plan import PLAYBOOK_NAME_PATTERN, Plan
 from contracts.verify import AcceptanceCheck, Verdict
@@ -64,6 +65,7 @@ class GoalStatus(StrEnum):
 class StepStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
     VERIFYING = "verifying"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -80,6 +82,7 @@ class ToolCallRecord(BaseModel):
     ok: bool
     content_sha256: str | None = None
     content_ref: str | None = None
+    approval_request_id: str | None = None
     error: str | None = None
 
 
@@ -140,6 +143,8 @@ class GoalResult(BaseModel):
     steps: list[StepResult] = Field(default_factory=list)
     final_verdict: Verdict | None = None
     usage: UsageTotals = Field(default_factory=UsageTotals)
+    approvals: list[ApprovalRequest] = Field(default_factory=list, description="Every approval request, as decided.")
+    audit: list[ApprovalEvent] = Field(default_factory=list, description="Policy and approval events, in order.")
     error: str | None = None
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from contracts.llm import ModelSpec, TokenUsage
+from contracts.policy import Policy
 from contracts.verify import AcceptanceCheck
 
 STEP_ID_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
@@ -85,6 +86,7 @@ class Plan(BaseModel):
     playbook: str | None = None
     steps: list[PlanStep] = Field(min_length=1)
     output_step: str | None = Field(default=None, description="Step whose output is the goal's output.")
+    policy: Policy = Field(default_factory=Policy, description="From the playbook or the default policy file; never from a model.")
     attempts: list[PlanAttempt] = Field(default_factory=list)
     usage: TokenUsage = Field(default_factory=TokenUsage)
     model_calls: int = 0
@@ -108,3 +110,4 @@ class Playbook(BaseModel):
     description: str = ""
     steps: list[PlanStep] = Field(min_length=1)
     output_step: str | None = None
+    policy: Policy | None = Field(default=None, description="None: the default policy (playbooks/policies/default.json).")

@@ -44,6 +44,9 @@ class WriteFileArgs(ToolArgs):
 
     path: str = Field(description="Path relative to the workspace root.", max_length=512)
     content: str = Field(max_length=2_000_000)
+    expected_sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="If set, the write runs only if the content has this SHA-256."
+    )
 
 
 class ListFilesArgs(ToolArgs):

@@ -1,6 +1,7 @@
 """Named playbooks: declarative step graphs (JSON) for the deterministic planner.
 
 Built-ins live beside this file; users add their own folder with FOREMAN_PLAYBOOKS_DIR (searched first).
+A playbook may carry its own policy; otherwise `policies/default.json` applies.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import re
 from pathlib import Path
 
 from contracts.plan import PLAYBOOK_NAME_PATTERN, Playbook
+from contracts.policy import Policy
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 
@@ -35,3 +37,9 @@ def load_playbook(name: str) -> Playbook | None:
         if path.is_file():
             return Playbook.model_validate_json(path.read_text(encoding="utf-8"))
     return None
+
+
+def load_default_policy() -> Policy:
+    """The policy for plans whose playbook declares none (FOREMAN_POLICY_FILE overrides the built-in)."""
+    path = Path(os.environ.get("FOREMAN_POLICY_FILE") or BUILTIN_DIR / "policies" / "default.json")
+    return Policy.model_validate_json(path.read_text(encoding="utf-8"))

@@ -9,13 +9,14 @@ import uuid
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHistory
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities.planner import plan_goal
 from activities.tools import tool_activities
 from activities.verifier import verify_output
+from contracts.approvals import APPROVE_UPDATE, PENDING_QUERY, ApprovalDecision, ApprovalRequest
 from contracts.goal import GoalRequest, GoalResult
 from worker import build_worker
 from workflows.goal import GoalWorkflow
@@ -31,16 +32,35 @@ async def replay(history: WorkflowHistory) -> None:
     await Replayer(workflows=[GoalWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
 
 
+async def approve_everything(handle: WorkflowHandle, approvers: tuple[str, ...]) -> None:
+    """A human who approves every request, each with as many distinct approvers as it needs (in order)."""
+    while True:
+        for request in await handle.query(PENDING_QUERY, result_type=list[ApprovalRequest]):
+            for name in approvers[len(request.approvals_given) : request.approvals_needed]:
+                await handle.execute_update(
+                    APPROVE_UPDATE,
+                    ApprovalDecision(request_id=request.request_id, approver=name, action_sha256=request.action_sha256),
+                    result_type=ApprovalRequest,
+                )
+        await asyncio.sleep(0.05)
+
+
 async def run_goal(
-    client: Client, task_queue: str, request: GoalRequest, activities: list, timeout: float = 90
+    client: Client, task_queue: str, request: GoalRequest, activities: list, timeout: float = 90,
+    approvers: tuple[str, ...] | None = ("bob", "carol"),
 ) -> tuple[GoalResult, WorkflowHistory]:
-    """Run one goal on a fresh worker, then replay its history."""
+    """Run one goal on a fresh worker (with `approvers` approving every gated action), then replay it."""
     async with build_worker(client, task_queue, activities=activities):
         handle = await client.start_workflow(
             GoalWorkflow.run, request, id=f"goal-test-{uuid.uuid4().hex[:10]}", task_queue=task_queue
         )
-        async with asyncio.timeout(timeout):
-            result = await handle.result()
+        approving = asyncio.create_task(approve_everything(handle, approvers)) if approvers else None
+        try:
+            async with asyncio.timeout(timeout):
+                result = await handle.result()
+        finally:
+            if approving:
+                approving.cancel()
         history = await handle.fetch_history()
     await replay(history)
     return result, history

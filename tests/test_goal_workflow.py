@@ -49,7 +49,14 @@ async def test_demo_playbook_runs_every_role_as_activities(client: Client, task_
     first_prompt = model.requests[0].messages[1].content
     assert '<tool_output tool="search_corpus"' in first_prompt and 'untrusted="true"' in first_prompt
     brief = (foreman_home / "workspace" / "briefs" / "explain-durable-execution-for-agents.md").read_text()
-    assert "Durable execution records every step" in brief and "[source: durable-execution.md]" in brief
+    assert brief == result.output
+    # Publishing was gated: one request, bound to the draft artifact's hash, approved by an editor, then run.
+    (approval,) = result.approvals
+    assert approval.tool == "write_file" and approval.status.value == "approved" and approval.requested_by == "publisher"
+    assert approval.artifact_sha256 == result.steps[1].output_sha256 and len(approval.action_sha256) == 64
+    assert [g.approver for g in approval.approvals_given] == ["bob"]
+    assert [e.kind.value for e in result.audit] == ["requested", "approved", "executed"]
+    assert result.steps[2].tool_calls[0].approval_request_id == approval.request_id
     assert result.usage.model_calls == 2 and result.usage.tool_calls == 2
     assert result.usage.prompt_tokens > 0 and result.usage.cost_usd == pytest.approx(0.0002)
     assert result.steps[2].output_sha256 and len(result.steps[2].output_sha256) == 64

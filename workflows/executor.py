@@ -19,6 +19,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.model_call import call_model
     from activities.tools.registry import TOOLS
     from activities.verifier import verify_output
+    from contracts.approvals import ApprovalEventKind, ApprovalStatus
+    from contracts.errors import ErrorType
     from contracts.goal import (
         Budget,
         GoalRequest,
@@ -33,7 +35,9 @@ with workflow.unsafe.imports_passed_through():
     from contracts.plan import AgentStep, PlanStep, ToolInvocation, ToolStep
     from contracts.tools import ToolResult
     from contracts.verify import Decision, Verdict, VerifyRequest
+    from workflows.approvals import ApprovalDesk
     from workflows.options import MODEL_CALL, VERIFIER
+    from workflows.policy import action_sha256, canonical_arguments, evaluate
     from workflows.templating import render, render_arguments
 
 UNTRUSTED_NOTE = (
@@ -48,6 +52,10 @@ class BudgetExceeded(Exception):
 
 class StepFailed(Exception):
     """A step cannot finish (e.g. its declared tool call failed)."""
+
+
+class StepEscalated(Exception):
+    """A step needs a human (e.g. an approval request expired into escalation)."""
 
 
 def _sha256(text: str) -> str:
@@ -93,10 +101,13 @@ class GoalLedger:
 class StepExecutor:
     """Runs steps for one goal; records progress for the `status` query."""
 
-    def __init__(self, request: GoalRequest, ledger: GoalLedger, progress: dict[str, StepProgress]) -> None:
+    def __init__(
+        self, request: GoalRequest, ledger: GoalLedger, progress: dict[str, StepProgress], desk: ApprovalDesk
+    ) -> None:
         self.request = request
         self.ledger = ledger
         self.progress = progress
+        self.desk = desk
 
     async def run(self, step: PlanStep, outputs: dict[str, str]) -> StepResult:
         result = StepResult(step_id=step.id, role=step.role, status=StepStatus.RUNNING, started_at=workflow.now())
@@ -110,6 +121,8 @@ class StepExecutor:
             result.status, result.error = StepStatus.FAILED, f"BudgetExceeded: {err}"
         except StepFailed as err:
             result.status, result.error = StepStatus.FAILED, str(err)
+        except StepEscalated as err:
+            result.status, result.error = StepStatus.ESCALATED, str(err)
         result.finished_at = workflow.now()
         if result.status is StepStatus.COMPLETED:
             result.output_sha256 = _sha256(result.output)
@@ -156,7 +169,7 @@ class StepExecutor:
                 name=invocation.tool,
                 arguments_json=render_arguments(invocation.arguments_json, self.request.goal, outputs),
             )
-            text = await self._tool_message_text(step.id, call, result, allowed={invocation.tool})
+            text = await self._tool_message_text(step, call, result, allowed={invocation.tool})
             parts.append(f"Results of {invocation.tool}:\n{text}")
         parts.append(f"Goal: {self.request.goal}\n{render(step.instruction, self.request.goal, outputs)}")
         return "\n\n".join(parts)
@@ -174,7 +187,7 @@ class StepExecutor:
             if not reply.tool_calls:
                 return reply.content.strip()
             for call in reply.tool_calls:
-                text = await self._tool_message_text(step.id, call, result, allowed=set(step.tools))
+                text = await self._tool_message_text(step, call, result, allowed=set(step.tools))
                 messages.append(ChatMessage(role=ChatRole.TOOL, content=text, tool_call_id=call.id, name=call.name))
         return ""
 
@@ -205,8 +218,9 @@ class StepExecutor:
 
     # --- tools ---------------------------------------------------------------------------------
 
-    async def _execute_tool(self, step_id: str, call: ToolCallRequest, allowed: set[str]) -> tuple[ToolCallRecord, ToolResult | None]:
-        """Validate, then run one tool call as its own activity. Rejections never schedule anything."""
+    async def _execute_tool(self, step: PlanStep, call: ToolCallRequest, allowed: set[str]) -> tuple[ToolCallRecord, ToolResult | None]:
+        """Validate, check policy (and wait for approval if gated), then run one tool call as its own
+        activity. Rejections and denials never schedule anything."""
         record = ToolCallRecord(call_id=call.id, tool=call.name, arguments_json=call.arguments_json, ok=False)
         definition = TOOLS.get(call.name)
         if definition is None or call.name not in allowed:
@@ -218,6 +232,27 @@ class StepExecutor:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in err.errors())
             record.error = f"ToolArgumentsInvalid: {problems}"
             return record, None
+        decision = evaluate(self.desk.policy, step.role, definition.name, definition.side_effect, args)
+        if decision.outcome == "deny":
+            self.desk.record(ApprovalEventKind.POLICY_DENIED, step_id=step.id, tool=call.name, actor=step.role, detail=decision.reason)
+            record.error = f"{ErrorType.POLICY_DENIED.value}: {decision.reason}"
+            return record, None
+        approval = None
+        if decision.outcome == "gate" and decision.rule is not None:
+            approval = self.desk.open(
+                step_id=step.id, tool=definition.name, arguments_json=canonical_arguments(args),
+                action_sha256=action_sha256(definition.name, args), artifact_sha256=getattr(args, "expected_sha256", None),
+                requested_by=step.role, rule=decision.rule, reason=decision.reason,
+            )
+            record.approval_request_id = approval.request_id
+            self.progress[step.id].status = StepStatus.AWAITING_APPROVAL
+            status = await self.desk.wait(approval)
+            self.progress[step.id].status = StepStatus.RUNNING
+            if status is ApprovalStatus.ESCALATED:
+                raise StepEscalated(f"approval request {approval.request_id} for {call.name} expired and was escalated")
+            if status is not ApprovalStatus.APPROVED:
+                record.error = f"{ErrorType.APPROVAL_DENIED.value}: request {approval.request_id} was {status.value}"
+                return record, None
         self.ledger.before_tool_call()
         self.ledger.usage.tool_calls += 1
         try:
@@ -225,17 +260,20 @@ class StepExecutor:
                 definition.name,
                 args,
                 result_type=ToolResult,
-                summary=f"{step_id}: {definition.name}",
+                summary=f"{step.id}: {definition.name}",
                 **definition.config.kwargs(),
             )
         except ActivityError as err:
             record.error = _failure_message(err)
             return record, None
+        if approval is not None:
+            self.desk.record(ApprovalEventKind.EXECUTED, request_id=approval.request_id, step_id=step.id, tool=call.name,
+                             detail=f"action {approval.action_sha256}")
         record.ok, record.content_sha256, record.content_ref = output.ok, output.content_sha256, output.content_ref
         return record, output
 
-    async def _tool_message_text(self, step_id: str, call: ToolCallRequest, result: StepResult, allowed: set[str]) -> str:
-        record, output = await self._execute_tool(step_id, call, allowed)
+    async def _tool_message_text(self, step: PlanStep, call: ToolCallRequest, result: StepResult, allowed: set[str]) -> str:
+        record, output = await self._execute_tool(step, call, allowed)
         result.tool_calls.append(record)
         if output is None:
             return f"<tool_error tool=\"{call.name}\">{record.error}</tool_error>"
@@ -254,7 +292,7 @@ class StepExecutor:
         )
         for attempt in range(1, step.max_attempts + 1):
             result.attempts = progress.attempt = attempt
-            record, output = await self._execute_tool(step.id, call, allowed={invocation.tool})
+            record, output = await self._execute_tool(step, call, allowed={invocation.tool})
             result.tool_calls.append(record)
             if output is None:
                 raise StepFailed(record.error or "tool call failed")

@@ -3,6 +3,10 @@
 Plan (`plan_goal`) -> steps in dependency order, independent ones concurrently (`StepExecutor`) ->
 the goal's success criteria checked on the final output (`verify_output`). Input is one
 `GoalRequest`, output one `GoalResult`; the `status` query shows live progress.
+
+Gated tool calls wait for humans: Updates `approve`/`deny` (validated: a rejected Update leaves no
+trace in history), or Signal `approval_signal` (same checks; a refusal is recorded); `pending` lists
+open requests.
 """
 
 from __future__ import annotations
@@ -16,6 +20,15 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from activities.planner import plan_goal
+    from contracts.approvals import (
+        APPROVAL_SIGNAL,
+        APPROVE_UPDATE,
+        DENY_UPDATE,
+        PENDING_QUERY,
+        ApprovalDecision,
+        ApprovalRequest,
+        ApprovalSignal,
+    )
     from contracts.errors import ErrorType
     from contracts.goal import (
         GoalProgress,
@@ -28,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.plan import Plan, PlanRequest
     from contracts.verify import Decision
+    from workflows.approvals import ApprovalDesk
     from workflows.executor import GoalLedger, StepExecutor, _failure_message
     from workflows.options import PLANNER
 
@@ -42,7 +56,8 @@ class GoalWorkflow:
         self._phase = "planning"
         self._progress: dict[str, StepProgress] = {}
         self._ledger = GoalLedger(request.budget)
-        self._executor = StepExecutor(request, self._ledger, self._progress)
+        self._desk = ApprovalDesk()
+        self._executor = StepExecutor(request, self._ledger, self._progress, self._desk)
 
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> GoalProgress:
@@ -52,6 +67,37 @@ class GoalWorkflow:
             steps=list(self._progress.values()),
             usage=self._ledger.usage,
         )
+
+    @workflow.query(name=PENDING_QUERY)
+    def pending(self) -> list[ApprovalRequest]:
+        return self._desk.pending()
+
+    @workflow.update(name=APPROVE_UPDATE)
+    def approve(self, decision: ApprovalDecision) -> ApprovalRequest:
+        return self._desk.decide(decision, "approve")
+
+    @approve.validator
+    def _validate_approve(self, decision: ApprovalDecision) -> None:
+        self._desk.check(decision, "approve")
+
+    @workflow.update(name=DENY_UPDATE)
+    def deny(self, decision: ApprovalDecision) -> ApprovalRequest:
+        return self._desk.decide(decision, "deny")
+
+    @deny.validator
+    def _validate_deny(self, decision: ApprovalDecision) -> None:
+        self._desk.check(decision, "deny")
+
+    @workflow.signal(name=APPROVAL_SIGNAL)
+    def approval_signal(self, signal: ApprovalSignal) -> None:
+        """For clients that can only signal: the same checks; a refused signal is recorded, never applied."""
+        decision = ApprovalDecision(
+            request_id=signal.request_id, approver=signal.approver, comment=signal.comment, action_sha256=signal.action_sha256
+        )
+        try:
+            self._desk.decide(decision, signal.decision)
+        except ApplicationError as err:
+            self._desk.refuse(decision, err)
 
     @workflow.run
     async def run(self, request: GoalRequest) -> GoalResult:
@@ -66,6 +112,8 @@ class GoalWorkflow:
         self._phase = "done"
         self._ledger.usage.wall_seconds = (workflow.now() - started).total_seconds()
         result.usage = self._ledger.usage
+        result.approvals = list(self._desk.requests.values())
+        result.audit = self._desk.events
         return result
 
     async def _plan(self, request: GoalRequest, result: GoalResult) -> Plan | None:
@@ -84,6 +132,7 @@ class GoalWorkflow:
             result.error = f"planning failed: {_failure_message(err)}"
             return None
         self._ledger.usage.add_model(plan.usage, plan.cost_usd, calls=plan.model_calls)
+        self._desk.policy = plan.policy
         for step in plan.steps:
             self._progress[step.id] = StepProgress(step_id=step.id, role=step.role, status=StepStatus.PENDING)
         return plan

@@ -1,6 +1,7 @@
 """Template filling for declared tool arguments and instructions, done in workflow code (pure, deterministic).
 
-Placeholders: `{{goal}}`, `{{goal_slug}}`, `{{steps.<id>.output}}`. Values are substituted into the
+Placeholders: `{{goal}}`, `{{goal_slug}}`, `{{steps.<id>.output}}` and `{{steps.<id>.sha256}}` (the
+output's content hash, for actions bound to an exact artifact). Values are substituted into the
 parsed JSON strings, never into raw JSON text, so step outputs cannot break or inject JSON structure.
 """
 
@@ -11,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 
-_PLACEHOLDER = re.compile(r"\{\{\s*(goal|goal_slug|steps\.([a-z][a-z0-9_-]*)\.output)\s*\}\}")
+_PLACEHOLDER = re.compile(r"\{\{\s*(goal|goal_slug|steps\.([a-z][a-z0-9_-]*)\.(output|sha256))\s*\}\}")
 
 
 MAX_SLUG_CHARS = 60
@@ -34,7 +35,8 @@ def render(template: str, goal: str, outputs: Mapping[str, str]) -> str:
             return goal
         if match.group(1) == "goal_slug":
             return slugify(goal)
-        return outputs[match.group(2)]
+        output = outputs[match.group(2)]
+        return hashlib.sha256(output.encode()).hexdigest() if match.group(3) == "sha256" else output
 
     return _PLACEHOLDER.sub(substitute, template)
 

@@ -1,0 +1,104 @@
+"""Contracts for policy: agent roles as principals with scopes, and the rules that gate actions.
+
+A policy ships with its playbook (or is the default policy file); it is declared in code or config,
+never in prompts, and the planner's model cannot change it. Everything not allowed is denied.
+"""
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from contracts.tools import SideEffect
+
+
+class Principal(BaseModel):
+    """What one agent role may do."""
+
+    role: str
+    tools: list[str] = Field(default_factory=list, description="Tools this role may call.")
+    side_effects: list[SideEffect] = Field(default_factory=lambda: [SideEffect.READ])
+    hosts: list[str] = Field(default_factory=list, description="Hosts http_fetch may reach ('*.example.com' allowed).")
+    paths: list[str] = Field(default_factory=lambda: ["*"], description="Workspace path globs for file tools.")
+
+
+class Approver(BaseModel):
+    """A human who may decide approval requests, with the roles they hold."""
+
+    name: str = Field(min_length=1)
+    roles: list[str] = Field(default_factory=list)
+
+
+class GateKind(StrEnum):
+    TOOL = "tool"
+    SIDE_EFFECT = "side_effect"
+    PATH_OUTSIDE = "path_outside"
+    HTTP_METHOD_NOT = "http_method_not"
+    SQL_NOT_SELECT = "sql_not_select"
+
+
+class ToolGate(BaseModel):
+    type: Literal[GateKind.TOOL] = GateKind.TOOL
+    tools: list[str] = Field(min_length=1)
+
+
+class SideEffectGate(BaseModel):
+    type: Literal[GateKind.SIDE_EFFECT] = GateKind.SIDE_EFFECT
+    side_effects: list[SideEffect] = Field(min_length=1)
+
+
+class PathOutsideGate(BaseModel):
+    """A file tool whose `path` is not under one of `prefixes` (e.g. any write outside drafts/)."""
+
+    type: Literal[GateKind.PATH_OUTSIDE] = GateKind.PATH_OUTSIDE
+    tools: list[str] = Field(default_factory=lambda: ["write_file"])
+    prefixes: list[str] = Field(min_length=1)
+
+
+class HttpMethodGate(BaseModel):
+    type: Literal[GateKind.HTTP_METHOD_NOT] = GateKind.HTTP_METHOD_NOT
+    methods: list[str] = Field(default_factory=lambda: ["GET"])
+
+
+class SqlNotSelectGate(BaseModel):
+    type: Literal[GateKind.SQL_NOT_SELECT] = GateKind.SQL_NOT_SELECT
+
+
+GateCondition = Annotated[
+    ToolGate | SideEffectGate | PathOutsideGate | HttpMethodGate | SqlNotSelectGate, Field(discriminator="type")
+]
+
+
+class GateRule(BaseModel):
+    """Actions matching any condition wait for human approval bound to the exact action."""
+
+    name: str
+    when: list[GateCondition] = Field(min_length=1)
+    approvals: int = Field(default=1, ge=1, le=10)
+    approver_roles: list[str] = Field(default_factory=list, description="Each approver must hold one; empty: any approver.")
+    sequence: list[str] = Field(
+        default_factory=list, description="Ordered approval: the k-th approval needs role sequence[k]."
+    )
+    expires_after_seconds: int = Field(default=3600, ge=1, le=30 * 24 * 3600)
+    on_expiry: Literal["deny", "escalate"] = "deny"
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _sequence_sets_the_count(self) -> "GateRule":
+        if self.sequence:
+            self.approvals = len(self.sequence)
+        return self
+
+
+class Policy(BaseModel):
+    """Principals, approvers and gates for one goal; the default denies everything."""
+
+    principals: list[Principal] = Field(default_factory=list)
+    approvers: list[Approver] = Field(default_factory=list)
+    gates: list[GateRule] = Field(default_factory=list)
+
+    def principal(self, role: str) -> Principal | None:
+        return next((p for p in self.principals if p.role == role), None)
+
+    def approver(self, name: str) -> Approver | None:
+        return next((a for a in self.approvers if a.name == name), None)

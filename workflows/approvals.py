@@ -1,0 +1,135 @@
+"""The approval desk inside `GoalWorkflow` (workflow code): gated actions become requests that wait
+durably for the approvals their rule demands, bound to the action's SHA-256.
+
+Every decision goes through `check`, whether it arrives as an Update (whose validator calls it, so
+a rejected Update leaves no trace in history) or as a Signal (a refusal is recorded as an event).
+Nothing a model or tool says reaches this code: only Update/Signal payloads from clients do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Literal
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from contracts.approvals import (
+        ApprovalDecision,
+        ApprovalEvent,
+        ApprovalEventKind,
+        ApprovalGiven,
+        ApprovalRequest,
+        ApprovalStatus,
+    )
+    from contracts.policy import Approver, GateRule, Policy
+
+Verdict = Literal["approve", "deny"]
+REJECTED = "ApprovalRejected"
+
+
+def _reject(message: str) -> ApplicationError:
+    return ApplicationError(message, type=REJECTED, non_retryable=True)
+
+
+class ApprovalDesk:
+    def __init__(self) -> None:
+        self.policy = Policy()
+        self.requests: dict[str, ApprovalRequest] = {}
+        self.events: list[ApprovalEvent] = []
+
+    def record(self, kind: ApprovalEventKind, **fields: object) -> None:
+        self.events.append(ApprovalEvent(kind=kind, at=workflow.now(), **fields))
+
+    def pending(self) -> list[ApprovalRequest]:
+        return [r for r in self.requests.values() if r.status is ApprovalStatus.PENDING]
+
+    def open(
+        self, *, step_id: str, tool: str, arguments_json: str, action_sha256: str, artifact_sha256: str | None,
+        requested_by: str, rule: GateRule, reason: str,
+    ) -> ApprovalRequest:
+        now = workflow.now()
+        request = ApprovalRequest(
+            request_id=str(workflow.uuid4()),
+            step_id=step_id,
+            tool=tool,
+            arguments_json=arguments_json,
+            action_sha256=action_sha256,
+            artifact_sha256=artifact_sha256,
+            requested_by=requested_by,
+            rule=rule.name,
+            reason=reason,
+            created_at=now,
+            expires_at=now + timedelta(seconds=rule.expires_after_seconds),
+            approvals_needed=rule.approvals,
+            approver_roles=list(rule.approver_roles),
+            sequence=list(rule.sequence),
+            on_expiry=rule.on_expiry,
+        )
+        self.requests[request.request_id] = request
+        self.record(ApprovalEventKind.REQUESTED, request_id=request.request_id, step_id=step_id, tool=tool,
+                    actor=requested_by, detail=f"rule {rule.name}: {reason}; action {action_sha256}")
+        return request
+
+    def check(self, decision: ApprovalDecision, verdict: Verdict) -> Approver:
+        """Raise ApprovalRejected unless this approver may make this decision on this request now."""
+        request = self.requests.get(decision.request_id)
+        if request is None:
+            raise _reject(f"unknown approval request {decision.request_id!r}")
+        if request.status is not ApprovalStatus.PENDING:
+            raise _reject(f"request {request.request_id} is already {request.status.value}")
+        if workflow.now() >= request.expires_at:
+            raise _reject(f"request {request.request_id} expired at {request.expires_at.isoformat()}")
+        if decision.action_sha256 is not None and decision.action_sha256 != request.action_sha256:
+            raise _reject(f"action_sha256 does not match request {request.request_id}: the action is not the one you reviewed")
+        if decision.approver == request.requested_by or self.policy.principal(decision.approver) is not None:
+            raise _reject(f"{decision.approver!r} is an agent principal (the requester cannot approve its own action)")
+        approver = self.policy.approver(decision.approver)
+        if approver is None:
+            raise _reject(f"{decision.approver!r} is not an approver in this goal's policy")
+        if any(given.approver == approver.name for given in request.approvals_given):
+            raise _reject(f"{approver.name!r} has already approved request {request.request_id}; approvals must come from distinct approvers")
+        if request.sequence:
+            eligible = request.sequence if verdict == "deny" else [request.sequence[len(request.approvals_given)]]
+        else:
+            eligible = request.approver_roles
+        if eligible and not set(eligible) & set(approver.roles):
+            step = "" if verdict == "deny" or not request.sequence else f" for approval {len(request.approvals_given) + 1}"
+            raise _reject(f"{approver.name!r} lacks the required role{step}: one of {eligible}")
+        return approver
+
+    def decide(self, decision: ApprovalDecision, verdict: Verdict) -> ApprovalRequest:
+        """Apply a checked decision; returns the request as it now stands."""
+        approver = self.check(decision, verdict)
+        request = self.requests[decision.request_id]
+        if verdict == "deny":
+            request.status, request.decided_by, request.comment = ApprovalStatus.DENIED, approver.name, decision.comment
+            self.record(ApprovalEventKind.DENIED, request_id=request.request_id, actor=approver.name, detail=decision.comment)
+            return request
+        request.approvals_given.append(
+            ApprovalGiven(approver=approver.name, roles=approver.roles, comment=decision.comment, at=workflow.now())
+        )
+        given = len(request.approvals_given)
+        self.record(ApprovalEventKind.APPROVED, request_id=request.request_id, actor=approver.name,
+                    detail=f"approval {given} of {request.approvals_needed}. {decision.comment}".strip())
+        if given >= request.approvals_needed:
+            request.status, request.decided_by = ApprovalStatus.APPROVED, approver.name
+        return request
+
+    def refuse(self, decision: ApprovalDecision, error: ApplicationError) -> None:
+        self.record(ApprovalEventKind.REFUSED, request_id=decision.request_id, actor=decision.approver, detail=error.message)
+
+    async def wait(self, request: ApprovalRequest) -> ApprovalStatus:
+        """Wait durably for a decision; expiry ends in deny or escalation, never approval."""
+        timeout = max(0.0, (request.expires_at - workflow.now()).total_seconds())
+        try:
+            await workflow.wait_condition(lambda: request.status is not ApprovalStatus.PENDING, timeout=timeout)
+        except asyncio.TimeoutError:
+            if request.status is ApprovalStatus.PENDING:
+                escalate = request.on_expiry == "escalate"
+                request.status = ApprovalStatus.ESCALATED if escalate else ApprovalStatus.EXPIRED
+                self.record(ApprovalEventKind.ESCALATED if escalate else ApprovalEventKind.EXPIRED,
+                            request_id=request.request_id, detail=f"no decision by {request.expires_at.isoformat()}")
+        return request.status
