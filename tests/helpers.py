@@ -32,16 +32,23 @@ async def replay(history: WorkflowHistory) -> None:
     await Replayer(workflows=[GoalWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
 
 
+async def approve_pending(handle: WorkflowHandle, approvers: tuple[str, ...]) -> int:
+    """Approve every open request, each with as many distinct approvers as it needs (in order)."""
+    requests = await handle.query(PENDING_QUERY, result_type=list[ApprovalRequest])
+    for request in requests:
+        for name in approvers[len(request.approvals_given) : request.approvals_needed]:
+            await handle.execute_update(
+                APPROVE_UPDATE,
+                ApprovalDecision(request_id=request.request_id, approver=name, action_sha256=request.action_sha256),
+                result_type=ApprovalRequest,
+            )
+    return len(requests)
+
+
 async def approve_everything(handle: WorkflowHandle, approvers: tuple[str, ...]) -> None:
-    """A human who approves every request, each with as many distinct approvers as it needs (in order)."""
+    """A human who keeps approving whatever is asked (until cancelled)."""
     while True:
-        for request in await handle.query(PENDING_QUERY, result_type=list[ApprovalRequest]):
-            for name in approvers[len(request.approvals_given) : request.approvals_needed]:
-                await handle.execute_update(
-                    APPROVE_UPDATE,
-                    ApprovalDecision(request_id=request.request_id, approver=name, action_sha256=request.action_sha256),
-                    result_type=ApprovalRequest,
-                )
+        await approve_pending(handle, approvers)
         await asyncio.sleep(0.05)
 
 

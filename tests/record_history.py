@@ -21,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 import settings
 from contracts.goal import GoalRequest, GoalStatus
 from devserver import find_binary
+from tests.helpers import approve_everything
 from worker import build_worker
 from workflows.goal import GoalWorkflow
 
@@ -39,7 +40,9 @@ async def record(name: str, goal: str, playbook: str | None) -> Path:
             handle = await environment.client.start_workflow(
                 GoalWorkflow.run, GoalRequest(goal=goal, playbook=playbook), id=f"recorded-{name}", task_queue=task_queue
             )
+            approver = asyncio.create_task(approve_everything(handle, ("bob", "carol")))  # gated actions, approved
             result = await handle.result()
+            approver.cancel()
         if result.status is not GoalStatus.COMPLETED:
             raise SystemExit(f"the goal ended {result.status.value}: {result.error}")
         history = await handle.fetch_history()

@@ -16,7 +16,7 @@ import settings
 from contracts.goal import GoalProgress, GoalResult, GoalStatus
 from devserver import find_binary
 from tests.fakes import ScriptedModel
-from tests.helpers import fake_activities
+from tests.helpers import approve_everything, approve_pending, fake_activities
 from tests.test_goal_workflow import demo_responder
 from worker import build_worker
 
@@ -61,11 +61,31 @@ async def test_unreachable_server_is_a_clear_error(task_queue: str) -> None:
 
 async def test_run_json_status_result_and_cancel(client: Client, task_queue: str) -> None:
     address = client.service_client.config.target_host
+    workflow_id = f"cli-{uuid.uuid4().hex[:8]}"
     async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(demo_responder).activity())):
-        code, out, err = await run_cli(*starter("run", "Explain durable execution", "--playbook", "research-brief", "--json"), address=address, task_queue=task_queue)
+        # Like a person: read what the CLI prints, and approve once it asks.
+        process = await asyncio.create_subprocess_exec(
+            *starter("run", "Explain durable execution", "--playbook", "research-brief", "--json", "--id", workflow_id),
+            cwd=settings.PROJECT_ROOT, env={**os.environ, "TEMPORAL_ADDRESS": address, "FOREMAN_TASK_QUEUE": task_queue},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        assert process.stdout and process.stderr
+        err_lines: list[str] = []
+        async with asyncio.timeout(60):
+            stdout_reader = asyncio.create_task(process.stdout.read())
+            while line := (await process.stderr.readline()).decode():
+                err_lines.append(line)
+                if line.strip().startswith("approve: python starter.py approve"):
+                    assert await approve_pending(client.get_workflow_handle(workflow_id), ("bob",)) == 1
+            out, code = (await stdout_reader).decode(), await process.wait()
+        err = "".join(err_lines)
         assert code == 0, err
         result = GoalResult.model_validate_json(out)
         assert result.status is GoalStatus.COMPLETED and result.workflow_id in err and "http://localhost:8233/namespaces/default/workflows/" in err
+        # While it waited, the run printed the approval request and the exact commands to approve it.
+        assert "approval needed: write_file requested by publisher" in err
+        assert f"python starter.py approve {workflow_id} {result.approvals[0].request_id} --as NAME" in err
+        assert f"temporal workflow update execute --workflow-id {workflow_id} --name approve" in err
 
         code, out, _ = await run_cli(*starter("result", result.workflow_id, "--json"), address=address, task_queue=task_queue)
         assert code == 0 and GoalResult.model_validate_json(out).output == result.output
@@ -96,10 +116,12 @@ async def test_raw_temporal_cli_starts_a_goal_with_plain_json(client: Client, ta
             "--workflow-id", workflow_id, "--input", payload, address=address, task_queue=task_queue,
         )
         assert code == 0, err
+        approver = asyncio.create_task(approve_everything(client.get_workflow_handle(workflow_id), ("bob",)))
         code, out, err = await run_cli(
             cli, "workflow", "result", "--address", address, "--workflow-id", workflow_id, "--output", "json",
             address=address, task_queue=task_queue,
         )
+    approver.cancel()
     assert code == 0, err
     described = json.loads(out)
     assert described["status"] == "COMPLETED"

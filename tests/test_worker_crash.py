@@ -17,7 +17,7 @@ from temporalio.client import Client, WorkflowHandle
 
 import settings
 from contracts.goal import GoalRequest, GoalResult, GoalStatus
-from tests.helpers import replay
+from tests.helpers import approve_everything, replay
 
 ROOT = Path(settings.PROJECT_ROOT)
 
@@ -62,8 +62,10 @@ async def test_killed_worker_resumes_without_rerunning_completed_activities(clie
         first.wait()
 
         second = start_worker(address, task_queue)
+        approver = asyncio.create_task(approve_everything(handle, ("bob",)))  # the publish step is gated
         async with asyncio.timeout(90):
             result = await handle.result()
+        approver.cancel()
     finally:
         for process in (first, second):
             if process and process.poll() is None:

@@ -11,9 +11,12 @@ Each hit is printed with a `[source: <relative path>]` line the model can cite v
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import re
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,8 +159,26 @@ def _apply(connection: sqlite3.Connection, root: Path, scanned: dict[str, tuple[
     return SyncStats(added, updated, deleted)
 
 
+@contextmanager
+def _index_lock(index_path: Path) -> Iterator[None]:
+    """One indexer at a time across threads and processes: SQLite answers "locked" at once (no busy
+    wait) when two connections race to create the schema or switch to WAL."""
+    index_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(index_path.with_name(index_path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def sync_index(root: Path, index_path: Path) -> SyncStats:
     """Incrementally re-index `root` into `index_path`; safe to call from several workers at once."""
+    with _index_lock(index_path):
+        return _sync_locked(root, index_path)
+
+
+def _sync_locked(root: Path, index_path: Path) -> SyncStats:
     scanned = _scan(root)
     connection = _connect(index_path)
     try:
