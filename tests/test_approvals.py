@@ -1,0 +1,367 @@
+"""Human approval of gated actions, on the real dev server: a playbook's own policy gates a
+`write_file` to published/, and the tests approve, deny, let it expire, approve in sequence, send
+wrong hashes, wrong approvers and duplicates, by Update and by Signal.
+
+Invariants checked everywhere: the gated activity is scheduled only after approval (and the file
+exists only then), a rejected Update leaves no event in history, and every history replays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from contracts.approvals import (
+    APPROVAL_SIGNAL,
+    APPROVE_UPDATE,
+    DENY_UPDATE,
+    PENDING_QUERY,
+    ApprovalDecision,
+    ApprovalRequest,
+    ApprovalSignal,
+)
+from contracts.goal import GoalRequest, GoalResult, GoalStatus, StepStatus
+from contracts.tools import WriteFileArgs
+from tests.fakes import ScriptedModel, answer
+from tests.helpers import fake_activities, replay, scheduled_activities, write_playbook
+from worker import build_worker
+from workflows.goal import GoalWorkflow
+from workflows.policy import action_sha256
+
+TARGET = "published/x.md"
+CONTENT = "Approved words."
+DRAFT = "A draft written by the drafter step."
+APPROVERS = [
+    {"name": "alice", "roles": ["editor"]},
+    {"name": "bob", "roles": ["editor", "release-manager"]},
+    {"name": "carol", "roles": ["release-manager"]},
+]
+PRINCIPALS = [
+    {"role": "publisher", "tools": ["write_file"], "side_effects": ["read", "write"]},
+    {"role": "drafter", "tools": [], "side_effects": ["read"]},
+]
+BOUND = "bound"  # `decide`: send the request's own action hash
+
+
+def gated_playbook(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, content: str = CONTENT, expected_sha256: str | None = None,
+    approvers: list[dict] = APPROVERS, also_write: str | None = None, **rule: object,
+) -> str:
+    """A playbook whose publisher writes TARGET (after a drafter step if `content` uses its output;
+    beside an independent second write to `also_write`), with its own policy: one gate rule on
+    writes outside drafts/, editors by default."""
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    gate = {"name": "publish", "when": [{"type": "path_outside", "prefixes": ["drafts/"]}],
+            "approver_roles": ["editor"], "reason": "published files are visible to others", **rule}
+    arguments = {"path": TARGET, "content": content} | ({"expected_sha256": expected_sha256} if expected_sha256 else {})
+    steps = [{"type": "agent", "id": "a", "role": "drafter", "instruction": "Draft it."}] if "{{steps.a." in content else []
+    steps.append({"type": "tool", "id": "publish", "role": "publisher", "depends_on": [s["id"] for s in steps],
+                  "invocation": {"tool": "write_file", "arguments_json": json.dumps(arguments)}})
+    if also_write:
+        steps.append({"type": "tool", "id": "publish2", "role": "publisher", "invocation": {
+            "tool": "write_file", "arguments_json": json.dumps({"path": also_write, "content": CONTENT})}})
+    policy = {"principals": PRINCIPALS, "approvers": approvers, "gates": [gate]}
+    return write_playbook(tmp_path / "playbooks", {"name": "gated", "steps": steps, "policy": policy})
+
+
+@asynccontextmanager
+async def goal(client: Client, task_queue: str, playbook: str, timeout: float = 30) -> AsyncIterator[WorkflowHandle]:
+    """A started goal on an in-process worker; the whole body is bounded by `timeout`."""
+    model = ScriptedModel(lambda request: answer(DRAFT))
+    async with build_worker(client, task_queue, activities=fake_activities(model.activity())):
+        handle = await client.start_workflow(
+            GoalWorkflow.run, GoalRequest(goal="publish it", playbook=playbook),
+            id=f"approval-{uuid.uuid4().hex[:10]}", task_queue=task_queue,
+        )
+        async with asyncio.timeout(timeout):
+            yield handle
+
+
+async def pending(handle: WorkflowHandle, count: int = 1) -> list[ApprovalRequest]:
+    """The open requests, once there are at least `count`."""
+    while len(requests := await handle.query(PENDING_QUERY, result_type=list[ApprovalRequest])) < count:
+        await asyncio.sleep(0.05)
+    return requests
+
+
+async def finish(handle: WorkflowHandle) -> tuple[GoalResult, WorkflowHistory]:
+    """The goal's result and its history, replayed against today's code."""
+    result = await handle.result()
+    history = await handle.fetch_history()
+    await replay(history)
+    return result, history
+
+
+async def decide(handle: WorkflowHandle, approver: str, request: ApprovalRequest | str, *, update: str = APPROVE_UPDATE,
+                 sha: str | None = BOUND, id: str | None = None) -> ApprovalRequest:
+    """One Update; by default bound to the request's own action hash."""
+    if isinstance(request, str):  # an id the workflow may not know
+        request_id, sha = request, None if sha == BOUND else sha
+    else:
+        request_id, sha = request.request_id, request.action_sha256 if sha == BOUND else sha
+    decision = ApprovalDecision(request_id=request_id, approver=approver, action_sha256=sha)
+    return await handle.execute_update(update, decision, id=id, result_type=ApprovalRequest)
+
+
+async def rejected(handle: WorkflowHandle, approver: str, request: ApprovalRequest | str, **kwargs: object) -> str:
+    """The message of an Update the validator rejects."""
+    with pytest.raises(WorkflowUpdateFailedError) as failure:
+        await decide(handle, approver, request, **kwargs)
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "ApprovalRejected", cause
+    return cause.message
+
+
+def update_events(history: WorkflowHistory) -> dict[str, int]:
+    """Counts of every update event kind in the history (rejected updates must leave none)."""
+    names = [EventType.Name(e.event_type) for e in history.events]
+    return {n.removeprefix("EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_"): names.count(n) for n in set(names) if "_UPDATE_" in n}
+
+
+def accepted_update_ids(history: WorkflowHistory) -> list[str]:
+    return [
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.meta.update_id
+        for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    ]
+
+
+def audit(result: GoalResult) -> list[tuple[str, str | None]]:
+    return [(e.kind.value, e.actor) for e in result.audit]
+
+
+async def test_approve_runs_the_action_and_records_the_approver(client: Client, task_queue: str, tmp_path: Path, monkeypatch, foreman_home: Path) -> None:
+    playbook = gated_playbook(tmp_path, monkeypatch)
+    async with goal(client, task_queue, playbook) as handle:
+        (request,) = await pending(handle)
+        assert (request.tool, request.requested_by, request.rule, request.approvals_needed) == ("write_file", "publisher", "publish", 1)
+        # The request is bound to exactly this action: tool plus canonical arguments.
+        assert request.action_sha256 == action_sha256("write_file", WriteFileArgs(path=TARGET, content=CONTENT))
+        decided = await decide(handle, "alice", request)
+        assert decided.status.value == "approved" and decided.decided_by == "alice"
+        result, history = await finish(handle)
+        assert await handle.query(PENDING_QUERY, result_type=list[ApprovalRequest]) == []
+
+    assert result.status is GoalStatus.COMPLETED, result.error
+    (approval,) = result.approvals
+    assert approval.status.value == "approved" and [(g.approver, g.roles) for g in approval.approvals_given] == [("alice", ["editor"])]
+    assert audit(result) == [("requested", "publisher"), ("approved", "alice"), ("executed", None)]
+    assert result.steps[0].tool_calls[0].approval_request_id == request.request_id
+    assert scheduled_activities(history) == ["plan_goal", "write_file"]
+    assert (foreman_home / "workspace" / TARGET).read_text() == CONTENT
+    assert update_events(history) == {"ACCEPTED": 1, "COMPLETED": 1}
+
+
+async def test_deny_never_runs_the_action(client: Client, task_queue: str, tmp_path: Path, monkeypatch, foreman_home: Path) -> None:
+    playbook = gated_playbook(tmp_path, monkeypatch)
+    async with goal(client, task_queue, playbook) as handle:
+        (request,) = await pending(handle)
+        denied = await decide(handle, "bob", request, update=DENY_UPDATE)
+        assert denied.status.value == "denied" and denied.decided_by == "bob"
+        result, history = await finish(handle)
+
+    assert result.status is GoalStatus.FAILED
+    step = result.steps[0]
+    assert step.status is StepStatus.FAILED and step.error == f"ApprovalDenied: request {request.request_id} was denied"
+    assert audit(result) == [("requested", "publisher"), ("denied", "bob")]
+    assert "write_file" not in scheduled_activities(history)
+    assert not (foreman_home / "workspace" / TARGET).exists()
+
+
+@pytest.mark.parametrize("on_expiry", ["deny", "escalate"])
+async def test_expiry_never_approves(client: Client, task_queue: str, tmp_path: Path, monkeypatch, foreman_home: Path, on_expiry: str) -> None:
+    playbook = gated_playbook(tmp_path, monkeypatch, expires_after_seconds=1, on_expiry=on_expiry)
+    async with goal(client, task_queue, playbook) as handle:
+        (request,) = await pending(handle)
+        assert request.expires_at - request.created_at == timedelta(seconds=1) and request.on_expiry == on_expiry
+        result, history = await finish(handle)
+
+    step = result.steps[0]
+    if on_expiry == "deny":
+        assert result.status is GoalStatus.FAILED and step.status is StepStatus.FAILED
+        assert step.error == f"ApprovalDenied: request {request.request_id} was expired"
+    else:
+        assert result.status is GoalStatus.ESCALATED and step.status is StepStatus.ESCALATED
+        assert "expired and was escalated" in step.error and "publish" in result.error
+    assert result.approvals[0].status.value == {"deny": "expired", "escalate": "escalated"}[on_expiry]
+    assert audit(result) == [("requested", "publisher"), ({"deny": "expired", "escalate": "escalated"}[on_expiry], None)]
+    assert "write_file" not in scheduled_activities(history)
+    assert not (foreman_home / "workspace" / TARGET).exists()
+
+
+async def test_sequence_needs_distinct_approvers_in_role_order(client: Client, task_queue: str, tmp_path: Path, monkeypatch, foreman_home: Path) -> None:
+    approvers = [*APPROVERS, {"name": "dave", "roles": ["editor"]}]
+    playbook = gated_playbook(tmp_path, monkeypatch, approvers=approvers, sequence=["editor", "release-manager"])
+    async with goal(client, task_queue, playbook) as handle:
+        (request,) = await pending(handle)
+        assert request.approvals_needed == 2 and request.sequence == ["editor", "release-manager"]
+        message = await rejected(handle, "carol", request)
+        assert "lacks the required role for approval 1" in message and "editor" in message
+        first = await decide(handle, "alice", request)
+        assert first.status.value == "pending" and [g.approver for g in first.approvals_given] == ["alice"]
+        assert "already approved" in await rejected(handle, "alice", request)
+        message = await rejected(handle, "dave", request)
+        assert "for approval 2" in message and "release-manager" in message
+        assert "write_file" not in scheduled_activities(await handle.fetch_history())  # one approval is not enough
+        second = await decide(handle, "carol", request)
+        assert second.status.value == "approved" and second.decided_by == "carol"
+        result, history = await finish(handle)
+
+    assert result.status is GoalStatus.COMPLETED, result.error
+    assert [(g.approver, g.roles) for g in result.approvals[0].approvals_given] == [("alice", ["editor"]), ("carol", ["release-manager"])]
+    assert audit(result) == [("requested", "publisher"), ("approved", "alice"), ("approved", "carol"), ("executed", None)]
+    assert [e.detail for e in result.audit if e.kind.value == "approved"] == ["approval 1 of 2.", "approval 2 of 2."]
+    assert scheduled_activities(history).count("write_file") == 1
+    assert (foreman_home / "workspace" / TARGET).read_text() == CONTENT
+    assert update_events(history) == {"ACCEPTED": 2, "COMPLETED": 2}
+
+
+async def test_hash_mismatches_are_refused(client: Client, task_queue: str, tmp_path: Path, monkeypatch, foreman_home: Path) -> None:
+    wrong_artifact = "0" * 64
+    playbook = gated_playbook(tmp_path, monkeypatch, content="{{steps.a.output}}", expected_sha256=wrong_artifact)
+    async with goal(client, task_queue, playbook) as handle:
+        (request,) = await pending(handle)
+        assert request.artifact_sha256 == wrong_artifact
+        real = WriteFileArgs(path=TARGET, content=DRAFT, expected_sha256=wrong_artifact)
+        assert request.action_sha256 == action_sha256("write_file", real)
+        # An approval reviewed against any other action (a different text, or a made-up hash) is refused.
+        other = action_sha256("write_file", real.model_copy(update={"content": "something else"}))
+        for sha in (other, "f" * 64):
+            assert "action_sha256 does not match" in await rejected(handle, "alice", request, sha=sha)
+        await decide(handle, "alice", request)
+        result, history = await finish(handle)
+
+    # Approved, so the activity ran, but it refuses to write content that is not the declared artifact.
+    assert result.status is GoalStatus.FAILED
+    step = result.steps[1]
+    actual = hashlib.sha256(DRAFT.encode()).hexdigest()
+    assert step.status is StepStatus.FAILED
+    assert step.error == f"ArtifactMismatch: content sha256 {actual} is not the approved artifact {wrong_artifact}"
+    assert audit(result) == [("requested", "publisher"), ("approved", "alice")]  # never "executed"
+    assert scheduled_activities(history).count("write_file") == 1
+    failures = [e.activity_task_failed_event_attributes.failure.application_failure_info for e in history.events
+                if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED]
+    assert [(f.type, f.non_retryable) for f in failures] == [("ArtifactMismatch", True)]
+    assert not (foreman_home / "workspace" / TARGET).exists()
+    assert update_events(history) == {"ACCEPTED": 1, "COMPLETED": 1}
+
+
+async def test_agents_strangers_and_wrong_roles_cannot_approve(client: Client, task_queue: str, tmp_path: Path, monkeypatch, foreman_home: Path) -> None:
+    # Even listed as approvers, agent principals stay agents: the requester and every other agent role are refused.
+    impostors = [{"name": "publisher", "roles": ["editor"]}, {"name": "drafter", "roles": ["editor"]}]
+    playbook = gated_playbook(tmp_path, monkeypatch, approvers=[*APPROVERS, *impostors])
+    async with goal(client, task_queue, playbook) as handle:
+        (request,) = await pending(handle)
+        for agent in ("publisher", "drafter"):
+            for update in (APPROVE_UPDATE, DENY_UPDATE):
+                message = await rejected(handle, agent, request, update=update)
+                assert message == f"{agent!r} is an agent principal (the requester cannot approve its own action)"
+        assert await rejected(handle, "mallory", request) == "'mallory' is not an approver in this goal's policy"
+        assert await rejected(handle, "Alice", request) == "'Alice' is not an approver in this goal's policy"
+        assert await rejected(handle, "carol", request) == "'carol' lacks the required role: one of ['editor']"
+        assert "write_file" not in scheduled_activities(await handle.fetch_history())
+        await decide(handle, "alice", request)
+        result, history = await finish(handle)
+
+    assert result.status is GoalStatus.COMPLETED, result.error
+    assert audit(result) == [("requested", "publisher"), ("approved", "alice"), ("executed", None)]
+    assert (foreman_home / "workspace" / TARGET).read_text() == CONTENT
+    assert update_events(history) == {"ACCEPTED": 1, "COMPLETED": 1}
+
+
+async def test_one_approver_counts_once_and_a_repeated_update_id_is_idempotent(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch, foreman_home: Path
+) -> None:
+    playbook = gated_playbook(tmp_path, monkeypatch, approvals=2)
+    async with goal(client, task_queue, playbook) as handle:
+        (request,) = await pending(handle)
+        first = await decide(handle, "bob", request, id="bob-1")
+        assert first.status.value == "pending" and len(first.approvals_given) == 1
+        assert "has already approved" in await rejected(handle, "bob", request, id="bob-2")
+        # The same update (same id) again: Temporal returns the first outcome without running it again.
+        again = await decide(handle, "bob", request, id="bob-1")
+        assert again == first
+        assert [g.approver for g in (await pending(handle))[0].approvals_given] == ["bob"]
+        await decide(handle, "alice", request, id="alice-1")
+        result, history = await finish(handle)
+
+    assert result.status is GoalStatus.COMPLETED, result.error
+    assert [g.approver for g in result.approvals[0].approvals_given] == ["bob", "alice"]
+    assert accepted_update_ids(history) == ["bob-1", "alice-1"]
+    assert update_events(history) == {"ACCEPTED": 2, "COMPLETED": 2}
+    assert scheduled_activities(history).count("write_file") == 1
+    assert (foreman_home / "workspace" / TARGET).exists()
+
+
+async def test_unknown_or_decided_requests_are_rejected_without_a_trace(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch, foreman_home: Path
+) -> None:
+    playbook = gated_playbook(tmp_path, monkeypatch, also_write="published/y.md")
+    async with goal(client, task_queue, playbook) as handle:
+        first, second = await pending(handle, count=2)
+        assert (first.step_id, second.step_id) == ("publish", "publish2")
+        for update in (APPROVE_UPDATE, DENY_UPDATE):
+            assert await rejected(handle, "alice", "no-such-request", update=update) == "unknown approval request 'no-such-request'"
+        assert update_events(await handle.fetch_history()) == {}
+        await decide(handle, "alice", first, update=DENY_UPDATE)
+        # A decided request takes no further decisions (the goal still waits on the other one).
+        assert await rejected(handle, "bob", first) == f"request {first.request_id} is already denied"
+        assert [r.request_id for r in await pending(handle)] == [second.request_id]
+        await decide(handle, "bob", second)
+        result, history = await finish(handle)
+
+    assert result.status is GoalStatus.FAILED and [a.status.value for a in result.approvals] == ["denied", "approved"]
+    assert [s.status for s in result.steps] == [StepStatus.FAILED, StepStatus.COMPLETED]
+    assert update_events(history) == {"ACCEPTED": 2, "COMPLETED": 2}
+    assert audit(result) == [("requested", "publisher"), ("requested", "publisher"), ("denied", "alice"), ("approved", "bob"), ("executed", None)]
+    assert scheduled_activities(history).count("write_file") == 1
+    assert not (foreman_home / "workspace" / TARGET).exists()
+    assert (foreman_home / "workspace" / "published" / "y.md").read_text() == CONTENT
+
+
+async def test_signals_get_the_same_checks_and_refusals_are_audited(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch, foreman_home: Path
+) -> None:
+    playbook = gated_playbook(tmp_path, monkeypatch)
+    async with goal(client, task_queue, playbook) as handle:
+        (request,) = await pending(handle)
+
+        async def signal(approver: str, sha: str | None = request.action_sha256, decision: str = "approve") -> None:
+            await handle.signal(APPROVAL_SIGNAL, ApprovalSignal(
+                request_id=request.request_id, approver=approver, decision=decision, action_sha256=sha))
+
+        await signal("carol")  # lacks the editor role
+        await signal("alice", sha="f" * 64)  # reviewed another action
+        await signal("publisher")  # the requester itself
+        await signal("mallory", decision="deny")  # not an approver
+        # A payload that is not an ApprovalSignal at all is dropped by the SDK before the handler runs.
+        await handle.signal(APPROVAL_SIGNAL, {"request_id": request.request_id, "approver": "alice", "decision": "maybe"})
+        await asyncio.sleep(0.3)
+        (still,) = await pending(handle)
+        assert still.approvals_given == [] and "write_file" not in scheduled_activities(await handle.fetch_history())
+        await signal("alice")
+        result, history = await finish(handle)
+
+    assert result.status is GoalStatus.COMPLETED, result.error
+    assert audit(result) == [
+        ("requested", "publisher"), ("refused", "carol"), ("refused", "alice"), ("refused", "publisher"),
+        ("refused", "mallory"), ("approved", "alice"), ("executed", None),
+    ]
+    refusals = [e.detail for e in result.audit if e.kind.value == "refused"]
+    assert "lacks the required role" in refusals[0] and "action_sha256 does not match" in refusals[1]
+    assert "agent principal" in refusals[2] and "not an approver" in refusals[3]
+    assert all(e.request_id == request.request_id for e in result.audit)
+    signaled = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
+    assert len(signaled) == 6 and update_events(history) == {}
+    assert scheduled_activities(history) == ["plan_goal", "write_file"]
+    assert (foreman_home / "workspace" / TARGET).read_text() == CONTENT
