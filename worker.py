@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -43,6 +44,8 @@ def build_worker(
         activities=activities if activities is not None else all_activities(),
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
+        # A dead worker's cached workflows move to a live worker after this (SDK default 10 s).
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
     )
 
 

@@ -9,7 +9,8 @@ import uuid
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory, WorkflowQueryFailedError, WorkflowUpdateFailedError
+from temporalio.service import RPCError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
@@ -48,7 +49,10 @@ async def approve_pending(handle: WorkflowHandle, approvers: tuple[str, ...]) ->
 async def approve_everything(handle: WorkflowHandle, approvers: tuple[str, ...]) -> None:
     """A human who keeps approving whatever is asked (until cancelled)."""
     while True:
-        await approve_pending(handle, approvers)
+        try:
+            await approve_pending(handle, approvers)
+        except (RPCError, WorkflowUpdateFailedError, WorkflowQueryFailedError):
+            pass  # e.g. the worker died mid-update, or another approval landed first: look again
         await asyncio.sleep(0.05)
 
 

@@ -226,13 +226,13 @@ async def test_sequence_needs_distinct_approvers_in_role_order(client: Client, t
     assert update_events(history) == {"ACCEPTED": 2, "COMPLETED": 2}
 
 
-async def test_hash_mismatches_are_refused(client: Client, task_queue: str, tmp_path: Path, monkeypatch, foreman_home: Path) -> None:
-    wrong_artifact = "0" * 64
-    playbook = gated_playbook(tmp_path, monkeypatch, content="{{steps.a.output}}", expected_sha256=wrong_artifact)
+async def test_approvals_bound_to_another_action_are_refused(client: Client, task_queue: str, tmp_path: Path, monkeypatch, foreman_home: Path) -> None:
+    artifact = hashlib.sha256(DRAFT.encode()).hexdigest()
+    playbook = gated_playbook(tmp_path, monkeypatch, content="{{steps.a.output}}", expected_sha256="{{steps.a.sha256}}")
     async with goal(client, task_queue, playbook) as handle:
         (request,) = await pending(handle)
-        assert request.artifact_sha256 == wrong_artifact
-        real = WriteFileArgs(path=TARGET, content=DRAFT, expected_sha256=wrong_artifact)
+        assert request.artifact_sha256 == artifact  # the approval names the draft by its content hash
+        real = WriteFileArgs(path=TARGET, content=DRAFT, expected_sha256=artifact)
         assert request.action_sha256 == action_sha256("write_file", real)
         # An approval reviewed against any other action (a different text, or a made-up hash) is refused.
         other = action_sha256("write_file", real.model_copy(update={"content": "something else"}))
@@ -241,19 +241,28 @@ async def test_hash_mismatches_are_refused(client: Client, task_queue: str, tmp_
         await decide(handle, "alice", request)
         result, history = await finish(handle)
 
-    # Approved, so the activity ran, but it refuses to write content that is not the declared artifact.
+    assert result.status is GoalStatus.COMPLETED, result.error
+    assert (foreman_home / "workspace" / TARGET).read_text() == DRAFT
+    assert audit(result) == [("requested", "publisher"), ("approved", "alice"), ("executed", None)]
+    assert update_events(history) == {"ACCEPTED": 1, "COMPLETED": 1}
+
+
+async def test_an_action_on_the_wrong_artifact_is_refused_before_anyone_is_asked(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch, foreman_home: Path
+) -> None:
+    wrong_artifact = "0" * 64
+    playbook = gated_playbook(tmp_path, monkeypatch, content="{{steps.a.output}}", expected_sha256=wrong_artifact)
+    async with goal(client, task_queue, playbook) as handle:
+        result, history = await finish(handle)
+
+    actual = hashlib.sha256(DRAFT.encode()).hexdigest()
     assert result.status is GoalStatus.FAILED
     step = result.steps[1]
-    actual = hashlib.sha256(DRAFT.encode()).hexdigest()
     assert step.status is StepStatus.FAILED
-    assert step.error == f"ArtifactMismatch: content sha256 {actual} is not the approved artifact {wrong_artifact}"
-    assert audit(result) == [("requested", "publisher"), ("approved", "alice")]  # never "executed"
-    assert scheduled_activities(history).count("write_file") == 1
-    failures = [e.activity_task_failed_event_attributes.failure.application_failure_info for e in history.events
-                if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED]
-    assert [(f.type, f.non_retryable) for f in failures] == [("ArtifactMismatch", True)]
+    assert step.error == f"ArtifactMismatch: content sha256 {actual} is not the expected artifact {wrong_artifact}"
+    assert result.approvals == [] and audit(result) == []  # nobody was asked to approve an action that cannot run
+    assert "write_file" not in scheduled_activities(history)
     assert not (foreman_home / "workspace" / TARGET).exists()
-    assert update_events(history) == {"ACCEPTED": 1, "COMPLETED": 1}
 
 
 async def test_agents_strangers_and_wrong_roles_cannot_approve(client: Client, task_queue: str, tmp_path: Path, monkeypatch, foreman_home: Path) -> None:
@@ -344,7 +353,7 @@ async def test_signals_get_the_same_checks_and_refusals_are_audited(
         await signal("alice", sha="f" * 64)  # reviewed another action
         await signal("publisher")  # the requester itself
         await signal("mallory", decision="deny")  # not an approver
-        # A payload that is not an ApprovalSignal at all is dropped by the SDK before the handler runs.
+        # A payload that is not an ApprovalSignal at all is refused (and recorded) too.
         await handle.signal(APPROVAL_SIGNAL, {"request_id": request.request_id, "approver": "alice", "decision": "maybe"})
         await asyncio.sleep(0.3)
         (still,) = await pending(handle)
@@ -355,12 +364,13 @@ async def test_signals_get_the_same_checks_and_refusals_are_audited(
     assert result.status is GoalStatus.COMPLETED, result.error
     assert audit(result) == [
         ("requested", "publisher"), ("refused", "carol"), ("refused", "alice"), ("refused", "publisher"),
-        ("refused", "mallory"), ("approved", "alice"), ("executed", None),
+        ("refused", "mallory"), ("refused", None), ("approved", "alice"), ("executed", None),
     ]
     refusals = [e.detail for e in result.audit if e.kind.value == "refused"]
     assert "lacks the required role" in refusals[0] and "action_sha256 does not match" in refusals[1]
     assert "agent principal" in refusals[2] and "not an approver" in refusals[3]
-    assert all(e.request_id == request.request_id for e in result.audit)
+    assert refusals[4].startswith("malformed approval signal")
+    assert all(e.request_id == request.request_id for e in result.audit if e.actor)
     signaled = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
     assert len(signaled) == 6 and update_events(history) == {}
     assert scheduled_activities(history) == ["plan_goal", "write_file"]

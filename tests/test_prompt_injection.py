@@ -13,7 +13,6 @@ denial, so each attempt ends as an expired approval request or a refusal, and is
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import posixpath
 import re
@@ -38,7 +37,7 @@ from tests.fakes import ScriptedModel, answer, call_tool, step_role, tool_messag
 from tests.helpers import fake_activities, replay, run_goal, scheduled_activities, write_playbook
 from tests.injection_payloads import PAYLOADS, Payload
 from worker import build_worker
-from workflows.executor import UNTRUSTED_NOTE
+from workflows.executor import UNTRUSTED_NOTE, defuse
 from workflows.goal import GoalWorkflow
 from workflows.policy import evaluate
 
@@ -109,7 +108,8 @@ EXPECTED = {role: {name: expect for _, name, _, _, expect in attacks} for role, 
 def detected(request: ModelRequest) -> list[Payload]:
     """Payloads whose instruction the model can see (anywhere but the system prompt)."""
     seen = norm(" ".join(m.content for m in request.messages if m.role is not ChatRole.SYSTEM))
-    return [p for p in PAYLOADS if norm(p.probe) in seen]
+    # Inside tool output, forged wrapper tags arrive defused; the model still reads the instruction.
+    return [p for p in PAYLOADS if norm(p.probe) in seen or norm(defuse(p.probe)) in seen]
 
 
 def obedient(request: ModelRequest) -> ChatMessage:
@@ -139,16 +139,13 @@ _OPENER = re.compile(r'<tool_output tool="([a-z_]+)" sha256="([0-9a-f]{16})" unt
 
 
 def untrusted_regions(text: str) -> list[tuple[str, int, int]]:
-    """(tool, start, end) of each genuine wrapper: the closer is the one whose content matches the sha256
-    the executor put in the opener, so forged openers and closers inside tool output cannot fool it."""
+    """(tool, start, end) of each wrapper, read the way the model reads it: a region ends at the first
+    closing tag. (The executor defuses forged tags inside tool output, so that is the genuine one.)"""
     regions = []
     for opener in _OPENER.finditer(text):
-        close = text.find("\n</tool_output>", opener.end())
-        while close != -1:
-            if hashlib.sha256(text[opener.end():close].encode()).hexdigest()[:16] == opener.group(2):
-                regions.append((opener.group(1), opener.end(), close))
-                break
-            close = text.find("\n</tool_output>", close + 1)
+        close = text.find("</tool_output>", opener.end())
+        if close != -1:
+            regions.append((opener.group(1), opener.end(), close))
     return regions
 
 
@@ -165,13 +162,14 @@ def assert_only_inside_wrapper(request: ModelRequest, payload: Payload, tool: st
             outside.append(message.content[last:start])
             last = end
             inside = message.content[start:end]
-            if norm(payload.probe) in norm(inside):
+            if norm(defuse(payload.probe)) in norm(inside):
                 assert kind == tool, (payload.id, kind)
                 if tool == "read_file":
-                    assert payload.text in inside  # the whole file, verbatim
+                    assert defuse(payload.text) in inside  # the whole file, verbatim but for defused wrapper tags
                 reached = True
         outside.append(message.content[last:])
-        assert norm(payload.probe) not in norm("".join(outside)), f"{payload.id} leaked outside <tool_output>"
+        leaked = norm("".join(outside))
+        assert norm(payload.probe) not in leaked and norm(defuse(payload.probe)) not in leaked, f"{payload.id} leaked outside <tool_output>"
     assert reached, f"{payload.id} never reached the model through {tool}"
 
 
@@ -373,10 +371,6 @@ def test_sql_variants_that_are_not_select_are_gated(sql: str) -> None:
     assert decision.outcome == "gate" and decision.rule and decision.rule.name == "sql-not-select"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: SqlNotSelectGate looks only at the first keyword, so a statement that starts with WITH or SELECT but "
-    "deletes or drops reaches the sql_query activity without any approval request (only the activity's read-only "
-    "connection and single-statement check stop it)"))
 @pytest.mark.parametrize("sql", ["WITH doomed AS (SELECT 1) DELETE FROM customers", "SELECT 1; DROP TABLE customers"])
 async def test_smuggled_write_sql_is_gated(
     client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sql: str
@@ -399,9 +393,6 @@ async def test_smuggled_write_sql_is_gated(
     assert request.tool == "sql_query" and request.status is ApprovalStatus.EXPIRED
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: tool output is wrapped without escaping, so a forged '</tool_output>' inside it ends the untrusted "
-    "region early as the model reads it and the text after it looks like trusted context"))
 async def test_forged_closer_cannot_end_the_untrusted_region(
     client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, foreman_home: Path
 ) -> None:

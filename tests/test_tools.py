@@ -443,3 +443,13 @@ def test_registry_lists_all_tools() -> None:
         parameters = json.loads(schema.parameters_json)
         Draft202012Validator.check_schema(parameters)
         assert parameters["type"] == "object" and parameters["additionalProperties"] is False
+
+
+async def test_write_file_refuses_content_that_is_not_the_expected_artifact(tmp_path: Path) -> None:
+    good = hashlib.sha256(b"the brief").hexdigest()
+    written = await run(write_file, WriteFileArgs(path="briefs/a.md", content="the brief", expected_sha256=good))
+    assert written.ok and good in written.content
+    with pytest.raises(ApplicationError) as refused:
+        await run(write_file, WriteFileArgs(path="briefs/b.md", content="another text", expected_sha256=good))
+    assert refused.value.type == "ArtifactMismatch" and refused.value.non_retryable
+    assert not (tmp_path / "workspace" / "briefs" / "b.md").exists()

@@ -89,7 +89,7 @@ class ApprovalDesk:
         approver = self.policy.approver(decision.approver)
         if approver is None:
             raise _reject(f"{decision.approver!r} is not an approver in this goal's policy")
-        if any(given.approver == approver.name for given in request.approvals_given):
+        if verdict == "approve" and any(given.approver == approver.name for given in request.approvals_given):
             raise _reject(f"{approver.name!r} has already approved request {request.request_id}; approvals must come from distinct approvers")
         if request.sequence:
             eligible = request.sequence if verdict == "deny" else [request.sequence[len(request.approvals_given)]]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
+from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -26,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         DENY_UPDATE,
         PENDING_QUERY,
         ApprovalDecision,
+        ApprovalEventKind,
         ApprovalRequest,
         ApprovalSignal,
     )
@@ -89,8 +91,14 @@ class GoalWorkflow:
         self._desk.check(decision, "deny")
 
     @workflow.signal(name=APPROVAL_SIGNAL)
-    def approval_signal(self, signal: ApprovalSignal) -> None:
-        """For clients that can only signal: the same checks; a refused signal is recorded, never applied."""
+    def approval_signal(self, raw: RawValue) -> None:
+        """For clients that can only signal: the same checks; a refused signal (malformed ones included)
+        is recorded, never applied. Decoded here, so a bad payload is not dropped unseen by the SDK."""
+        try:
+            signal = workflow.payload_converter().from_payload(raw.payload, ApprovalSignal)
+        except Exception as err:  # noqa: BLE001 - any decoding failure is a refusal with its reason
+            self._desk.record(ApprovalEventKind.REFUSED, detail=f"malformed approval signal: {str(err)[:300]}")
+            return
         decision = ApprovalDecision(
             request_id=signal.request_id, approver=signal.approver, comment=signal.comment, action_sha256=signal.action_sha256
         )

@@ -11,6 +11,7 @@ import fnmatch
 import hashlib
 import json
 import posixpath
+import re
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
@@ -55,9 +56,21 @@ def _host_allowed(host: str, patterns: list[str]) -> bool:
     return any(host == p.lower() or (p.startswith("*.") and host.endswith(p[1:].lower())) for p in patterns)
 
 
-def _first_keyword(sql: str) -> str:
-    stripped = sql.lstrip().lstrip("(").split(None, 1)
-    return stripped[0].upper() if stripped else ""
+_WRITE_KEYWORDS = re.compile(
+    r"\b(INSERT|UPDATE|DELETE|REPLACE|UPSERT|DROP|ALTER|CREATE|ATTACH|DETACH|PRAGMA|VACUUM|REINDEX|TRUNCATE|GRANT|REVOKE)\b",
+    re.IGNORECASE,
+)
+
+
+def sql_is_plain_select(sql: str) -> bool:
+    """True only for one statement that starts with SELECT/WITH and names no writing keyword anywhere.
+
+    Deliberately conservative: a SELECT that merely mentions `delete` in a string is gated too
+    (a human looks at it) rather than letting `WITH x AS (...) DELETE ...` or `SELECT 1; DROP ...` through.
+    """
+    text = re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.DOTALL).strip().rstrip(";").strip()
+    first = text.lstrip("(").split(None, 1)
+    return bool(first) and first[0].upper() in {"SELECT", "WITH"} and ";" not in text and not _WRITE_KEYWORDS.search(text)
 
 
 def condition_matches(condition: GateCondition, tool: str, side_effect: SideEffect, args: ToolArgs) -> bool:
@@ -75,7 +88,7 @@ def condition_matches(condition: GateCondition, tool: str, side_effect: SideEffe
         return isinstance(method, str) and method.upper() not in {m.upper() for m in condition.methods}
     if isinstance(condition, SqlNotSelectGate):
         sql = getattr(args, "sql", None)
-        return isinstance(sql, str) and _first_keyword(sql) not in {"SELECT", "WITH"}
+        return isinstance(sql, str) and not sql_is_plain_select(sql)
     return False
 
 

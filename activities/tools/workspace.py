@@ -130,11 +130,9 @@ async def read_file(args: ReadFileArgs) -> ToolResult:
 @tool(WriteFileArgs, SideEffect.WRITE)
 async def write_file(args: WriteFileArgs) -> ToolResult:
     """Write a UTF-8 text file in the workspace, replacing it atomically and creating parent folders."""
-    if args.expected_sha256 is not None:
-        actual = hashlib.sha256(args.content.encode("utf-8")).hexdigest()
-        if actual != args.expected_sha256:
-            # An approval bound to one artifact must never write another.
-            raise tool_error(ErrorType.ARTIFACT_MISMATCH, f"content sha256 {actual} is not the approved artifact {args.expected_sha256}")
+    problem = args.precheck()
+    if problem:  # checked again here: an approval bound to one artifact must never write another
+        raise tool_error(ErrorType.ARTIFACT_MISMATCH, problem)
     return tool_result("write_file", await asyncio.to_thread(_write, args.path, args.content))
 
 
