@@ -50,11 +50,35 @@ def _pid_file() -> Path:
     return settings.foreman_home() / "temporal-dev-server.pid"
 
 
-def start(address: str, ui_port: int = 8233) -> int:
+def _ui_file() -> Path:
+    return settings.foreman_home() / "temporal-dev-server.ui"
+
+
+DEFAULT_UI_PORT = 8233
+
+
+def ui_url() -> str:
+    """The Web UI of the dev server this script started (its port may not be the default)."""
+    try:
+        return _ui_file().read_text().strip()
+    except OSError:
+        return f"http://localhost:{DEFAULT_UI_PORT}"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start(address: str, ui_port: int = DEFAULT_UI_PORT) -> int:
     """Start a detached dev server on `address`; returns its pid once the frontend accepts connections."""
     home = settings.foreman_home()
     home.mkdir(parents=True, exist_ok=True)
     host, port = _host_port(address)
+    if is_listening(f"127.0.0.1:{ui_port}"):
+        ui_port = _free_port()  # something else has the default UI port: use any free one and say so
+    _ui_file().write_text(f"http://localhost:{ui_port}\n")
     command = [
         temporal_cli(), "server", "start-dev",
         "--ip", "127.0.0.1" if host == "localhost" else host,
@@ -90,6 +114,7 @@ def stop() -> bool:
         return False
     pid = int(path.read_text())
     path.unlink()
+    _ui_file().unlink(missing_ok=True)
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -104,7 +129,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "ensure":
         started = ensure(args.address)
-        print(f"{'started' if started else 'found'} Temporal dev server on {args.address} (Web UI http://localhost:8233)")
+        print(f"{'started' if started else 'found'} Temporal dev server on {args.address} (Web UI {ui_url()})")
     else:
         print("stopped the dev server" if stop() else "no dev server started by devserver.py is running")
 

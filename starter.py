@@ -43,7 +43,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def ui_link(workflow_id: str) -> str:
-    base = settings._env("FOREMAN_UI_URL", "http://localhost:8233")
+    base = settings._env("FOREMAN_UI_URL") or devserver.ui_url()
     return f"{base}/namespaces/{settings.temporal_namespace()}/workflows/{workflow_id}"
 
 
@@ -247,7 +247,7 @@ async def cmd_cancel(args: argparse.Namespace) -> int:
 
 async def cmd_demo(args: argparse.Namespace) -> int:
     started = devserver.ensure(settings.temporal_address())
-    print(f"{'started' if started else 'using'} Temporal dev server at {settings.temporal_address()} (Web UI http://localhost:8233)")
+    print(f"{'started' if started else 'using'} Temporal dev server at {settings.temporal_address()} (Web UI {devserver.ui_url()})")
     log_path = settings.foreman_home() / "worker.log"
     settings.foreman_home().mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
@@ -311,6 +311,8 @@ def main() -> None:
     try:
         code = asyncio.run(handler[args.command](args))
     except SystemExit as exit_:
+        if isinstance(exit_.code, str):  # SystemExit("error: ...") from a helper: say it
+            print(exit_.code, file=sys.stderr)
         code = exit_.code if isinstance(exit_.code, int) else 1
     sys.stdout.flush()
     sys.stderr.flush()
