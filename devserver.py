@@ -71,18 +71,20 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start(address: str, ui_port: int = DEFAULT_UI_PORT) -> int:
-    """Start a detached dev server on `address`; returns its pid once the frontend accepts connections."""
+def start(address: str, ui_port: int | None = DEFAULT_UI_PORT) -> int:
+    """Start a detached dev server on `address` (no Web UI if `ui_port` is None); returns its pid once
+    the frontend accepts connections."""
     home = settings.foreman_home()
     home.mkdir(parents=True, exist_ok=True)
     host, port = _host_port(address)
-    if is_listening(f"127.0.0.1:{ui_port}"):
+    if ui_port is not None and is_listening(f"127.0.0.1:{ui_port}"):
         ui_port = _free_port()  # something else has the default UI port: use any free one and say so
-    _ui_file().write_text(f"http://localhost:{ui_port}\n")
+    if ui_port is not None:
+        _ui_file().write_text(f"http://localhost:{ui_port}\n")
     command = [
         temporal_cli(), "server", "start-dev",
         "--ip", "127.0.0.1" if host == "localhost" else host,
-        "--port", str(port), "--ui-port", str(ui_port),
+        "--port", str(port), *(["--ui-port", str(ui_port)] if ui_port is not None else ["--headless"]),
         "--db-filename", str(home / "temporal.db"),
         "--log-level", "warn",
         *settings.DEV_SERVER_FLAGS, *settings.DEV_SERVER_SQLITE_FLAGS,
