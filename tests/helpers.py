@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections import Counter
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
@@ -84,6 +85,18 @@ def scheduled_activities(history: WorkflowHistory) -> list[str]:
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
+
+
+def assert_each_activity_completed_once(history: WorkflowHistory) -> list[str]:
+    """Every scheduled activity completed exactly once (nothing that finished ran again); returns the
+    scheduled activity ids."""
+    scheduled = [e.event_id for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+    completed = Counter(
+        e.activity_task_completed_event_attributes.scheduled_event_id
+        for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+    )
+    assert sorted(completed) == scheduled and set(completed.values()) == {1}, (scheduled, completed)
+    return scheduled
 
 
 def write_playbook(folder: Path, playbook: dict) -> str:

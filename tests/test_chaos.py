@@ -7,14 +7,12 @@ import asyncio
 import random
 import signal
 import uuid
-from collections import Counter
 
 import pytest
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from contracts.goal import GoalRequest, GoalResult, GoalStatus
-from tests.helpers import approve_everything, replay
+from tests.helpers import approve_everything, assert_each_activity_completed_once, replay
 from tests.test_worker_crash import start_worker
 
 pytestmark = pytest.mark.chaos
@@ -53,10 +51,5 @@ async def test_repeated_worker_kills(client: Client, task_queue: str) -> None:
     for handle, result in zip(handles, results):
         assert result.status is GoalStatus.COMPLETED, result.error
         history = await handle.fetch_history()
-        scheduled = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
-        completed = Counter(
-            e.activity_task_completed_event_attributes.scheduled_event_id
-            for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
-        )
-        assert len(scheduled) == len(completed) and set(completed.values()) == {1}
+        assert_each_activity_completed_once(history)
         await replay(history)

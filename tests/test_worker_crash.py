@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections import Counter
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
@@ -17,7 +16,7 @@ from temporalio.client import Client, WorkflowHandle
 
 import settings
 from contracts.goal import GoalRequest, GoalResult, GoalStatus
-from tests.helpers import approve_everything, replay
+from tests.helpers import approve_everything, assert_each_activity_completed_once, replay, scheduled_activities
 
 ROOT = Path(settings.PROJECT_ROOT)
 
@@ -74,15 +73,10 @@ async def test_killed_worker_resumes_without_rerunning_completed_activities(clie
 
     assert result.status is GoalStatus.COMPLETED, result.error
     history = await handle.fetch_history()
-    scheduled = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
-    completed = Counter(
-        e.activity_task_completed_event_attributes.scheduled_event_id
-        for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
-    )
     # Every activity was scheduled once and completed once: nothing that had finished ran again.
-    assert len(scheduled) == len(completed) and set(completed.values()) == {1}
+    completed = assert_each_activity_completed_once(history)
     assert all(sid in completed for sid in before_kill)
-    types = [e.activity_task_scheduled_event_attributes.activity_type.name for e in scheduled]
+    types = scheduled_activities(history)
     assert types.count("call_model") == 2 and types.count("plan_goal") == 1 and types.count("search_corpus") == 1
     # The call that was in flight at the kill was retried by the new worker (attempt 2).
     retried = [
