@@ -30,7 +30,7 @@ from contracts.goal import GoalRequest, GoalResult, GoalStatus
 from contracts.llm import ChatMessage, ModelRequest, ModelResponse, Provider
 from contracts.tools import ToolResult
 from tests.fakes import ScriptedModel, answer, step_role
-from tests.helpers import write_playbook
+from tests.helpers import approve_everything, write_playbook
 from workflows.goal import GoalWorkflow
 
 SLEEPY_MODEL_SECONDS = 0.2
@@ -124,14 +124,19 @@ class Run:
 
 
 async def timed_goal(client: Client, task_queue: str, request: GoalRequest, label: str, timeout: float = 60) -> Run:
-    """Start a goal, wait for its result (wall time from start request to result), fetch its history."""
+    """Start a goal, wait for its result (wall time from start request to result), fetch its history.
+    Gated actions (research-brief's publish) are approved at once, as a waiting human would."""
     async with asyncio.timeout(timeout):
         started = time.perf_counter()
         handle = await client.start_workflow(
             GoalWorkflow.run, request, id=f"bench-{re.sub(r'[^a-z0-9]+', '-', label.lower())}-{uuid.uuid4().hex[:8]}",
             task_queue=task_queue,
         )
-        result = await handle.result()
+        approver = asyncio.create_task(approve_everything(handle, ("bob", "carol")))
+        try:
+            result = await handle.result()
+        finally:
+            approver.cancel()
         wall_ms = (time.perf_counter() - started) * 1000
         history = await handle.fetch_history()
     return Run(label, wall_ms, result, history)
