@@ -1,1 +1,1 @@
-"""Deterministic orchestration: workflows only (no I/O, clocks or randomness)."""
+"""Deterministic orchestration: workflows only (no I/O, no clock reads, nothing nondeterministic)."""

@@ -46,7 +46,7 @@ class ApprovalDesk:
     def pending(self) -> list[ApprovalRequest]:
         return [r for r in self.requests.values() if r.status is ApprovalStatus.PENDING]
 
-    def open(
+    def open_request(
         self, *, step_id: str, tool: str, arguments_json: str, action_sha256: str, artifact_sha256: str | None,
         requested_by: str, rule: GateRule, reason: str,
     ) -> ApprovalRequest:

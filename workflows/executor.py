@@ -252,7 +252,7 @@ class StepExecutor:
             return record, None
         approval = None
         if decision.outcome == "gate" and decision.rule is not None:
-            approval = self.desk.open(
+            approval = self.desk.open_request(
                 step_id=step.id, tool=definition.name, arguments_json=canonical_arguments(args),
                 action_sha256=action_sha256(definition.name, args), artifact_sha256=getattr(args, "expected_sha256", None),
                 requested_by=step.role, rule=decision.rule, reason=decision.reason,
