@@ -453,3 +453,14 @@ async def test_write_file_refuses_content_that_is_not_the_expected_artifact(tmp_
         await run(write_file, WriteFileArgs(path="briefs/b.md", content="another text", expected_sha256=good))
     assert refused.value.type == "ArtifactMismatch" and refused.value.non_retryable
     assert not (tmp_path / "workspace" / "briefs" / "b.md").exists()
+
+
+async def test_write_file_does_not_follow_symlinks_inside_the_workspace(dirs: dict[str, Path]) -> None:
+    """Policy gates judge the path as written (drafts/...); a symlink must not move the write elsewhere."""
+    workspace = dirs["workspace"]
+    (workspace / "published").mkdir(parents=True)
+    (workspace / "drafts").symlink_to(workspace / "published")
+    await fails(write_file, WriteFileArgs(path="drafts/x.md", content="x"), "PathOutsideWorkspace")
+    assert not (workspace / "published" / "x.md").exists()
+    written = await run(write_file, WriteFileArgs(path="./notes/../notes/y.md", content="y"))
+    assert written.ok and (workspace / "notes" / "y.md").read_text() == "y"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import posixpath
 import tempfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -69,6 +70,9 @@ def _read(path: str) -> str:
 def _write(path: str, content: str) -> str:
     root, target = resolve_in_workspace(path)
     shown = _display(root, target)
+    if target != root / posixpath.normpath(path):
+        # Policy gates judge the path as written; a write through a symlink would land elsewhere.
+        raise tool_error(ErrorType.PATH_OUTSIDE_WORKSPACE, f"writes do not follow symlinks: {path!r} resolves to {shown}")
     if target == root or target.is_dir():
         raise tool_error(ErrorType.TOOL_FAILED, f"is a folder, not a file: {shown}")
     data = content.encode("utf-8")
