@@ -182,7 +182,8 @@ async def test_independent_steps_run_concurrently(client: Client, task_queue: st
     ]
     assert len(scheduled_before) == 2
     join_prompt = next(r for r in model.requests if step_role(r) == "drafter").messages[1].content
-    assert "Output of step 'left':\nresearcher done" in join_prompt and "Output of step 'right':\nanalyst done" in join_prompt
+    assert '<step_output step="left" untrusted="true">\nresearcher done\n</step_output>' in join_prompt
+    assert '<step_output step="right" untrusted="true">\nanalyst done\n</step_output>' in join_prompt
 
 
 async def test_success_criteria_checked_on_final_output(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
