@@ -11,6 +11,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from temporalio.exceptions import ApplicationError
+
+from contracts.errors import ErrorType
 from contracts.llm import ModelRole, ModelSpec, Provider
 
 PROJECT_ROOT = Path(__file__).resolve().parent
@@ -115,6 +118,27 @@ _DEFAULT_BASE_URLS = {
 _API_KEY_VARS = {Provider.OPENAI: "OPENAI_API_KEY", Provider.ANTHROPIC: "ANTHROPIC_API_KEY"}
 
 
+def local_model_dirs() -> list[Path]:
+    """Folders a request may pick a GGUF file from: the default model's, plus FOREMAN_LOCAL_MODELS_DIR."""
+    dirs = [Path(p).resolve() for p in (_env("FOREMAN_LOCAL_MODELS_DIR") or "").split(os.pathsep) if p]
+    default = default_local_model_path()
+    return dirs + ([default.resolve().parent] if default else [])
+
+
+def _check_local_model(requested: str) -> str:
+    """A request-supplied local model must be a file in an allowed folder (it is a path on the worker)."""
+    candidate = Path(requested)
+    for folder in local_model_dirs():
+        path = (folder / candidate).resolve() if not candidate.is_absolute() else candidate.resolve()
+        if path.is_relative_to(folder) and path.is_file():
+            return str(path)
+    raise ApplicationError(
+        f"local model {requested!r} is not in an allowed folder (set FOREMAN_LOCAL_MODELS_DIR on the worker)",
+        type=ErrorType.MODEL_CONFIG.value,
+        non_retryable=True,
+    )
+
+
 def resolve_model(role: ModelRole, spec: ModelSpec) -> ResolvedModel:
     """Fill a spec from FOREMAN_<ROLE>_<FIELD>, then FOREMAN_MODEL_<FIELD>, then built-in defaults."""
 
@@ -126,9 +150,15 @@ def resolve_model(role: ModelRole, spec: ModelSpec) -> ResolvedModel:
     if provider is Provider.LOCAL and not model:
         path = default_local_model_path()
         model = str(path) if path else ""
-    base_url = spec.base_url or pick("BASE_URL") or _DEFAULT_BASE_URLS.get(provider)
+    if provider is Provider.LOCAL and spec.model:
+        model = _check_local_model(spec.model)
+    configured_url = pick("BASE_URL") or _DEFAULT_BASE_URLS.get(provider)
+    base_url = spec.base_url or configured_url
     key_var = _API_KEY_VARS.get(provider)
     api_key = pick("API_KEY") or (_env(key_var) if key_var else None)
+    if spec.base_url and spec.base_url.rstrip("/") != (configured_url or "").rstrip("/"):
+        # A request may name its own server, but never receives the worker's key: that would send it anywhere.
+        api_key = None
     price_in = spec.input_usd_per_mtok if spec.input_usd_per_mtok is not None else float(pick("INPUT_USD_PER_MTOK") or 0)
     price_out = (
         spec.output_usd_per_mtok if spec.output_usd_per_mtok is not None else float(pick("OUTPUT_USD_PER_MTOK") or 0)

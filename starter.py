@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ from typing import NoReturn
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 import devserver
 import settings
@@ -113,8 +115,20 @@ def _describe_request(workflow_id: str, request: ApprovalRequest) -> str:
         f"{' in order' if request.sequence else ''}; expires {request.expires_at.isoformat()}\n"
         f"    action sha256 {request.action_sha256}"
         + (f"; artifact sha256 {request.artifact_sha256}" if request.artifact_sha256 else "")
-        + f"\n    arguments {request.arguments_json[:300]}\n" + approval_commands(workflow_id, request)
+        + "\n" + _describe_arguments(request.arguments_json) + "\n" + approval_commands(workflow_id, request)
     )
+
+
+def _describe_arguments(arguments_json: str) -> str:
+    """Every argument a reviewer needs, in full; only long text bodies are shortened (with size and hash)."""
+    lines = []
+    for name, value in json.loads(arguments_json).items():
+        shown = json.dumps(value, ensure_ascii=False)
+        if isinstance(value, str) and len(value) > 200:
+            digest = hashlib.sha256(value.encode()).hexdigest()
+            shown = f"{json.dumps(value[:120], ensure_ascii=False)}... ({len(value)} characters, sha256 {digest})"
+        lines.append(f"      {name}: {shown}")
+    return "    arguments:\n" + "\n".join(lines)
 
 
 async def decide(handle: WorkflowHandle, verdict: str, request_id: str, approver: str, comment: str = "",
@@ -178,6 +192,8 @@ async def cmd_run(args: argparse.Namespace) -> int:
         )
     except WorkflowAlreadyStartedError:
         fail(f"a workflow with id {workflow_id!r} is already running")
+    except RPCError as err:
+        fail(f"cannot start the goal: {err.message}", code=1)
     if args.no_wait:
         print(workflow_id)
         return 0
@@ -188,6 +204,8 @@ async def cmd_run(args: argparse.Namespace) -> int:
     except WorkflowFailureError as err:
         cause = err.cause
         fail(f"goal {workflow_id} failed: {getattr(cause, 'message', cause)}", code=1)
+    except RPCError as err:
+        fail(f"lost track of goal {workflow_id}: {err.message} (it keeps running; see: python starter.py result {workflow_id})", code=1)
     print_result(result, args.json)
     print(f"workflow: {workflow_id}\nTemporal UI: {ui_link(workflow_id)}", file=info)
     return 0 if result.status is GoalStatus.COMPLETED else 1
@@ -209,6 +227,8 @@ async def cmd_result(args: argparse.Namespace) -> int:
         result = await handle.result()
     except WorkflowFailureError as err:
         fail(f"goal {args.workflow_id} failed: {getattr(err.cause, 'message', err.cause)}", code=1)
+    except RPCError as err:
+        fail(f"cannot get the result of {args.workflow_id}: {err.message}", code=1)
     print_result(result, args.json)
     return 0 if result.status is GoalStatus.COMPLETED else 1
 
@@ -240,7 +260,10 @@ async def cmd_decide(args: argparse.Namespace) -> int:
 
 
 async def cmd_cancel(args: argparse.Namespace) -> int:
-    await (await _client()).get_workflow_handle(args.workflow_id).cancel()
+    try:
+        await (await _client()).get_workflow_handle(args.workflow_id).cancel()
+    except RPCError as err:
+        fail(f"cannot cancel {args.workflow_id}: {err.message}", code=1)
     print(f"cancellation requested for {args.workflow_id}")
     return 0
 
@@ -314,6 +337,9 @@ def main() -> None:
         if isinstance(exit_.code, str):  # SystemExit("error: ...") from a helper: say it
             print(exit_.code, file=sys.stderr)
         code = exit_.code if isinstance(exit_.code, int) else 1
+    except KeyboardInterrupt:
+        print("interrupted (the goal, if started, keeps running in Temporal)", file=sys.stderr)
+        code = 130
     sys.stdout.flush()
     sys.stderr.flush()
     # Skip interpreter teardown: the Temporal client's Rust threads can abort it (SIGABRT, sdk-python#300).

@@ -6,9 +6,10 @@ first); these rules turn such a plan into a list of problems the planner can fee
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 
-from contracts.plan import AgentStep, PlanStep, ToolStep
+from contracts.plan import AgentStep, PlanStep, ToolInvocation, ToolStep
 from contracts.tools import SideEffect
 from workflows.templating import referenced_steps
 
@@ -17,6 +18,10 @@ def _tools_of(step: PlanStep) -> list[str]:
     if isinstance(step, ToolStep):
         return [step.invocation.tool]
     return list(step.tools) + [p.tool for p in step.prefetch]
+
+
+def _invocations_of(step: PlanStep) -> list[ToolInvocation]:
+    return [step.invocation] if isinstance(step, ToolStep) else list(step.prefetch)
 
 
 def _templates_of(step: PlanStep) -> list[str]:
@@ -70,6 +75,15 @@ def plan_problems(
         for tool in _tools_of(step):
             if tool not in tool_effects:
                 problems.append(f"step {step.id!r} uses unknown tool {tool!r}")
+        for invocation in _invocations_of(step):
+            try:
+                arguments = json.loads(invocation.arguments_json)
+            except json.JSONDecodeError as err:
+                arguments, reason = None, f"not JSON ({err.msg})"
+            else:
+                reason = "not a JSON object"
+            if not isinstance(arguments, dict):
+                problems.append(f"step {step.id!r}: arguments for {invocation.tool!r} are {reason}")
         for template in _templates_of(step):
             for ref in sorted(referenced_steps(template)):
                 if ref not in step.depends_on:

@@ -15,6 +15,7 @@ from temporalio import activity
 import settings
 from activities.providers.base import get_provider
 from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole
+from workflows.untrusted import UNTRUSTED_NOTE, step_output
 from contracts.verify import (
     AcceptanceCheck,
     CheckKind,
@@ -83,11 +84,14 @@ async def _judge(request: VerifyRequest, check: ModelJudgeCheck, verdict: Verdic
     messages = [
         ChatMessage(
             role=ChatRole.SYSTEM,
-            content="You review work. Decide whether the OUTPUT meets the CRITERIA. Reply with JSON: verdict pass or fail, and a short reason.",
+            content="You review work. Decide whether the OUTPUT meets the CRITERIA. Reply with JSON: verdict pass or fail, "
+            f"and a short reason. {UNTRUSTED_NOTE}",
         ),
         ChatMessage(
             role=ChatRole.USER,
-            content=f"GOAL: {request.goal}\nTASK: {request.instruction}\nCRITERIA: {check.criteria}\nOUTPUT:\n{request.output}",
+            # The output under review is data: it cannot tell the judge what to decide.
+            content=f"GOAL: {request.goal}\nTASK: {request.instruction}\nCRITERIA: {check.criteria}\n"
+            f"OUTPUT:\n{step_output(request.step_id, request.output)}",
         ),
     ]
     response = await get_provider(model.provider).complete(

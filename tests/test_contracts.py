@@ -243,3 +243,36 @@ def test_tool_args_forbid_extra_fields(model: type[ToolArgs]) -> None:
     assert [e["type"] for e in info.value.errors()] == ["extra_forbidden"]
     # The schema the model is shown says so too.
     assert model.model_json_schema()["additionalProperties"] is False
+
+
+def test_a_request_never_sends_the_worker_key_to_a_server_it_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    from contracts.llm import ModelRole, ModelSpec, Provider
+    from settings import resolve_model
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-worker-secret")
+    monkeypatch.setenv("FOREMAN_MODEL_BASE_URL", "https://models.internal/v1")
+    configured = resolve_model(ModelRole.EXECUTOR, ModelSpec(provider=Provider.OPENAI))
+    assert configured.base_url == "https://models.internal/v1" and configured.api_key == "sk-worker-secret"
+    same = resolve_model(ModelRole.EXECUTOR, ModelSpec(provider=Provider.OPENAI, base_url="https://models.internal/v1/"))
+    assert same.api_key == "sk-worker-secret"
+    elsewhere = resolve_model(ModelRole.EXECUTOR, ModelSpec(provider=Provider.OPENAI, base_url="https://attacker.example/v1"))
+    assert elsewhere.base_url == "https://attacker.example/v1" and elsewhere.api_key is None
+
+
+def test_a_request_can_only_pick_local_models_from_allowed_folders(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from temporalio.exceptions import ApplicationError
+
+    from contracts.llm import ModelRole, ModelSpec, Provider
+    from settings import default_local_model_path, resolve_model
+
+    default = default_local_model_path()
+    assert default is not None
+    by_name = resolve_model(ModelRole.EXECUTOR, ModelSpec(provider=Provider.LOCAL, model=default.name))
+    assert by_name.model == str(default.resolve())
+    for outside in ("/etc/passwd", "../../../../etc/passwd", str(tmp_path / "x.gguf")):
+        with pytest.raises(ApplicationError) as refused:
+            resolve_model(ModelRole.EXECUTOR, ModelSpec(provider=Provider.LOCAL, model=outside))
+        assert refused.value.type == "ModelConfigError" and refused.value.non_retryable
+    (tmp_path / "mine.gguf").write_bytes(b"GGUF")
+    monkeypatch.setenv("FOREMAN_LOCAL_MODELS_DIR", str(tmp_path))
+    assert resolve_model(ModelRole.EXECUTOR, ModelSpec(provider=Provider.LOCAL, model="mine.gguf")).model == str((tmp_path / "mine.gguf").resolve())

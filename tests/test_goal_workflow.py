@@ -248,3 +248,33 @@ async def test_invalid_raw_input_fails_the_run_instead_of_hanging(client: Client
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "ValidationError"
     assert "GoalRequest" in cause.message
+
+
+async def test_a_model_that_fails_for_good_fails_the_step_not_the_run(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    @activity.defn(name="call_model")
+    async def unauthorised(request: ModelRequest) -> ModelResponse:
+        raise ApplicationError("401 from the provider: invalid API key", type="ModelAuthError", non_retryable=True)
+
+    playbook = single_step_playbook(tmp_path, monkeypatch, tools=[])
+    result, _ = await run_goal(client, task_queue, GoalRequest(goal="g", playbook=playbook), fake_activities(unauthorised))
+    assert result.status is GoalStatus.FAILED
+    assert result.steps[0].status is StepStatus.FAILED and result.steps[0].error.startswith("ModelAuthError: 401")
+
+
+async def test_concurrent_steps_cannot_overrun_the_model_call_budget(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    steps = [{"type": "agent", "id": f"s{n}", "role": "analyst", "instruction": "go"} for n in range(3)]
+    playbook = write_playbook(tmp_path / "playbooks", {"name": "three-at-once", "steps": steps})
+    model = ScriptedModel(lambda request: answer("done"))
+    request = GoalRequest(goal="g", playbook=playbook, budget=Budget(max_model_calls=1))
+    result, _ = await run_goal(client, task_queue, request, fake_activities(model.activity()))
+    assert len(model.requests) == 1 and result.usage.model_calls == 1
+    assert result.status is GoalStatus.BUDGET_EXCEEDED
+
+
+async def test_tool_calls_on_the_last_turn_are_not_run(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    model = ScriptedModel(lambda request: call_tool("calculate", {"expression": "1+1"}))
+    playbook = single_step_playbook(tmp_path, monkeypatch, max_turns=1)
+    result, history = await run_goal(client, task_queue, GoalRequest(goal="g", playbook=playbook), fake_activities(model.activity()))
+    assert "calculate" not in scheduled_activities(history)
+    assert model.requests[0].tools == [] and result.steps[0].tool_calls == []

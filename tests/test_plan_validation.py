@@ -422,3 +422,10 @@ def test_playbook_name_cannot_escape_playbook_folders(tmp_path: Path, monkeypatc
     with pytest.raises(ValidationError):  # the contract refuses a name that is a path
         PlanRequest(goal="g", playbook="../elsewhere/evil")
     assert load_playbook("../elsewhere/evil") is None  # and so does the loader
+
+
+@pytest.mark.parametrize("arguments, reason", [("{not json", "not JSON"), ("[1]", "not a JSON object"), ('"x"', "not a JSON object")])
+def test_declared_arguments_must_be_a_json_object(arguments: str, reason: str) -> None:
+    step = ToolStep(id="t", role="publisher", invocation=ToolInvocation(tool="write_file", arguments_json=arguments))
+    (problem,) = plan_problems([step], _tool_effects())
+    assert problem.startswith("step 't': arguments for 'write_file' are ") and reason in problem

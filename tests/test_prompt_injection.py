@@ -37,7 +37,7 @@ from tests.fakes import ScriptedModel, answer, call_tool, step_role, tool_messag
 from tests.helpers import fake_activities, replay, run_goal, scheduled_activities, write_playbook
 from tests.injection_payloads import PAYLOADS, Payload
 from worker import build_worker
-from workflows.executor import UNTRUSTED_NOTE, defuse
+from workflows.untrusted import UNTRUSTED_NOTE, defuse
 from workflows.goal import GoalWorkflow
 from workflows.policy import evaluate
 
@@ -411,3 +411,16 @@ async def test_forged_closer_cannot_end_the_untrusted_region(
     for _, start, end in regions:
         # Read the way the system prompt describes it, the region ends at the first closing tag.
         assert "</tool_output" not in prompt[start:end]
+
+
+@pytest.mark.parametrize("sql", ["WITH a AS (SELECT '--') DELETE FROM customers", "SELECT 1 WHERE '--'='--'; DROP TABLE customers",
+                                 "SELECT '/*' AS x; DELETE FROM customers -- */", "SELECT 'it''s' ; DROP TABLE customers"])
+def test_sql_hidden_behind_quotes_and_comments_is_gated(sql: str) -> None:
+    decision = evaluate(Policy.model_validate(fast_expiry_policy()), "analyst", "sql_query", SideEffect.READ, SqlQueryArgs(sql=sql))
+    assert decision.outcome == "gate" and decision.rule and decision.rule.name == "sql-not-select"
+
+
+@pytest.mark.parametrize("sql", ["SELECT name FROM customers", "select 'delete me' as note -- a comment", "WITH x AS (SELECT 1) SELECT * FROM x;"])
+def test_plain_selects_are_not_gated(sql: str) -> None:
+    decision = evaluate(Policy.model_validate(fast_expiry_policy()), "analyst", "sql_query", SideEffect.READ, SqlQueryArgs(sql=sql))
+    assert decision.outcome == "allow"

@@ -180,8 +180,9 @@ async def test_http_refuses_bad_schemes_and_hosts(server: str, monkeypatch: pyte
     await fails(http_fetch, HttpFetchArgs(url=f"{server}/text"), "ToolNotAllowed")
     monkeypatch.setenv("FOREMAN_HTTP_ALLOWED_HOSTS", "127.0.0.1")
     assert (await run(http_fetch, HttpFetchArgs(url=f"{server}/text"))).ok
-    # A redirect is checked like the first request: 127.0.0.1 may not bounce us to localhost.
-    await fails(http_fetch, HttpFetchArgs(url=f"{server}/redirect-out"), "ToolNotAllowed")
+    # A redirect is reported, not followed: the next hop is a new call that policy checks again.
+    redirected = await run(http_fetch, HttpFetchArgs(url=f"{server}/redirect-out"))
+    assert redirected.ok and redirected.content.startswith("HTTP 30") and " to http://localhost" in redirected.content
 
 
 async def test_http_body_capped_at_max_bytes(server: str) -> None:

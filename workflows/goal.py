@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.plan import Plan, PlanRequest
     from contracts.verify import Decision
     from workflows.approvals import ApprovalDesk
-    from workflows.executor import GoalLedger, StepExecutor, _failure_message
+    from workflows.executor import BudgetExceeded, GoalLedger, StepExecutor, _failure_message
     from workflows.options import PLANNER
 
 STATUS_QUERY = "status"
@@ -122,6 +122,7 @@ class GoalWorkflow:
         result.usage = self._ledger.usage
         result.approvals = list(self._desk.requests.values())
         result.audit = self._desk.events
+        await workflow.wait_condition(workflow.all_handlers_finished)  # no update is cut off by completion
         return result
 
     async def _plan(self, request: GoalRequest, result: GoalResult) -> Plan | None:
@@ -190,9 +191,13 @@ class GoalWorkflow:
         result.output = by_id[output_step].output
         if request.success_criteria:
             self._phase = "verifying goal"
-            verdict = await self._executor.verify(
-                "goal", request.goal, result.output, list(request.success_criteria), "goal: success criteria"
-            )
+            try:
+                verdict = await self._executor.verify(
+                    "goal", request.goal, result.output, list(request.success_criteria), "goal: success criteria"
+                )
+            except (ActivityError, BudgetExceeded) as err:
+                result.error = f"success criteria could not be checked: {_failure_message(err)}"
+                return
             result.final_verdict = verdict
             if verdict.decision is not Decision.ACCEPT:
                 result.status = GoalStatus.ESCALATED if verdict.decision is Decision.ESCALATE else GoalStatus.FAILED

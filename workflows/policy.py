@@ -62,13 +62,43 @@ _WRITE_KEYWORDS = re.compile(
 )
 
 
+_QUOTE_CLOSERS = {"'": "'", '"': '"', "`": "`", "[": "]"}
+
+
+def _sql_code(sql: str) -> str:
+    """The SQL with string literals and quoted names replaced by `_` and comments by spaces, scanned
+    left to right so a `--` inside a string is not a comment and a `'` inside a comment is not a string."""
+    out: list[str] = []
+    i = 0
+    while i < len(sql):
+        char = sql[i]
+        if char in _QUOTE_CLOSERS:
+            end = sql.find(_QUOTE_CLOSERS[char], i + 1)
+            while end != -1 and char == "'" and sql.startswith("''", end):
+                end = sql.find("'", end + 2)  # '' is an escaped quote inside a string
+            out.append(" _ ")
+            i = len(sql) if end == -1 else end + 1
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            out.append(" ")
+            i = len(sql) if end == -1 else end + 1
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            out.append(" ")
+            i = len(sql) if end == -1 else end + 2
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
+
+
 def sql_is_plain_select(sql: str) -> bool:
     """True only for one statement that starts with SELECT/WITH and names no writing keyword anywhere.
 
     Deliberately conservative: a SELECT that merely mentions `delete` in a string is gated too
     (a human looks at it) rather than letting `WITH x AS (...) DELETE ...` or `SELECT 1; DROP ...` through.
     """
-    text = re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.DOTALL).strip().rstrip(";").strip()
+    text = _sql_code(sql).strip().rstrip(";").strip()
     first = text.lstrip("(").split(None, 1)
     return bool(first) and first[0].upper() in {"SELECT", "WITH"} and ";" not in text and not _WRITE_KEYWORDS.search(text)
 

@@ -1,7 +1,8 @@
 """`http_fetch`: GET or HEAD one http(s) URL and return the body as text.
 
-Invariants: the client makes no retries of its own (Temporal owns retries); every request, including
-each redirect hop, is checked against the scheme and host allow-list; the body is read as a stream
+Invariants: the client makes no retries of its own (Temporal owns retries); redirects are reported,
+not followed, so each hop is a new tool call the workflow's policy checks (the role's hosts); every
+request is checked against the scheme and worker host allow-list; the body is read as a stream
 and never more than `max_bytes` is held; 4xx is final, 5xx/timeouts/connection errors are transient.
 """
 
@@ -24,7 +25,6 @@ _ALLOWED_SCHEMES = ("http", "https")
 # so a slow-drip server surfaces as a retryable timeout rather than an activity timeout.
 _TIMEOUT = httpx.Timeout(20.0, connect=10.0)
 _DEADLINE_SECONDS = 45.0
-_MAX_REDIRECTS = 5
 # Client errors that do clear up on their own.
 _RETRYABLE_4XX = {408, 425, 429}
 _SHOWN_HEAD_HEADERS = ("content-type", "content-length", "last-modified", "etag", "location")
@@ -52,7 +52,7 @@ def _check_url(url: httpx.URL) -> None:
 
 
 async def _check_request(request: httpx.Request) -> None:
-    # Runs for the first request and for every redirect hop, so a redirect cannot leave the allow-list.
+    # Runs for every request the client sends (redirects are not followed, see the module docstring).
     _check_url(request.url)
 
 
@@ -87,13 +87,17 @@ async def _fetch(args: HttpFetchArgs, url: httpx.URL) -> str:
     async with httpx.AsyncClient(
         transport=transport,
         timeout=_TIMEOUT,
-        follow_redirects=True,
-        max_redirects=_MAX_REDIRECTS,
+        # Redirects are reported, not followed: the next hop is a new tool call, checked by policy
+        # (the role's hosts) in the workflow like the first one.
+        follow_redirects=False,
         event_hooks={"request": [_check_request]},
     ) as client:
         async with client.stream(args.method, url) as response:
             if response.status_code >= 400:
                 raise _status_error(response)
+            if response.is_redirect:
+                target = response.url.join(response.headers["location"])
+                return f"HTTP {response.status_code} redirect from {response.url} to {target}\n\nCall http_fetch on that URL to follow it."
             content_type = response.headers.get("content-type", "unknown")
             status_line = f"HTTP {response.status_code} {content_type} from {response.url}"
             if args.method == "HEAD":
@@ -134,8 +138,6 @@ async def http_fetch(args: HttpFetchArgs) -> ToolResult:
         raise
     except (TimeoutError, httpx.TimeoutException) as exc:
         raise tool_error(ErrorType.TOOL_TRANSIENT, f"timed out fetching {url}", retryable=True) from exc
-    except httpx.TooManyRedirects as exc:
-        raise tool_error(ErrorType.TOOL_FAILED, f"too many redirects fetching {url}") from exc
     except httpx.UnsupportedProtocol as exc:
         raise tool_error(ErrorType.TOOL_ARGUMENTS_INVALID, f"unsupported protocol: {exc}") from exc
     except httpx.TransportError as exc:
