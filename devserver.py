@@ -65,7 +65,7 @@ def ui_url() -> str:
         return f"http://localhost:{DEFAULT_UI_PORT}"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -78,7 +78,7 @@ def start(address: str, ui_port: int | None = DEFAULT_UI_PORT) -> int:
     home.mkdir(parents=True, exist_ok=True)
     host, port = _host_port(address)
     if ui_port is not None and is_listening(f"127.0.0.1:{ui_port}"):
-        ui_port = _free_port()  # something else has the default UI port: use any free one and say so
+        ui_port = free_port()  # something else has the default UI port: use any free one and say so
     if ui_port is not None:
         _ui_file().write_text(f"http://localhost:{ui_port}\n")
     command = [

@@ -18,8 +18,6 @@ from contracts.llm import ModelRole, ModelSpec, Provider
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 TASK_QUEUE = "foreman"
-WORKFLOW_TYPE = "GoalWorkflow"
-STATUS_QUERY = "status"
 
 # Low-latency dev-server settings (see README): without them every step waits ~50 ms and timers fire ~1 s late.
 DEV_SERVER_FLAGS = [

@@ -28,7 +28,7 @@ from temporalio.service import RPCError
 import devserver
 import settings
 from contracts.approvals import APPROVE_UPDATE, DENY_UPDATE, PENDING_QUERY, ApprovalDecision, ApprovalRequest
-from contracts.goal import GoalProgress, GoalRequest, GoalResult, GoalStatus
+from contracts.goal import GOAL_WORKFLOW, STATUS_QUERY, GoalProgress, GoalRequest, GoalResult, GoalStatus
 from contracts.llm import ModelSpec, Provider
 from playbooks import available_playbooks
 from temporal_client import connect
@@ -151,7 +151,7 @@ async def wait_for_result(handle: WorkflowHandle, quiet: bool, stream=sys.stdout
     while not waiter.done():
         try:
             if not quiet:
-                _print_progress(await handle.query(settings.STATUS_QUERY, result_type=GoalProgress), seen, stream)
+                _print_progress(await handle.query(STATUS_QUERY, result_type=GoalProgress), seen, stream)
             for request in await handle.query(PENDING_QUERY, result_type=list[ApprovalRequest]):
                 if request.request_id not in announced:
                     announced.add(request.request_id)
@@ -188,7 +188,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     workflow_id = args.id or f"goal-{slugify(request.goal, 4)}-{uuid.uuid4().hex[:8]}"
     try:
         handle = await client.start_workflow(
-            settings.WORKFLOW_TYPE, request, id=workflow_id, task_queue=settings.task_queue(), result_type=GoalResult
+            GOAL_WORKFLOW, request, id=workflow_id, task_queue=settings.task_queue(), result_type=GoalResult
         )
     except WorkflowAlreadyStartedError:
         fail(f"a workflow with id {workflow_id!r} is already running")
@@ -214,7 +214,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
 async def cmd_status(args: argparse.Namespace) -> int:
     handle = (await _client()).get_workflow_handle(args.workflow_id)
     try:
-        progress = await handle.query(settings.STATUS_QUERY, result_type=GoalProgress)
+        progress = await handle.query(STATUS_QUERY, result_type=GoalProgress)
     except Exception as err:  # noqa: BLE001
         fail(f"cannot query {args.workflow_id}: {err}", code=1)
     print(progress.model_dump_json(indent=2))

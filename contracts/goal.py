@@ -12,6 +12,8 @@ from contracts.plan import PLAYBOOK_NAME_PATTERN, Plan
 from contracts.verify import AcceptanceCheck, Verdict
 
 MAX_GOAL_BYTES = 32 * 1024
+GOAL_WORKFLOW = "GoalWorkflow"  # the workflow type any client starts
+STATUS_QUERY = "status"
 
 
 class Budget(BaseModel):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import uuid
 
 from temporalio.client import Client
@@ -19,12 +18,6 @@ from tests.fakes import ScriptedModel
 from tests.helpers import approve_pending, fake_activities, replay, scheduled_activities
 from tests.test_goal_workflow import demo_responder
 from worker import build_worker
-
-
-def free_address() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{probe.getsockname()[1]}"
 
 
 def stop_server(pid: int) -> None:
@@ -40,7 +33,7 @@ async def wait_pending(client: Client, workflow_id: str) -> list[ApprovalRequest
 
 
 async def test_pending_approval_survives_a_server_restart(task_queue: str) -> None:
-    address = free_address()
+    address = f"127.0.0.1:{devserver.free_port()}"
     activities = fake_activities(ScriptedModel(demo_responder).activity())
     workflow_id = f"restart-{uuid.uuid4().hex[:8]}"
     pid = devserver.start(address, ui_port=None)

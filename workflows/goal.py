@@ -33,6 +33,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.errors import ErrorType
     from contracts.goal import (
+        GOAL_WORKFLOW,
+        STATUS_QUERY,
         GoalProgress,
         GoalRequest,
         GoalResult,
@@ -47,11 +49,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.executor import BudgetExceeded, GoalLedger, StepExecutor, _failure_message
     from workflows.options import PLANNER
 
-STATUS_QUERY = "status"
-
 
 # An input that fails GoalRequest validation fails the run with a typed error instead of retrying forever.
-@workflow.defn(name="GoalWorkflow", failure_exception_types=[ValidationError])
+@workflow.defn(name=GOAL_WORKFLOW, failure_exception_types=[ValidationError])
 class GoalWorkflow:
     @workflow.init
     def __init__(self, request: GoalRequest) -> None:
