@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import subprocess
@@ -32,7 +31,8 @@ from contracts.goal import GOAL_WORKFLOW, STATUS_QUERY, GoalProgress, GoalReques
 from contracts.llm import ModelSpec, Provider
 from playbooks import available_playbooks
 from temporal_client import connect
-from workflows.templating import slugify
+from core.hashing import sha256_text
+from core.templating import slugify
 
 DEMO_GOAL = "Explain how durable execution makes AI agents safe to retry"
 DEMO_PLAYBOOK = "research-brief"
@@ -125,7 +125,7 @@ def _describe_arguments(arguments_json: str) -> str:
     for name, value in json.loads(arguments_json).items():
         shown = json.dumps(value, ensure_ascii=False)
         if isinstance(value, str) and len(value) > 200:
-            digest = hashlib.sha256(value.encode()).hexdigest()
+            digest = sha256_text(value)
             shown = f"{json.dumps(value[:120], ensure_ascii=False)}... ({len(value)} characters, sha256 {digest})"
         lines.append(f"      {name}: {shown}")
     return "    arguments:\n" + "\n".join(lines)

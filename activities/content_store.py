@@ -6,20 +6,16 @@ workers storing the same content are harmless.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
 
 import settings
 from contracts.tools import ToolResult
+from core.hashing import sha256_text
 
 PREVIEW_CHARS = 4_000
 REF_PREFIX = "sha256:"
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def put(text: str) -> str:

@@ -12,10 +12,10 @@ from temporalio import activity
 
 import settings
 from activities.providers.base import get_provider
-from contracts.llm import ModelRequest, ModelResponse
+from contracts.llm import CALL_MODEL_ACTIVITY, ModelRequest, ModelResponse
 
 
-@activity.defn(name="call_model")
+@activity.defn(name=CALL_MODEL_ACTIVITY)
 async def call_model(request: ModelRequest) -> ModelResponse:
     """Send one chat request to the model that serves this role."""
     model = settings.resolve_model(request.role, request.spec)

@@ -14,20 +14,16 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import settings
-from activities.plan_validation import plan_problems
+from core.plan_validation import plan_problems
 from activities.providers.base import get_provider
-from activities.tools.registry import TOOLS
 from contracts.errors import ErrorType
 from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole, TokenUsage
-from contracts.plan import AgentStep, Plan, PlanAttempt, PlanRequest, PlanSource
+from contracts.plan import PLAN_GOAL_ACTIVITY, AgentStep, Plan, PlanAttempt, PlanRequest, PlanSource
 from contracts.verify import NonEmptyCheck
+from core.tools import TOOLS, tool_effects
 from playbooks import available_playbooks, load_default_policy, load_playbook
 
 LLM_PLAN_ROLES = ["researcher", "analyst", "drafter", "reviewer", "publisher"]
-
-
-def _tool_effects() -> dict:
-    return {name: t.side_effect for name, t in TOOLS.items()}
 
 
 def draft_schema(max_steps: int) -> dict:
@@ -141,7 +137,7 @@ def plan_from_playbook(request: PlanRequest) -> Plan:
             type=ErrorType.UNKNOWN_PLAYBOOK.value,
             non_retryable=True,
         )
-    problems = plan_problems(playbook.steps, _tool_effects(), output_step=playbook.output_step)
+    problems = plan_problems(playbook.steps, tool_effects(), output_step=playbook.output_step)
     if problems:
         raise ApplicationError(
             f"playbook {playbook.name!r} is invalid: " + "; ".join(problems),
@@ -178,7 +174,7 @@ async def plan_with_model(request: PlanRequest) -> Plan:
         steps, problems, notes = parse_draft(raw, request.max_steps)
         if steps and not problems:
             problems = plan_problems(
-                steps, _tool_effects(), allowed_roles=set(LLM_PLAN_ROLES), effects_last=True
+                steps, tool_effects(), allowed_roles=set(LLM_PLAN_ROLES), effects_last=True
             )
         attempts.append(PlanAttempt(raw_output=raw, problems=problems, normalised=notes))
         if not problems:
@@ -209,7 +205,7 @@ async def plan_with_model(request: PlanRequest) -> Plan:
     )
 
 
-@activity.defn(name="plan_goal")
+@activity.defn(name=PLAN_GOAL_ACTIVITY)
 async def plan_goal(request: PlanRequest) -> Plan:
     """Plan a goal from its playbook, or with the planner model when no playbook is named."""
     if request.playbook:

@@ -15,8 +15,9 @@ from temporalio import activity
 import settings
 from activities.providers.base import get_provider
 from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole
-from workflows.untrusted import UNTRUSTED_NOTE, step_output
+from core.untrusted import UNTRUSTED_NOTE, step_output
 from contracts.verify import (
+    VERIFY_OUTPUT_ACTIVITY,
     AcceptanceCheck,
     CheckKind,
     CheckResult,
@@ -111,7 +112,7 @@ async def _judge(request: VerifyRequest, check: ModelJudgeCheck, verdict: Verdic
     return CheckResult(kind=CheckKind.MODEL_JUDGE, passed=passed, detail=reason if not passed else "")
 
 
-@activity.defn(name="verify_output")
+@activity.defn(name=VERIFY_OUTPUT_ACTIVITY)
 async def verify_output(request: VerifyRequest) -> Verdict:
     """Check a step's output; accept, or say why it must be refined or escalated."""
     verdict = Verdict(step_id=request.step_id, decision=Decision.ACCEPT)

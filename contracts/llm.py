@@ -68,6 +68,9 @@ class ToolSchema(BaseModel):
     parameters_json: str
 
 
+CALL_MODEL_ACTIVITY = "call_model"  # ModelRequest -> ModelResponse
+
+
 class ModelRequest(BaseModel):
     """Input of the `call_model` activity."""
 

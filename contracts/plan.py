@@ -93,6 +93,9 @@ class Plan(BaseModel):
     cost_usd: float = 0.0
 
 
+PLAN_GOAL_ACTIVITY = "plan_goal"  # PlanRequest -> Plan
+
+
 class PlanRequest(BaseModel):
     """Input of the `plan_goal` activity."""
 

@@ -5,7 +5,6 @@ Large outputs are not carried here: the result holds a bounded preview plus the 
 content-store reference of the full output.
 """
 
-import hashlib
 from enum import StrEnum
 from typing import Literal
 
@@ -24,10 +23,6 @@ class ToolArgs(BaseModel):
     """Base for tool argument models: unknown fields are an error, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid")
-
-    def precheck(self) -> str | None:
-        """A problem the workflow can see before anything runs (or anyone is asked to approve)."""
-        return None
 
 
 class HttpFetchArgs(ToolArgs):
@@ -52,12 +47,6 @@ class WriteFileArgs(ToolArgs):
     expected_sha256: str | None = Field(
         default=None, pattern=r"^[0-9a-f]{64}$", description="If set, the write runs only if the content has this SHA-256."
     )
-
-    def precheck(self) -> str | None:
-        if self.expected_sha256 is None:
-            return None
-        actual = hashlib.sha256(self.content.encode("utf-8")).hexdigest()
-        return None if actual == self.expected_sha256 else f"content sha256 {actual} is not the expected artifact {self.expected_sha256}"
 
 
 class ListFilesArgs(ToolArgs):

@@ -116,6 +116,9 @@ class CheckResult(BaseModel):
     detail: str = ""
 
 
+VERIFY_OUTPUT_ACTIVITY = "verify_output"  # VerifyRequest -> Verdict
+
+
 class VerifyRequest(BaseModel):
     """Input of the `verify_output` activity."""
 

@@ -37,7 +37,7 @@ from tests.fakes import ScriptedModel, answer
 from tests.helpers import fake_activities, replay, scheduled_activities, write_playbook
 from worker import build_worker
 from workflows.goal import GoalWorkflow
-from workflows.policy import action_sha256
+from core.policy import action_sha256
 
 TARGET = "published/x.md"
 CONTENT = "Approved words."

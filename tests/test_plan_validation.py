@@ -12,9 +12,9 @@ from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
-from activities.plan_validation import find_cycle, plan_problems
-from activities.planner import LLM_PLAN_ROLES, _tool_effects, draft_schema, parse_draft, plan_from_playbook
-from activities.tools import TOOLS
+from core.plan_validation import find_cycle, plan_problems
+from activities.planner import LLM_PLAN_ROLES, draft_schema, parse_draft, plan_from_playbook
+from core.tools import TOOLS, tool_effects
 from contracts.errors import ErrorType
 from contracts.plan import AgentStep, PlanRequest, PlanSource, ToolInvocation, ToolStep
 from contracts.tools import SideEffect
@@ -276,7 +276,7 @@ def test_parse_draft_numbers_steps_and_maps_needs() -> None:
     assert steps[1].depends_on == ["researcher-1"] and steps[2].depends_on == ["researcher-1", "analyst-2"]
     assert steps[0].instruction == "find" and steps[0].tools == ["search_corpus"]
     assert all(s.checks == [NonEmptyCheck()] for s in steps)
-    assert plan_problems(steps, _tool_effects(), allowed_roles=set(LLM_PLAN_ROLES), effects_last=True) == []
+    assert plan_problems(steps, tool_effects(), allowed_roles=set(LLM_PLAN_ROLES), effects_last=True) == []
 
 
 def test_parse_draft_drops_needs_that_are_not_earlier_steps_and_chains() -> None:
@@ -299,7 +299,7 @@ def test_parse_draft_missing_fields_get_defaults() -> None:
     assert [s.id for s in steps] == ["researcher-1", "drafter-2"]
     assert steps[0].depends_on == [] and steps[0].tools == []
     # A blank instruction survives parsing so that plan_problems can name it for repair.
-    assert plan_problems(steps, _tool_effects()) == ["step 'drafter-2' has an empty instruction"]
+    assert plan_problems(steps, tool_effects()) == ["step 'drafter-2' has an empty instruction"]
 
 
 @pytest.mark.parametrize(
@@ -361,7 +361,7 @@ def test_builtin_research_brief_is_valid() -> None:
     assert [s.id for s in plan.steps] == ["research", "draft", "publish"]
     assert plan.output_step == "draft"
     # It would pass even the stricter rules applied to LLM plans (publishing is last).
-    assert plan_problems(plan.steps, _tool_effects(), output_step=plan.output_step, effects_last=True) == []
+    assert plan_problems(plan.steps, tool_effects(), output_step=plan.output_step, effects_last=True) == []
 
 
 def test_unknown_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -427,5 +427,5 @@ def test_playbook_name_cannot_escape_playbook_folders(tmp_path: Path, monkeypatc
 @pytest.mark.parametrize("arguments, reason", [("{not json", "not JSON"), ("[1]", "not a JSON object"), ('"x"', "not a JSON object")])
 def test_declared_arguments_must_be_a_json_object(arguments: str, reason: str) -> None:
     step = ToolStep(id="t", role="publisher", invocation=ToolInvocation(tool="write_file", arguments_json=arguments))
-    (problem,) = plan_problems([step], _tool_effects())
+    (problem,) = plan_problems([step], tool_effects())
     assert problem.startswith("step 't': arguments for 'write_file' are ") and reason in problem

@@ -37,9 +37,9 @@ from tests.fakes import ScriptedModel, answer, call_tool, step_role, tool_messag
 from tests.helpers import fake_activities, replay, run_goal, scheduled_activities, write_playbook
 from tests.injection_payloads import PAYLOADS, Payload
 from worker import build_worker
-from workflows.untrusted import UNTRUSTED_NOTE, defuse
+from core.untrusted import UNTRUSTED_NOTE, defuse
 from workflows.goal import GoalWorkflow
-from workflows.policy import evaluate
+from core.policy import evaluate
 
 EXPIRY_SECONDS = 1
 BIG_BUDGET = Budget(max_model_calls=2_000, max_tool_calls=2_000, max_total_tokens=50_000_000, max_cost_usd=0)

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from workflows.templating import referenced_steps, render, render_arguments, slugify
+from core.templating import referenced_steps, render, render_arguments, slugify
 
 GOAL = "Explain Temporal retries!"
 OUTPUTS = {"research": "notes", "draft-2": "the draft"}

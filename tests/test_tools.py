@@ -25,7 +25,7 @@ from temporalio.testing import ActivityEnvironment
 
 import settings
 from activities import content_store
-from activities.tools import TOOLS, sql, tool_activities
+from activities.tools import IMPLEMENTATIONS, TOOLS, sql, tool_activities
 from activities.tools import http as http_tool
 from activities.tools.calc import calculate
 from activities.tools.corpus import fts_query, search_corpus
@@ -436,8 +436,8 @@ def test_registry_lists_all_tools() -> None:
     activities = tool_activities()
     assert len(activities) == len(expected)
     for name, definition in TOOLS.items():
-        assert definition.activity in activities
-        assert activity._Definition.must_from_callable(definition.activity).name == name
+        assert IMPLEMENTATIONS[name] in activities
+        assert activity._Definition.must_from_callable(IMPLEMENTATIONS[name]).name == name
         assert definition.description and "\n" not in definition.description
         schema = definition.schema()
         assert schema.name == name

@@ -20,7 +20,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from activities.planner import plan_goal
     from contracts.approvals import (
         APPROVAL_SIGNAL,
         APPROVE_UPDATE,
@@ -43,11 +42,16 @@ with workflow.unsafe.imports_passed_through():
         StepResult,
         StepStatus,
     )
-    from contracts.plan import Plan, PlanRequest
+    from contracts.plan import PLAN_GOAL_ACTIVITY, Plan, PlanRequest
     from contracts.verify import Decision
+    from core.options import PLANNER
     from workflows.approvals import ApprovalDesk
-    from workflows.executor import BudgetExceeded, GoalLedger, StepExecutor, _failure_message
-    from workflows.options import PLANNER
+    from workflows.executor import StepExecutor
+    from workflows.failures import BudgetExceeded, WorkflowCodeError, failure_message
+    from workflows.ledger import GoalLedger
+    from workflows.steps import StepContext, step_runners
+    from workflows.tool_gate import ToolCaller, ToolGate
+    from workflows.verification import Verification
 
 
 # An input that fails GoalRequest validation fails the run with a typed error instead of retrying forever.
@@ -59,7 +63,15 @@ class GoalWorkflow:
         self._progress: dict[str, StepProgress] = {}
         self._ledger = GoalLedger(request.budget)
         self._desk = ApprovalDesk()
-        self._executor = StepExecutor(request, self._ledger, self._progress, self._desk)
+        self._verification = Verification(request, self._ledger, self._progress)
+        context = StepContext(
+            request=request,
+            ledger=self._ledger,
+            progress=self._progress,
+            tools=ToolCaller(ToolGate(self._desk, self._ledger, self._progress)),
+            verification=self._verification,
+        )
+        self._executor = StepExecutor(context, step_runners(context))
 
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> GoalProgress:
@@ -109,6 +121,14 @@ class GoalWorkflow:
 
     @workflow.run
     async def run(self, request: GoalRequest) -> GoalResult:
+        try:
+            return await self._run(request)
+        except ValidationError as err:
+            # Input was validated before run(); a ValidationError now is a bug in workflow code. It must fail
+            # the workflow task (a fixed worker resumes the goal), not the run as failure_exception_types would.
+            raise WorkflowCodeError(f"workflow code raised {err!r}") from err
+
+    async def _run(self, request: GoalRequest) -> GoalResult:
         started = workflow.now()
         result = GoalResult(workflow_id=workflow.info().workflow_id, goal=request.goal, status=GoalStatus.FAILED)
         plan = await self._plan(request, result)
@@ -128,8 +148,9 @@ class GoalWorkflow:
     async def _plan(self, request: GoalRequest, result: GoalResult) -> Plan | None:
         try:
             plan = await workflow.execute_activity(
-                plan_goal,
+                PLAN_GOAL_ACTIVITY,
                 PlanRequest(goal=request.goal, playbook=request.playbook, spec=request.models.planner),
+                result_type=Plan,
                 summary=f"plan: {request.playbook or 'LLM planner'}",
                 **PLANNER.kwargs(),
             )
@@ -138,7 +159,7 @@ class GoalWorkflow:
             if isinstance(cause, ApplicationError) and cause.type == ErrorType.UNKNOWN_PLAYBOOK:
                 # Bad input: fail the run with the typed error rather than pretend it was attempted.
                 raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from err
-            result.error = f"planning failed: {_failure_message(err)}"
+            result.error = f"planning failed: {failure_message(err)}"
             return None
         self._ledger.usage.add_model(plan.usage, plan.cost_usd, calls=plan.model_calls)
         self._desk.policy = plan.policy
@@ -192,11 +213,11 @@ class GoalWorkflow:
         if request.success_criteria:
             self._phase = "verifying goal"
             try:
-                verdict = await self._executor.verify(
+                verdict = await self._verification.verify(
                     "goal", request.goal, result.output, list(request.success_criteria), "goal: success criteria"
                 )
             except (ActivityError, BudgetExceeded) as err:
-                result.error = f"success criteria could not be checked: {_failure_message(err)}"
+                result.error = f"success criteria could not be checked: {failure_message(err)}"
                 return
             result.final_verdict = verdict
             if verdict.decision is not Decision.ACCEPT:

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime
 
 import httpx
 from temporalio.exceptions import ApplicationError
 
 from contracts.errors import ErrorType
+from core.retry_after import parse_retry_after
 
 _EXCERPT_CHARS = 300
-# A server asking for hours is almost certainly wrong; Temporal's own backoff takes over past this.
-_MAX_RETRY_AFTER = timedelta(minutes=10)
 # Key-shaped tokens (OpenAI/Anthropic keys, bearer tokens) some servers echo back in 401 bodies.
 _SECRET_PATTERNS = [
     (re.compile(r"\b(sk|pk|rk)-[A-Za-z0-9_\-*]{6,}"), r"\1-***"),
@@ -42,37 +40,6 @@ def _status_kind(status: int) -> tuple[ErrorType, bool]:
         return ErrorType.MODEL_NOT_FOUND, False
     # 400, 413, 422 and anything else the client got wrong: resending the same request cannot help.
     return ErrorType.MODEL_BAD_REQUEST, False
-
-
-def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -> timedelta | None:
-    """The server's requested delay: `retry-after-ms`, else `Retry-After` as seconds or an HTTP date."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return _clamp(timedelta(milliseconds=float(raw_ms)))
-        except ValueError:
-            pass  # fall through to Retry-After
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    raw = raw.strip()
-    try:
-        return _clamp(timedelta(seconds=float(raw)))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return _clamp(when - (now or datetime.now(UTC)))
-
-
-def _clamp(delay: timedelta) -> timedelta | None:
-    if delay <= timedelta(0):
-        return None
-    return min(delay, _MAX_RETRY_AFTER)
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
@@ -115,7 +82,7 @@ def error_from_response(
 ) -> ApplicationError:
     """The typed error for a non-2xx response; callers `raise` it."""
     error_type, retryable = _status_kind(response.status_code)
-    delay = parse_retry_after(response.headers) if retryable else None
+    delay = parse_retry_after(response.headers, datetime.now(UTC)) if retryable else None
     excerpt = body_excerpt(response, secrets)
     message = f"{provider} returned HTTP {response.status_code}"
     if excerpt:

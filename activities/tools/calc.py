@@ -14,9 +14,9 @@ import operator
 from typing import Callable
 
 from activities.content_store import tool_result
-from activities.tools.registry import tool, tool_error
+from activities.tools.registry import tool_activity, tool_error
 from contracts.errors import ErrorType
-from contracts.tools import CalculateArgs, SideEffect, ToolResult
+from contracts.tools import CalculateArgs, ToolResult
 
 MAX_INT_BITS = 4_096
 MAX_NODES = 200
@@ -153,7 +153,7 @@ def format_number(value: Number) -> str:
     return repr(value)
 
 
-@tool(CalculateArgs, SideEffect.READ)
+@tool_activity("calculate")
 async def calculate(args: CalculateArgs) -> ToolResult:
     """Evaluate an arithmetic expression (+ - * / // % **, parentheses, sqrt, log, exp, sin, cos, min, max, abs, round, pi, e)."""
     try:

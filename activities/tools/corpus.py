@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import hashlib
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -24,9 +23,10 @@ from temporalio import activity
 
 import settings
 from activities.content_store import tool_result
-from activities.tools.registry import tool, tool_error
+from activities.tools.registry import tool_activity, tool_error
 from contracts.errors import ErrorType
-from contracts.tools import SearchCorpusArgs, SideEffect, ToolResult
+from contracts.tools import SearchCorpusArgs, ToolResult
+from core.hashing import sha256_bytes
 
 SUFFIXES = {".md", ".txt"}
 MAX_FILE_BYTES = 5_000_000
@@ -134,7 +134,7 @@ def _apply(connection: sqlite3.Connection, root: Path, scanned: dict[str, tuple[
             data = (root / path).read_bytes()
         except OSError:
             continue  # vanished since the scan; the next search drops it
-        digest = hashlib.sha256(data).hexdigest()
+        digest = sha256_bytes(data)
         if known and known[3] == digest:
             # Touched but not changed: record the new stat so it is not re-read next time.
             connection.execute("UPDATE files SET mtime_ns = ?, size = ? WHERE id = ?", (mtime_ns, size, known[0]))
@@ -236,7 +236,7 @@ def format_hits(query: str, rows: list[tuple[str, str, float, str]]) -> str:
     return "\n".join(lines)
 
 
-@tool(SearchCorpusArgs, SideEffect.READ)
+@tool_activity("search_corpus")
 async def search_corpus(args: SearchCorpusArgs) -> ToolResult:
     """Search the local document corpus (full text, bm25); each hit shows a `[source: <path>]` to cite."""
     root, index_path = settings.corpus_dir(), settings.corpus_index_path()

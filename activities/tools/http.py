@@ -9,16 +9,18 @@ and never more than `max_bytes` is held; 4xx is final, 5xx/timeouts/connection e
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime
 
 import httpx
 from temporalio.exceptions import ApplicationError
 
 import settings
 from activities.content_store import tool_result
-from activities.tools.registry import tool, tool_error
+from activities.tools.registry import tool_activity, tool_error
 from contracts.errors import ErrorType
-from contracts.tools import HttpFetchArgs, SideEffect, ToolResult
+from contracts.tools import HttpFetchArgs, ToolResult
+from core.hosts import host_matches
+from core.retry_after import parse_retry_after
 
 _ALLOWED_SCHEMES = ("http", "https")
 # Per-phase limits, plus an overall deadline that stays well inside TOOL_READ's 60 s start_to_close,
@@ -30,24 +32,13 @@ _RETRYABLE_4XX = {408, 425, 429}
 _SHOWN_HEAD_HEADERS = ("content-type", "content-length", "last-modified", "etag", "location")
 
 
-def _host_allowed(host: str, allowed: list[str]) -> bool:
-    """Exact host match, or `*.example.com` for any subdomain of example.com (case-insensitive)."""
-    host = host.lower().rstrip(".")
-    for entry in (a.lower().rstrip(".") for a in allowed):
-        if entry.startswith("*.") and host.endswith(entry[1:]):
-            return True
-        if host == entry:
-            return True
-    return False
-
-
 def _check_url(url: httpx.URL) -> None:
     if url.scheme not in _ALLOWED_SCHEMES:
         raise tool_error(ErrorType.TOOL_ARGUMENTS_INVALID, f"only http and https URLs are allowed, not {url.scheme!r}")
     if not url.host:
         raise tool_error(ErrorType.TOOL_ARGUMENTS_INVALID, f"URL has no host: {url}")
     allowed = settings.http_allowed_hosts()
-    if allowed is not None and not _host_allowed(url.host, allowed):
+    if allowed is not None and not host_matches(url.host, allowed):
         raise tool_error(ErrorType.TOOL_NOT_ALLOWED, f"host {url.host!r} is not in FOREMAN_HTTP_ALLOWED_HOSTS")
 
 
@@ -60,19 +51,11 @@ def _status_error(response: httpx.Response) -> ApplicationError:
     status = response.status_code
     message = f"HTTP {status} {response.reason_phrase} from {response.url}"
     if status in _RETRYABLE_4XX or status >= 500:
-        delay = _retry_after(response)
+        delay = parse_retry_after(response.headers, datetime.now(UTC))
         return ApplicationError(
             message, status, type=ErrorType.TOOL_TRANSIENT.value, non_retryable=False, next_retry_delay=delay
         )
     return ApplicationError(message, status, type=ErrorType.TOOL_FAILED.value, non_retryable=True)
-
-
-def _retry_after(response: httpx.Response) -> timedelta | None:
-    """Honour a numeric Retry-After (capped) so Temporal's next attempt waits as the server asked."""
-    raw = response.headers.get("retry-after", "")
-    if raw.isdigit():
-        return timedelta(seconds=min(int(raw), 300))
-    return None
 
 
 def _decode(body: bytes, encoding: str | None) -> str:
@@ -123,7 +106,7 @@ async def _fetch(args: HttpFetchArgs, url: httpx.URL) -> str:
             return f"{status_line}{note}\n\n{_decode(body, response.encoding)}"
 
 
-@tool(HttpFetchArgs, SideEffect.READ)
+@tool_activity("http_fetch")
 async def http_fetch(args: HttpFetchArgs) -> ToolResult:
     """Fetch an http(s) URL (GET or HEAD) and return the status line and the response body as text."""
     try:

@@ -1,63 +1,35 @@
-"""The typed tool registry. Each tool is its own activity (named after the tool), takes its own
-argument model and returns a `ToolResult`; its registry entry declares side effect, timeout and retries.
+"""Binds one activity to each entry of the tool catalogue (`core.tools.TOOLS`).
 
-The workflow reads this registry to validate arguments before scheduling anything, and to pick each
-tool's activity options.
+The catalogue says what a tool is (description, argument model, side effect, options); this module
+holds the implementations the worker registers. Every catalogued tool has exactly one.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from typing import Awaitable, Callable, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from contracts.errors import ErrorType
-from contracts.llm import ToolSchema
-from contracts.tools import SideEffect, ToolArgs, ToolResult
-from workflows.options import TOOL_DESTRUCTIVE, TOOL_READ, TOOL_WRITE, ActivityConfig
+from contracts.tools import ToolResult
+from core.tools import TOOLS
 
-_DEFAULT_CONFIG = {SideEffect.READ: TOOL_READ, SideEffect.WRITE: TOOL_WRITE, SideEffect.DESTRUCTIVE: TOOL_DESTRUCTIVE}
+ToolActivity = Callable[..., Awaitable[ToolResult]]
+F = TypeVar("F", bound=ToolActivity)
 
-
-@dataclass(frozen=True)
-class ToolDefinition:
-    name: str
-    description: str
-    args_model: type[ToolArgs]
-    side_effect: SideEffect
-    config: ActivityConfig
-    activity: Callable[..., Awaitable[ToolResult]]
-
-    def schema(self) -> ToolSchema:
-        return ToolSchema(
-            name=self.name, description=self.description, parameters_json=json.dumps(self.args_model.model_json_schema())
-        )
+IMPLEMENTATIONS: dict[str, ToolActivity] = {}
 
 
-TOOLS: dict[str, ToolDefinition] = {}
-
-F = TypeVar("F", bound=Callable[..., Awaitable[ToolResult]])
-
-
-def tool(args_model: type[ToolArgs], side_effect: SideEffect, config: ActivityConfig | None = None) -> Callable[[F], F]:
-    """Register `fn` as a tool activity named `fn.__name__`; its docstring's first line is the description."""
+def tool_activity(name: str) -> Callable[[F], F]:
+    """Register `fn` as the activity of the catalogued tool `name` (an unknown name fails at import)."""
+    spec = TOOLS[name]
 
     def register(fn: F) -> F:
-        name = fn.__name__
-        if name in TOOLS:
-            raise ValueError(f"tool {name!r} registered twice")
-        defined = activity.defn(name=name)(fn)
-        TOOLS[name] = ToolDefinition(
-            name=name,
-            description=(fn.__doc__ or args_model.__doc__ or name).strip().splitlines()[0],
-            args_model=args_model,
-            side_effect=side_effect,
-            config=config or _DEFAULT_CONFIG[side_effect],
-            activity=defined,
-        )
+        if spec.name in IMPLEMENTATIONS:
+            raise ValueError(f"tool {spec.name!r} implemented twice")
+        defined = activity.defn(name=spec.name)(fn)
+        IMPLEMENTATIONS[spec.name] = defined
         return defined
 
     return register

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sqlite3
 import tempfile
 import time
@@ -20,15 +19,15 @@ from pathlib import Path
 
 import settings
 from activities.content_store import tool_result
-from activities.tools.registry import tool, tool_error
+from activities.tools.registry import tool_activity, tool_error
 from contracts.errors import ErrorType
-from contracts.tools import SideEffect, SqlQueryArgs, ToolResult
+from contracts.tools import SqlQueryArgs, ToolResult
+from core.sql import READ_FIRST_WORDS, SqlRejected, first_keyword, single_statement
 
 DEMO_DATABASE_PATH = settings.PROJECT_ROOT / "demo" / "demo.sqlite"
 DEMO_SEED_PATH = settings.PROJECT_ROOT / "demo" / "seed.sql"
 QUERY_SECONDS = 20.0
 MAX_CELL_CHARS = 500
-_ALLOWED_FIRST_WORDS = {"SELECT", "WITH"}
 # Authorizer actions a read-only query legitimately needs; everything else is denied.
 _READ_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
 
@@ -53,60 +52,19 @@ def ensure_demo_database(path: Path, seed: Path = DEMO_SEED_PATH) -> None:
         raise
 
 
-def _skip_space_and_comments(sql: str, i: int) -> int:
-    while i < len(sql):
-        if sql[i].isspace():
-            i += 1
-        elif sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = len(sql) if end < 0 else end + 1
-        elif sql.startswith("/*", i):
-            end = sql.find("*/", i + 2)
-            i = len(sql) if end < 0 else end + 2
-        else:
-            break
-    return i
-
-
-def split_single_statement(sql: str) -> str:
-    """The statement without trailing `;`; raises if there is none or more than one.
-
-    Scans quotes and comments so a `;` inside a string literal does not count as a separator.
-    """
-    i = _skip_space_and_comments(sql, 0)
-    start = i
-    closers = {"'": "'", '"': '"', "`": "`", "[": "]"}
-    while i < len(sql):
-        char = sql[i]
-        if char in closers:
-            end = sql.find(closers[char], i + 1)
-            # An unterminated literal: let SQLite report the syntax error.
-            i = len(sql) if end < 0 else end + 1
-        elif sql.startswith("--", i) or sql.startswith("/*", i):
-            i = _skip_space_and_comments(sql, i)
-        elif char == ";":
-            rest = sql[i + 1 :]
-            if _skip_space_and_comments(rest.replace(";", " "), 0) < len(rest):
-                raise tool_error(ErrorType.TOOL_ARGUMENTS_INVALID, "only one SQL statement is allowed per call")
-            statement = sql[start:i]
-            break
-        else:
-            i += 1
-    else:
-        statement = sql[start:]
-    if not statement.strip():
-        raise tool_error(ErrorType.TOOL_ARGUMENTS_INVALID, "the SQL statement is empty")
-    return statement
-
-
-def _check_read_only(statement: str) -> None:
-    match = re.match(r"[A-Za-z]+", statement)
-    first = match.group(0).upper() if match else ""
-    if first not in _ALLOWED_FIRST_WORDS:
+def _statement(sql: str) -> str:
+    """The one read-only statement in `sql`, or a typed ToolArgumentsInvalid error."""
+    try:
+        statement = single_statement(sql)
+    except SqlRejected as exc:
+        raise tool_error(ErrorType.TOOL_ARGUMENTS_INVALID, str(exc)) from exc
+    first = first_keyword(statement)
+    if first not in READ_FIRST_WORDS:
         raise tool_error(
             ErrorType.TOOL_ARGUMENTS_INVALID,
             f"only read-only SELECT or WITH queries are allowed, not {first or statement[:20]!r}",
         )
+    return statement
 
 
 def _authorize(action: int, *_: object) -> int:
@@ -165,8 +123,7 @@ def _run(path: Path, statement: str, params: list, max_rows: int) -> str:
 
 
 def _query(args: SqlQueryArgs) -> str:
-    statement = split_single_statement(args.sql)
-    _check_read_only(statement)
+    statement = _statement(args.sql)
     path = settings.sql_database_path()
     if not path.exists() and path == DEMO_DATABASE_PATH.resolve():
         ensure_demo_database(path)
@@ -175,7 +132,7 @@ def _query(args: SqlQueryArgs) -> str:
     return _run(path, statement, list(args.params), args.max_rows)
 
 
-@tool(SqlQueryArgs, SideEffect.READ)
+@tool_activity("sql_query")
 async def sql_query(args: SqlQueryArgs) -> ToolResult:
     """Run one read-only SQL query (SELECT or WITH) on the SQLite database; returns a pipe-separated table."""
     return tool_result("sql_query", await asyncio.to_thread(_query, args))

@@ -9,7 +9,6 @@ leaves either the old or the new content, never a partial file. Blocking I/O run
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import posixpath
 import tempfile
@@ -17,9 +16,11 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import settings
 from activities.content_store import tool_result
-from activities.tools.registry import tool, tool_error
+from activities.tools.registry import tool_activity, tool_error
 from contracts.errors import ErrorType
-from contracts.tools import ListFilesArgs, ReadFileArgs, SideEffect, ToolResult, WriteFileArgs
+from contracts.tools import ListFilesArgs, ReadFileArgs, ToolResult, WriteFileArgs
+from core.artifacts import artifact_mismatch
+from core.hashing import sha256_bytes
 
 MAX_READ_BYTES = 10_000_000
 MAX_LISTED = 1_000
@@ -90,7 +91,7 @@ def _write(path: str, content: str) -> str:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    digest = hashlib.sha256(data).hexdigest()
+    digest = sha256_bytes(data)
     return f"wrote {shown} ({len(data)} bytes, sha256 {digest})"
 
 
@@ -125,22 +126,22 @@ def _list(path: str) -> str:
     return "\n".join([header, *lines])
 
 
-@tool(ReadFileArgs, SideEffect.READ)
+@tool_activity("read_file")
 async def read_file(args: ReadFileArgs) -> ToolResult:
     """Read a UTF-8 text file from the workspace (path relative to the workspace root)."""
     return tool_result("read_file", await asyncio.to_thread(_read, args.path))
 
 
-@tool(WriteFileArgs, SideEffect.WRITE)
+@tool_activity("write_file")
 async def write_file(args: WriteFileArgs) -> ToolResult:
     """Write a UTF-8 text file in the workspace, replacing it atomically and creating parent folders."""
-    problem = args.precheck()
+    problem = artifact_mismatch(args)
     if problem:  # checked again here: an approval bound to one artifact must never write another
         raise tool_error(ErrorType.ARTIFACT_MISMATCH, problem)
     return tool_result("write_file", await asyncio.to_thread(_write, args.path, args.content))
 
 
-@tool(ListFilesArgs, SideEffect.READ)
+@tool_activity("list_files")
 async def list_files(args: ListFilesArgs) -> ToolResult:
     """List the files (recursively, with sizes in bytes) under a workspace folder."""
     return tool_result("list_files", await asyncio.to_thread(_list, args.path))

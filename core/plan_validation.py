@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from contracts.plan import AgentStep, PlanStep, ToolInvocation, ToolStep
 from contracts.tools import SideEffect
-from workflows.templating import referenced_steps
+from core.templating import referenced_steps
 
 
 def _tools_of(step: PlanStep) -> list[str]:

@@ -7,10 +7,11 @@ parsed JSON strings, never into raw JSON text, so step outputs cannot break or i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping
+
+from core.hashing import sha256_text
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(goal|goal_slug|steps\.([a-z][a-z0-9_-]*)\.(output|sha256))\s*\}\}")
 
@@ -24,7 +25,7 @@ def slugify(text: str, max_words: int = 6) -> str:
     slug = "-".join(words)[:MAX_SLUG_CHARS].strip("-")
     if slug:
         return slug
-    return f"goal-{hashlib.sha256(text.encode()).hexdigest()[:10]}" if text.strip() else "goal"
+    return f"goal-{sha256_text(text)[:10]}" if text.strip() else "goal"
 
 
 def render(template: str, goal: str, outputs: Mapping[str, str]) -> str:
@@ -36,7 +37,7 @@ def render(template: str, goal: str, outputs: Mapping[str, str]) -> str:
         if match.group(1) == "goal_slug":
             return slugify(goal)
         output = outputs[match.group(2)]
-        return hashlib.sha256(output.encode()).hexdigest() if match.group(3) == "sha256" else output
+        return sha256_text(output) if match.group(3) == "sha256" else output
 
     return _PLACEHOLDER.sub(substitute, template)
 

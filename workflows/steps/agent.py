@@ -1,0 +1,129 @@
+"""Agent steps (workflow code): a loop of `call_model` activities and one activity per requested tool
+call, results fed back, until a final answer or the turn limit; then verification decides accept,
+refine (reasons fed back, bounded attempts, slightly hotter sampling) or escalate.
+
+Tool outputs and other steps' outputs reach the model wrapped as untrusted data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from contracts.goal import ModelCallRecord, StepResult, StepStatus
+    from contracts.llm import CALL_MODEL_ACTIVITY, ChatMessage, ChatRole, ModelRequest, ModelResponse, ModelRole, ToolCallRequest, ToolSchema
+    from contracts.plan import AgentStep
+    from core.options import MODEL_CALL
+    from core.templating import render
+    from core.tools import TOOLS
+    from core.untrusted import UNTRUSTED_NOTE, defuse, step_output
+    from workflows.steps.base import StepContext, declared_call
+
+
+class AgentStepRunner:
+    def __init__(self, context: StepContext) -> None:
+        self.context = context
+
+    async def run(self, step: AgentStep, outputs: Mapping[str, str], result: StepResult) -> None:
+        progress = self.context.progress[step.id]
+        messages = [
+            ChatMessage(role=ChatRole.SYSTEM, content=self._system_prompt(step)),
+            ChatMessage(role=ChatRole.USER, content=await self._step_context(step, outputs, result)),
+        ]
+        for attempt in range(1, step.max_attempts + 1):
+            result.attempts = progress.attempt = attempt
+            progress.status = StepStatus.RUNNING
+            answer = await self._turns(step, messages, result)
+            result.output = answer
+            if await self.context.verification.accepted(step, answer, result):
+                return
+            if result.status is StepStatus.ESCALATED:
+                return
+            reasons = "\n- ".join(result.verdicts[-1].reasons)
+            messages.append(
+                ChatMessage(role=ChatRole.USER, content=f"Your answer was not accepted:\n- {reasons}\nWrite an improved final answer.")
+            )
+        result.status = StepStatus.FAILED
+        result.error = f"verification failed after {step.max_attempts} attempts: " + "; ".join(result.verdicts[-1].reasons)
+
+    def _system_prompt(self, step: AgentStep) -> str:
+        tools = f" You may call these tools: {', '.join(step.tools)}." if step.tools else ""
+        return (
+            f"You are the {step.role} in a team working toward a goal. Do only your own step.{tools} "
+            f"{UNTRUSTED_NOTE} When you are done, reply with your final answer only."
+        )
+
+    async def _step_context(self, step: AgentStep, outputs: Mapping[str, str], result: StepResult) -> str:
+        """Material first (dependency outputs, prefetched tool results), then the goal and the task:
+        models of every size follow a task best when it comes last."""
+        goal = self.context.request.goal
+        # Another agent's output is model-written, so it is data too: wrapped and defused like tool output.
+        parts = [f"Output of step '{dep}':\n{step_output(dep, outputs[dep])}" for dep in step.depends_on]
+        for index, invocation in enumerate(step.prefetch):
+            call = declared_call(f"{step.id}-prefetch-{index}", invocation, goal, outputs)
+            text = await self._tool_message_text(step, call, result, allowed={invocation.tool})
+            parts.append(f"Results of {invocation.tool}:\n{text}")
+        parts.append(f"Goal: {goal}\n{render(step.instruction, goal, outputs)}")
+        return "\n\n".join(parts)
+
+    async def _turns(self, step: AgentStep, messages: list[ChatMessage], result: StepResult) -> str:
+        progress = self.context.progress[step.id]
+        schemas = [TOOLS[name].schema() for name in step.tools if name in TOOLS]
+        for turn in range(step.max_turns):
+            result.turns += 1
+            progress.turn = result.turns
+            last_turn = turn == step.max_turns - 1
+            # The last turn offers no tools, so the loop always ends with an answer.
+            response = await self._call_model(step, messages, [] if last_turn else schemas, result)
+            reply = response.message
+            if last_turn and reply.tool_calls:
+                # No tools were offered on this turn: calls the model asks for anyway are not run.
+                reply = reply.model_copy(update={"tool_calls": []})
+            messages.append(reply)
+            if not reply.tool_calls:
+                return reply.content.strip()
+            for call in reply.tool_calls:
+                text = await self._tool_message_text(step, call, result, allowed=set(step.tools))
+                messages.append(ChatMessage(role=ChatRole.TOOL, content=text, tool_call_id=call.id, name=call.name))
+        return ""
+
+    async def _call_model(self, step: AgentStep, messages: list[ChatMessage], tools: list[ToolSchema], result: StepResult) -> ModelResponse:
+        ledger = self.context.ledger
+        ledger.before_model_call()
+        spec = self.context.request.models.executor
+        if result.attempts > 1 and step.refine_temperature_step:
+            bumped = min(2.0, spec.temperature + step.refine_temperature_step * (result.attempts - 1))
+            spec = spec.model_copy(update={"temperature": bumped})
+        response = await workflow.execute_activity(
+            CALL_MODEL_ACTIVITY,
+            ModelRequest(role=ModelRole.EXECUTOR, spec=spec, messages=list(messages), tools=tools),
+            result_type=ModelResponse,
+            summary=f"{step.id}: model turn {result.turns}",
+            **MODEL_CALL.kwargs(),
+        )
+        ledger.usage.add_model(response.usage, response.cost_usd, calls=0)  # the call was reserved
+        result.model_calls.append(
+            ModelCallRecord(
+                provider=response.provider.value,
+                model=response.model,
+                prompt_tokens=response.usage.prompt_tokens,
+                completion_tokens=response.usage.completion_tokens,
+                cost_usd=response.cost_usd,
+                finish_reason=response.finish_reason,
+            )
+        )
+        return response
+
+    async def _tool_message_text(self, step: AgentStep, call: ToolCallRequest, result: StepResult, allowed: set[str]) -> str:
+        """The tool's output as the model sees it: untrusted, forged tags defused, or a typed error."""
+        record, output = await self.context.tools.call(step, call, allowed)
+        result.tool_calls.append(record)
+        if output is None:
+            return f"<tool_error tool=\"{call.name}\">{defuse(record.error or '')}</tool_error>"
+        note = f" truncated=\"true\" full_ref=\"{output.content_ref}\"" if output.truncated else ""
+        return (
+            f"<tool_output tool=\"{call.name}\" sha256=\"{output.content_sha256[:16]}\" untrusted=\"true\"{note}>\n"
+            f"{defuse(output.content)}\n</tool_output>"
+        )

@@ -1,0 +1,48 @@
+"""What every step runner gets and is (workflow code): the goal's shared services in one
+`StepContext`, the `StepRunner` contract, and the rendering of a playbook's declared tool calls."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from contracts.goal import GoalRequest, StepProgress, StepResult
+    from contracts.llm import ToolCallRequest
+    from contracts.plan import PlanStep, ToolInvocation
+    from core.templating import render_arguments
+    from workflows.failures import StepFailed
+    from workflows.ledger import GoalLedger
+    from workflows.tool_gate import ToolCaller
+    from workflows.verification import Verification
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """The goal's services, shared by every step: request, budget, live progress, tools, verification."""
+
+    request: GoalRequest
+    ledger: GoalLedger
+    progress: dict[str, StepProgress]
+    tools: ToolCaller
+    verification: Verification
+
+
+class StepRunner(Protocol):
+    """Runs one kind of step; fills `result` (status, output, records) or raises BudgetExceeded,
+    StepFailed or StepEscalated. Any other exception is a bug: it fails the workflow task."""
+
+    async def run(self, step: PlanStep, outputs: Mapping[str, str], result: StepResult) -> None: ...
+
+
+def declared_call(call_id: str, invocation: ToolInvocation, goal: str, outputs: Mapping[str, str]) -> ToolCallRequest:
+    """A playbook's declared tool call with its templates filled; a plan whose arguments do not render
+    fails the step (plan validation should have caught it), never the workflow task."""
+    try:
+        arguments_json = render_arguments(invocation.arguments_json, goal, outputs)
+    except (ValueError, KeyError) as err:
+        raise StepFailed(f"invalid declared tool arguments: {err!r}") from err
+    return ToolCallRequest(id=call_id, name=invocation.tool, arguments_json=arguments_json)

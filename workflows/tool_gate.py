@@ -1,0 +1,121 @@
+"""The tool gate (workflow code): every tool call, whoever asks for it (the model, a prefetch, a
+tool step), passes here before anything is scheduled.
+
+In order: the tool must be in the catalogue and allowed to the step; arguments must validate against
+its model; a named artifact must match; policy must allow it, or, when a gate rule matches, the
+approvals it demands must arrive; the budget must have room. A refusal schedules nothing and is
+returned as a typed error for the model; only an admitted call reaches `ToolCaller.run`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from contracts.approvals import ApprovalEventKind, ApprovalRequest, ApprovalStatus
+    from contracts.errors import ErrorType
+    from contracts.goal import StepProgress, StepStatus, ToolCallRecord
+    from contracts.llm import ToolCallRequest
+    from contracts.plan import PlanStep
+    from contracts.tools import ToolArgs, ToolResult
+    from core.artifacts import artifact_mismatch
+    from core.policy import action_sha256, canonical_arguments, evaluate
+    from core.tools import TOOLS, ToolSpec
+    from workflows.approvals import ApprovalDesk
+    from workflows.failures import StepEscalated, failure_message
+    from workflows.ledger import GoalLedger
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A call that may run: its catalogue entry, validated arguments and the approval it got, if gated."""
+
+    spec: ToolSpec
+    args: ToolArgs
+    approval: ApprovalRequest | None = None
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A call that must not run, with the error the model is told."""
+
+    error: str
+    approval: ApprovalRequest | None = None
+
+
+class ToolGate:
+    def __init__(self, desk: ApprovalDesk, ledger: GoalLedger, progress: dict[str, StepProgress]) -> None:
+        self.desk = desk
+        self.ledger = ledger
+        self.progress = progress
+
+    async def admit(self, step: PlanStep, call: ToolCallRequest, allowed: set[str]) -> Admitted | Refused:
+        """Validate, check policy, wait for approval if gated, reserve budget. Raises StepEscalated when
+        an approval expires into escalation, BudgetExceeded when the budget is spent."""
+        spec = TOOLS.get(call.name)
+        if spec is None or call.name not in allowed:
+            return Refused(f"ToolNotAllowed: tool {call.name!r} is not available to this step (allowed: {sorted(allowed)})")
+        try:
+            args = spec.args_model.model_validate_json(call.arguments_json or "{}")
+        except ValidationError as err:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in err.errors())
+            return Refused(f"{ErrorType.TOOL_ARGUMENTS_INVALID.value}: {problems}")
+        problem = artifact_mismatch(args)
+        if problem:
+            return Refused(f"{ErrorType.ARTIFACT_MISMATCH.value}: {problem}")
+        decision = evaluate(self.desk.policy, step.role, spec.name, spec.side_effect, args)
+        if decision.outcome == "deny":
+            self.desk.record(ApprovalEventKind.POLICY_DENIED, step_id=step.id, tool=call.name, actor=step.role, detail=decision.reason)
+            return Refused(f"{ErrorType.POLICY_DENIED.value}: {decision.reason}")
+        approval = None
+        if decision.outcome == "gate" and decision.rule is not None:
+            approval = self.desk.open_request(
+                step_id=step.id, tool=spec.name, arguments_json=canonical_arguments(args),
+                action_sha256=action_sha256(spec.name, args), artifact_sha256=getattr(args, "expected_sha256", None),
+                requested_by=step.role, rule=decision.rule, reason=decision.reason,
+            )
+            self.progress[step.id].status = StepStatus.AWAITING_APPROVAL
+            status = await self.desk.wait(approval)
+            self.progress[step.id].status = StepStatus.RUNNING
+            if status is ApprovalStatus.ESCALATED:
+                raise StepEscalated(f"approval request {approval.request_id} for {call.name} expired and was escalated")
+            if status is not ApprovalStatus.APPROVED:
+                return Refused(f"{ErrorType.APPROVAL_DENIED.value}: request {approval.request_id} was {status.value}", approval)
+        self.ledger.before_tool_call()
+        return Admitted(spec, args, approval)
+
+
+class ToolCaller:
+    """Runs tool calls through the gate, each admitted one as its own activity; records the outcome."""
+
+    def __init__(self, gate: ToolGate) -> None:
+        self.gate = gate
+
+    async def call(self, step: PlanStep, call: ToolCallRequest, allowed: set[str]) -> tuple[ToolCallRecord, ToolResult | None]:
+        record = ToolCallRecord(call_id=call.id, tool=call.name, arguments_json=call.arguments_json, ok=False)
+        admission = await self.gate.admit(step, call, allowed)
+        record.approval_request_id = admission.approval.request_id if admission.approval else None
+        if isinstance(admission, Refused):
+            record.error = admission.error
+            return record, None
+        try:
+            output = await workflow.execute_activity(
+                admission.spec.name,
+                admission.args,
+                result_type=ToolResult,
+                summary=f"{step.id}: {admission.spec.name}",
+                **admission.spec.config.kwargs(),
+            )
+        except ActivityError as err:
+            record.error = failure_message(err)
+            return record, None
+        if admission.approval is not None:
+            self.gate.desk.record(ApprovalEventKind.EXECUTED, request_id=admission.approval.request_id, step_id=step.id,
+                                  tool=call.name, detail=f"action {admission.approval.action_sha256}")
+        record.ok, record.content_sha256, record.content_ref = output.ok, output.content_sha256, output.content_ref
+        return record, output

@@ -1,0 +1,55 @@
+"""Verification of step outputs and of the goal's success criteria (workflow code): one
+`verify_output` activity per check round; a model-judged check counts against the budget."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from contracts.goal import GoalRequest, StepProgress, StepResult, StepStatus
+    from contracts.plan import AgentStep, PlanStep
+    from contracts.verify import VERIFY_OUTPUT_ACTIVITY, AcceptanceCheck, Decision, ModelJudgeCheck, Verdict, VerifyRequest
+    from core.options import VERIFIER
+    from workflows.ledger import GoalLedger
+
+
+class Verification:
+    def __init__(self, request: GoalRequest, ledger: GoalLedger, progress: dict[str, StepProgress]) -> None:
+        self.request = request
+        self.ledger = ledger
+        self.progress = progress
+
+    async def verify(self, step_id: str, instruction: str, output: str, checks: list[AcceptanceCheck], summary: str) -> Verdict:
+        judged = any(isinstance(check, ModelJudgeCheck) for check in checks)
+        if judged:
+            self.ledger.before_model_call()  # a model-judged check is a model call: it obeys the budget
+        verdict = await workflow.execute_activity(
+            VERIFY_OUTPUT_ACTIVITY,
+            VerifyRequest(
+                step_id=step_id, goal=self.request.goal, instruction=instruction, output=output,
+                checks=checks, judge=self.request.models.verifier,
+            ),
+            result_type=Verdict,
+            summary=summary,
+            **VERIFIER.kwargs(),
+        )
+        if verdict.model_calls or judged:
+            self.ledger.usage.add_model(verdict.usage, verdict.cost_usd, calls=verdict.model_calls - int(judged))
+        return verdict
+
+    async def accepted(self, step: PlanStep, output: str, result: StepResult) -> bool:
+        """Verify a step's output; sets the step's status when accepted or escalated."""
+        if not step.checks:
+            result.status = StepStatus.COMPLETED
+            return True
+        self.progress[step.id].status = StepStatus.VERIFYING
+        instruction = step.instruction if isinstance(step, AgentStep) else f"call {step.invocation.tool}"
+        verdict = await self.verify(step.id, instruction, output, step.checks, f"{step.id}: verify attempt {result.attempts}")
+        result.verdicts.append(verdict)
+        if verdict.decision is Decision.ACCEPT:
+            result.status = StepStatus.COMPLETED
+            return True
+        if verdict.decision is Decision.ESCALATE:
+            result.status = StepStatus.ESCALATED
+            result.error = "escalated by the verifier: " + "; ".join(verdict.reasons)
+        return False
