@@ -2,6 +2,7 @@
 
     python scripts/import_graph.py            # edges between layers, then any edge against the layering
     python scripts/import_graph.py --modules  # module-level edges that cross layers
+    python scripts/import_graph.py --sandbox  # what importing the workflow module pulls in (as the sandbox does)
 
 Layers, lowest first: contracts -> core -> (workflows | activities, stores, playbooks, settings) -> wiring.
 Workflows and activities never import each other; workflow code reaches activities by name only.
@@ -65,7 +66,32 @@ def imports_of(path: Path, module: str, known: set[str]) -> set[str]:
     return {n for n in names if n.split(".", 1)[0] in tops and (n in known or n.rpartition(".")[0] in known)}
 
 
+SANDBOX_PROBE = """
+import sys
+import pydantic, temporalio.workflow, temporalio.client  # the SDK and pydantic are there anyway
+before = set(sys.modules)
+import workflows.goal
+loaded = sorted(set(sys.modules) - before)
+tops = {m.split('.', 1)[0] for m in loaded}
+print('modules loaded by importing workflows.goal:', len(loaded))
+print('project modules:', ' '.join(m for m in loaded if m.split('.', 1)[0] in PROJECT))
+print('I/O libraries:', ' '.join(sorted(tops & IO_LIBRARIES)) or 'none')
+"""
+
+
+def sandbox_report() -> None:
+    """Import the workflow module in a fresh interpreter and list what came with it."""
+    import subprocess
+
+    project = sorted({m.split(".", 1)[0] for m in project_modules()})
+    io = ["httpx", "sqlite3", "llama_cpp", "socket", "ssl", "subprocess", "httpcore", "anyio"]
+    code = f"PROJECT = {set(project)!r}\nIO_LIBRARIES = {set(io)!r}\n" + SANDBOX_PROBE
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
 def main() -> int:
+    if "--sandbox" in sys.argv:
+        sandbox_report()
     modules = project_modules()
     known = set(modules)
     layer_edges: dict[tuple[str, str], set[str]] = defaultdict(set)
