@@ -7,6 +7,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field, field_validator
 
 from contracts.approvals import ApprovalEvent, ApprovalRequest
+from contracts.escalations import Escalation
 from contracts.llm import ModelSpec, TokenUsage
 from contracts.plan import PLAYBOOK_NAME_PATTERN, Plan
 from contracts.verify import AcceptanceCheck, Verdict
@@ -69,6 +70,7 @@ class StepStatus(StrEnum):
     RUNNING = "running"
     AWAITING_APPROVAL = "awaiting_approval"
     VERIFYING = "verifying"
+    AWAITING_RESOLUTION = "awaiting_resolution"  # escalated, waiting for a human's `resolve`
     COMPLETED = "completed"
     FAILED = "failed"
     ESCALATED = "escalated"
@@ -110,6 +112,7 @@ class StepResult(BaseModel):
     verdicts: list[Verdict] = Field(default_factory=list)
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     model_calls: list[ModelCallRecord] = Field(default_factory=list)
+    escalation_ids: list[str] = Field(default_factory=list, description="Escalations this step raised, in order.")
     error: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -147,6 +150,7 @@ class GoalResult(BaseModel):
     usage: UsageTotals = Field(default_factory=UsageTotals)
     approvals: list[ApprovalRequest] = Field(default_factory=list, description="Every approval request, as decided.")
     audit: list[ApprovalEvent] = Field(default_factory=list, description="Policy and approval events, in order.")
+    escalations: list[Escalation] = Field(default_factory=list, description="Every escalation, with its resolution.")
     error: str | None = None
 
 
@@ -165,3 +169,4 @@ class GoalProgress(BaseModel):
     phase: str
     steps: list[StepProgress] = Field(default_factory=list)
     usage: UsageTotals = Field(default_factory=UsageTotals)
+    escalations: list[Escalation] = Field(default_factory=list)

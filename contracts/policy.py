@@ -90,12 +90,21 @@ class GateRule(BaseModel):
         return self
 
 
+class EscalationPolicy(BaseModel):
+    """Who may resolve an escalated step, and how long it waits (past that: abort, never accept)."""
+
+    resolver_roles: list[str] = Field(default_factory=list, description="Approver roles that may resolve; empty: any approver.")
+    timeout_seconds: int = Field(default=24 * 3600, ge=1, le=30 * 24 * 3600)
+    max_retries_per_step: int = Field(default=3, ge=0, le=20, description="Bounds the retry decisions one step can get.")
+
+
 class Policy(BaseModel):
     """Principals, approvers and gates for one goal; the default denies everything."""
 
     principals: list[Principal] = Field(default_factory=list)
     approvers: list[Approver] = Field(default_factory=list)
     gates: list[GateRule] = Field(default_factory=list)
+    escalations: EscalationPolicy = Field(default_factory=EscalationPolicy)
 
     def principal(self, role: str) -> Principal | None:
         return next((p for p in self.principals if p.role == role), None)

@@ -56,7 +56,7 @@ BOUND = "bound"  # `decide`: send the request's own action hash
 
 def gated_playbook(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, content: str = CONTENT, expected_sha256: str | None = None,
-    approvers: list[dict] = APPROVERS, also_write: str | None = None, **rule: object,
+    approvers: list[dict] = APPROVERS, also_write: str | None = None, escalations: dict | None = None, **rule: object,
 ) -> str:
     """A playbook whose publisher writes TARGET (after a drafter step if `content` uses its output;
     beside an independent second write to `also_write`), with its own policy: one gate rule on
@@ -71,7 +71,7 @@ def gated_playbook(
     if also_write:
         steps.append({"type": "tool", "id": "publish2", "role": "publisher", "invocation": {
             "tool": "write_file", "arguments_json": json.dumps({"path": also_write, "content": CONTENT})}})
-    policy = {"principals": PRINCIPALS, "approvers": approvers, "gates": [gate]}
+    policy = {"principals": PRINCIPALS, "approvers": approvers, "gates": [gate]} | ({"escalations": escalations} if escalations else {})
     return write_playbook(tmp_path / "playbooks", {"name": "gated", "steps": steps, "policy": policy})
 
 
@@ -180,7 +180,8 @@ async def test_deny_never_runs_the_action(client: Client, task_queue: str, tmp_p
 
 @pytest.mark.parametrize("on_expiry", ["deny", "escalate"])
 async def test_expiry_never_approves(client: Client, task_queue: str, tmp_path: Path, monkeypatch, foreman_home: Path, on_expiry: str) -> None:
-    playbook = gated_playbook(tmp_path, monkeypatch, expires_after_seconds=1, on_expiry=on_expiry)
+    # An escalation nobody resolves ends in abort once its own timeout passes.
+    playbook = gated_playbook(tmp_path, monkeypatch, expires_after_seconds=1, on_expiry=on_expiry, escalations={"timeout_seconds": 1})
     async with goal(client, task_queue, playbook) as handle:
         (request,) = await pending(handle)
         assert request.expires_at - request.created_at == timedelta(seconds=1) and request.on_expiry == on_expiry
@@ -193,6 +194,9 @@ async def test_expiry_never_approves(client: Client, task_queue: str, tmp_path: 
     else:
         assert result.status is GoalStatus.ESCALATED and step.status is StepStatus.ESCALATED
         assert "expired and was escalated" in step.error and "publish" in result.error
+        assert step.error.endswith("no resolution in time, aborted")
+        (escalation,) = result.escalations
+        assert escalation.status.value == "timed_out" and escalation.outcome.value == "abort" and step.escalation_ids == [escalation.escalation_id]
     assert result.approvals[0].status.value == {"deny": "expired", "escalate": "escalated"}[on_expiry]
     assert audit(result) == [("requested", "publisher"), ({"deny": "expired", "escalate": "escalated"}[on_expiry], None)]
     assert "write_file" not in scheduled_activities(history)

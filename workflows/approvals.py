@@ -30,8 +30,20 @@ Verdict = Literal["approve", "deny"]
 REJECTED = "ApprovalRejected"
 
 
-def _reject(message: str) -> ApplicationError:
-    return ApplicationError(message, type=REJECTED, non_retryable=True)
+def reject(message: str, error_type: str = REJECTED) -> ApplicationError:
+    """A refused decision (the Update fails, nothing changes); typed, never retried."""
+    return ApplicationError(message, type=error_type, non_retryable=True)
+
+
+def human_approver(policy: Policy, name: str, requested_by: str | None = None, error_type: str = REJECTED) -> Approver:
+    """The policy's approver called `name`; rejected when it is an agent principal (or the requester
+    itself) or not an approver at all. Approvals and escalation resolutions both go through this."""
+    if name == requested_by or policy.principal(name) is not None:
+        raise reject(f"{name!r} is an agent principal (the requester cannot approve its own action)", error_type)
+    approver = policy.approver(name)
+    if approver is None:
+        raise reject(f"{name!r} is not an approver in this goal's policy", error_type)
+    return approver
 
 
 class ApprovalDesk:
@@ -77,27 +89,23 @@ class ApprovalDesk:
         """Raise ApprovalRejected unless this approver may make this decision on this request now."""
         request = self.requests.get(decision.request_id)
         if request is None:
-            raise _reject(f"unknown approval request {decision.request_id!r}")
+            raise reject(f"unknown approval request {decision.request_id!r}")
         if request.status is not ApprovalStatus.PENDING:
-            raise _reject(f"request {request.request_id} is already {request.status.value}")
+            raise reject(f"request {request.request_id} is already {request.status.value}")
         if workflow.now() >= request.expires_at:
-            raise _reject(f"request {request.request_id} expired at {request.expires_at.isoformat()}")
+            raise reject(f"request {request.request_id} expired at {request.expires_at.isoformat()}")
         if decision.action_sha256 is not None and decision.action_sha256 != request.action_sha256:
-            raise _reject(f"action_sha256 does not match request {request.request_id}: the action is not the one you reviewed")
-        if decision.approver == request.requested_by or self.policy.principal(decision.approver) is not None:
-            raise _reject(f"{decision.approver!r} is an agent principal (the requester cannot approve its own action)")
-        approver = self.policy.approver(decision.approver)
-        if approver is None:
-            raise _reject(f"{decision.approver!r} is not an approver in this goal's policy")
+            raise reject(f"action_sha256 does not match request {request.request_id}: the action is not the one you reviewed")
+        approver = human_approver(self.policy, decision.approver, request.requested_by)
         if verdict == "approve" and any(given.approver == approver.name for given in request.approvals_given):
-            raise _reject(f"{approver.name!r} has already approved request {request.request_id}; approvals must come from distinct approvers")
+            raise reject(f"{approver.name!r} has already approved request {request.request_id}; approvals must come from distinct approvers")
         if request.sequence:
             eligible = request.sequence if verdict == "deny" else [request.sequence[len(request.approvals_given)]]
         else:
             eligible = request.approver_roles
         if eligible and not set(eligible) & set(approver.roles):
             step = "" if verdict == "deny" or not request.sequence else f" for approval {len(request.approvals_given) + 1}"
-            raise _reject(f"{approver.name!r} lacks the required role{step}: one of {eligible}")
+            raise reject(f"{approver.name!r} lacks the required role{step}: one of {eligible}")
         return approver
 
     def decide(self, decision: ApprovalDecision, verdict: Verdict) -> ApprovalRequest:

@@ -31,6 +31,14 @@ with workflow.unsafe.imports_passed_through():
         ApprovalSignal,
     )
     from contracts.errors import ErrorType
+    from contracts.escalations import (
+        ESCALATIONS_QUERY,
+        GOAL_ESCALATION_STEP,
+        RESOLVE_UPDATE,
+        Escalation,
+        EscalationDecision,
+        ResolveRequest,
+    )
     from contracts.goal import (
         GOAL_WORKFLOW,
         STATUS_QUERY,
@@ -44,8 +52,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.plan import PLAN_GOAL_ACTIVITY, Plan, PlanRequest
     from contracts.verify import Decision
+    from core.hashing import sha256_text
     from core.options import PLANNER
     from workflows.approvals import ApprovalDesk
+    from workflows.escalations import GOAL_DECISIONS, EscalationDesk
     from workflows.executor import StepExecutor
     from workflows.failures import BudgetExceeded, WorkflowCodeError, failure_message
     from workflows.ledger import GoalLedger
@@ -63,6 +73,7 @@ class GoalWorkflow:
         self._progress: dict[str, StepProgress] = {}
         self._ledger = GoalLedger(request.budget)
         self._desk = ApprovalDesk()
+        self._escalations = EscalationDesk()
         self._verification = Verification(request, self._ledger, self._progress)
         context = StepContext(
             request=request,
@@ -71,7 +82,7 @@ class GoalWorkflow:
             tools=ToolCaller(ToolGate(self._desk, self._ledger, self._progress)),
             verification=self._verification,
         )
-        self._executor = StepExecutor(context, step_runners(context))
+        self._executor = StepExecutor(context, step_runners(context), self._escalations)
 
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> GoalProgress:
@@ -80,6 +91,7 @@ class GoalWorkflow:
             phase=self._phase,
             steps=list(self._progress.values()),
             usage=self._ledger.usage,
+            escalations=list(self._escalations.escalations.values()),
         )
 
     @workflow.query(name=PENDING_QUERY)
@@ -101,6 +113,19 @@ class GoalWorkflow:
     @deny.validator
     def _validate_deny(self, decision: ApprovalDecision) -> None:
         self._desk.check(decision, "deny")
+
+    @workflow.query(name=ESCALATIONS_QUERY)
+    def escalations(self) -> list[Escalation]:
+        """Escalations waiting for a human's `resolve`."""
+        return self._escalations.pending()
+
+    @workflow.update(name=RESOLVE_UPDATE)
+    def resolve(self, request: ResolveRequest) -> Escalation:
+        return self._escalations.resolve(request)
+
+    @resolve.validator
+    def _validate_resolve(self, request: ResolveRequest) -> None:
+        self._escalations.check(request)
 
     @workflow.signal(name=APPROVAL_SIGNAL)
     def approval_signal(self, raw: RawValue) -> None:
@@ -142,6 +167,7 @@ class GoalWorkflow:
         result.usage = self._ledger.usage
         result.approvals = list(self._desk.requests.values())
         result.audit = self._desk.events
+        result.escalations = list(self._escalations.escalations.values())
         await workflow.wait_condition(workflow.all_handlers_finished)  # no update is cut off by completion
         return result
 
@@ -162,7 +188,7 @@ class GoalWorkflow:
             result.error = f"planning failed: {failure_message(err)}"
             return None
         self._ledger.usage.add_model(plan.usage, plan.cost_usd, calls=plan.model_calls)
-        self._desk.policy = plan.policy
+        self._desk.policy = self._escalations.policy = plan.policy
         for step in plan.steps:
             self._progress[step.id] = StepProgress(step_id=step.id, role=step.role, status=StepStatus.PENDING)
         return plan
@@ -214,14 +240,25 @@ class GoalWorkflow:
             self._phase = "verifying goal"
             try:
                 verdict = await self._verification.verify(
-                    "goal", request.goal, result.output, list(request.success_criteria), "goal: success criteria"
+                    GOAL_ESCALATION_STEP, request.goal, result.output, list(request.success_criteria), "goal: success criteria"
                 )
             except (ActivityError, BudgetExceeded) as err:
                 result.error = f"success criteria could not be checked: {failure_message(err)}"
                 return
             result.final_verdict = verdict
+            if verdict.decision is Decision.ESCALATE and await self._goal_escalation_accepted(verdict.reasons, result):
+                verdict = verdict.model_copy(update={"decision": Decision.ACCEPT})
             if verdict.decision is not Decision.ACCEPT:
                 result.status = GoalStatus.ESCALATED if verdict.decision is Decision.ESCALATE else GoalStatus.FAILED
                 result.error = "success criteria not met: " + "; ".join(verdict.reasons)
                 return
         result.status = GoalStatus.COMPLETED
+
+    async def _goal_escalation_accepted(self, reasons: list[str], result: GoalResult) -> bool:
+        """The success criteria escalated: a human accepts the output as it is, or the goal ends escalated."""
+        self._phase = "awaiting resolution"
+        escalation = self._escalations.open(
+            GOAL_ESCALATION_STEP, "success criteria escalated: " + "; ".join(reasons), output_sha256=sha256_text(result.output),
+            decisions=GOAL_DECISIONS,
+        )
+        return await self._escalations.wait(escalation) is EscalationDecision.ACCEPT

@@ -1,0 +1,171 @@
+"""Escalations a human resolves, on the real dev server with a scripted model: an escalated step waits
+for the `resolve` Update (accept, retry with guidance, abort), the validator refuses what it must, a
+resolver can retry a step only so often, and the goal's success criteria escalate the same way."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+
+from contracts.escalations import ESCALATIONS_QUERY, RESOLVE_UPDATE, Escalation, ResolveRequest
+from contracts.goal import STATUS_QUERY, GoalProgress, GoalRequest, GoalResult, GoalStatus, StepStatus
+from contracts.llm import ModelRequest
+from contracts.verify import RequiredTermsCheck
+from tests.fakes import ScriptedModel, answer
+from tests.helpers import fake_activities, replay, write_playbook
+from worker import build_worker
+from workflows.goal import GoalWorkflow
+
+GOOD = "Durable execution keeps every step, so a retried agent resumes."
+WEAK = "It is fine."
+APPROVERS = [{"name": "alice", "roles": ["editor"]}, {"name": "bob", "roles": ["lead"]}]
+
+
+def playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, escalations: dict | None = None) -> str:
+    """One drafter step whose output must mention 'durable', else it escalates at once (no refine)."""
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    step = {"type": "agent", "id": "draft", "role": "drafter", "instruction": "Explain durable execution.",
+            "max_attempts": 1, "checks": [{"type": "required_terms", "terms": ["durable"], "on_fail": "escalate"}]}
+    policy = {"principals": [{"role": "drafter", "tools": []}], "approvers": APPROVERS,
+              "escalations": {"resolver_roles": ["lead"], **(escalations or {})}}
+    return write_playbook(tmp_path / "playbooks", {"name": "escalating", "steps": [step], "policy": policy})
+
+
+def guided(request: ModelRequest) -> object:
+    """Weak unless the step's instruction carries a resolver's guidance."""
+    return answer(GOOD if "Guidance from bob" in request.messages[-1].content else WEAK)
+
+
+@asynccontextmanager
+async def goal(client: Client, task_queue: str, name: str, model: ScriptedModel, **request: object) -> AsyncIterator[WorkflowHandle]:
+    async with build_worker(client, task_queue, activities=fake_activities(model.activity())):
+        handle = await client.start_workflow(
+            GoalWorkflow.run, GoalRequest(goal="Explain durable execution", playbook=name, **request),
+            id=f"escalation-{uuid.uuid4().hex[:10]}", task_queue=task_queue,
+        )
+        async with asyncio.timeout(30):
+            yield handle
+
+
+async def waiting(handle: WorkflowHandle, count: int = 1) -> list[Escalation]:
+    while len(open_ := await handle.query(ESCALATIONS_QUERY, result_type=list[Escalation])) < count:
+        await asyncio.sleep(0.05)
+    return open_
+
+
+async def resolve(handle: WorkflowHandle, escalation: Escalation, resolver: str, decision: str, guidance: str = "") -> Escalation:
+    return await handle.execute_update(
+        RESOLVE_UPDATE,
+        ResolveRequest(escalation_id=escalation.escalation_id, resolver=resolver, decision=decision, guidance=guidance),
+        result_type=Escalation,
+    )
+
+
+async def refused(handle: WorkflowHandle, request: ResolveRequest) -> str:
+    with pytest.raises(WorkflowUpdateFailedError) as failure:
+        await handle.execute_update(RESOLVE_UPDATE, request, result_type=Escalation)
+    cause = failure.value.cause
+    assert cause.type == "ResolutionRejected", cause
+    return str(cause)
+
+
+async def finish(handle: WorkflowHandle) -> GoalResult:
+    result = await handle.result()
+    await replay(await handle.fetch_history())
+    return result
+
+
+async def test_accept_keeps_the_output_and_completes_the_goal(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    model = ScriptedModel(lambda request: answer(WEAK))
+    async with goal(client, task_queue, playbook(tmp_path, monkeypatch), model) as handle:
+        (escalation,) = await waiting(handle)
+        assert escalation.step_id == "draft" and "escalated by the verifier" in escalation.reason
+        assert [d.value for d in escalation.decisions] == ["accept", "retry", "abort"] and escalation.output_sha256
+        progress = await handle.query(STATUS_QUERY, result_type=GoalProgress)
+        assert progress.steps[0].status is StepStatus.AWAITING_RESOLUTION and len(progress.escalations) == 1
+        resolved = await resolve(handle, escalation, "bob", "accept")
+        assert resolved.status.value == "resolved" and resolved.resolution.resolver == "bob"
+        result = await finish(handle)
+    assert result.status is GoalStatus.COMPLETED and result.output == WEAK
+    step = result.steps[0]
+    assert step.status is StepStatus.COMPLETED and step.error is None and step.escalation_ids == [escalation.escalation_id]
+    assert result.escalations[0].resolution.decision.value == "accept"
+    assert len(model.requests) == 1  # accepting runs nothing again
+
+
+async def test_retry_reruns_the_step_with_the_guidance(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    model = ScriptedModel(guided)
+    async with goal(client, task_queue, playbook(tmp_path, monkeypatch), model) as handle:
+        (escalation,) = await waiting(handle)
+        await resolve(handle, escalation, "bob", "retry", guidance="Say that durable execution keeps every step.")
+        result = await finish(handle)
+    assert result.status is GoalStatus.COMPLETED and result.output == GOOD
+    assert len(model.requests) == 2
+    retried = model.requests[1].messages[-1].content
+    assert "Guidance from bob, the human who reviewed the previous attempt: Say that durable execution keeps every step." in retried
+    step = result.steps[0]
+    assert [v.decision.value for v in step.verdicts] == ["escalate", "accept"] and step.escalation_ids == [escalation.escalation_id]
+
+
+async def test_abort_ends_the_goal_escalated(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    async with goal(client, task_queue, playbook(tmp_path, monkeypatch), ScriptedModel(lambda request: answer(WEAK))) as handle:
+        (escalation,) = await waiting(handle)
+        await resolve(handle, escalation, "bob", "abort")
+        result = await finish(handle)
+    assert result.status is GoalStatus.ESCALATED and "draft" in result.error
+    assert result.steps[0].status is StepStatus.ESCALATED and result.steps[0].error.endswith("aborted by bob")
+
+
+async def test_the_validator_refuses_what_it_must(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    async with goal(client, task_queue, playbook(tmp_path, monkeypatch), ScriptedModel(lambda request: answer(WEAK))) as handle:
+        (escalation,) = await waiting(handle)
+        request = ResolveRequest(escalation_id=escalation.escalation_id, resolver="bob", decision="accept")
+        assert "unknown escalation" in await refused(handle, request.model_copy(update={"escalation_id": "nope"}))
+        assert "agent principal" in await refused(handle, request.model_copy(update={"resolver": "drafter"}))
+        assert "not an approver" in await refused(handle, request.model_copy(update={"resolver": "mallory"}))
+        assert "lacks a resolver role" in await refused(handle, request.model_copy(update={"resolver": "alice"}))
+        assert "'replan' is not possible" in await refused(handle, request.model_copy(update={"decision": "replan"}))
+        await resolve(handle, escalation, "bob", "abort")
+        result = await finish(handle)
+    history = await handle.fetch_history()
+    # Refused Updates leave no trace: one accepted resolve in the history.
+    accepted = [e for e in history.events if e.HasField("workflow_execution_update_accepted_event_attributes")]
+    assert len(accepted) == 1 and result.escalations[0].resolution.decision.value == "abort"
+
+
+async def test_retries_are_bounded_per_step(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    name = playbook(tmp_path, monkeypatch, escalations={"max_retries_per_step": 1})
+    async with goal(client, task_queue, name, ScriptedModel(lambda request: answer(WEAK))) as handle:
+        (first,) = await waiting(handle)
+        await resolve(handle, first, "bob", "retry", guidance="try again")
+        while (second := await waiting(handle))[0].escalation_id == first.escalation_id:
+            await asyncio.sleep(0.05)
+        assert [d.value for d in second[0].decisions] == ["accept", "abort"]
+        assert "already resolved" in await refused(
+            handle, ResolveRequest(escalation_id=first.escalation_id, resolver="bob", decision="accept")
+        )
+        assert "'retry' is not possible" in await refused(
+            handle, ResolveRequest(escalation_id=second[0].escalation_id, resolver="bob", decision="retry")
+        )
+        await resolve(handle, second[0], "bob", "abort")
+        result = await finish(handle)
+    assert result.status is GoalStatus.ESCALATED and result.steps[0].escalation_ids == [first.escalation_id, second[0].escalation_id]
+
+
+async def test_success_criteria_that_escalate_wait_for_a_human(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    name = playbook(tmp_path, monkeypatch)
+    model = ScriptedModel(lambda request: answer(GOOD))
+    criteria = [RequiredTermsCheck(terms=["idempotency"], on_fail="escalate")]
+    async with goal(client, task_queue, name, model, success_criteria=criteria) as handle:
+        (escalation,) = await waiting(handle)
+        assert escalation.step_id == "goal" and [d.value for d in escalation.decisions] == ["accept", "abort"]
+        await resolve(handle, escalation, "bob", "accept")
+        result = await finish(handle)
+    assert result.status is GoalStatus.COMPLETED and result.output == GOOD
+    assert result.final_verdict.decision.value == "escalate" and result.escalations[0].resolution.resolver == "bob"
