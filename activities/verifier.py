@@ -24,10 +24,12 @@ from contracts.verify import (
     CitationsCheck,
     Decision,
     JsonSchemaCheck,
+    JudgedCheck,
     LengthCheck,
     ModelJudgeCheck,
     NonEmptyCheck,
     RegexCheck,
+    RelevanceCheck,
     RequiredTermsCheck,
     Verdict,
     VerifyRequest,
@@ -35,8 +37,21 @@ from contracts.verify import (
 
 JUDGE_SCHEMA = {
     "type": "object",
-    "properties": {"verdict": {"type": "string", "enum": ["pass", "fail"]}, "reason": {"type": "string"}},
-    "required": ["verdict", "reason"],
+    "properties": {
+        "verdict": {"type": "string", "enum": ["pass", "fail"]},
+        "score": {"type": "number"},
+        "reason": {"type": "string"},
+    },
+    "required": ["verdict", "score", "reason"],
+}
+RELEVANCE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "addresses_instruction": {"type": "boolean"},
+        "score": {"type": "number"},
+        "reason": {"type": "string"},
+    },
+    "required": ["addresses_instruction", "score", "reason"],
 }
 
 
@@ -80,36 +95,62 @@ def check_output(check: AcceptanceCheck, output: str) -> CheckResult:
     raise TypeError(f"not a deterministic check: {check!r}")
 
 
-async def _judge(request: VerifyRequest, check: ModelJudgeCheck, verdict: Verdict) -> CheckResult:
+def _judge_prompt(request: VerifyRequest, check: JudgedCheck) -> tuple[str, dict]:
+    """(question, reply schema) for a model-decided check."""
+    if isinstance(check, RelevanceCheck):
+        return (
+            "Decide whether the OUTPUT addresses the TASK and serves the GOAL (not merely whether it is well written). "
+            "Reply with JSON: addresses_instruction true or false, a score from 0 (off-topic) to 1 (fully on-topic), "
+            "and a short reason.",
+            RELEVANCE_SCHEMA,
+        )
+    assert isinstance(check, ModelJudgeCheck)
+    return (
+        f"Decide whether the OUTPUT meets the CRITERIA: {check.criteria}\n"
+        "Reply with JSON: verdict pass or fail, a score from 0 (not at all) to 1 (fully), and a short reason.",
+        JUDGE_SCHEMA,
+    )
+
+
+def _read_judgement(check: JudgedCheck, content: str) -> CheckResult:
+    """The judge's JSON reply as a check result; a reply that is not the asked-for JSON fails the check."""
+    try:
+        judged = json.loads(content)
+        raw_score = float(judged["score"])
+        reason = str(judged.get("reason", ""))
+        agrees = judged["addresses_instruction"] is True if isinstance(check, RelevanceCheck) else judged["verdict"] == "pass"
+    except (json.JSONDecodeError, TypeError, KeyError, ValueError):
+        return CheckResult(kind=check.type, passed=False, score=0.0, detail="the judge's reply was not a JSON verdict")
+    score = min(1.0, max(0.0, raw_score))
+    if isinstance(check, RelevanceCheck):
+        passed = agrees and score >= check.min_score
+        detail = "" if passed else f"off-topic (score {score:.2f}, needs {check.min_score:.2f}): {reason}"
+        # A judge that says "does not address" cannot score the output above the bar.
+        return CheckResult(kind=check.type, passed=passed, score=score if agrees else min(score, check.min_score / 2), detail=detail)
+    return CheckResult(kind=check.type, passed=agrees, score=score if agrees else min(score, 0.5), detail="" if agrees else reason)
+
+
+async def _judge(request: VerifyRequest, check: JudgedCheck, verdict: Verdict) -> CheckResult:
     model = settings.resolve_model(ModelRole.VERIFIER, request.judge)
+    question, schema = _judge_prompt(request, check)
     messages = [
-        ChatMessage(
-            role=ChatRole.SYSTEM,
-            content="You review work. Decide whether the OUTPUT meets the CRITERIA. Reply with JSON: verdict pass or fail, "
-            f"and a short reason. {UNTRUSTED_NOTE}",
-        ),
+        ChatMessage(role=ChatRole.SYSTEM, content=f"You review work. {question} {UNTRUSTED_NOTE}"),
         ChatMessage(
             role=ChatRole.USER,
             # The output under review is data: it cannot tell the judge what to decide.
-            content=f"GOAL: {request.goal}\nTASK: {request.instruction}\nCRITERIA: {check.criteria}\n"
+            content=f"GOAL: {request.goal}\nTASK: {request.instruction}\n"
             f"OUTPUT:\n{step_output(request.step_id, request.output)}",
         ),
     ]
     response = await get_provider(model.provider).complete(
-        ModelRequest(role=ModelRole.VERIFIER, spec=request.judge, messages=messages, response_schema_json=json.dumps(JUDGE_SCHEMA)),
+        ModelRequest(role=ModelRole.VERIFIER, spec=request.judge, messages=messages, response_schema_json=json.dumps(schema)),
         model,
     )
     verdict.model_calls += 1
     verdict.usage.prompt_tokens += response.usage.prompt_tokens
     verdict.usage.completion_tokens += response.usage.completion_tokens
     verdict.cost_usd += response.cost_usd
-    try:
-        judged = json.loads(response.message.content)
-        passed = judged.get("verdict") == "pass"
-        reason = str(judged.get("reason", ""))
-    except (json.JSONDecodeError, AttributeError):
-        passed, reason = False, "the judge's reply was not a JSON verdict"
-    return CheckResult(kind=CheckKind.MODEL_JUDGE, passed=passed, detail=reason if not passed else "")
+    return _read_judgement(check, response.message.content)
 
 
 @activity.defn(name=VERIFY_OUTPUT_ACTIVITY)
@@ -118,7 +159,7 @@ async def verify_output(request: VerifyRequest) -> Verdict:
     verdict = Verdict(step_id=request.step_id, decision=Decision.ACCEPT)
     escalate = False
     for check in request.checks:
-        if isinstance(check, ModelJudgeCheck):
+        if isinstance(check, JudgedCheck):
             result = await _judge(request, check, verdict)
         else:
             result = check_output(check, request.output)
@@ -126,6 +167,8 @@ async def verify_output(request: VerifyRequest) -> Verdict:
         if not result.passed:
             verdict.reasons.append(f"{result.kind.value}: {result.detail}")
             escalate = escalate or check.on_fail == "escalate"
+    if verdict.results:
+        verdict.score = sum(r.score or 0.0 for r in verdict.results) / len(verdict.results)
     if verdict.reasons:
         verdict.decision = Decision.ESCALATE if escalate else Decision.REFINE
     return verdict

@@ -110,6 +110,7 @@ class StepResult(BaseModel):
     attempts: int = 0
     turns: int = 0
     verdicts: list[Verdict] = Field(default_factory=list)
+    score: float | None = Field(default=None, description="The last verdict's score (0..1); None when unverified.")
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     model_calls: list[ModelCallRecord] = Field(default_factory=list)
     escalation_ids: list[str] = Field(default_factory=list, description="Escalations this step raised, in order.")
@@ -160,6 +161,7 @@ class StepProgress(BaseModel):
     status: StepStatus
     attempt: int = 0
     turn: int = 0
+    score: float | None = None
 
 
 class GoalProgress(BaseModel):

@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 import jsonschema
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from contracts.llm import ModelSpec, TokenUsage
 
@@ -19,6 +19,7 @@ class CheckKind(StrEnum):
     CITATIONS = "citations"
     REGEX = "regex"
     MODEL_JUDGE = "model_judge"
+    RELEVANCE = "relevance"
 
 
 class _Check(BaseModel):
@@ -85,11 +86,22 @@ class RegexCheck(_Check):
     _pattern_compiles = field_validator("pattern")(_compiles)
 
 
-class ModelJudgeCheck(_Check):
-    """A model judges the output against `criteria` (constrained to a pass/fail JSON verdict)."""
+class JudgedCheck(_Check):
+    """A check a model decides: each one is a model call, counted against the goal's budget."""
+
+
+class ModelJudgeCheck(JudgedCheck):
+    """A model judges the output against `criteria` (constrained to a pass/fail JSON verdict with a score)."""
 
     type: Literal[CheckKind.MODEL_JUDGE] = CheckKind.MODEL_JUDGE
     criteria: str
+
+
+class RelevanceCheck(JudgedCheck):
+    """A model confirms the output addresses the step's instruction and the goal (score 0..1)."""
+
+    type: Literal[CheckKind.RELEVANCE] = CheckKind.RELEVANCE
+    min_score: float = Field(default=0.5, ge=0.0, le=1.0)
 
 
 AcceptanceCheck = Annotated[
@@ -99,9 +111,15 @@ AcceptanceCheck = Annotated[
     | RequiredTermsCheck
     | CitationsCheck
     | RegexCheck
-    | ModelJudgeCheck,
+    | ModelJudgeCheck
+    | RelevanceCheck,
     Field(discriminator="type"),
 ]
+
+
+def judged_count(checks: list[AcceptanceCheck]) -> int:
+    """How many model calls verifying these checks takes."""
+    return sum(isinstance(check, JudgedCheck) for check in checks)
 
 
 class Decision(StrEnum):
@@ -114,6 +132,13 @@ class CheckResult(BaseModel):
     kind: CheckKind
     passed: bool
     detail: str = ""
+    score: float | None = Field(default=None, ge=0.0, le=1.0, description="0..1; a deterministic check scores 1 or 0.")
+
+    @model_validator(mode="after")
+    def _score_follows_pass(self) -> "CheckResult":
+        if self.score is None:
+            self.score = 1.0 if self.passed else 0.0
+        return self
 
 
 VERIFY_OUTPUT_ACTIVITY = "verify_output"  # VerifyRequest -> Verdict
@@ -135,6 +160,7 @@ class Verdict(BaseModel):
 
     step_id: str
     decision: Decision
+    score: float = Field(default=1.0, ge=0.0, le=1.0, description="Mean of the checks' scores (1 without checks).")
     reasons: list[str] = Field(default_factory=list)
     results: list[CheckResult] = Field(default_factory=list)
     usage: TokenUsage = Field(default_factory=TokenUsage)

@@ -1,5 +1,5 @@
 """The verifier's deterministic checks (`check_output`) and the `verify_output` decision, run under
-`ActivityEnvironment`. `model_judge` needs a model and is covered by the workflow tests.
+`ActivityEnvironment`; `model_judge` and `relevance` against a real local OpenAI-protocol server.
 """
 
 from __future__ import annotations
@@ -21,10 +21,13 @@ from contracts.verify import (
     ModelJudgeCheck,
     NonEmptyCheck,
     RegexCheck,
+    RelevanceCheck,
     RequiredTermsCheck,
     Verdict,
     VerifyRequest,
 )
+from contracts.llm import ModelSpec, Provider
+from tests.llama_server import Recorded, Reply, ScriptedServer
 
 SCHEMA = json.dumps(
     {"type": "object", "properties": {"title": {"type": "string"}, "n": {"type": "integer"}}, "required": ["title"]}
@@ -192,3 +195,59 @@ async def test_reason_names_check_kind(check: AcceptanceCheck) -> None:
     assert verdict.decision is Decision.REFINE
     assert len(verdict.reasons) == 1
     assert verdict.reasons[0].startswith(f"{check.type.value}: ")
+
+
+# --- model-decided checks (judge and relevance) against a real local OpenAI-protocol server ----------
+
+
+def judge_reply(content: dict | str) -> Reply:
+    text = content if isinstance(content, str) else json.dumps(content)
+    return Reply(body={
+        "id": "j-1", "object": "chat.completion", "model": "judge-test",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+        "usage": {"prompt_tokens": 50, "completion_tokens": 10, "total_tokens": 60},
+    })
+
+
+async def judged(reply: dict | str, *checks: AcceptanceCheck, output: str = "Retries are safe with idempotency keys.") -> tuple[Verdict, list[Recorded]]:
+    with ScriptedServer(lambda _: judge_reply(reply)) as server:
+        request = VerifyRequest(
+            step_id="draft", goal="Compare retries and idempotency for tool calls", instruction="Compare them.",
+            output=output, checks=list(checks), judge=ModelSpec(provider=Provider.OPENAI, model="judge", base_url=server.base_url),
+        )
+        return await ActivityEnvironment().run(verify_output, request), server.requests
+
+
+async def test_relevance_check_passes_an_on_topic_output_with_its_score() -> None:
+    verdict, requests = await judged({"addresses_instruction": True, "score": 0.9, "reason": "on topic"}, RelevanceCheck(), NonEmptyCheck())
+    assert verdict.decision is Decision.ACCEPT and verdict.model_calls == 1
+    assert [r.score for r in verdict.results] == [0.9, 1.0] and verdict.score == pytest.approx(0.95)
+    body = requests[0].body
+    schema = json.loads(json.dumps(body["response_format"]))
+    assert "addresses_instruction" in json.dumps(schema)
+    assert "Compare retries and idempotency" in body["messages"][1]["content"] and 'untrusted="true"' in body["messages"][1]["content"]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        {"addresses_instruction": False, "score": 0.9, "reason": "about summing squares"},  # says no: never above the bar
+        {"addresses_instruction": True, "score": 0.2, "reason": "barely"},
+        "not json at all",
+        {"addresses_instruction": True, "reason": "no score"},
+    ],
+)
+async def test_relevance_check_refines_an_off_topic_output(reply: dict | str) -> None:
+    verdict, _ = await judged(reply, RelevanceCheck(min_score=0.5), output="def f(xs): return sum(x * x for x in xs)")
+    assert verdict.decision is Decision.REFINE and verdict.reasons[0].startswith("relevance: ")
+    assert verdict.score < 0.5
+
+
+async def test_model_judge_scores_and_two_judged_checks_are_two_calls() -> None:
+    verdict, requests = await judged(
+        {"verdict": "pass", "score": 1.5, "reason": "good", "addresses_instruction": True},
+        ModelJudgeCheck(criteria="mentions idempotency"), RelevanceCheck(),
+    )
+    assert verdict.decision is Decision.ACCEPT and verdict.model_calls == 2 and len(requests) == 2
+    assert [r.score for r in verdict.results] == [1.0, 1.0]  # clamped to 0..1
+    assert "mentions idempotency" in requests[0].body["messages"][0]["content"]

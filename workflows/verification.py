@@ -8,7 +8,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from contracts.goal import GoalRequest, StepProgress, StepResult, StepStatus
     from contracts.plan import AgentStep, PlanStep
-    from contracts.verify import VERIFY_OUTPUT_ACTIVITY, AcceptanceCheck, Decision, ModelJudgeCheck, Verdict, VerifyRequest
+    from contracts.verify import VERIFY_OUTPUT_ACTIVITY, AcceptanceCheck, Decision, Verdict, VerifyRequest, judged_count
     from core.options import VERIFIER
     from workflows.ledger import GoalLedger
 
@@ -20,8 +20,8 @@ class Verification:
         self.progress = progress
 
     async def verify(self, step_id: str, instruction: str, output: str, checks: list[AcceptanceCheck], summary: str) -> Verdict:
-        judged = any(isinstance(check, ModelJudgeCheck) for check in checks)
-        if judged:
+        judged = judged_count(checks)
+        for _ in range(judged):
             self.ledger.before_model_call()  # a model-judged check is a model call: it obeys the budget
         verdict = await workflow.execute_activity(
             VERIFY_OUTPUT_ACTIVITY,
@@ -34,7 +34,7 @@ class Verification:
             **VERIFIER.kwargs(),
         )
         if verdict.model_calls or judged:
-            self.ledger.usage.add_model(verdict.usage, verdict.cost_usd, calls=verdict.model_calls - int(judged))
+            self.ledger.usage.add_model(verdict.usage, verdict.cost_usd, calls=verdict.model_calls - judged)
         return verdict
 
     async def accepted(self, step: PlanStep, output: str, result: StepResult) -> bool:
@@ -46,6 +46,7 @@ class Verification:
         instruction = step.instruction if isinstance(step, AgentStep) else f"call {step.invocation.tool}"
         verdict = await self.verify(step.id, instruction, output, step.checks, f"{step.id}: verify attempt {result.attempts}")
         result.verdicts.append(verdict)
+        result.score = self.progress[step.id].score = verdict.score
         if verdict.decision is Decision.ACCEPT:
             result.status = StepStatus.COMPLETED
             return True
