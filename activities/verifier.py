@@ -40,7 +40,7 @@ JUDGE_SCHEMA = {
     "properties": {
         "verdict": {"type": "string", "enum": ["pass", "fail"]},
         "score": {"type": "number"},
-        "reason": {"type": "string"},
+        "reason": {"type": "string", "maxLength": 200},
     },
     "required": ["verdict", "score", "reason"],
 }
@@ -49,7 +49,7 @@ RELEVANCE_SCHEMA = {
     "properties": {
         "addresses_instruction": {"type": "boolean"},
         "score": {"type": "number"},
-        "reason": {"type": "string"},
+        "reason": {"type": "string", "maxLength": 200},
     },
     "required": ["addresses_instruction", "score", "reason"],
 }

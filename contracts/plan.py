@@ -88,6 +88,9 @@ class Plan(BaseModel):
     output_step: str | None = Field(default=None, description="Step whose output is the goal's output.")
     policy: Policy = Field(default_factory=Policy, description="From the playbook or the default policy file; never from a model.")
     attempts: list[PlanAttempt] = Field(default_factory=list)
+    fallback_reason: str | None = Field(
+        default=None, description="Set when the planner's model produced no valid plan: `steps` is then the one-step fallback."
+    )
     usage: TokenUsage = Field(default_factory=TokenUsage)
     model_calls: int = 0
     cost_usd: float = 0.0

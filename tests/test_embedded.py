@@ -9,7 +9,10 @@ import pytest
 from temporalio.client import Client
 
 from contracts.goal import GoalRequest, GoalStatus, StepStatus
-from contracts.plan import PlanSource
+from contracts.plan import PlanRequest, PlanSource
+from activities.planner import plan_goal
+from core.relevance import ungrounded_steps
+from temporalio.testing import ActivityEnvironment
 from tests.helpers import run_goal, scheduled_activities
 from worker import all_activities
 
@@ -37,7 +40,21 @@ async def test_llm_planned_goal_on_the_embedded_model(client: Client, task_queue
     result, history = await run_goal(client, task_queue, request, all_activities(), timeout=300)
 
     assert result.plan is not None and result.plan.source is PlanSource.LLM, result.error
-    assert result.plan.model_calls >= 1 and result.plan.attempts and not result.plan.attempts[-1].problems
+    assert result.plan.model_calls >= 1 and result.plan.attempts
+    # A clean plan, or (SmolLM2 often plans off-topic) a recorded fallback that answers the goal in one step.
+    assert not result.plan.attempts[-1].problems or result.plan.fallback_reason
+    assert ungrounded_steps(request.goal, result.plan.steps) == []
     assert result.status is GoalStatus.COMPLETED, result.error
     assert result.output.strip()
     assert scheduled_activities(history).count("call_model") >= len(result.plan.steps)
+
+
+async def test_the_off_topic_plan_is_caught_on_the_embedded_model() -> None:
+    """SmolLM2 plans "write a function that sums squares" for this goal (as first seen by a user); the
+    grounding rule sends it back, and whatever is finally planned addresses the goal."""
+    goal = "Compare retries and idempotency for tool calls"
+    plan = await ActivityEnvironment().run(plan_goal, PlanRequest(goal=goal))
+    first = plan.attempts[0]
+    # Rejected, whether it parsed (then: does not address the goal) or rambled past its token budget.
+    assert "Write a function" in first.raw_output and first.problems, first
+    assert ungrounded_steps(goal, plan.steps) == []

@@ -13,13 +13,17 @@ from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
 from core.plan_validation import find_cycle, plan_problems
-from activities.planner import LLM_PLAN_ROLES, draft_schema, parse_draft, plan_from_playbook
+from activities.planner import LLM_PLAN_ROLES, draft_schema, parse_draft, plan_from_playbook, plan_goal
 from core.tools import TOOLS, tool_effects
 from contracts.errors import ErrorType
-from contracts.plan import AgentStep, PlanRequest, PlanSource, ToolInvocation, ToolStep
+from contracts.llm import ModelSpec, Provider
+from contracts.plan import AgentStep, Plan, PlanRequest, PlanSource, ToolInvocation, ToolStep
 from contracts.tools import SideEffect
-from contracts.verify import NonEmptyCheck
+from contracts.verify import NonEmptyCheck, RelevanceCheck
+from core.relevance import ungrounded_steps
 from playbooks import load_playbook
+from temporalio.testing import ActivityEnvironment
+from tests.llama_server import Reply, ScriptedServer
 
 EFFECTS = {
     "search_corpus": SideEffect.READ,
@@ -275,7 +279,7 @@ def test_parse_draft_numbers_steps_and_maps_needs() -> None:
     assert [s.id for s in steps] == ["researcher-1", "analyst-2", "drafter-3"]
     assert steps[1].depends_on == ["researcher-1"] and steps[2].depends_on == ["researcher-1", "analyst-2"]
     assert steps[0].instruction == "find" and steps[0].tools == ["search_corpus"]
-    assert all(s.checks == [NonEmptyCheck()] for s in steps)
+    assert all(s.checks == [NonEmptyCheck(), RelevanceCheck()] for s in steps)  # relevance by default on LLM steps
     assert plan_problems(steps, tool_effects(), allowed_roles=set(LLM_PLAN_ROLES), effects_last=True) == []
 
 
@@ -429,3 +433,56 @@ def test_declared_arguments_must_be_a_json_object(arguments: str, reason: str) -
     step = ToolStep(id="t", role="publisher", invocation=ToolInvocation(tool="write_file", arguments_json=arguments))
     (problem,) = plan_problems([step], tool_effects())
     assert problem.startswith("step 't': arguments for 'write_file' are ") and reason in problem
+
+
+# --- grounding: a plan must address the goal ---------------------------------------------------
+
+OFF_TOPIC = "Write a function that takes a list of integers and returns the sum of the squares"
+RETRIES_GOAL = "Compare retries and idempotency for tool calls"
+
+
+def test_the_off_topic_plan_is_ungrounded() -> None:
+    (problem,) = ungrounded_steps(RETRIES_GOAL, [agent("a", instruction=OFF_TOPIC)])
+    assert problem.startswith("step 'a' does not address the goal") and "idemp" in problem
+
+
+def test_steps_trace_to_the_goal_directly_or_through_what_they_use() -> None:
+    steps = [agent("research", instruction="Find how retries interact with idempotency keys"),
+             agent("review", "research", instruction="Review the findings about keys for gaps")]
+    assert ungrounded_steps(RETRIES_GOAL, steps) == []
+    assert len(ungrounded_steps(RETRIES_GOAL, [*steps, agent("poem", "review", instruction="Write a poem about autumn")])) == 1
+    assert ungrounded_steps("?!", [agent("a", instruction=OFF_TOPIC)]) == []  # nothing to check against
+
+
+def draft_reply(instruction: str) -> Reply:
+    plan = {"steps": [{"role": "analyst", "instruction": instruction, "needs": [], "tools": []}]}
+    return Reply(body={
+        "id": "p", "object": "chat.completion", "model": "planner-test",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": json.dumps(plan)}}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 40, "total_tokens": 140},
+    })
+
+
+async def plan_against(replies: list[str]) -> tuple[Plan, list]:
+    script = iter(replies)
+    with ScriptedServer(lambda _: draft_reply(next(script))) as server:
+        spec = ModelSpec(provider=Provider.OPENAI, model="planner", base_url=server.base_url)
+        plan = await ActivityEnvironment().run(plan_goal, PlanRequest(goal=RETRIES_GOAL, spec=spec))
+        return plan, server.requests
+
+
+async def test_an_off_topic_plan_is_sent_back_for_repair() -> None:
+    plan, requests = await plan_against([OFF_TOPIC, "Compare retries with idempotency for tool calls, with examples"])
+    assert [bool(a.problems) for a in plan.attempts] == [True, False] and plan.fallback_reason is None
+    assert "does not address the goal" in plan.attempts[0].problems[0]
+    assert "does not address the goal" in requests[1].body["messages"][-1]["content"]  # the repair prompt says why
+    assert [c.type.value for c in plan.steps[0].checks] == ["non_empty", "relevance"]
+
+
+async def test_a_plan_that_never_addresses_the_goal_falls_back_to_answering_it() -> None:
+    plan, requests = await plan_against([OFF_TOPIC] * 3)
+    assert len(requests) == 3 and plan.source is PlanSource.LLM
+    assert plan.fallback_reason and "does not address the goal" in plan.fallback_reason
+    (step,) = plan.steps
+    assert step.role == "analyst" and not step.tools and RETRIES_GOAL in step.instruction
+    assert ungrounded_steps(RETRIES_GOAL, plan.steps) == []
