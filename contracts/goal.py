@@ -10,6 +10,7 @@ from contracts.approvals import ApprovalEvent, ApprovalRequest
 from contracts.escalations import Escalation
 from contracts.llm import ModelSpec, TokenUsage
 from contracts.plan import PLAYBOOK_NAME_PATTERN, Plan
+from contracts.policy import Principal
 from contracts.verify import AcceptanceCheck, Verdict
 
 MAX_GOAL_BYTES = 32 * 1024
@@ -34,6 +35,14 @@ class ModelRouting(BaseModel):
     verifier: ModelSpec = Field(default_factory=ModelSpec)
 
 
+class ParentLink(BaseModel):
+    """Set on a subagent's request: the goal and step that delegated it."""
+
+    workflow_id: str
+    step_id: str
+    role: str
+
+
 class GoalRequest(BaseModel):
     """Input of `GoalWorkflow`. Only `goal` is required."""
 
@@ -47,6 +56,11 @@ class GoalRequest(BaseModel):
     budget: Budget = Field(default_factory=Budget)
     models: ModelRouting = Field(default_factory=ModelRouting)
     max_parallel_steps: int = Field(default=4, ge=1, le=32)
+    parent: ParentLink | None = Field(default=None, description="Set when this goal is a subagent of another.")
+    scopes: list[Principal] = Field(
+        default_factory=list,
+        description="Outer limits on every role's permissions: a subagent gets its parent role's principal (and the parent's scopes).",
+    )
 
     @field_validator("goal")
     @classmethod
@@ -114,6 +128,7 @@ class StepResult(BaseModel):
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     model_calls: list[ModelCallRecord] = Field(default_factory=list)
     escalation_ids: list[str] = Field(default_factory=list, description="Escalations this step raised, in order.")
+    child_workflow_ids: list[str] = Field(default_factory=list, description="Subagent runs of this step, in order.")
     error: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -162,6 +177,7 @@ class StepProgress(BaseModel):
     attempt: int = 0
     turn: int = 0
     score: float | None = None
+    child_workflow_id: str | None = None
 
 
 class GoalProgress(BaseModel):

@@ -21,6 +21,7 @@ PLAYBOOK_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,63}$"
 class StepKind(StrEnum):
     AGENT = "agent"
     TOOL = "tool"
+    SUBAGENT = "subagent"
 
 
 class ToolInvocation(BaseModel):
@@ -62,7 +63,19 @@ class ToolStep(_Step):
     max_attempts: int = Field(default=1, ge=1, le=10)
 
 
-PlanStep = Annotated[AgentStep | ToolStep, Field(discriminator="type")]
+class SubagentStep(_Step):
+    """Delegates a sub-goal to a child `GoalWorkflow` (id `<parent>/<step>`): its own plan, history, a
+    budget carved out of what the parent has left, and the step role's policy scope, never wider."""
+
+    type: Literal[StepKind.SUBAGENT] = StepKind.SUBAGENT
+    goal: str = Field(min_length=1, max_length=8_000, description="The sub-goal; templates allowed.")
+    playbook: str | None = Field(default=None, pattern=PLAYBOOK_NAME_PATTERN, description="None: the LLM planner.")
+    budget_share: float = Field(default=0.25, gt=0.0, le=1.0, description="Share of the parent's remaining budget.")
+    task_queue: str | None = Field(default=None, description="Run the child on another task queue (its own workers).")
+    max_attempts: int = Field(default=1, ge=1, le=10)
+
+
+PlanStep = Annotated[AgentStep | ToolStep | SubagentStep, Field(discriminator="type")]
 
 
 class PlanSource(StrEnum):

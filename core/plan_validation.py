@@ -9,24 +9,31 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
-from contracts.plan import AgentStep, PlanStep, ToolInvocation, ToolStep
+from contracts.plan import AgentStep, PlanStep, SubagentStep, ToolInvocation, ToolStep
 from contracts.tools import SideEffect
 from core.templating import referenced_steps
 
 
 def _tools_of(step: PlanStep) -> list[str]:
+    """Tools the step itself calls (a subagent's child plans and checks its own)."""
     if isinstance(step, ToolStep):
         return [step.invocation.tool]
+    if isinstance(step, SubagentStep):
+        return []
     return list(step.tools) + [p.tool for p in step.prefetch]
 
 
 def _invocations_of(step: PlanStep) -> list[ToolInvocation]:
-    return [step.invocation] if isinstance(step, ToolStep) else list(step.prefetch)
+    if isinstance(step, ToolStep):
+        return [step.invocation]
+    return list(step.prefetch) if isinstance(step, AgentStep) else []
 
 
 def _templates_of(step: PlanStep) -> list[str]:
     if isinstance(step, ToolStep):
         return [step.invocation.arguments_json]
+    if isinstance(step, SubagentStep):
+        return [step.goal]
     return [step.instruction] + [p.arguments_json for p in step.prefetch]
 
 

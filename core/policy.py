@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
@@ -20,6 +21,7 @@ from contracts.policy import (
     HttpMethodGate,
     PathOutsideGate,
     Policy,
+    Principal,
     SideEffectGate,
     SqlNotSelectGate,
     ToolGate,
@@ -71,23 +73,38 @@ def condition_matches(condition: GateCondition, tool: str, side_effect: SideEffe
     return False
 
 
-def evaluate(policy: Policy, role: str, tool: str, side_effect: SideEffect, args: ToolArgs) -> PolicyDecision:
-    """Allow, deny (with the reason the model is told) or gate (with the matching rule)."""
-    principal = policy.principal(role)
-    if principal is None:
-        return PolicyDecision("deny", f"role {role!r} has no permissions in this policy")
+def _denial(principal: Principal, role: str, tool: str, side_effect: SideEffect, args: ToolArgs, whose: str) -> str | None:
+    """Why `principal`'s scopes do not cover this call, or None."""
     if tool not in principal.tools:
-        return PolicyDecision("deny", f"role {role!r} may not use tool {tool!r}")
+        return f"{whose} may not use tool {tool!r}"
     if side_effect not in principal.side_effects:
-        return PolicyDecision("deny", f"role {role!r} may not perform {side_effect.value} actions")
+        return f"{whose} may not perform {side_effect.value} actions"
     url = getattr(args, "url", None)
     if isinstance(url, str):
         host = urlsplit(url).hostname or ""
         if not host_matches(host, principal.hosts):
-            return PolicyDecision("deny", f"role {role!r} may not reach host {host!r}")
+            return f"{whose} may not reach host {host!r}"
     path = _path(args)
     if path is not None and not any(fnmatch.fnmatchcase(path, pattern) for pattern in principal.paths):
-        return PolicyDecision("deny", f"role {role!r} may not use path {path!r}")
+        return f"{whose} may not use path {path!r}"
+    return None
+
+
+def evaluate(
+    policy: Policy, role: str, tool: str, side_effect: SideEffect, args: ToolArgs, scopes: Sequence[Principal] = ()
+) -> PolicyDecision:
+    """Allow, deny (with the reason the model is told) or gate (with the matching rule).
+
+    `scopes` are outer limits (a subagent's: its parent role's principal, and so on up): a call must fit all.
+    """
+    principal = policy.principal(role)
+    if principal is None:
+        return PolicyDecision("deny", f"role {role!r} has no permissions in this policy")
+    denial = _denial(principal, role, tool, side_effect, args, f"role {role!r}")
+    for scope in scopes:
+        denial = denial or _denial(scope, role, tool, side_effect, args, f"this subagent (within the scope of {scope.role!r})")
+    if denial is not None:
+        return PolicyDecision("deny", denial)
     for rule in policy.gates:
         if any(condition_matches(c, tool, side_effect, args) for c in rule.when):
             return PolicyDecision("gate", rule.reason or f"gated by rule {rule.name!r}", rule)

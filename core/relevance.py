@@ -26,7 +26,8 @@ def content_stems(text: str) -> set[str]:
 
 
 def instruction_of(step: PlanStep) -> str:
-    return getattr(step, "instruction", "") or ""
+    """What the step is asked to do: an agent's instruction, a subagent's goal ('' for a tool step)."""
+    return getattr(step, "instruction", None) or getattr(step, "goal", None) or ""
 
 
 def ungrounded_steps(goal: str, steps: Sequence[PlanStep]) -> list[str]:

@@ -4,7 +4,7 @@ resume the goal from its history."""
 
 from __future__ import annotations
 
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 
 class BudgetExceeded(Exception):
@@ -24,8 +24,8 @@ class WorkflowCodeError(RuntimeError):
 
 
 def failure_message(err: BaseException) -> str:
-    """`Type: message` of an activity's typed failure, else the error's text."""
-    cause = err.cause if isinstance(err, ActivityError) else err
+    """`Type: message` of an activity's or child workflow's typed failure, else the error's text."""
+    cause = err.cause if isinstance(err, (ActivityError, ChildWorkflowError)) else err
     if isinstance(cause, ApplicationError) and cause.type:
         return f"{cause.type}: {cause.message}"
     return str(cause or err)

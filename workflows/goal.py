@@ -79,7 +79,8 @@ class GoalWorkflow:
             request=request,
             ledger=self._ledger,
             progress=self._progress,
-            tools=ToolCaller(ToolGate(self._desk, self._ledger, self._progress)),
+            approvals=self._desk,
+            tools=ToolCaller(ToolGate(self._desk, self._ledger, self._progress, request.scopes)),
             verification=self._verification,
         )
         self._executor = StepExecutor(context, step_runners(context), self._escalations)

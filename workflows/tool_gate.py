@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.goal import StepProgress, StepStatus, ToolCallRecord
     from contracts.llm import ToolCallRequest
     from contracts.plan import PlanStep
+    from contracts.policy import Principal
     from contracts.tools import ToolArgs, ToolResult
     from core.artifacts import artifact_mismatch
     from core.policy import action_sha256, canonical_arguments, evaluate
@@ -49,10 +50,13 @@ class Refused:
 
 
 class ToolGate:
-    def __init__(self, desk: ApprovalDesk, ledger: GoalLedger, progress: dict[str, StepProgress]) -> None:
+    def __init__(
+        self, desk: ApprovalDesk, ledger: GoalLedger, progress: dict[str, StepProgress], scopes: list[Principal]
+    ) -> None:
         self.desk = desk
         self.ledger = ledger
         self.progress = progress
+        self.scopes = scopes  # a subagent's outer limits, from its request; never from a model
 
     async def admit(self, step: PlanStep, call: ToolCallRequest, allowed: set[str]) -> Admitted | Refused:
         """Validate, check policy, wait for approval if gated, reserve budget. Raises StepEscalated when
@@ -68,7 +72,7 @@ class ToolGate:
         problem = artifact_mismatch(args)
         if problem:
             return Refused(f"{ErrorType.ARTIFACT_MISMATCH.value}: {problem}")
-        decision = evaluate(self.desk.policy, step.role, spec.name, spec.side_effect, args)
+        decision = evaluate(self.desk.policy, step.role, spec.name, spec.side_effect, args, self.scopes)
         if decision.outcome == "deny":
             self.desk.record(ApprovalEventKind.POLICY_DENIED, step_id=step.id, tool=call.name, actor=step.role, detail=decision.reason)
             return Refused(f"{ErrorType.POLICY_DENIED.value}: {decision.reason}")

@@ -7,9 +7,10 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from contracts.goal import GoalRequest, StepProgress, StepResult, StepStatus
-    from contracts.plan import AgentStep, PlanStep
+    from contracts.plan import PlanStep
     from contracts.verify import VERIFY_OUTPUT_ACTIVITY, AcceptanceCheck, Decision, Verdict, VerifyRequest, judged_count
     from core.options import VERIFIER
+    from core.relevance import instruction_of
     from workflows.ledger import GoalLedger
 
 
@@ -43,7 +44,7 @@ class Verification:
             result.status = StepStatus.COMPLETED
             return True
         self.progress[step.id].status = StepStatus.VERIFYING
-        instruction = step.instruction if isinstance(step, AgentStep) else f"call {step.invocation.tool}"
+        instruction = instruction_of(step) or f"call {step.invocation.tool}"
         verdict = await self.verify(step.id, instruction, output, step.checks, f"{step.id}: verify attempt {result.attempts}")
         result.verdicts.append(verdict)
         result.score = self.progress[step.id].score = verdict.score

@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.llm import ToolCallRequest
     from contracts.plan import PlanStep, ToolInvocation
     from core.templating import render_arguments
+    from workflows.approvals import ApprovalDesk
     from workflows.failures import StepFailed
     from workflows.ledger import GoalLedger
     from workflows.tool_gate import ToolCaller
@@ -22,11 +23,12 @@ with workflow.unsafe.imports_passed_through():
 
 @dataclass(frozen=True)
 class StepContext:
-    """The goal's services, shared by every step: request, budget, live progress, tools, verification."""
+    """The goal's services, shared by every step: request, budget, live progress, policy, tools, verification."""
 
     request: GoalRequest
     ledger: GoalLedger
     progress: dict[str, StepProgress]
+    approvals: ApprovalDesk  # holds the goal's policy once planned
     tools: ToolCaller
     verification: Verification
 

@@ -1,0 +1,179 @@
+"""Subagents as child workflows, on the real dev server with a scripted model: deterministic child ids,
+parent usage including the children's, budgets carved from what the parent has left, a policy scope
+never wider than the parent role's, typed failures, cancellation through the parent, and a resumed
+parent that finds its child instead of starting another."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+
+from contracts.approvals import PENDING_QUERY, ApprovalRequest
+from contracts.goal import Budget, GoalRequest, GoalResult, GoalStatus, StepStatus
+from contracts.llm import ModelRequest
+from tests.fakes import ScriptedModel, answer, call_tool, step_role
+from tests.helpers import approve_pending, fake_activities, replay, write_playbook
+from worker import build_worker
+from workflows.goal import GoalWorkflow
+
+APPROVERS = [{"name": "alice", "roles": ["editor"]}]
+PRINCIPALS = [
+    {"role": "lead", "tools": ["read_file"], "side_effects": ["read"]},
+    {"role": "researcher", "tools": ["read_file", "write_file"], "side_effects": ["read", "write"]},
+]
+
+
+def playbooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, child_playbook: str = "sub", share: float = 0.5,
+              child_gate: bool = False) -> str:
+    """`team`: two subagent steps (lead role) in parallel, then a merge step; `sub`: one researcher step.
+    With `child_gate`, the lead may write too and every write in a child waits for an editor."""
+    folder = tmp_path / "playbooks"
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(folder))
+    principals = [{**p, "tools": ["read_file", "write_file"], "side_effects": ["read", "write"]} for p in PRINCIPALS] if child_gate else PRINCIPALS
+    gates = [{"name": "any-write", "when": [{"type": "tool", "tools": ["write_file"]}], "approver_roles": ["editor"]}] if child_gate else []
+    write_playbook(folder, {"name": "sub", "steps": [
+        {"type": "agent", "id": "dig", "role": "researcher", "instruction": "Research {{goal}}", "tools": ["write_file"], "max_turns": 3},
+    ], "policy": {"principals": principals, "approvers": APPROVERS, "gates": gates}})
+    steps = [
+        {"type": "subagent", "id": "r1", "role": "lead", "goal": "durable execution, angle one", "playbook": child_playbook, "budget_share": share},
+        {"type": "subagent", "id": "r2", "role": "lead", "goal": "durable execution, angle two", "playbook": child_playbook, "budget_share": share},
+        {"type": "agent", "id": "merge", "role": "lead", "depends_on": ["r1", "r2"], "instruction": "Merge {{steps.r1.output}} / {{steps.r2.output}}"},
+    ]
+    return write_playbook(folder, {"name": "team", "steps": steps, "output_step": "merge",
+                                   "policy": {"principals": principals, "approvers": APPROVERS}})
+
+
+def researcher_answers(request: ModelRequest):
+    if step_role(request) == "researcher":
+        return answer("angle one findings" if "angle one" in request.messages[-1].content else "angle two findings")
+    return answer("merged: one and two")
+
+
+async def start(client: Client, task_queue: str, playbook: str, **request: object) -> WorkflowHandle:
+    return await client.start_workflow(
+        GoalWorkflow.run, GoalRequest(goal="Explain durable execution", playbook=playbook, **request),
+        id=f"team-{uuid.uuid4().hex[:8]}", task_queue=task_queue,
+    )
+
+
+def started_children(history) -> list[str]:
+    return [e.start_child_workflow_execution_initiated_event_attributes.workflow_id
+            for e in history.events if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED]
+
+
+async def test_subagents_run_as_child_workflows_and_their_usage_counts(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
+    name = playbooks(tmp_path, monkeypatch)
+    async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(researcher_answers).activity())):
+        handle = await start(client, task_queue, name, budget=Budget(max_model_calls=20))
+        async with asyncio.timeout(30):
+            result = await handle.result()
+    assert result.status is GoalStatus.COMPLETED, result.error
+    assert result.output == "merged: one and two"
+    r1, r2, merge = result.steps
+    assert r1.child_workflow_ids == [f"{handle.id}/r1"] and r2.child_workflow_ids == [f"{handle.id}/r2"]
+    assert (r1.output, r2.output) == ("angle one findings", "angle two findings")
+    history = await handle.fetch_history()
+    assert sorted(started_children(history)) == [f"{handle.id}/r1", f"{handle.id}/r2"]
+    assert result.usage.model_calls == 3  # one per child, one for the merge: the children's usage is the parent's
+    child = await client.get_workflow_handle(f"{handle.id}/r1", result_type=GoalResult).result()
+    assert child.status is GoalStatus.COMPLETED and child.usage.model_calls == 1
+    # Its budget was carved from what the parent had left: half of 20 calls.
+    child_input = (await client.get_workflow_handle(f"{handle.id}/r1").fetch_history()).events[0]
+    request = pydantic_data_converter.payload_converter.from_payload(
+        child_input.workflow_execution_started_event_attributes.input.payloads[0], GoalRequest
+    )
+    assert request.budget.max_model_calls == 10 and request.parent.workflow_id == handle.id and request.parent.step_id == "r1"
+    assert [s.role for s in request.scopes] == ["lead"]
+    await replay(history)
+
+
+async def test_a_subagent_never_gets_more_than_its_parent_role_may(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
+    """The child's own policy lets researchers write; the parent's lead role may not, so the child cannot."""
+    name = playbooks(tmp_path, monkeypatch)
+
+    async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(write_first).activity())):
+        handle = await start(client, task_queue, name)
+        async with asyncio.timeout(30):
+            result = await handle.result()
+    child = await client.get_workflow_handle(f"{handle.id}/r1", result_type=GoalResult).result()
+    (call,) = child.steps[0].tool_calls
+    assert not call.ok and call.error.startswith("PolicyDenied: this subagent (within the scope of 'lead') may not use tool 'write_file'")
+    assert result.status is GoalStatus.COMPLETED
+
+
+async def test_a_failed_child_is_a_typed_step_failure(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
+    name = playbooks(tmp_path, monkeypatch, child_playbook="no-such-playbook")
+    async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(researcher_answers).activity())):
+        handle = await start(client, task_queue, name, budget=Budget(max_model_calls=20))
+        async with asyncio.timeout(30):
+            result = await handle.result()
+    assert result.status is GoalStatus.FAILED
+    r1, r2, merge = result.steps
+    assert r1.status is StepStatus.FAILED and r1.error.startswith(f"subagent {handle.id}/r1 failed: ")
+    assert "UnknownPlaybook" in r1.error and merge.status is StepStatus.SKIPPED
+    # A child that failed without a result is charged everything it was given: 10, then 5 of the 10 left.
+    assert result.usage.model_calls == 15
+
+
+def write_first(request: ModelRequest):
+    """Researchers ask to write once (a gated action in `child_gate` playbooks), then answer."""
+    if step_role(request) == "researcher" and not any(m.role.value == "tool" for m in request.messages):
+        return call_tool("write_file", {"path": "drafts/x.md", "content": "x"})
+    return researcher_answers(request)
+
+
+async def waiting_for_approval(child: WorkflowHandle) -> None:
+    while not (await exists(child) and await child.query(PENDING_QUERY, result_type=list[ApprovalRequest])):
+        await asyncio.sleep(0.05)
+
+
+async def test_cancelling_the_parent_cancels_its_children(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
+    name = playbooks(tmp_path, monkeypatch, child_gate=True)
+    async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(write_first).activity())):
+        handle = await start(client, task_queue, name)
+        child = client.get_workflow_handle(f"{handle.id}/r1")
+        async with asyncio.timeout(30):
+            await waiting_for_approval(child)
+            await handle.cancel()
+            while (await child.describe()).status is WorkflowExecutionStatus.RUNNING:
+                await asyncio.sleep(0.05)
+            while (await handle.describe()).status is WorkflowExecutionStatus.RUNNING:
+                await asyncio.sleep(0.05)
+    assert (await child.describe()).status is WorkflowExecutionStatus.CANCELED
+    assert (await handle.describe()).status is WorkflowExecutionStatus.CANCELED
+
+
+async def exists(handle: WorkflowHandle) -> bool:
+    try:
+        await handle.describe()
+        return True
+    except RPCError:  # not started yet
+        return False
+
+
+async def test_a_resumed_parent_finds_its_child_instead_of_starting_another(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
+    name = playbooks(tmp_path, monkeypatch, child_gate=True)
+    activities = fake_activities(ScriptedModel(write_first).activity())
+    async with build_worker(client, task_queue, activities=activities):
+        handle = await start(client, task_queue, name)
+        children = [client.get_workflow_handle(f"{handle.id}/{s}") for s in ("r1", "r2")]
+        async with asyncio.timeout(30):
+            for child in children:
+                await waiting_for_approval(child)
+    # The worker is gone; a new one picks the parent and its children up from history.
+    async with build_worker(client, task_queue, activities=activities):
+        async with asyncio.timeout(30):
+            for child in children:
+                await approve_pending(child, ("alice",))
+            result = await handle.result()
+    assert result.status is GoalStatus.COMPLETED, result.error
+    history = await handle.fetch_history()
+    assert sorted(started_children(history)) == [f"{handle.id}/r1", f"{handle.id}/r2"]  # one each, never a second
+    await replay(history)
