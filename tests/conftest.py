@@ -59,7 +59,7 @@ def task_queue() -> str:
 
 @pytest.fixture(autouse=True)
 def foreman_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test gets its own workspace, content store and corpus index (activities read env at call time)."""
+    """Each test gets its own workspace, content store and corpus index (stores are built from these when a test builds its worker)."""
     home = tmp_path / "foreman"
     monkeypatch.setenv("FOREMAN_HOME", str(home))
     monkeypatch.delenv("FOREMAN_WORKSPACE", raising=False)

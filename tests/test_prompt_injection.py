@@ -26,7 +26,7 @@ import pytest
 from temporalio.client import Client, WorkflowHistory
 
 import settings
-from activities.tools.corpus import sync_index
+from stores.corpus_sqlite import sync_index
 from contracts.approvals import ApprovalEventKind, ApprovalStatus
 from contracts.goal import Budget, GoalRequest, GoalResult, GoalStatus, StepStatus, ToolCallRecord
 from contracts.llm import ChatMessage, ChatRole, ModelRequest, ToolCallRequest

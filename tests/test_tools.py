@@ -1,4 +1,4 @@
-"""Tool activities run directly under `ActivityEnvironment`, every location redirected into tmp_path.
+"""Tool activities run directly under `ActivityEnvironment`, bound to stores that live in tmp_path.
 
 HTTP is exercised against a real server on 127.0.0.1; SQL against a database built from demo/seed.sql;
 search against a copy of demo/corpus, so edits made by a test never touch the repository.
@@ -15,6 +15,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -25,13 +26,9 @@ from temporalio.testing import ActivityEnvironment
 
 import settings
 from activities import content_store
-from activities.tools import IMPLEMENTATIONS, TOOLS, sql, tool_activities
+from activities.tools import TOOLS, tool_activities, tool_implementations
 from activities.tools import http as http_tool
-from activities.tools.calc import calculate
-from activities.tools.corpus import fts_query, search_corpus
-from activities.tools.http import http_fetch
-from activities.tools.sql import ensure_demo_database, sql_query
-from activities.tools.workspace import list_files, read_file, write_file
+from activities.tools.sql import SqlTools
 from contracts.tools import (
     CalculateArgs,
     HttpFetchArgs,
@@ -43,6 +40,11 @@ from contracts.tools import (
     ToolResult,
     WriteFileArgs,
 )
+from stores import ContentStore, Stores
+from stores.content_files import FileContentStore
+from stores.corpus_sqlite import SqliteCorpusIndex, fts_query
+from stores.database_sqlite import SqliteDatabase, ensure_database
+from stores.workspace_files import LocalWorkspace
 
 DEMO_CORPUS = settings.PROJECT_ROOT / "demo" / "corpus"
 BIG_LINES = 5_000  # "line NNNN\n" * 5000 is ~50 KB: over the 4,000-char preview
@@ -58,15 +60,25 @@ def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
         "content": tmp_path / "content",
     }
     shutil.copytree(DEMO_CORPUS, paths["corpus"])
-    monkeypatch.setenv("FOREMAN_WORKSPACE", str(paths["workspace"]))
-    monkeypatch.setenv("FOREMAN_CORPUS", str(paths["corpus"]))
-    monkeypatch.setenv("FOREMAN_CORPUS_INDEX", str(paths["index"]))
-    monkeypatch.setenv("FOREMAN_SQL_DATABASE", str(paths["db"]))
-    monkeypatch.setenv("FOREMAN_CONTENT_STORE", str(paths["content"]))
     monkeypatch.delenv("FOREMAN_HTTP_ALLOWED_HOSTS", raising=False)
-    # The tmp database counts as "the demo database", so the tool builds it from seed.sql on first use.
-    monkeypatch.setattr(sql, "DEMO_DATABASE_PATH", paths["db"])
     return paths
+
+
+@pytest.fixture
+def stores(dirs: dict[str, Path]) -> Stores:
+    return Stores(
+        content=FileContentStore(dirs["content"]),
+        workspace=LocalWorkspace(dirs["workspace"]),
+        corpus=SqliteCorpusIndex(dirs["corpus"], dirs["index"]),
+        # Seeded like the demo database: the tool builds it from seed.sql on first use.
+        database=SqliteDatabase(dirs["db"], seed=settings.DEMO_SQL_SEED),
+    )
+
+
+@pytest.fixture
+def tools(stores: Stores) -> SimpleNamespace:
+    """Every tool's activity bound to `stores`, by name (`tools.read_file`)."""
+    return SimpleNamespace(**tool_implementations(stores))
 
 
 async def run(fn, args) -> ToolResult:
@@ -81,9 +93,9 @@ async def fails(fn, args, error_type: str, *, retryable: bool = False) -> Applic
     return info.value
 
 
-def assert_full_output_stored(result: ToolResult) -> str:
+def assert_full_output_stored(content: ContentStore, result: ToolResult) -> str:
     assert result.truncated and result.content_ref
-    full = content_store.get(result.content_ref)
+    full = content.get(result.content_ref)
     assert hashlib.sha256(full.encode()).hexdigest() == result.content_sha256
     assert full.startswith(result.content)
     return full
@@ -146,77 +158,77 @@ def server() -> str:
     httpd.server_close()
 
 
-async def test_http_fetch_text(server: str) -> None:
-    result = await run(http_fetch, HttpFetchArgs(url=f"{server}/text"))
+async def test_http_fetch_text(server: str, tools: SimpleNamespace) -> None:
+    result = await run(tools.http_fetch, HttpFetchArgs(url=f"{server}/text"))
     assert result.ok and not result.truncated
     assert result.content.startswith("HTTP 200 text/plain")
     assert result.content.endswith("hello, durable world ✓")
-    latin = await run(http_fetch, HttpFetchArgs(url=f"{server}/latin1"))
+    latin = await run(tools.http_fetch, HttpFetchArgs(url=f"{server}/latin1"))
     assert latin.content.endswith("café")
-    head = await run(http_fetch, HttpFetchArgs(url=f"{server}/text", method="HEAD"))
+    head = await run(tools.http_fetch, HttpFetchArgs(url=f"{server}/text", method="HEAD"))
     assert "content-length:" in head.content
 
 
-async def test_http_status_errors(server: str) -> None:
-    missing = await fails(http_fetch, HttpFetchArgs(url=f"{server}/missing"), "ToolFailed")
+async def test_http_status_errors(server: str, tools: SimpleNamespace) -> None:
+    missing = await fails(tools.http_fetch, HttpFetchArgs(url=f"{server}/missing"), "ToolFailed")
     assert "404" in str(missing) and missing.details == (404,)
-    unavailable = await fails(http_fetch, HttpFetchArgs(url=f"{server}/unavailable"), "ToolTransient", retryable=True)
+    unavailable = await fails(tools.http_fetch, HttpFetchArgs(url=f"{server}/unavailable"), "ToolTransient", retryable=True)
     assert unavailable.next_retry_delay is not None and unavailable.next_retry_delay.total_seconds() == 2
 
 
-async def test_http_network_errors(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_http_network_errors(server: str, monkeypatch: pytest.MonkeyPatch, tools: SimpleNamespace) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    await fails(http_fetch, HttpFetchArgs(url=f"http://127.0.0.1:{closed_port}/"), "ToolTransient", retryable=True)
+    await fails(tools.http_fetch, HttpFetchArgs(url=f"http://127.0.0.1:{closed_port}/"), "ToolTransient", retryable=True)
     monkeypatch.setattr(http_tool, "_TIMEOUT", httpx.Timeout(0.2))
-    await fails(http_fetch, HttpFetchArgs(url=f"{server}/slow"), "ToolTransient", retryable=True)
+    await fails(tools.http_fetch, HttpFetchArgs(url=f"{server}/slow"), "ToolTransient", retryable=True)
 
 
-async def test_http_refuses_bad_schemes_and_hosts(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_http_refuses_bad_schemes_and_hosts(server: str, monkeypatch: pytest.MonkeyPatch, tools: SimpleNamespace) -> None:
     for url in ("ftp://127.0.0.1/file", "file:///etc/passwd", "not a url"):
-        await fails(http_fetch, HttpFetchArgs(url=url), "ToolArgumentsInvalid")
+        await fails(tools.http_fetch, HttpFetchArgs(url=url), "ToolArgumentsInvalid")
     monkeypatch.setenv("FOREMAN_HTTP_ALLOWED_HOSTS", "example.com, *.example.org")
-    await fails(http_fetch, HttpFetchArgs(url=f"{server}/text"), "ToolNotAllowed")
+    await fails(tools.http_fetch, HttpFetchArgs(url=f"{server}/text"), "ToolNotAllowed")
     monkeypatch.setenv("FOREMAN_HTTP_ALLOWED_HOSTS", "127.0.0.1")
-    assert (await run(http_fetch, HttpFetchArgs(url=f"{server}/text"))).ok
+    assert (await run(tools.http_fetch, HttpFetchArgs(url=f"{server}/text"))).ok
     # A redirect is reported, not followed: the next hop is a new call that policy checks again.
-    redirected = await run(http_fetch, HttpFetchArgs(url=f"{server}/redirect-out"))
+    redirected = await run(tools.http_fetch, HttpFetchArgs(url=f"{server}/redirect-out"))
     assert redirected.ok and redirected.content.startswith("HTTP 30") and " to http://localhost" in redirected.content
 
 
-async def test_http_body_capped_at_max_bytes(server: str) -> None:
-    result = await run(http_fetch, HttpFetchArgs(url=f"{server}/big", max_bytes=100))
+async def test_http_body_capped_at_max_bytes(server: str, tools: SimpleNamespace) -> None:
+    result = await run(tools.http_fetch, HttpFetchArgs(url=f"{server}/big", max_bytes=100))
     header, body = result.content.split("\n\n", 1)
     assert "truncated at max_bytes=100" in header
     assert body == "".join(f"line {i:04d}\n" for i in range(10))
 
 
-async def test_http_large_body_goes_to_content_store(server: str) -> None:
-    result = await run(http_fetch, HttpFetchArgs(url=f"{server}/big"))
-    full = assert_full_output_stored(result)
+async def test_http_large_body_goes_to_content_store(server: str, tools: SimpleNamespace, stores: Stores) -> None:
+    result = await run(tools.http_fetch, HttpFetchArgs(url=f"{server}/big"))
+    full = assert_full_output_stored(stores.content, result)
     assert full.endswith(f"line {BIG_LINES - 1:04d}\n") and len(result.content) == content_store.PREVIEW_CHARS
 
 
 # --- workspace ---------------------------------------------------------------------------------
 
 
-async def test_write_read_list_round_trip(dirs: dict[str, Path]) -> None:
+async def test_write_read_list_round_trip(dirs: dict[str, Path], tools: SimpleNamespace) -> None:
     content = "# Notes\n\nDurable ✓\n"
-    written = await run(write_file, WriteFileArgs(path="reports/2025/notes.md", content=content))
+    written = await run(tools.write_file, WriteFileArgs(path="reports/2025/notes.md", content=content))
     size = len(content.encode())
     digest = hashlib.sha256(content.encode()).hexdigest()
     assert written.content == f"wrote reports/2025/notes.md ({size} bytes, sha256 {digest})"
-    assert (await run(read_file, ReadFileArgs(path="reports/2025/notes.md"))).content == content
+    assert (await run(tools.read_file, ReadFileArgs(path="reports/2025/notes.md"))).content == content
     # Overwrite through a path that wanders but stays inside.
-    await run(write_file, WriteFileArgs(path="reports/../reports/2025/notes.md", content="v2"))
+    await run(tools.write_file, WriteFileArgs(path="reports/../reports/2025/notes.md", content="v2"))
     assert (dirs["workspace"] / "reports/2025/notes.md").read_text() == "v2"
-    listing = await run(list_files, ListFilesArgs())
+    listing = await run(tools.list_files, ListFilesArgs())
     assert "reports/2025/notes.md\t2" in listing.content
     assert not [p for p in dirs["workspace"].rglob(".tmp-*")]
 
 
-async def test_workspace_refuses_escapes(dirs: dict[str, Path], tmp_path: Path) -> None:
+async def test_workspace_refuses_escapes(dirs: dict[str, Path], tmp_path: Path, tools: SimpleNamespace) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.txt").write_text("secret")
@@ -224,47 +236,47 @@ async def test_workspace_refuses_escapes(dirs: dict[str, Path], tmp_path: Path) 
     (dirs["workspace"] / "link").symlink_to(outside, target_is_directory=True)
     (dirs["workspace"] / "secret-link.txt").symlink_to(outside / "secret.txt")
     for path in ("../x", "../../etc/passwd", "/etc/passwd", "link/secret.txt", "secret-link.txt", "a/../../x"):
-        await fails(read_file, ReadFileArgs(path=path), "PathOutsideWorkspace")
+        await fails(tools.read_file, ReadFileArgs(path=path), "PathOutsideWorkspace")
     for path in ("../x", "/tmp/x", "link/new.txt"):
-        await fails(write_file, WriteFileArgs(path=path, content="x"), "PathOutsideWorkspace")
-    await fails(list_files, ListFilesArgs(path="link"), "PathOutsideWorkspace")
+        await fails(tools.write_file, WriteFileArgs(path=path, content="x"), "PathOutsideWorkspace")
+    await fails(tools.list_files, ListFilesArgs(path="link"), "PathOutsideWorkspace")
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
     assert (outside / "secret.txt").read_text() == "secret"
-    listing = await run(list_files, ListFilesArgs(path="."))
+    listing = await run(tools.list_files, ListFilesArgs(path="."))
     assert "secret" not in listing.content
 
 
-async def test_workspace_missing_and_large_files(dirs: dict[str, Path]) -> None:
-    await fails(read_file, ReadFileArgs(path="nope.txt"), "ToolFailed")
-    await fails(list_files, ListFilesArgs(path="nope"), "ToolFailed")
+async def test_workspace_missing_and_large_files(dirs: dict[str, Path], tools: SimpleNamespace, stores: Stores) -> None:
+    await fails(tools.read_file, ReadFileArgs(path="nope.txt"), "ToolFailed")
+    await fails(tools.list_files, ListFilesArgs(path="nope"), "ToolFailed")
     big = "".join(f"row {i}\n" for i in range(2_000))
-    await run(write_file, WriteFileArgs(path="big.txt", content=big))
-    assert assert_full_output_stored(await run(read_file, ReadFileArgs(path="big.txt"))) == big
+    await run(tools.write_file, WriteFileArgs(path="big.txt", content=big))
+    assert assert_full_output_stored(stores.content, await run(tools.read_file, ReadFileArgs(path="big.txt"))) == big
 
 
 # --- sql_query ---------------------------------------------------------------------------------
 
 
-async def test_sql_select_builds_demo_database(dirs: dict[str, Path]) -> None:
+async def test_sql_select_builds_demo_database(dirs: dict[str, Path], tools: SimpleNamespace) -> None:
     assert not dirs["db"].exists()
-    result = await run(sql_query, SqlQueryArgs(sql="SELECT name, provider FROM models ORDER BY name;"))
+    result = await run(tools.sql_query, SqlQueryArgs(sql="SELECT name, provider FROM models ORDER BY name;"))
     assert dirs["db"].exists()
     lines = result.content.splitlines()
     assert lines[0] == "name | provider"
     assert lines[1:] == ["claude-3-5-haiku | anthropic", "gpt-4o-mini | openai", "smollm2-360m-local | local", "(3 rows)"]
     with_params = await run(
-        sql_query,
+        tools.sql_query,
         SqlQueryArgs(sql="WITH r AS (SELECT * FROM runs WHERE model = ?) SELECT COUNT(*) AS n FROM r", params=["gpt-4o-mini"]),
     )
     assert with_params.content.splitlines()[0] == "n"
-    capped = await run(sql_query, SqlQueryArgs(sql="SELECT id FROM tool_calls ORDER BY id", max_rows=3))
+    capped = await run(tools.sql_query, SqlQueryArgs(sql="SELECT id FROM tool_calls ORDER BY id", max_rows=3))
     assert capped.content.splitlines()[1:] == ["1", "2", "3", "(3 rows; stopped at max_rows=3, more rows exist)"]
-    semicolon = await run(sql_query, SqlQueryArgs(sql="SELECT 'a;b' AS s, NULL AS n -- trailing; comment"))
+    semicolon = await run(tools.sql_query, SqlQueryArgs(sql="SELECT 'a;b' AS s, NULL AS n -- trailing; comment"))
     assert semicolon.content.splitlines()[1] == "a;b | NULL"
 
 
-async def test_sql_refuses_writes_and_leaves_database_unchanged(dirs: dict[str, Path]) -> None:
-    ensure_demo_database(dirs["db"])
+async def test_sql_refuses_writes_and_leaves_database_unchanged(dirs: dict[str, Path], tools: SimpleNamespace) -> None:
+    ensure_database(dirs["db"], settings.DEMO_SQL_SEED)
     before = hashlib.sha256(dirs["db"].read_bytes()).hexdigest()
     for statement in (
         "INSERT INTO models VALUES ('x', 'y', 0, 0)",
@@ -276,23 +288,23 @@ async def test_sql_refuses_writes_and_leaves_database_unchanged(dirs: dict[str, 
         "WITH doomed AS (SELECT 1) DELETE FROM runs",
         "",
     ):
-        await fails(sql_query, SqlQueryArgs(sql=statement), "ToolArgumentsInvalid")
-    syntax = await fails(sql_query, SqlQueryArgs(sql="SELECT * FROM nowhere"), "ToolArgumentsInvalid")
+        await fails(tools.sql_query, SqlQueryArgs(sql=statement), "ToolArgumentsInvalid")
+    syntax = await fails(tools.sql_query, SqlQueryArgs(sql="SELECT * FROM nowhere"), "ToolArgumentsInvalid")
     assert "models, runs, tool_calls" in str(syntax)
     assert hashlib.sha256(dirs["db"].read_bytes()).hexdigest() == before
-    assert "24" in (await run(sql_query, SqlQueryArgs(sql="SELECT COUNT(*) FROM runs"))).content
+    assert "24" in (await run(tools.sql_query, SqlQueryArgs(sql="SELECT COUNT(*) FROM runs"))).content
 
 
-async def test_sql_runaway_query_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sql, "QUERY_SECONDS", 0.2)
+async def test_sql_runaway_query_is_stopped(dirs: dict[str, Path], stores: Stores) -> None:
+    impatient = SqlTools(SqliteDatabase(dirs["db"], seed=settings.DEMO_SQL_SEED, query_seconds=0.2), stores.content)
     endless = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT COUNT(*) FROM n"
-    error = await fails(sql_query, SqlQueryArgs(sql=endless), "ToolFailed")
+    error = await fails(impatient.sql_query, SqlQueryArgs(sql=endless), "ToolFailed")
     assert "stopped" in str(error)
 
 
-async def test_sql_missing_database(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("FOREMAN_SQL_DATABASE", str(tmp_path / "absent.sqlite"))
-    await fails(sql_query, SqlQueryArgs(sql="SELECT 1"), "ToolFailed")
+async def test_sql_missing_database(stores: Stores, tmp_path: Path) -> None:
+    unseeded = SqlTools(SqliteDatabase(tmp_path / "absent.sqlite"), stores.content)
+    await fails(unseeded.sql_query, SqlQueryArgs(sql="SELECT 1"), "ToolFailed")
     assert not (tmp_path / "absent.sqlite").exists()
 
 
@@ -320,8 +332,8 @@ async def test_sql_missing_database(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         ("3 ** 200", str(3**200)),
     ],
 )
-async def test_calculate(expression: str, expected: str) -> None:
-    assert (await run(calculate, CalculateArgs(expression=expression))).content == expected
+async def test_calculate(expression: str, expected: str, tools: SimpleNamespace) -> None:
+    assert (await run(tools.calculate, CalculateArgs(expression=expression))).content == expected
 
 
 @pytest.mark.parametrize(
@@ -349,8 +361,8 @@ async def test_calculate(expression: str, expected: str) -> None:
         ("1 << 4000", "unsupported operator"),
     ],
 )
-async def test_calculate_refuses(expression: str, reason: str) -> None:
-    error = await fails(calculate, CalculateArgs(expression=expression), "ToolArgumentsInvalid")
+async def test_calculate_refuses(expression: str, reason: str, tools: SimpleNamespace) -> None:
+    error = await fails(tools.calculate, CalculateArgs(expression=expression), "ToolArgumentsInvalid")
     assert reason in str(error)
 
 
@@ -368,8 +380,8 @@ async def test_calculate_refuses(expression: str, reason: str) -> None:
         ("OpenTelemetry gen_ai spans", "observability-llm-calls.md"),
     ],
 )
-async def test_search_ranks_the_right_document_first(query: str, expected: str) -> None:
-    result = await run(search_corpus, SearchCorpusArgs(query=query, limit=3))
+async def test_search_ranks_the_right_document_first(query: str, expected: str, tools: SimpleNamespace) -> None:
+    result = await run(tools.search_corpus, SearchCorpusArgs(query=query, limit=3))
     blocks = result.content.split("\n\n")
     assert blocks[0].split()[1] in ("result", "results") and int(blocks[0].split()[0]) <= 3
     first = blocks[1].splitlines()
@@ -378,8 +390,8 @@ async def test_search_ranks_the_right_document_first(query: str, expected: str) 
     assert "**" in first[3]  # the snippet highlights matched terms
 
 
-async def test_search_first_hit_has_title() -> None:
-    result = await run(search_corpus, SearchCorpusArgs(query="heartbeat timeout"))
+async def test_search_first_hit_has_title(tools: SimpleNamespace) -> None:
+    result = await run(tools.search_corpus, SearchCorpusArgs(query="heartbeat timeout"))
     assert "[1] Activities, retries and timeouts\n[source: activities-retries-timeouts.md]" in result.content
 
 
@@ -387,15 +399,15 @@ async def test_search_first_hit_has_title() -> None:
     "query",
     ['AND OR NOT "unbalanced ( * ^ :col NEAR(', '"; DROP TABLE docs; --', "c++ && || ~! {x}", "retry*", "-", "???"],
 )
-async def test_search_survives_punctuation(query: str) -> None:
-    result = await run(search_corpus, SearchCorpusArgs(query=query))
+async def test_search_survives_punctuation(query: str, tools: SimpleNamespace) -> None:
+    result = await run(tools.search_corpus, SearchCorpusArgs(query=query))
     assert result.ok
     assert fts_query("???") is None
 
 
-async def test_search_reindexes_changes(dirs: dict[str, Path]) -> None:
+async def test_search_reindexes_changes(dirs: dict[str, Path], tools: SimpleNamespace) -> None:
     async def sources(query: str) -> list[str]:
-        text = (await run(search_corpus, SearchCorpusArgs(query=query))).content
+        text = (await run(tools.search_corpus, SearchCorpusArgs(query=query))).content
         return [line.removeprefix("[source: ").removesuffix("]") for line in text.splitlines() if line.startswith("[source: ")]
 
     assert await sources("zymurgy") == []
@@ -412,9 +424,9 @@ async def test_search_reindexes_changes(dirs: dict[str, Path]) -> None:
     assert "cost-budgets.md" not in await sources("budget tokens cost")
 
 
-async def test_search_concurrent_first_use() -> None:
+async def test_search_concurrent_first_use(tools: SimpleNamespace) -> None:
     results = await asyncio.gather(
-        *(run(search_corpus, SearchCorpusArgs(query="durable execution workflow")) for _ in range(6))
+        *(run(tools.search_corpus, SearchCorpusArgs(query="durable execution workflow")) for _ in range(6))
     )
     assert len({r.content for r in results}) == 1 and "[source: durable-execution.md]" in results[0].content
 
@@ -422,7 +434,7 @@ async def test_search_concurrent_first_use() -> None:
 # --- registry -----------------------------------------------------------------------------------
 
 
-def test_registry_lists_all_tools() -> None:
+def test_registry_lists_all_tools(stores: Stores) -> None:
     expected = {
         "http_fetch": SideEffect.READ,
         "read_file": SideEffect.READ,
@@ -433,11 +445,13 @@ def test_registry_lists_all_tools() -> None:
         "search_corpus": SideEffect.READ,
     }
     assert {name: definition.side_effect for name, definition in TOOLS.items()} == expected
-    activities = tool_activities()
+    implementations = tool_implementations(stores)
+    activities = list(implementations.values())  # what tool_activities(stores) registers, in catalogue order
     assert len(activities) == len(expected)
+    assert [activity._Definition.must_from_callable(fn).name for fn in tool_activities(stores)] == list(TOOLS)
     for name, definition in TOOLS.items():
-        assert IMPLEMENTATIONS[name] in activities
-        assert activity._Definition.must_from_callable(IMPLEMENTATIONS[name]).name == name
+        assert implementations[name] in activities
+        assert activity._Definition.must_from_callable(implementations[name]).name == name
         assert definition.description and "\n" not in definition.description
         schema = definition.schema()
         assert schema.name == name
@@ -446,22 +460,22 @@ def test_registry_lists_all_tools() -> None:
         assert parameters["type"] == "object" and parameters["additionalProperties"] is False
 
 
-async def test_write_file_refuses_content_that_is_not_the_expected_artifact(tmp_path: Path) -> None:
+async def test_write_file_refuses_content_that_is_not_the_expected_artifact(tmp_path: Path, tools: SimpleNamespace) -> None:
     good = hashlib.sha256(b"the brief").hexdigest()
-    written = await run(write_file, WriteFileArgs(path="briefs/a.md", content="the brief", expected_sha256=good))
+    written = await run(tools.write_file, WriteFileArgs(path="briefs/a.md", content="the brief", expected_sha256=good))
     assert written.ok and good in written.content
     with pytest.raises(ApplicationError) as refused:
-        await run(write_file, WriteFileArgs(path="briefs/b.md", content="another text", expected_sha256=good))
+        await run(tools.write_file, WriteFileArgs(path="briefs/b.md", content="another text", expected_sha256=good))
     assert refused.value.type == "ArtifactMismatch" and refused.value.non_retryable
     assert not (tmp_path / "workspace" / "briefs" / "b.md").exists()
 
 
-async def test_write_file_does_not_follow_symlinks_inside_the_workspace(dirs: dict[str, Path]) -> None:
+async def test_write_file_does_not_follow_symlinks_inside_the_workspace(dirs: dict[str, Path], tools: SimpleNamespace) -> None:
     """Policy gates judge the path as written (drafts/...); a symlink must not move the write elsewhere."""
     workspace = dirs["workspace"]
     (workspace / "published").mkdir(parents=True)
     (workspace / "drafts").symlink_to(workspace / "published")
-    await fails(write_file, WriteFileArgs(path="drafts/x.md", content="x"), "PathOutsideWorkspace")
+    await fails(tools.write_file, WriteFileArgs(path="drafts/x.md", content="x"), "PathOutsideWorkspace")
     assert not (workspace / "published" / "x.md").exists()
-    written = await run(write_file, WriteFileArgs(path="./notes/../notes/y.md", content="y"))
+    written = await run(tools.write_file, WriteFileArgs(path="./notes/../notes/y.md", content="y"))
     assert written.ok and (workspace / "notes" / "y.md").read_text() == "y"

@@ -292,7 +292,9 @@ class LocalProvider:
             raise ApplicationError(
                 f"the JSON schema cannot be turned into a grammar: {exc}", type=ErrorType.MODEL_BAD_REQUEST, non_retryable=True
             ) from exc
-        sampler = llama_cpp.llama_sampler_init_grammar(llama._model.vocab, gbnf.encode(), b"root")
+        # Public route to the vocab (Llama.model is the llama_model pointer); same pointer as the private _model.vocab.
+        vocab = llama_cpp.llama_model_get_vocab(llama.model)
+        sampler = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode(), b"root")
         if not sampler:
             raise ApplicationError(
                 "the JSON schema is too complex for the local model's grammar", type=ErrorType.MODEL_BAD_REQUEST, non_retryable=True

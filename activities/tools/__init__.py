@@ -1,21 +1,45 @@
-"""Built-in tool implementations: importing this package binds an activity to every catalogued tool
-(`core.tools.TOOLS`); `tool_activities()` is what the worker registers.
+"""Built-in tool implementations: one activity for every catalogued tool (`core.tools.TOOLS`), bound to
+the stores the worker passes in.
+
+`tool_activities(stores)` is what the worker registers; `tool_implementations(stores)` maps each tool
+name to its bound activity. That every catalogued tool has exactly one implementation is checked at
+import (over the classes) and again when binding (over the instances).
 """
 
 from __future__ import annotations
 
-# Imported for their side effect: each module's @tool_activity decorators fill IMPLEMENTATIONS.
-from activities.tools import calc, corpus, http, sql, workspace  # noqa: F401
-from activities.tools.registry import IMPLEMENTATIONS, ToolActivity, tool_activity, tool_error
+from activities.tools.calc import CalcTools
+from activities.tools.corpus import CorpusTools
+from activities.tools.http import HttpTools
+from activities.tools.registry import ToolActivity, bind, check_implementations, tool_activity, tool_error
+from activities.tools.sql import SqlTools
+from activities.tools.workspace import WorkspaceTools
 from core.tools import TOOLS
+from stores import Stores, from_settings
 
-__all__ = ["IMPLEMENTATIONS", "TOOLS", "tool_activities", "tool_activity", "tool_error"]
+__all__ = ["TOOLS", "ToolActivity", "tool_activities", "tool_activity", "tool_error", "tool_implementations", "toolsets"]
 
-_missing = sorted(TOOLS.keys() - IMPLEMENTATIONS.keys())
-if _missing:
-    raise RuntimeError(f"catalogued tools without an implementation: {_missing}")
+TOOLSET_CLASSES = (CalcTools, CorpusTools, HttpTools, SqlTools, WorkspaceTools)
+check_implementations(TOOLSET_CLASSES)  # fail at import, not when the first worker starts
 
 
-def tool_activities() -> list[ToolActivity]:
-    """The activity of every catalogued tool, in catalogue order, for `Worker(activities=...)`."""
-    return [IMPLEMENTATIONS[name] for name in TOOLS]
+def toolsets(stores: Stores) -> list[object]:
+    """One instance of each toolset class, each given the stores it needs."""
+    return [
+        CalcTools(stores.content),
+        CorpusTools(stores.corpus, stores.content),
+        HttpTools(stores.content),
+        SqlTools(stores.database, stores.content),
+        WorkspaceTools(stores.workspace, stores.content),
+    ]
+
+
+def tool_implementations(stores: Stores) -> dict[str, ToolActivity]:
+    """Tool name -> its activity bound to `stores`, in catalogue order."""
+    return bind(toolsets(stores))
+
+
+def tool_activities(stores: Stores | None = None) -> list[ToolActivity]:
+    """The activity of every catalogued tool, in catalogue order, for `Worker(activities=...)`;
+    `stores` defaults to the ones the settings name, built now."""
+    return list(tool_implementations(stores if stores is not None else from_settings()).values())

@@ -17,6 +17,7 @@ from activities.content_store import tool_result
 from activities.tools.registry import tool_activity, tool_error
 from contracts.errors import ErrorType
 from contracts.tools import CalculateArgs, ToolResult
+from stores.protocols import ContentStore
 
 MAX_INT_BITS = 4_096
 MAX_NODES = 200
@@ -153,11 +154,17 @@ def format_number(value: Number) -> str:
     return repr(value)
 
 
-@tool_activity("calculate")
-async def calculate(args: CalculateArgs) -> ToolResult:
-    """Evaluate an arithmetic expression (+ - * / // % **, parentheses, sqrt, log, exp, sin, cos, min, max, abs, round, pi, e)."""
-    try:
-        value = evaluate(args.expression)
-    except CalcError as exc:
-        raise tool_error(ErrorType.TOOL_ARGUMENTS_INVALID, f"cannot calculate {args.expression!r}: {exc}") from exc
-    return tool_result("calculate", format_number(value))
+class CalcTools:
+    """`calculate`, bound to one content store (the same result path as every tool)."""
+
+    def __init__(self, content: ContentStore) -> None:
+        self._content = content
+
+    @tool_activity("calculate")
+    async def calculate(self, args: CalculateArgs) -> ToolResult:
+        """Evaluate an arithmetic expression (+ - * / // % **, parentheses, sqrt, log, exp, sin, cos, min, max, abs, round, pi, e)."""
+        try:
+            value = evaluate(args.expression)
+        except CalcError as exc:
+            raise tool_error(ErrorType.TOOL_ARGUMENTS_INVALID, f"cannot calculate {args.expression!r}: {exc}") from exc
+        return tool_result(self._content, "calculate", format_number(value))

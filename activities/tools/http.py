@@ -4,6 +4,8 @@ Invariants: the client makes no retries of its own (Temporal owns retries); redi
 not followed, so each hop is a new tool call the workflow's policy checks (the role's hosts); every
 request is checked against the scheme and worker host allow-list; the body is read as a stream
 and never more than `max_bytes` is held; 4xx is final, 5xx/timeouts/connection errors are transient.
+The allow-list is `settings.http_allowed_hosts()`, read per call; large bodies go to the content store
+passed in.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from contracts.errors import ErrorType
 from contracts.tools import HttpFetchArgs, ToolResult
 from core.hosts import host_matches
 from core.retry_after import parse_retry_after
+from stores.protocols import ContentStore
 
 _ALLOWED_SCHEMES = ("http", "https")
 # Per-phase limits, plus an overall deadline that stays well inside TOOL_READ's 60 s start_to_close,
@@ -106,24 +109,30 @@ async def _fetch(args: HttpFetchArgs, url: httpx.URL) -> str:
             return f"{status_line}{note}\n\n{_decode(body, response.encoding)}"
 
 
-@tool_activity("http_fetch")
-async def http_fetch(args: HttpFetchArgs) -> ToolResult:
-    """Fetch an http(s) URL (GET or HEAD) and return the status line and the response body as text."""
-    try:
-        url = httpx.URL(args.url)
-    except httpx.InvalidURL as exc:
-        raise tool_error(ErrorType.TOOL_ARGUMENTS_INVALID, f"invalid URL: {exc}") from exc
-    _check_url(url)
-    try:
-        async with asyncio.timeout(_DEADLINE_SECONDS):
-            text = await _fetch(args, url)
-    except ApplicationError:
-        raise
-    except (TimeoutError, httpx.TimeoutException) as exc:
-        raise tool_error(ErrorType.TOOL_TRANSIENT, f"timed out fetching {url}", retryable=True) from exc
-    except httpx.UnsupportedProtocol as exc:
-        raise tool_error(ErrorType.TOOL_ARGUMENTS_INVALID, f"unsupported protocol: {exc}") from exc
-    except httpx.TransportError as exc:
-        # Connection refused/reset, DNS failure, protocol hiccups: worth another attempt.
-        raise tool_error(ErrorType.TOOL_TRANSIENT, f"network error fetching {url}: {exc!r}", retryable=True) from exc
-    return tool_result("http_fetch", text)
+class HttpTools:
+    """`http_fetch`, bound to one content store (for large bodies)."""
+
+    def __init__(self, content: ContentStore) -> None:
+        self._content = content
+
+    @tool_activity("http_fetch")
+    async def http_fetch(self, args: HttpFetchArgs) -> ToolResult:
+        """Fetch an http(s) URL (GET or HEAD) and return the status line and the response body as text."""
+        try:
+            url = httpx.URL(args.url)
+        except httpx.InvalidURL as exc:
+            raise tool_error(ErrorType.TOOL_ARGUMENTS_INVALID, f"invalid URL: {exc}") from exc
+        _check_url(url)
+        try:
+            async with asyncio.timeout(_DEADLINE_SECONDS):
+                text = await _fetch(args, url)
+        except ApplicationError:
+            raise
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise tool_error(ErrorType.TOOL_TRANSIENT, f"timed out fetching {url}", retryable=True) from exc
+        except httpx.UnsupportedProtocol as exc:
+            raise tool_error(ErrorType.TOOL_ARGUMENTS_INVALID, f"unsupported protocol: {exc}") from exc
+        except httpx.TransportError as exc:
+            # Connection refused/reset, DNS failure, protocol hiccups: worth another attempt.
+            raise tool_error(ErrorType.TOOL_TRANSIENT, f"network error fetching {url}: {exc!r}", retryable=True) from exc
+        return tool_result(self._content, "http_fetch", text)
