@@ -56,8 +56,7 @@ from bench.workloads import (  # noqa: E402
 )
 from contracts.goal import GoalRequest  # noqa: E402
 from devserver import find_binary  # noqa: E402
-from tests.helpers import fake_activities  # noqa: E402
-from worker import build_worker  # noqa: E402
+from worker import all_activities, build_worker  # noqa: E402
 
 FANOUT_STEPS = 8
 WIDE_SEARCH_LIMIT = 50
@@ -141,7 +140,7 @@ async def run_goals(client: Client, activities: list, requests: list[tuple[str, 
 
 async def orchestration(client: Client, playbook: str, goals: int, steps: int, config: str) -> list[Run]:
     request = GoalRequest(goal="Benchmark orchestration overhead", playbook=playbook)
-    activities = fake_activities(instant_model().activity())
+    activities = all_activities(instant_model().activity())
     return await run_goals(client, activities, [(f"chain{steps}, {config}", request)] * goals)
 
 
@@ -178,7 +177,7 @@ async def concurrency(client: Client, report: Report, folder: Path, repeats: int
         ("fanout8 x 200 ms, parallel 8", GoalRequest(goal=goal, playbook=fan, max_parallel_steps=FANOUT_STEPS)),
     ]
     requests = [v for v in variants for _ in range(repeats)]
-    runs = await run_goals(client, fake_activities(sleepy_call_model), requests)
+    runs = await run_goals(client, all_activities(sleepy_call_model), requests)
     wall = {label: median([r.wall_ms for r in runs if r.label == label]) for label, _ in variants}
     sequential = wall[variants[0][0]]
     model_ms = FANOUT_STEPS * SLEEPY_MODEL_SECONDS * 1000
@@ -192,7 +191,7 @@ async def concurrency(client: Client, report: Report, folder: Path, repeats: int
 
 
 async def history_sizes(client: Client, report: Report, tmp: Path, folder: Path) -> list[Run]:
-    activities = fake_activities(instant_model().activity())
+    activities = all_activities(instant_model().activity())
     goal = "Explain how durable execution makes AI agents safe to retry"
     runs = await run_goals(client, activities, [("research-brief", GoalRequest(goal=goal, playbook="research-brief"))])
     wide = wide_research_playbook(folder, ROOT / "playbooks" / "research-brief.json", WIDE_SEARCH_LIMIT)

@@ -2,7 +2,7 @@
 runner and history measurements (event sizes, step intervals, replay).
 
 Everything here runs real `GoalWorkflow`s on a real dev server; only `call_model` is replaced (same
-activity name, as in tests/fakes.py), so the numbers are orchestration cost, not model cost.
+activity name, `testkit.models` as in the tests), so the numbers are orchestration cost, not model cost.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from activities import content_store
+from stores import from_settings
 from contracts.goal import GoalRequest, GoalResult, GoalStatus
 from contracts.llm import ChatMessage, ModelRequest, ModelResponse, Provider
 from contracts.tools import ToolResult
-from tests.fakes import ScriptedModel, answer, step_role
-from tests.helpers import approve_everything, write_playbook
+from testkit.goals import approve_everything, write_playbook
+from testkit.models import ScriptedModel, answer, demo_responder, step_role
 from workflows.goal import GoalWorkflow
 
 SLEEPY_MODEL_SECONDS = 0.2
@@ -87,14 +87,11 @@ def write_synthetic_corpus(folder: Path, documents: int) -> Path:
 
 
 def instant_model() -> ScriptedModel:
-    """Answers every step at once with a fixed reply (the role decides which, as in the demo test)."""
+    """Answers every step at once with a fixed reply: the demo's researcher and drafter as in the demo
+    test (`testkit.models.demo_responder`), "ok" for any other role."""
 
     def respond(request: ModelRequest) -> ChatMessage:
-        if step_role(request) == "researcher":
-            return answer("- Durable execution resumes a workflow after a crash [source: durable-execution.md]")
-        if step_role(request) == "drafter":
-            return answer("Durable execution records every step, so a crashed agent resumes instead of starting over.")
-        return answer("ok")
+        return demo_responder(request) if step_role(request) in ("researcher", "drafter") else answer("ok")
 
     return ScriptedModel(respond)
 
@@ -247,7 +244,7 @@ def history_size(history: WorkflowHistory, tool: str = "search_corpus") -> Histo
         if not result.truncated:
             continue
         try:
-            full = content_store.get(result.content_ref or "")
+            full = from_settings().content.get(result.content_ref or "")
             grow = len(_escaped(full)) - len(_escaped(result.content))
         except KeyError:  # store not reachable from here: estimate from the recorded size
             grow = result.size_bytes - len(result.content.encode())

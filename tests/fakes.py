@@ -1,57 +1,22 @@
-"""Test doubles that keep the real activity names: a scripted `call_model` (a model that does
-exactly what the test says, including following injected instructions)."""
+"""Test doubles that keep the real activity names. The scripted `call_model` (a model that does exactly
+what the test says, including following injected instructions) and its message builders live in
+`testkit.models`, shared with bench/; this module is where tests take them from, beside the scripted
+replies that more than one test module (or tests/record_history.py) uses."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from contracts.llm import ChatMessage, ModelRequest
+from testkit.models import Responder, ScriptedModel, answer, call_tool, demo_responder, step_role, tool_messages
 
-from temporalio import activity
+__all__ = [
+    "GOOD", "WEAK", "Responder", "ScriptedModel", "answer", "call_tool", "demo_responder", "guided", "step_role", "tool_messages",
+]
 
-from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelResponse, Provider, TokenUsage, ToolCallRequest
-
-Responder = Callable[[ModelRequest], ChatMessage]
-
-
-def answer(text: str) -> ChatMessage:
-    return ChatMessage(role=ChatRole.ASSISTANT, content=text)
+# The escalating playbook's drafter (tests/helpers.py `escalating_playbook`): only GOOD mentions "durable".
+GOOD = "Durable execution keeps every step, so a retried agent resumes."
+WEAK = "It is fine."
 
 
-def call_tool(name: str, arguments: dict | str, call_id: str = "call-1") -> ChatMessage:
-    args = arguments if isinstance(arguments, str) else json.dumps(arguments)
-    return ChatMessage(role=ChatRole.ASSISTANT, tool_calls=[ToolCallRequest(id=call_id, name=name, arguments_json=args)])
-
-
-def step_role(request: ModelRequest) -> str:
-    """The executor role named in the system prompt ("You are the <role> in a team ...")."""
-    system = request.messages[0].content
-    return system.split("You are the ", 1)[1].split(" ", 1)[0] if "You are the " in system else ""
-
-
-def tool_messages(request: ModelRequest) -> list[ChatMessage]:
-    return [m for m in request.messages if m.role is ChatRole.TOOL]
-
-
-@dataclass
-class ScriptedModel:
-    """`call_model` replaced by a function of the request; every request is kept for assertions."""
-
-    respond: Responder
-    requests: list[ModelRequest] = field(default_factory=list)
-
-    def activity(self):
-        @activity.defn(name="call_model")
-        async def call_model(request: ModelRequest) -> ModelResponse:
-            self.requests.append(request)
-            message = self.respond(request)
-            return ModelResponse(
-                message=message,
-                finish_reason="tool_calls" if message.tool_calls else "stop",
-                usage=TokenUsage(prompt_tokens=sum(len(m.content) for m in request.messages) // 4, completion_tokens=len(message.content) // 4 + 1),
-                provider=Provider.OPENAI,
-                model="scripted",
-                cost_usd=0.0001,
-            )
-
-        return call_model
+def guided(request: ModelRequest) -> ChatMessage:
+    """Weak unless the step's instruction carries a resolver's guidance."""
+    return answer(GOOD if "Guidance from bob" in request.messages[-1].content else WEAK)

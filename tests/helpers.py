@@ -1,60 +1,52 @@
-"""Helpers shared by workflow tests: run a goal on a real server with a given model, inspect and
-replay its history."""
+"""Helpers shared by the tests (and tests/record_history.py): run a goal on a real server with a given
+model, drive its approvals and escalations, inspect and replay its history, run the CLIs and a worker
+process. The approver and the playbook writer live in `testkit.goals` (shared with bench/)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle, WorkflowHistory, WorkflowQueryFailedError, WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from activities.planner import plan_goal
-from activities.tools import tool_activities
-from activities.verifier import verify_output
+import settings
 from contracts.approvals import APPROVE_UPDATE, PENDING_QUERY, ApprovalDecision, ApprovalRequest
+from contracts.escalations import ESCALATIONS_QUERY, RESOLVE_UPDATE, Escalation, ResolveRequest
 from contracts.goal import GoalRequest, GoalResult
-from worker import build_worker
+from testkit.goals import approve_everything, approve_pending, write_playbook
+from testkit.models import ScriptedModel, answer
+from worker import all_activities, build_worker
 from workflows.goal import GoalWorkflow
 
+__all__ = [
+    "APPROVERS", "CONTENT", "DRAFT", "PRINCIPALS", "TARGET",
+    "accepted_update_ids", "approve_everything", "approve_pending", "assert_each_activity_completed_once", "audit",
+    "decide", "escalating_playbook", "fake_activities", "finish", "gated_playbook", "goal", "pending", "replay",
+    "resolve", "run_cli", "run_goal", "scheduled_activities", "single_step_playbook", "start_worker", "starter",
+    "update_events", "waiting", "write_playbook",
+]
 
-def fake_activities(call_model) -> list:
-    """Every real activity except `call_model`, which the test supplies."""
-    return [plan_goal, call_model, verify_output, *tool_activities()]
+
+def fake_activities(call_model: Callable) -> list:
+    """Every real activity (`worker.all_activities`), with `call_model` replaced by the test's."""
+    return all_activities(call_model)
 
 
 async def replay(history: WorkflowHistory) -> None:
     """Replay a history against today's workflow code; raises on any nondeterminism."""
     await Replayer(workflows=[GoalWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
-
-
-async def approve_pending(handle: WorkflowHandle, approvers: tuple[str, ...]) -> int:
-    """Approve every open request, each with as many distinct approvers as it needs (in order)."""
-    requests = await handle.query(PENDING_QUERY, result_type=list[ApprovalRequest])
-    for request in requests:
-        for name in approvers[len(request.approvals_given) : request.approvals_needed]:
-            await handle.execute_update(
-                APPROVE_UPDATE,
-                ApprovalDecision(request_id=request.request_id, approver=name, action_sha256=request.action_sha256),
-                result_type=ApprovalRequest,
-            )
-    return len(requests)
-
-
-async def approve_everything(handle: WorkflowHandle, approvers: tuple[str, ...]) -> None:
-    """A human who keeps approving whatever is asked (until cancelled)."""
-    while True:
-        try:
-            await approve_pending(handle, approvers)
-        except (RPCError, WorkflowUpdateFailedError, WorkflowQueryFailedError):
-            pass  # e.g. the worker died mid-update, or another approval landed first: look again
-        await asyncio.sleep(0.05)
 
 
 async def run_goal(
@@ -99,7 +91,164 @@ def assert_each_activity_completed_once(history: WorkflowHistory) -> list[str]:
     return scheduled
 
 
-def write_playbook(folder: Path, playbook: dict) -> str:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{playbook['name']}.json").write_text(json.dumps(playbook))
-    return playbook["name"]
+# --- playbooks -----------------------------------------------------------------------------------
+
+
+def single_step_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **step) -> str:
+    """`one-step`: one analyst agent step with `calculate` (override any field with `step`)."""
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    base = {"type": "agent", "id": "solve", "role": "analyst", "instruction": "Solve it.", "tools": ["calculate"]}
+    return write_playbook(tmp_path / "playbooks", {"name": "one-step", "steps": [{**base, **step}]})
+
+
+# --- approvals: a playbook whose publisher writes TARGET behind its own gate -----------------------
+
+TARGET = "published/x.md"
+CONTENT = "Approved words."
+DRAFT = "A draft written by the drafter step."
+APPROVERS = [
+    {"name": "alice", "roles": ["editor"]},
+    {"name": "bob", "roles": ["editor", "release-manager"]},
+    {"name": "carol", "roles": ["release-manager"]},
+]
+PRINCIPALS = [
+    {"role": "publisher", "tools": ["write_file"], "side_effects": ["read", "write"]},
+    {"role": "drafter", "tools": [], "side_effects": ["read"]},
+]
+BOUND = "bound"  # `decide`: send the request's own action hash
+
+
+def gated_playbook(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, content: str = CONTENT, expected_sha256: str | None = None,
+    approvers: list[dict] = APPROVERS, also_write: str | None = None, escalations: dict | None = None, **rule: object,
+) -> str:
+    """A playbook whose publisher writes TARGET (after a drafter step if `content` uses its output;
+    beside an independent second write to `also_write`), with its own policy: one gate rule on
+    writes outside drafts/, editors by default."""
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    gate = {"name": "publish", "when": [{"type": "path_outside", "prefixes": ["drafts/"]}],
+            "approver_roles": ["editor"], "reason": "published files are visible to others", **rule}
+    arguments = {"path": TARGET, "content": content} | ({"expected_sha256": expected_sha256} if expected_sha256 else {})
+    steps = [{"type": "agent", "id": "a", "role": "drafter", "instruction": "Draft it."}] if "{{steps.a." in content else []
+    steps.append({"type": "tool", "id": "publish", "role": "publisher", "depends_on": [s["id"] for s in steps],
+                  "invocation": {"tool": "write_file", "arguments_json": json.dumps(arguments)}})
+    if also_write:
+        steps.append({"type": "tool", "id": "publish2", "role": "publisher", "invocation": {
+            "tool": "write_file", "arguments_json": json.dumps({"path": also_write, "content": CONTENT})}})
+    policy = {"principals": PRINCIPALS, "approvers": approvers, "gates": [gate]} | ({"escalations": escalations} if escalations else {})
+    return write_playbook(tmp_path / "playbooks", {"name": "gated", "steps": steps, "policy": policy})
+
+
+@asynccontextmanager
+async def goal(client: Client, task_queue: str, playbook: str, timeout: float = 30) -> AsyncIterator[WorkflowHandle]:
+    """A started goal on an in-process worker; the whole body is bounded by `timeout`."""
+    model = ScriptedModel(lambda request: answer(DRAFT))
+    async with build_worker(client, task_queue, activities=fake_activities(model.activity())):
+        handle = await client.start_workflow(
+            GoalWorkflow.run, GoalRequest(goal="publish it", playbook=playbook),
+            id=f"approval-{uuid.uuid4().hex[:10]}", task_queue=task_queue,
+        )
+        async with asyncio.timeout(timeout):
+            yield handle
+
+
+async def pending(handle: WorkflowHandle, count: int = 1) -> list[ApprovalRequest]:
+    """The open requests, once there are at least `count`."""
+    while len(requests := await handle.query(PENDING_QUERY, result_type=list[ApprovalRequest])) < count:
+        await asyncio.sleep(0.05)
+    return requests
+
+
+async def finish(handle: WorkflowHandle) -> tuple[GoalResult, WorkflowHistory]:
+    """The goal's result and its history, replayed against today's code."""
+    result = await handle.result()
+    history = await handle.fetch_history()
+    await replay(history)
+    return result, history
+
+
+async def decide(handle: WorkflowHandle, approver: str, request: ApprovalRequest | str, *, update: str = APPROVE_UPDATE,
+                 sha: str | None = BOUND, id: str | None = None) -> ApprovalRequest:
+    """One Update; by default bound to the request's own action hash."""
+    if isinstance(request, str):  # an id the workflow may not know
+        request_id, sha = request, None if sha == BOUND else sha
+    else:
+        request_id, sha = request.request_id, request.action_sha256 if sha == BOUND else sha
+    decision = ApprovalDecision(request_id=request_id, approver=approver, action_sha256=sha)
+    return await handle.execute_update(update, decision, id=id, result_type=ApprovalRequest)
+
+
+def update_events(history: WorkflowHistory) -> dict[str, int]:
+    """Counts of every update event kind in the history (rejected updates must leave none)."""
+    names = [EventType.Name(e.event_type) for e in history.events]
+    return {n.removeprefix("EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_"): names.count(n) for n in set(names) if "_UPDATE_" in n}
+
+
+def accepted_update_ids(history: WorkflowHistory) -> list[str]:
+    return [
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.meta.update_id
+        for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    ]
+
+
+def audit(result: GoalResult) -> list[tuple[str, str | None]]:
+    return [(e.kind.value, e.actor) for e in result.audit]
+
+
+# --- escalations: one drafter step that escalates at once unless its output mentions "durable" -----
+
+ESCALATION_APPROVERS = [{"name": "alice", "roles": ["editor"]}, {"name": "bob", "roles": ["lead"]}]
+
+
+def escalating_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, escalations: dict | None = None) -> str:
+    """One drafter step whose output must mention 'durable', else it escalates at once (no refine)."""
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    step = {"type": "agent", "id": "draft", "role": "drafter", "instruction": "Explain durable execution.",
+            "max_attempts": 1, "checks": [{"type": "required_terms", "terms": ["durable"], "on_fail": "escalate"}]}
+    policy = {"principals": [{"role": "drafter", "tools": []}], "approvers": ESCALATION_APPROVERS,
+              "escalations": {"resolver_roles": ["lead"], **(escalations or {})}}
+    return write_playbook(tmp_path / "playbooks", {"name": "escalating", "steps": [step], "policy": policy})
+
+
+async def waiting(handle: WorkflowHandle, count: int = 1) -> list[Escalation]:
+    """The escalations waiting for a human, once there are at least `count`."""
+    while len(open_ := await handle.query(ESCALATIONS_QUERY, result_type=list[Escalation])) < count:
+        await asyncio.sleep(0.05)
+    return open_
+
+
+async def resolve(handle: WorkflowHandle, escalation: Escalation, resolver: str, decision: str, guidance: str = "") -> Escalation:
+    """One `resolve` Update."""
+    return await handle.execute_update(
+        RESOLVE_UPDATE,
+        ResolveRequest(escalation_id=escalation.escalation_id, resolver=resolver, decision=decision, guidance=guidance),
+        result_type=Escalation,
+    )
+
+
+# --- processes: the CLIs and a worker in a process of its own --------------------------------------
+
+
+async def run_cli(*args: str, address: str, task_queue: str, timeout: float = 60) -> tuple[int, str, str]:
+    """Run a command (e.g. `starter(...)` or the `temporal` CLI) against `address`; (exit code, stdout, stderr)."""
+    env = {**os.environ, "TEMPORAL_ADDRESS": address, "FOREMAN_TASK_QUEUE": task_queue}
+    process = await asyncio.create_subprocess_exec(
+        *args, cwd=settings.PROJECT_ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(timeout):
+        out, err = await process.communicate()
+    return process.returncode, out.decode(), err.decode()
+
+
+def starter(*args: str) -> tuple[str, ...]:
+    return (sys.executable, "starter.py", *args)
+
+
+def start_worker(address: str, task_queue: str) -> subprocess.Popen:
+    """`tests/crash_worker.py` (the real worker wiring, a slow scripted model) in its own process, once ready."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.crash_worker", address, task_queue],
+        cwd=settings.PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ},
+    )
+    assert process.stdout is not None and process.stdout.readline().strip() == b"ready"
+    return process

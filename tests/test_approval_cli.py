@@ -16,21 +16,23 @@ from contracts.approvals import ApprovalRequest
 from contracts.goal import GoalRequest, GoalStatus
 from devserver import find_binary
 from tests.fakes import ScriptedModel, answer
-from tests.helpers import fake_activities, scheduled_activities
-from tests.test_approvals import (
+from tests.helpers import (
     CONTENT,
     TARGET,
     accepted_update_ids,
     audit,
     decide,
+    fake_activities,
     finish,
     gated_playbook,
     goal,
     pending,
+    run_cli,
+    scheduled_activities,
+    start_worker,
+    starter,
     update_events,
 )
-from tests.test_starter import run_cli, starter
-from tests.test_worker_crash import start_worker
 from worker import build_worker
 from workflows.goal import GoalWorkflow
 

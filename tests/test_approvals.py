@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from contracts.approvals import (
@@ -27,91 +23,27 @@ from contracts.approvals import (
     APPROVE_UPDATE,
     DENY_UPDATE,
     PENDING_QUERY,
-    ApprovalDecision,
     ApprovalRequest,
     ApprovalSignal,
 )
-from contracts.goal import GoalRequest, GoalResult, GoalStatus, StepStatus
+from contracts.goal import GoalStatus, StepStatus
 from contracts.tools import WriteFileArgs
-from tests.fakes import ScriptedModel, answer
-from tests.helpers import fake_activities, replay, scheduled_activities, write_playbook
-from worker import build_worker
-from workflows.goal import GoalWorkflow
+from tests.helpers import (
+    APPROVERS,
+    CONTENT,
+    DRAFT,
+    TARGET,
+    accepted_update_ids,
+    audit,
+    decide,
+    finish,
+    gated_playbook,
+    goal,
+    pending,
+    scheduled_activities,
+    update_events,
+)
 from core.policy import action_sha256
-
-TARGET = "published/x.md"
-CONTENT = "Approved words."
-DRAFT = "A draft written by the drafter step."
-APPROVERS = [
-    {"name": "alice", "roles": ["editor"]},
-    {"name": "bob", "roles": ["editor", "release-manager"]},
-    {"name": "carol", "roles": ["release-manager"]},
-]
-PRINCIPALS = [
-    {"role": "publisher", "tools": ["write_file"], "side_effects": ["read", "write"]},
-    {"role": "drafter", "tools": [], "side_effects": ["read"]},
-]
-BOUND = "bound"  # `decide`: send the request's own action hash
-
-
-def gated_playbook(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, content: str = CONTENT, expected_sha256: str | None = None,
-    approvers: list[dict] = APPROVERS, also_write: str | None = None, escalations: dict | None = None, **rule: object,
-) -> str:
-    """A playbook whose publisher writes TARGET (after a drafter step if `content` uses its output;
-    beside an independent second write to `also_write`), with its own policy: one gate rule on
-    writes outside drafts/, editors by default."""
-    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
-    gate = {"name": "publish", "when": [{"type": "path_outside", "prefixes": ["drafts/"]}],
-            "approver_roles": ["editor"], "reason": "published files are visible to others", **rule}
-    arguments = {"path": TARGET, "content": content} | ({"expected_sha256": expected_sha256} if expected_sha256 else {})
-    steps = [{"type": "agent", "id": "a", "role": "drafter", "instruction": "Draft it."}] if "{{steps.a." in content else []
-    steps.append({"type": "tool", "id": "publish", "role": "publisher", "depends_on": [s["id"] for s in steps],
-                  "invocation": {"tool": "write_file", "arguments_json": json.dumps(arguments)}})
-    if also_write:
-        steps.append({"type": "tool", "id": "publish2", "role": "publisher", "invocation": {
-            "tool": "write_file", "arguments_json": json.dumps({"path": also_write, "content": CONTENT})}})
-    policy = {"principals": PRINCIPALS, "approvers": approvers, "gates": [gate]} | ({"escalations": escalations} if escalations else {})
-    return write_playbook(tmp_path / "playbooks", {"name": "gated", "steps": steps, "policy": policy})
-
-
-@asynccontextmanager
-async def goal(client: Client, task_queue: str, playbook: str, timeout: float = 30) -> AsyncIterator[WorkflowHandle]:
-    """A started goal on an in-process worker; the whole body is bounded by `timeout`."""
-    model = ScriptedModel(lambda request: answer(DRAFT))
-    async with build_worker(client, task_queue, activities=fake_activities(model.activity())):
-        handle = await client.start_workflow(
-            GoalWorkflow.run, GoalRequest(goal="publish it", playbook=playbook),
-            id=f"approval-{uuid.uuid4().hex[:10]}", task_queue=task_queue,
-        )
-        async with asyncio.timeout(timeout):
-            yield handle
-
-
-async def pending(handle: WorkflowHandle, count: int = 1) -> list[ApprovalRequest]:
-    """The open requests, once there are at least `count`."""
-    while len(requests := await handle.query(PENDING_QUERY, result_type=list[ApprovalRequest])) < count:
-        await asyncio.sleep(0.05)
-    return requests
-
-
-async def finish(handle: WorkflowHandle) -> tuple[GoalResult, WorkflowHistory]:
-    """The goal's result and its history, replayed against today's code."""
-    result = await handle.result()
-    history = await handle.fetch_history()
-    await replay(history)
-    return result, history
-
-
-async def decide(handle: WorkflowHandle, approver: str, request: ApprovalRequest | str, *, update: str = APPROVE_UPDATE,
-                 sha: str | None = BOUND, id: str | None = None) -> ApprovalRequest:
-    """One Update; by default bound to the request's own action hash."""
-    if isinstance(request, str):  # an id the workflow may not know
-        request_id, sha = request, None if sha == BOUND else sha
-    else:
-        request_id, sha = request.request_id, request.action_sha256 if sha == BOUND else sha
-    decision = ApprovalDecision(request_id=request_id, approver=approver, action_sha256=sha)
-    return await handle.execute_update(update, decision, id=id, result_type=ApprovalRequest)
 
 
 async def rejected(handle: WorkflowHandle, approver: str, request: ApprovalRequest | str, **kwargs: object) -> str:
@@ -121,23 +53,6 @@ async def rejected(handle: WorkflowHandle, approver: str, request: ApprovalReque
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "ApprovalRejected", cause
     return cause.message
-
-
-def update_events(history: WorkflowHistory) -> dict[str, int]:
-    """Counts of every update event kind in the history (rejected updates must leave none)."""
-    names = [EventType.Name(e.event_type) for e in history.events]
-    return {n.removeprefix("EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_"): names.count(n) for n in set(names) if "_UPDATE_" in n}
-
-
-def accepted_update_ids(history: WorkflowHistory) -> list[str]:
-    return [
-        e.workflow_execution_update_accepted_event_attributes.accepted_request.meta.update_id
-        for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
-    ]
-
-
-def audit(result: GoalResult) -> list[tuple[str, str | None]]:
-    return [(e.kind.value, e.actor) for e in result.audit]
 
 
 async def test_approve_runs_the_action_and_records_the_approver(client: Client, task_queue: str, tmp_path: Path, monkeypatch, foreman_home: Path) -> None:

@@ -12,8 +12,7 @@ import pytest
 from temporalio.client import Client
 
 from contracts.goal import GoalRequest, GoalResult, GoalStatus
-from tests.helpers import approve_everything, assert_each_activity_completed_once, replay
-from tests.test_worker_crash import start_worker
+from tests.helpers import approve_everything, assert_each_activity_completed_once, replay, start_worker
 
 pytestmark = pytest.mark.chaos
 

@@ -13,33 +13,13 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 
-from contracts.escalations import ESCALATIONS_QUERY, RESOLVE_UPDATE, Escalation, ResolveRequest
+from contracts.escalations import RESOLVE_UPDATE, Escalation, ResolveRequest
 from contracts.goal import STATUS_QUERY, GoalProgress, GoalRequest, GoalResult, GoalStatus, StepStatus
-from contracts.llm import ModelRequest
 from contracts.verify import RequiredTermsCheck
-from tests.fakes import ScriptedModel, answer
-from tests.helpers import fake_activities, replay, write_playbook
+from tests.fakes import GOOD, WEAK, ScriptedModel, answer, guided
+from tests.helpers import escalating_playbook as playbook, fake_activities, replay, resolve, waiting
 from worker import build_worker
 from workflows.goal import GoalWorkflow
-
-GOOD = "Durable execution keeps every step, so a retried agent resumes."
-WEAK = "It is fine."
-APPROVERS = [{"name": "alice", "roles": ["editor"]}, {"name": "bob", "roles": ["lead"]}]
-
-
-def playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, escalations: dict | None = None) -> str:
-    """One drafter step whose output must mention 'durable', else it escalates at once (no refine)."""
-    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
-    step = {"type": "agent", "id": "draft", "role": "drafter", "instruction": "Explain durable execution.",
-            "max_attempts": 1, "checks": [{"type": "required_terms", "terms": ["durable"], "on_fail": "escalate"}]}
-    policy = {"principals": [{"role": "drafter", "tools": []}], "approvers": APPROVERS,
-              "escalations": {"resolver_roles": ["lead"], **(escalations or {})}}
-    return write_playbook(tmp_path / "playbooks", {"name": "escalating", "steps": [step], "policy": policy})
-
-
-def guided(request: ModelRequest) -> object:
-    """Weak unless the step's instruction carries a resolver's guidance."""
-    return answer(GOOD if "Guidance from bob" in request.messages[-1].content else WEAK)
 
 
 @asynccontextmanager
@@ -51,20 +31,6 @@ async def goal(client: Client, task_queue: str, name: str, model: ScriptedModel,
         )
         async with asyncio.timeout(30):
             yield handle
-
-
-async def waiting(handle: WorkflowHandle, count: int = 1) -> list[Escalation]:
-    while len(open_ := await handle.query(ESCALATIONS_QUERY, result_type=list[Escalation])) < count:
-        await asyncio.sleep(0.05)
-    return open_
-
-
-async def resolve(handle: WorkflowHandle, escalation: Escalation, resolver: str, decision: str, guidance: str = "") -> Escalation:
-    return await handle.execute_update(
-        RESOLVE_UPDATE,
-        ResolveRequest(escalation_id=escalation.escalation_id, resolver=resolver, decision=decision, guidance=guidance),
-        result_type=Escalation,
-    )
 
 
 async def refused(handle: WorkflowHandle, request: ResolveRequest) -> str:

@@ -16,17 +16,10 @@ from temporalio.exceptions import ApplicationError
 from contracts.goal import Budget, GoalProgress, GoalRequest, GoalStatus, StepStatus
 from contracts.llm import ChatMessage, ModelRequest, ModelResponse, Provider
 from contracts.verify import RequiredTermsCheck
-from tests.fakes import ScriptedModel, answer, call_tool, step_role, tool_messages
-from tests.helpers import fake_activities, run_goal, scheduled_activities, write_playbook
+from tests.fakes import ScriptedModel, answer, call_tool, demo_responder, step_role, tool_messages
+from tests.helpers import fake_activities, run_goal, scheduled_activities, single_step_playbook, write_playbook
 from worker import build_worker
 from workflows.goal import GoalWorkflow
-
-
-def demo_responder(request: ModelRequest) -> ChatMessage:
-    role = step_role(request)
-    if role == "researcher":
-        return answer("- Durable execution resumes a workflow after a crash [source: durable-execution.md]")
-    return answer("Durable execution records every step, so a crashed agent resumes instead of starting over.")
 
 
 async def test_demo_playbook_runs_every_role_as_activities(client: Client, task_queue: str, foreman_home: Path) -> None:
@@ -60,12 +53,6 @@ async def test_demo_playbook_runs_every_role_as_activities(client: Client, task_
     assert result.usage.model_calls == 2 and result.usage.tool_calls == 2
     assert result.usage.prompt_tokens > 0 and result.usage.cost_usd == pytest.approx(0.0002)
     assert result.steps[2].output_sha256 and len(result.steps[2].output_sha256) == 64
-
-
-def single_step_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **step) -> str:
-    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
-    base = {"type": "agent", "id": "solve", "role": "analyst", "instruction": "Solve it.", "tools": ["calculate"]}
-    return write_playbook(tmp_path / "playbooks", {"name": "one-step", "steps": [{**base, **step}]})
 
 
 async def test_agent_loop_feeds_tool_results_back(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:

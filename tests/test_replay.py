@@ -1,24 +1,189 @@
 """Recorded histories replay against today's workflow code: a failure here means a change would
-break determinism for goals already in flight (re-record only when that is intended)."""
+break determinism for goals already in flight (re-record only when that is intended).
+
+Each history is also checked against its row in SCENARIOS (keyed by file name): the events and the
+recorded GoalResult that make it the scenario its name says, so a re-recorded file cannot quietly
+stop covering its path. Recipes: `python -m tests.record_history --list`.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
-from tests.helpers import replay
+from tests.helpers import replay, scheduled_activities
 
 HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"))
+ACTIVITY_ENDS = {
+    EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: "activity_task_failed_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "activity_task_timed_out_event_attributes",
+    EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "activity_task_canceled_event_attributes",
+}
+
+# --- what a history shows ------------------------------------------------------------------------
+
+
+def goal_result(history: WorkflowHistory) -> dict:
+    """The GoalResult the workflow returned, as recorded (plain JSON: immune to later contract changes)."""
+    return json.loads(history.events[-1].workflow_execution_completed_event_attributes.result.payloads[0].data)
+
+
+def goal_request(history: WorkflowHistory) -> dict:
+    return json.loads(history.events[0].workflow_execution_started_event_attributes.input.payloads[0].data)
+
+
+def messages(history: WorkflowHistory) -> list[str]:
+    """Accepted Updates and received Signals, in history order ("update:approve", "signal:approval_signal")."""
+    found = []
+    for e in history.events:
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            found.append(f"update:{e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name}")
+        elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            found.append(f"signal:{e.workflow_execution_signaled_event_attributes.signal_name}")
+    return found
+
+
+def timers_fired(history: WorkflowHistory) -> int:
+    return sum(e.event_type == EventType.EVENT_TYPE_TIMER_FIRED for e in history.events)
+
+
+def most_in_flight(history: WorkflowHistory, activity_type: str = "call_model") -> int:
+    """The most `activity_type` activities scheduled and not yet ended at any point of the history."""
+    open_: set[int] = set()
+    most = 0
+    for e in history.events:
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            if e.activity_task_scheduled_event_attributes.activity_type.name == activity_type:
+                open_.add(e.event_id)
+                most = max(most, len(open_))
+        elif e.event_type in ACTIVITY_ENDS:
+            open_.discard(getattr(e, ACTIVITY_ENDS[e.event_type]).scheduled_event_id)
+    return most
+
+
+def scheduled_only_after(history: WorkflowHistory, activity_type: str, event_type: EventType.ValueType) -> bool:
+    """`activity_type` was scheduled, and never before the first `event_type` event (e.g. the approval)."""
+    seen = scheduled = False
+    for e in history.events:
+        if e.event_type == event_type:
+            seen = True
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and e.activity_task_scheduled_event_attributes.activity_type.name == activity_type:
+            if not seen:
+                return False
+            scheduled = True
+    return scheduled
+
+
+def audit(result: dict) -> list[tuple[str, str | None]]:
+    return [(e["kind"], e.get("actor")) for e in result["audit"]]
+
+
+def verdicts(result: dict, step: int = 0) -> list[str]:
+    return [v["decision"] for v in result["steps"][step]["verdicts"]]
+
+
+# --- what each scenario must show ----------------------------------------------------------------
+
+Proof = Callable[[WorkflowHistory, dict], bool]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The GoalResult status; every accepted Update and received Signal, in order; how many timers
+    fired; the most model calls in flight at once; and a proof of the rest, given (history, result)."""
+
+    status: str
+    messages: tuple[str, ...] = ()
+    timers_fired: int = 0
+    model_calls_in_flight: int = 1
+    proof: Proof = lambda history, result: True
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "research-brief": Scenario(
+        "completed", ("update:approve",),
+        proof=lambda h, r: scheduled_only_after(h, "write_file", EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
+        and "search_corpus" in scheduled_activities(h) and r["plan"]["source"] == "playbook",
+    ),
+    "llm-planned": Scenario("completed", proof=lambda h, r: r["plan"]["source"] == "llm" and goal_request(h)["playbook"] is None),
+    "approval-denied": Scenario(
+        "failed", ("update:deny",),
+        proof=lambda h, r: "write_file" not in scheduled_activities(h) and audit(r) == [("requested", "publisher"), ("denied", "bob")],
+    ),
+    "approval-expired": Scenario(
+        "failed", timers_fired=1,
+        proof=lambda h, r: "write_file" not in scheduled_activities(h)
+        and [a["status"] for a in r["approvals"]] == ["expired"] and audit(r) == [("requested", "publisher"), ("expired", None)],
+    ),
+    "approval-signal": Scenario(
+        "completed", ("signal:approval_signal", "signal:approval_signal"),
+        proof=lambda h, r: scheduled_only_after(h, "write_file", EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+        and audit(r) == [("requested", "publisher"), ("refused", "carol"), ("approved", "alice"), ("executed", None)],
+    ),
+    "escalation-expired": Scenario(
+        "escalated", timers_fired=2,  # the approval's expiry, then the escalation's timeout
+        proof=lambda h, r: "write_file" not in scheduled_activities(h) and [a["status"] for a in r["approvals"]] == ["escalated"]
+        and [e["status"] for e in r["escalations"]] == ["timed_out"] and r["steps"][-1]["status"] == "escalated",
+    ),
+    "escalation-retry": Scenario(
+        "completed", ("update:resolve",),
+        proof=lambda h, r: verdicts(r) == ["escalate", "accept"] and scheduled_activities(h).count("call_model") == 2
+        and r["escalations"][0]["resolution"]["decision"] == "retry",
+    ),
+    "budget-stop": Scenario(
+        "budget_exceeded",
+        proof=lambda h, r: scheduled_activities(h).count("call_model") == goal_request(h)["budget"]["max_model_calls"] == 3
+        and "model call budget" in r["error"],
+    ),
+    "parallel-steps": Scenario(
+        "completed", model_calls_in_flight=2,
+        proof=lambda h, r: goal_request(h)["max_parallel_steps"] > 1 and [s["status"] for s in r["steps"]] == ["completed"] * 3,
+    ),
+    "refine": Scenario(
+        "completed", proof=lambda h, r: verdicts(r) == ["refine", "accept"] and scheduled_activities(h).count("verify_output") == 2,
+    ),
+    "policy-denied": Scenario(
+        "completed",
+        proof=lambda h, r: "http_fetch" not in scheduled_activities(h) and audit(r) == [("policy_denied", "researcher")]
+        and r["steps"][0]["tool_calls"][0]["error"].startswith("PolicyDenied"),
+    ),
+}
+
+
+def load(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
 
 
 def test_histories_are_recorded() -> None:
     assert HISTORIES, "tests/histories/ holds no recorded history"
 
 
+def test_every_history_has_a_scenario_and_every_scenario_a_history() -> None:
+    assert sorted(p.stem for p in HISTORIES) == sorted(SCENARIOS)
+
+
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays(path: Path) -> None:
-    history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
+    history = load(path)
     assert any(e.activity_task_scheduled_event_attributes.activity_type.name == "call_model" for e in history.events)
     await replay(history)
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+def test_recorded_history_is_its_scenario(path: Path) -> None:
+    assert path.stem in SCENARIOS, f"{path.name}: add a row to SCENARIOS that proves what its name says"
+    history = load(path)
+    assert history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+    scenario, result = SCENARIOS[path.stem], goal_result(history)
+    assert result["status"] == scenario.status, result.get("error")
+    assert messages(history) == list(scenario.messages)
+    assert timers_fired(history) == scenario.timers_fired
+    assert most_in_flight(history) == scenario.model_calls_in_flight
+    assert scenario.proof(history, result)

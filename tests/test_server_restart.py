@@ -14,9 +14,8 @@ import devserver
 from contracts.approvals import PENDING_QUERY, ApprovalRequest
 from contracts.goal import GoalRequest, GoalResult, GoalStatus
 from temporal_client import connect
-from tests.fakes import ScriptedModel
+from tests.fakes import ScriptedModel, demo_responder
 from tests.helpers import approve_pending, fake_activities, replay, scheduled_activities
-from tests.test_goal_workflow import demo_responder
 from worker import build_worker
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import uuid
 
 import pytest
@@ -15,24 +14,9 @@ from temporalio.client import Client
 import settings
 from contracts.goal import GoalProgress, GoalResult, GoalStatus
 from devserver import find_binary
-from tests.fakes import ScriptedModel
-from tests.helpers import approve_everything, approve_pending, fake_activities
-from tests.test_goal_workflow import demo_responder
+from tests.fakes import ScriptedModel, demo_responder
+from tests.helpers import approve_everything, approve_pending, fake_activities, run_cli, starter
 from worker import build_worker
-
-
-async def run_cli(*args: str, address: str, task_queue: str, timeout: float = 60) -> tuple[int, str, str]:
-    env = {**os.environ, "TEMPORAL_ADDRESS": address, "FOREMAN_TASK_QUEUE": task_queue}
-    process = await asyncio.create_subprocess_exec(
-        *args, cwd=settings.PROJECT_ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    async with asyncio.timeout(timeout):
-        out, err = await process.communicate()
-    return process.returncode, out.decode(), err.decode()
-
-
-def starter(*args: str) -> tuple[str, ...]:
-    return (sys.executable, "starter.py", *args)
 
 
 @pytest.mark.parametrize(

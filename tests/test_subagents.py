@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
-from contracts.approvals import PENDING_QUERY, ApprovalRequest
+from contracts.approvals import APPROVAL_SIGNAL, APPROVE_UPDATE, PENDING_QUERY, ApprovalDecision, ApprovalRequest, ApprovalSignal
 from contracts.goal import Budget, GoalRequest, GoalResult, GoalStatus, StepStatus
 from contracts.llm import ModelRequest
 from tests.fakes import ScriptedModel, answer, call_tool, step_role
@@ -177,3 +177,35 @@ async def test_a_resumed_parent_finds_its_child_instead_of_starting_another(clie
     history = await handle.fetch_history()
     assert sorted(started_children(history)) == [f"{handle.id}/r1", f"{handle.id}/r2"]  # one each, never a second
     await replay(history)
+
+
+async def test_a_childs_approvals_are_listed_and_answered_on_the_parent(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
+    name = playbooks(tmp_path, monkeypatch, child_gate=True)
+    async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(write_first).activity())):
+        handle = await start(client, task_queue, name)
+        async with asyncio.timeout(30):
+            while len(open_ := await handle.query(PENDING_QUERY, result_type=list[ApprovalRequest])) < 2:
+                await asyncio.sleep(0.05)
+            by_child = {r.workflow_id: r for r in open_}
+            assert set(by_child) == {f"{handle.id}/r1", f"{handle.id}/r2"}
+            first, second = by_child[f"{handle.id}/r1"], by_child[f"{handle.id}/r2"]
+            assert first.tool == "write_file" and first.requested_by == "researcher"
+            # The child applies its own policy: a stranger's decision routed through the parent is refused.
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await handle.execute_update(APPROVE_UPDATE, ApprovalDecision(request_id=first.request_id, approver="mallory"),
+                                            result_type=ApprovalRequest)
+            assert "refused the decision" in str(refused.value.cause) and "not an approver" in str(refused.value.cause)
+            approved = await handle.execute_update(
+                APPROVE_UPDATE, ApprovalDecision(request_id=first.request_id, approver="alice", action_sha256=first.action_sha256),
+                result_type=ApprovalRequest,
+            )
+            assert approved.status.value == "approved" and approved.workflow_id == f"{handle.id}/r1"
+            await handle.signal(APPROVAL_SIGNAL, ApprovalSignal(request_id=second.request_id, approver="alice", decision="approve"))
+            result = await handle.result()
+            assert await handle.query(PENDING_QUERY, result_type=list[ApprovalRequest]) == []  # the children's last reports
+    assert result.status is GoalStatus.COMPLETED, result.error
+    for child_id in (f"{handle.id}/r1", f"{handle.id}/r2"):
+        child = await client.get_workflow_handle(child_id, result_type=GoalResult).result()
+        (request,) = child.approvals
+        assert request.status.value == "approved" and request.decided_by == "alice"
+    await replay(await handle.fetch_history())

@@ -11,9 +11,8 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 
 from contracts.goal import GoalRequest, GoalStatus
 from temporal_client import connect
-from tests.fakes import ScriptedModel
+from tests.fakes import ScriptedModel, demo_responder
 from tests.helpers import fake_activities, run_goal
-from tests.test_goal_workflow import demo_responder
 
 
 async def test_connect_installs_tracing(client: Client) -> None:

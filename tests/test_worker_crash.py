@@ -4,30 +4,14 @@ no activity that had completed ran again (only the one in flight was retried).""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
-import settings
 from contracts.goal import GoalRequest, GoalResult, GoalStatus
-from tests.helpers import approve_everything, assert_each_activity_completed_once, replay, scheduled_activities
-
-ROOT = Path(settings.PROJECT_ROOT)
-
-
-def start_worker(address: str, task_queue: str) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_worker", address, task_queue],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ},
-    )
-    assert process.stdout is not None and process.stdout.readline().strip() == b"ready"
-    return process
+from tests.helpers import approve_everything, assert_each_activity_completed_once, replay, scheduled_activities, start_worker
 
 
 async def completed_activity_ids(handle: WorkflowHandle) -> dict[int, str]:
