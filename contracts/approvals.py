@@ -11,6 +11,7 @@ APPROVE_UPDATE = "approve"
 DENY_UPDATE = "deny"
 APPROVAL_SIGNAL = "approval_signal"
 PENDING_QUERY = "pending"
+CHILD_APPROVALS_SIGNAL = "child_approvals"  # a subagent reports its open requests to its parent
 
 
 class ApprovalStatus(StrEnum):
@@ -50,6 +51,9 @@ class ApprovalRequest(BaseModel):
     status: ApprovalStatus = ApprovalStatus.PENDING
     decided_by: str | None = None
     comment: str = ""
+    workflow_id: str | None = Field(
+        default=None, description="Set when the request waits in a subagent (a child workflow), not in this goal."
+    )
 
 
 class ApprovalDecision(BaseModel):
@@ -92,3 +96,13 @@ class ApprovalEvent(BaseModel):
     tool: str | None = None
     actor: str | None = None
     detail: str = ""
+
+
+class ChildApprovals(BaseModel):
+    """Payload of `child_approvals`: the approval requests of a subagent (and of its own subagents), each
+    naming the workflow it waits in, and the decisions they refused, so the parent can list the open ones
+    and route decisions down."""
+
+    workflow_id: str
+    requests: list[ApprovalRequest] = Field(default_factory=list)
+    refusals: list[ApprovalEvent] = Field(default_factory=list, description="The most recent refusals, oldest first.")

@@ -23,12 +23,14 @@ with workflow.unsafe.imports_passed_through():
     from contracts.approvals import (
         APPROVAL_SIGNAL,
         APPROVE_UPDATE,
+        CHILD_APPROVALS_SIGNAL,
         DENY_UPDATE,
         PENDING_QUERY,
         ApprovalDecision,
         ApprovalEventKind,
         ApprovalRequest,
         ApprovalSignal,
+        ChildApprovals,
     )
     from contracts.errors import ErrorType
     from contracts.escalations import (
@@ -54,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.verify import Decision
     from core.hashing import sha256_text
     from core.options import PLANNER
+    from workflows.approval_router import ApprovalRouter
     from workflows.approvals import ApprovalDesk
     from workflows.escalations import GOAL_DECISIONS, EscalationDesk
     from workflows.executor import StepExecutor
@@ -73,6 +76,7 @@ class GoalWorkflow:
         self._progress: dict[str, StepProgress] = {}
         self._ledger = GoalLedger(request.budget)
         self._desk = ApprovalDesk()
+        self._approvals = ApprovalRouter(self._desk, request.parent)
         self._escalations = EscalationDesk()
         self._verification = Verification(request, self._ledger, self._progress)
         context = StepContext(
@@ -97,23 +101,29 @@ class GoalWorkflow:
 
     @workflow.query(name=PENDING_QUERY)
     def pending(self) -> list[ApprovalRequest]:
-        return self._desk.pending()
+        """Open requests of this goal and of its subagents (those name the workflow they wait in)."""
+        return self._approvals.pending()
 
     @workflow.update(name=APPROVE_UPDATE)
-    def approve(self, decision: ApprovalDecision) -> ApprovalRequest:
-        return self._desk.decide(decision, "approve")
+    async def approve(self, decision: ApprovalDecision) -> ApprovalRequest:
+        return await self._approvals.decide(decision, "approve")
 
     @approve.validator
     def _validate_approve(self, decision: ApprovalDecision) -> None:
-        self._desk.check(decision, "approve")
+        self._approvals.check(decision, "approve")
 
     @workflow.update(name=DENY_UPDATE)
-    def deny(self, decision: ApprovalDecision) -> ApprovalRequest:
-        return self._desk.decide(decision, "deny")
+    async def deny(self, decision: ApprovalDecision) -> ApprovalRequest:
+        return await self._approvals.decide(decision, "deny")
 
     @deny.validator
     def _validate_deny(self, decision: ApprovalDecision) -> None:
-        self._desk.check(decision, "deny")
+        self._approvals.check(decision, "deny")
+
+    @workflow.signal(name=CHILD_APPROVALS_SIGNAL)
+    def child_approvals(self, report: ChildApprovals) -> None:
+        """A subagent's report of its approval requests (sent by Foreman's child workflows only)."""
+        self._approvals.receive(report)
 
     @workflow.query(name=ESCALATIONS_QUERY)
     def escalations(self) -> list[Escalation]:
@@ -129,7 +139,7 @@ class GoalWorkflow:
         self._escalations.check(request)
 
     @workflow.signal(name=APPROVAL_SIGNAL)
-    def approval_signal(self, raw: RawValue) -> None:
+    async def approval_signal(self, raw: RawValue) -> None:
         """For clients that can only signal: the same checks; a refused signal (malformed ones included)
         is recorded, never applied. Decoded here, so a bad payload is not dropped unseen by the SDK."""
         try:
@@ -140,10 +150,7 @@ class GoalWorkflow:
         decision = ApprovalDecision(
             request_id=signal.request_id, approver=signal.approver, comment=signal.comment, action_sha256=signal.action_sha256
         )
-        try:
-            self._desk.decide(decision, signal.decision)
-        except ApplicationError as err:
-            self._desk.refuse(decision, err)
+        await self._approvals.signalled(decision, signal.decision)
 
     @workflow.run
     async def run(self, request: GoalRequest) -> GoalResult:
@@ -156,6 +163,7 @@ class GoalWorkflow:
 
     async def _run(self, request: GoalRequest) -> GoalResult:
         started = workflow.now()
+        reporting = asyncio.create_task(self._approvals.report_changes())  # a subagent keeps its parent informed
         result = GoalResult(workflow_id=workflow.info().workflow_id, goal=request.goal, status=GoalStatus.FAILED)
         plan = await self._plan(request, result)
         if plan is not None:
@@ -170,6 +178,8 @@ class GoalWorkflow:
         result.audit = self._desk.events
         result.escalations = list(self._escalations.escalations.values())
         await workflow.wait_condition(workflow.all_handlers_finished)  # no update is cut off by completion
+        await self._approvals.report()  # the parent sees the final state of every request
+        reporting.cancel()
         return result
 
     async def _plan(self, request: GoalRequest, result: GoalResult) -> Plan | None:
