@@ -81,8 +81,9 @@ def first_keyword(sql: str) -> str:
 def sql_is_plain_select(sql: str) -> bool:
     """True only for one statement that starts with SELECT/WITH and names no writing keyword anywhere.
 
-    Deliberately conservative: a SELECT that merely mentions `delete` in a string is gated too
-    (a human looks at it) rather than letting `WITH x AS (...) DELETE ...` or `SELECT 1; DROP ...` through.
+    Deliberately conservative: a SELECT that names a writing keyword outside literals (say the function
+    `replace(...)`) is gated too (a human looks at it) rather than letting `WITH x AS (...) DELETE ...` or
+    `SELECT 1; DROP ...` through. A keyword inside a string literal or quoted name is data.
     """
     text = sql_code(sql).strip().rstrip(";").strip()
     return first_keyword(text) in READ_FIRST_WORDS and ";" not in text and not _WRITE_KEYWORDS.search(text)
