@@ -5,6 +5,8 @@
     python starter.py pending ID [--json]
     python starter.py approve ID REQUEST_ID --as NAME [--comment TEXT] [--action-sha256 HASH]
     python starter.py deny ID REQUEST_ID --as NAME [--comment TEXT]
+    python starter.py escalations ID [--json]
+    python starter.py resolve ID ESCALATION_ID --as NAME --decision accept|retry|abort [--guidance TEXT]
     python starter.py demo            # dev server (if none) + worker + the research-brief demo goal
 """
 
@@ -35,6 +37,7 @@ from temporalio.service import RPCError
 import devserver
 import settings
 from contracts.approvals import APPROVE_UPDATE, DENY_UPDATE, PENDING_QUERY, ApprovalDecision, ApprovalRequest
+from contracts.escalations import ESCALATIONS_QUERY, RESOLVE_UPDATE, Escalation, EscalationDecision, ResolveRequest
 from contracts.goal import GOAL_WORKFLOW, STATUS_QUERY, GoalProgress, GoalRequest, GoalResult, GoalStatus
 from contracts.llm import ModelSpec, Provider
 from playbooks import available_playbooks
@@ -127,6 +130,18 @@ def _describe_request(workflow_id: str, request: ApprovalRequest) -> str:
     )
 
 
+def _describe_escalation(workflow_id: str, escalation: Escalation) -> str:
+    decisions = "|".join(d.value for d in escalation.decisions)
+    payload = json.dumps({"escalation_id": escalation.escalation_id, "resolver": "NAME", "decision": "accept", "guidance": ""})
+    who = f"an approver with role {escalation.resolver_roles}" if escalation.resolver_roles else "any approver"
+    return (
+        f"  escalated: step {escalation.step_id}: {escalation.reason}\n"
+        f"    escalation {escalation.escalation_id}; {who} decides {decisions} by {escalation.expires_at.isoformat()} (then: abort)\n"
+        f"    resolve: python starter.py resolve {workflow_id} {escalation.escalation_id} --as NAME --decision {decisions} [--guidance TEXT]\n"
+        f"    or:      temporal workflow update execute --workflow-id {workflow_id} --name {RESOLVE_UPDATE} --input '{payload}'"
+    )
+
+
 def _describe_arguments(arguments_json: str) -> str:
     """Every argument a reviewer needs, in full; only long text bodies are shortened (with size and hash)."""
     lines = []
@@ -190,8 +205,13 @@ async def wait_for_result(handle: WorkflowHandle, quiet: bool, stream=sys.stdout
             if not quiet:
                 _print_progress(await handle.query(STATUS_QUERY, result_type=GoalProgress), seen, stream)
             pending = await handle.query(PENDING_QUERY, result_type=list[ApprovalRequest])
+            escalations = await handle.query(ESCALATIONS_QUERY, result_type=list[Escalation])
         except _QUERY_ERRORS:
-            pending = []  # progress is best effort (the worker may be busy, the run may just have ended)
+            pending, escalations = [], []  # progress is best effort (the worker may be busy, the run may just have ended)
+        for escalation in escalations:
+            if escalation.escalation_id not in announced:
+                announced.add(escalation.escalation_id)
+                print(_describe_escalation(handle.id, escalation), file=stream, flush=True)
         for request in pending:
             if request.request_id not in announced:
                 announced.add(request.request_id)
@@ -211,8 +231,14 @@ def print_result(result: GoalResult, as_json: bool) -> None:
     if result.error:
         print(f"error: {result.error}")
     for step in result.steps:
+        score = f", score {step.score:.2f}" if step.score is not None else ""
+        children = f", subagents {step.child_workflow_ids}" if step.child_workflow_ids else ""
         print(f"  {step.step_id} ({step.role}): {step.status.value}, attempts {step.attempts}, "
-              f"{len(step.model_calls)} model calls, {len(step.tool_calls)} tool calls")
+              f"{len(step.model_calls)} model calls, {len(step.tool_calls)} tool calls{score}{children}")
+    for escalation in result.escalations:
+        outcome = escalation.outcome.value if escalation.outcome else "pending"
+        by = f" by {escalation.resolution.resolver}" if escalation.resolution else ""
+        print(f"  escalation {escalation.escalation_id} ({escalation.step_id}): {outcome}{by}")
     u = result.usage
     print(f"usage: {u.model_calls} model calls, {u.prompt_tokens}+{u.completion_tokens} tokens, "
           f"{u.tool_calls} tool calls, ${u.cost_usd:.4f}, {u.wall_seconds:.1f} s")
@@ -296,6 +322,36 @@ async def cmd_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_escalations(args: argparse.Namespace) -> int:
+    handle = (await _client()).get_workflow_handle(args.workflow_id)
+    try:
+        escalations = await handle.query(ESCALATIONS_QUERY, result_type=list[Escalation])
+    except _QUERY_ERRORS as err:
+        fail(f"cannot query {args.workflow_id}: {err}", code=1)
+    if args.json:
+        print(json.dumps([e.model_dump(mode="json") for e in escalations], indent=2))
+    else:
+        print("\n".join(_describe_escalation(args.workflow_id, e) for e in escalations) or "no open escalations")
+    return 0
+
+
+async def cmd_resolve(args: argparse.Namespace) -> int:
+    handle = (await _client()).get_workflow_handle(args.workflow_id)
+    request = ResolveRequest(
+        escalation_id=args.escalation_id, resolver=args.resolver, decision=args.decision, guidance=args.guidance or ""
+    )
+    try:
+        escalation = await handle.execute_update(
+            RESOLVE_UPDATE, request, id=f"resolve-{args.escalation_id}-{args.resolver}", result_type=Escalation
+        )
+    except WorkflowUpdateFailedError as err:
+        fail(f"resolve rejected: {getattr(err.cause, 'message', err.cause)}", code=1)
+    except _UPDATE_ERRORS as err:
+        fail(f"cannot resolve on {args.workflow_id}: {_failure_text(err)}", code=1)
+    print(f"escalation {escalation.escalation_id}: {args.decision} by {args.resolver}")
+    return 0
+
+
 async def cmd_cancel(args: argparse.Namespace) -> int:
     try:
         await (await _client()).get_workflow_handle(args.workflow_id).cancel()
@@ -354,10 +410,16 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--as", dest="approver", required=True, help="the approver's name (see the policy's approvers)")
         p.add_argument("--comment")
         p.add_argument("--action-sha256", help="refuse unless the request's action has this hash")
-    for name in ("status", "result", "cancel", "pending"):
+    p = sub.add_parser("resolve", help="decide an escalated step")
+    p.add_argument("workflow_id")
+    p.add_argument("escalation_id")
+    p.add_argument("--as", dest="resolver", required=True, help="the resolver's name (an approver in the policy)")
+    p.add_argument("--decision", required=True, choices=[d.value for d in EscalationDecision])
+    p.add_argument("--guidance", help="added to the step's instruction on retry")
+    for name in ("status", "result", "cancel", "pending", "escalations"):
         p = sub.add_parser(name)
         p.add_argument("workflow_id")
-        if name in ("result", "pending"):
+        if name in ("result", "pending", "escalations"):
             p.add_argument("--json", action="store_true")
     return root
 
@@ -367,6 +429,7 @@ def main() -> None:
     handler = {
         "run": cmd_run, "demo": cmd_demo, "status": cmd_status, "result": cmd_result, "cancel": cmd_cancel,
         "pending": cmd_pending, "approve": cmd_decide, "deny": cmd_decide,
+        "escalations": cmd_escalations, "resolve": cmd_resolve,
     }
     try:
         code = asyncio.run(handler[args.command](args))

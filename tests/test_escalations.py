@@ -5,6 +5,7 @@ resolver can retry a step only so often, and the goal's success criteria escalat
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ from contracts.escalations import RESOLVE_UPDATE, Escalation, ResolveRequest
 from contracts.goal import STATUS_QUERY, GoalProgress, GoalRequest, GoalResult, GoalStatus, StepStatus
 from contracts.verify import RequiredTermsCheck
 from tests.fakes import GOOD, WEAK, ScriptedModel, answer, guided
-from tests.helpers import escalating_playbook as playbook, fake_activities, replay, resolve, waiting
+from tests.helpers import escalating_playbook as playbook, fake_activities, replay, resolve, run_cli, starter, waiting
 from worker import build_worker
 from workflows.goal import GoalWorkflow
 
@@ -135,3 +136,24 @@ async def test_success_criteria_that_escalate_wait_for_a_human(client: Client, t
         result = await finish(handle)
     assert result.status is GoalStatus.COMPLETED and result.output == GOOD
     assert result.final_verdict.decision.value == "escalate" and result.escalations[0].resolution.resolver == "bob"
+
+
+async def test_the_cli_lists_and_resolves_escalations(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    address = client.service_client.config.target_host
+
+    async def cli(*args: str) -> tuple[int, str, str]:
+        return await run_cli(*starter(*args), address=address, task_queue=task_queue, timeout=30)
+
+    async with goal(client, task_queue, playbook(tmp_path, monkeypatch), ScriptedModel(lambda request: answer(WEAK))) as handle:
+        (escalation,) = await waiting(handle)
+        code, out, _ = await cli("escalations", handle.id)
+        assert code == 0 and escalation.escalation_id in out and "--decision accept|retry|abort" in out
+        assert f"--name resolve" in out  # the raw Temporal CLI equivalent is shown too
+        code, out, _ = await cli("escalations", handle.id, "--json")
+        assert code == 0 and json.loads(out)[0]["step_id"] == "draft"
+        code, _, err = await cli("resolve", handle.id, escalation.escalation_id, "--as", "alice", "--decision", "accept")
+        assert code == 1 and "resolve rejected" in err and "lacks a resolver role" in err
+        code, out, _ = await cli("resolve", handle.id, escalation.escalation_id, "--as", "bob", "--decision", "accept")
+        assert code == 0 and f"escalation {escalation.escalation_id}: accept by bob" in out
+        result = await finish(handle)
+    assert result.status is GoalStatus.COMPLETED and result.escalations[0].resolution.resolver == "bob"
