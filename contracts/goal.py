@@ -11,7 +11,7 @@ from contracts.escalations import Escalation
 from contracts.llm import ModelSpec, TokenUsage
 from contracts.plan import PLAYBOOK_NAME_PATTERN, Plan
 from contracts.policy import Principal
-from contracts.verify import AcceptanceCheck, Verdict
+from contracts.verify import AcceptanceCheck, Decision, Verdict
 
 MAX_GOAL_BYTES = 32 * 1024
 GOAL_WORKFLOW = "GoalWorkflow"  # the workflow type any client starts
@@ -113,6 +113,20 @@ class ModelCallRecord(BaseModel):
     finish_reason: str = ""
 
 
+class CandidateResult(BaseModel):
+    """One candidate of an `explore` step: how it scored, or why it has no score."""
+
+    label: str
+    role: str
+    status: StepStatus
+    score: float | None = None
+    decision: Decision | None = None
+    reasons: list[str] = Field(default_factory=list)
+    output_sha256: str | None = None
+    model_calls: int = 0
+    error: str | None = None
+
+
 class StepResult(BaseModel):
     """A step's outcome with provenance: which models answered, which tools ran, what was verified."""
 
@@ -129,6 +143,8 @@ class StepResult(BaseModel):
     model_calls: list[ModelCallRecord] = Field(default_factory=list)
     escalation_ids: list[str] = Field(default_factory=list, description="Escalations this step raised, in order.")
     child_workflow_ids: list[str] = Field(default_factory=list, description="Subagent runs of this step, in order.")
+    candidates: list[CandidateResult] = Field(default_factory=list, description="An explore step's candidates.")
+    pick_reason: str | None = Field(default=None, description="Why an explore step kept the candidate it kept.")
     error: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -178,6 +194,7 @@ class StepProgress(BaseModel):
     turn: int = 0
     score: float | None = None
     child_workflow_id: str | None = None
+    candidates: list[CandidateResult] = Field(default_factory=list)
 
 
 class GoalProgress(BaseModel):

@@ -8,7 +8,7 @@ Templates `{{goal}}`, `{{goal_slug}}` and `{{steps.<id>.output}}` are filled in 
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from contracts.llm import ModelSpec, TokenUsage
 from contracts.policy import Policy
@@ -22,6 +22,7 @@ class StepKind(StrEnum):
     AGENT = "agent"
     TOOL = "tool"
     SUBAGENT = "subagent"
+    EXPLORE = "explore"
 
 
 class ToolInvocation(BaseModel):
@@ -75,7 +76,37 @@ class SubagentStep(_Step):
     max_attempts: int = Field(default=1, ge=1, le=10)
 
 
-PlanStep = Annotated[AgentStep | ToolStep | SubagentStep, Field(discriminator="type")]
+class ExploreVariant(BaseModel):
+    """One way to attempt an `explore` step; unset fields keep the step's own."""
+
+    label: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,19}$")
+    instruction: str | None = Field(default=None, min_length=1, max_length=8_000, description="Replaces the step's instruction.")
+    role: str | None = Field(default=None, min_length=1, max_length=40)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    model: ModelSpec | None = Field(default=None, description="Replaces the executor's model for this candidate.")
+
+
+class ExploreStep(_Step):
+    """Parallel exploration: every variant runs as its own agent loop at the same time, each output is
+    scored by the step's checks, and the best is kept (ties: the earlier variant)."""
+
+    type: Literal[StepKind.EXPLORE] = StepKind.EXPLORE
+    instruction: str = Field(min_length=1, max_length=8_000)
+    tools: list[str] = Field(default_factory=list)
+    max_turns: int = Field(default=4, ge=1, le=50)
+    variants: list[ExploreVariant] = Field(min_length=2, max_length=8)
+    max_attempts: int = Field(default=1, ge=1, le=1, description="Exploration is the retry: one round.")
+
+    @field_validator("variants")
+    @classmethod
+    def _labels_are_unique(cls, variants: list[ExploreVariant]) -> list[ExploreVariant]:
+        labels = [v.label for v in variants]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"variant labels must be unique: {labels}")
+        return variants
+
+
+PlanStep = Annotated[AgentStep | ToolStep | SubagentStep | ExploreStep, Field(discriminator="type")]
 
 
 class PlanSource(StrEnum):

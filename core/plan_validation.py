@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
-from contracts.plan import AgentStep, PlanStep, SubagentStep, ToolInvocation, ToolStep
+from contracts.plan import AgentStep, ExploreStep, PlanStep, SubagentStep, ToolInvocation, ToolStep
 from contracts.tools import SideEffect
 from core.templating import referenced_steps
 
@@ -20,6 +20,8 @@ def _tools_of(step: PlanStep) -> list[str]:
         return [step.invocation.tool]
     if isinstance(step, SubagentStep):
         return []
+    if isinstance(step, ExploreStep):
+        return list(step.tools)
     return list(step.tools) + [p.tool for p in step.prefetch]
 
 
@@ -34,6 +36,8 @@ def _templates_of(step: PlanStep) -> list[str]:
         return [step.invocation.arguments_json]
     if isinstance(step, SubagentStep):
         return [step.goal]
+    if isinstance(step, ExploreStep):
+        return [step.instruction] + [v.instruction for v in step.variants if v.instruction]
     return [step.instruction] + [p.arguments_json for p in step.prefetch]
 
 
@@ -97,6 +101,8 @@ def plan_problems(
                     problems.append(f"step {step.id!r} uses the output of {ref!r} without depending on it")
         if isinstance(step, AgentStep) and not step.instruction.strip():
             problems.append(f"step {step.id!r} has an empty instruction")
+        if isinstance(step, ExploreStep) and not step.checks:
+            problems.append(f"step {step.id!r} explores without checks: nothing would score its candidates")
     cycle = find_cycle(steps)
     if cycle:
         problems.append(f"dependencies form a cycle among {cycle}")

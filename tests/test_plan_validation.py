@@ -17,7 +17,7 @@ from activities.planner import LLM_PLAN_ROLES, draft_schema, parse_draft, plan_f
 from core.tools import TOOLS, tool_effects
 from contracts.errors import ErrorType
 from contracts.llm import ModelSpec, Provider
-from contracts.plan import AgentStep, Plan, PlanRequest, PlanSource, ToolInvocation, ToolStep
+from contracts.plan import AgentStep, ExploreStep, Plan, PlanRequest, PlanSource, SubagentStep, ToolInvocation, ToolStep
 from contracts.tools import SideEffect
 from contracts.verify import NonEmptyCheck, RelevanceCheck
 from core.relevance import ungrounded_steps
@@ -486,3 +486,21 @@ async def test_a_plan_that_never_addresses_the_goal_falls_back_to_answering_it()
     (step,) = plan.steps
     assert step.role == "analyst" and not step.tools and RETRIES_GOAL in step.instruction
     assert ungrounded_steps(RETRIES_GOAL, plan.steps) == []
+
+
+def test_explore_steps_need_checks_and_distinct_labels() -> None:
+    variants = [{"label": "a"}, {"label": "b", "instruction": "Use {{steps.ghost.output}}"}]
+    step = ExploreStep(id="pick", role="drafter", instruction="Draft it.", variants=variants)
+    problems = plan_problems([step], EFFECTS)
+    assert "step 'pick' explores without checks: nothing would score its candidates" in problems
+    assert "step 'pick' uses the output of 'ghost' without depending on it" in problems
+    with pytest.raises(ValidationError, match="variant labels must be unique"):
+        ExploreStep(id="pick", role="drafter", instruction="x", variants=[{"label": "a"}, {"label": "a"}])
+    with pytest.raises(ValidationError):
+        ExploreStep(id="pick", role="drafter", instruction="x", variants=[{"label": "a"}])  # one is not exploring
+
+
+def test_subagent_steps_are_validated_like_the_rest() -> None:
+    step = SubagentStep(id="sub", role="researcher", goal="Look into {{steps.a.output}}", playbook="research-brief")
+    assert plan_problems([agent("a"), step], EFFECTS) == ["step 'sub' uses the output of 'a' without depending on it"]
+    assert plan_problems([agent("a"), step.model_copy(update={"depends_on": ["a"]})], EFFECTS) == []

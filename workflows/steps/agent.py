@@ -13,7 +13,17 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from contracts.goal import ModelCallRecord, StepResult, StepStatus
-    from contracts.llm import CALL_MODEL_ACTIVITY, ChatMessage, ChatRole, ModelRequest, ModelResponse, ModelRole, ToolCallRequest, ToolSchema
+    from contracts.llm import (
+        CALL_MODEL_ACTIVITY,
+        ChatMessage,
+        ChatRole,
+        ModelRequest,
+        ModelResponse,
+        ModelRole,
+        ModelSpec,
+        ToolCallRequest,
+        ToolSchema,
+    )
     from contracts.plan import AgentStep
     from core.options import MODEL_CALL
     from core.templating import render
@@ -28,14 +38,11 @@ class AgentStepRunner:
 
     async def run(self, step: AgentStep, outputs: Mapping[str, str], result: StepResult) -> None:
         progress = self.context.progress[step.id]
-        messages = [
-            ChatMessage(role=ChatRole.SYSTEM, content=self._system_prompt(step)),
-            ChatMessage(role=ChatRole.USER, content=await self._step_context(step, outputs, result)),
-        ]
+        messages = await self.opening(step, outputs, result)
         for attempt in range(1, step.max_attempts + 1):
             result.attempts = progress.attempt = attempt
             progress.status = StepStatus.RUNNING
-            answer = await self._turns(step, messages, result)
+            answer = await self.turns(step, messages, result)
             result.output = answer
             if await self.context.verification.accepted(step, answer, result):
                 return
@@ -47,6 +54,13 @@ class AgentStepRunner:
             )
         result.status = StepStatus.FAILED
         result.error = f"verification failed after {step.max_attempts} attempts: " + "; ".join(result.verdicts[-1].reasons)
+
+    async def opening(self, step: AgentStep, outputs: Mapping[str, str], result: StepResult) -> list[ChatMessage]:
+        """The system prompt and the step's context (running its prefetch tool calls)."""
+        return [
+            ChatMessage(role=ChatRole.SYSTEM, content=self._system_prompt(step)),
+            ChatMessage(role=ChatRole.USER, content=await self._step_context(step, outputs, result)),
+        ]
 
     def _system_prompt(self, step: AgentStep) -> str:
         tools = f" You may call these tools: {', '.join(step.tools)}." if step.tools else ""
@@ -68,7 +82,11 @@ class AgentStepRunner:
         parts.append(f"Goal: {goal}\n{render(step.instruction, goal, outputs)}")
         return "\n\n".join(parts)
 
-    async def _turns(self, step: AgentStep, messages: list[ChatMessage], result: StepResult) -> str:
+    async def turns(
+        self, step: AgentStep, messages: list[ChatMessage], result: StepResult, spec: ModelSpec | None = None, label: str = ""
+    ) -> str:
+        """Model turns and tool calls until a final answer (`spec`: another model or temperature; `label`
+        names an explore candidate in activity summaries)."""
         progress = self.context.progress[step.id]
         schemas = [TOOLS[name].schema() for name in step.tools if name in TOOLS]
         for turn in range(step.max_turns):
@@ -76,7 +94,7 @@ class AgentStepRunner:
             progress.turn = result.turns
             last_turn = turn == step.max_turns - 1
             # The last turn offers no tools, so the loop always ends with an answer.
-            response = await self._call_model(step, messages, [] if last_turn else schemas, result)
+            response = await self._call_model(step, messages, [] if last_turn else schemas, result, spec, label)
             reply = response.message
             if last_turn and reply.tool_calls:
                 # No tools were offered on this turn: calls the model asks for anyway are not run.
@@ -89,10 +107,13 @@ class AgentStepRunner:
                 messages.append(ChatMessage(role=ChatRole.TOOL, content=text, tool_call_id=call.id, name=call.name))
         return ""
 
-    async def _call_model(self, step: AgentStep, messages: list[ChatMessage], tools: list[ToolSchema], result: StepResult) -> ModelResponse:
+    async def _call_model(
+        self, step: AgentStep, messages: list[ChatMessage], tools: list[ToolSchema], result: StepResult,
+        spec: ModelSpec | None, label: str,
+    ) -> ModelResponse:
         ledger = self.context.ledger
         ledger.before_model_call()
-        spec = self.context.request.models.executor
+        spec = spec or self.context.request.models.executor
         if result.attempts > 1 and step.refine_temperature_step:
             bumped = min(2.0, spec.temperature + step.refine_temperature_step * (result.attempts - 1))
             spec = spec.model_copy(update={"temperature": bumped})
@@ -100,7 +121,7 @@ class AgentStepRunner:
             CALL_MODEL_ACTIVITY,
             ModelRequest(role=ModelRole.EXECUTOR, spec=spec, messages=list(messages), tools=tools),
             result_type=ModelResponse,
-            summary=f"{step.id}: model turn {result.turns}",
+            summary=f"{step.id}{'/' + label if label else ''}: model turn {result.turns}",
             **MODEL_CALL.kwargs(),
         )
         ledger.usage.add_model(response.usage, response.cost_usd, calls=0)  # the call was reserved

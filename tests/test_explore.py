@@ -1,0 +1,106 @@
+"""Parallel exploration on the real dev server with a scripted model: candidates run at once, each is
+scored by the step's checks, the best is kept (ties: the earlier), every candidate and the reason for
+the pick are in the result, the `status` query and the activity summaries, and a budget that runs out
+stops the remaining candidates while the pick is made among the finished ones."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from contracts.goal import STATUS_QUERY, Budget, GoalProgress, GoalRequest, GoalResult, GoalStatus, StepStatus
+from contracts.llm import ModelRequest
+from tests.fakes import ScriptedModel, answer
+from tests.helpers import fake_activities, replay, write_playbook
+from worker import build_worker
+from workflows.goal import GoalWorkflow
+
+TERMS = ["durable", "resume", "history"]
+ANSWERS = {  # by the variant's instruction: how many of the three terms each answer has
+    "Be brief.": "Durable.",  # 1 of 3
+    "Be thorough.": "Durable execution keeps a history, so a crashed agent can resume.",  # 3 of 3
+    "Be balanced.": "Durable execution lets agents resume.",  # 2 of 3
+}
+
+
+def explore_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variants: list[dict]) -> str:
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    checks = [{"type": "required_terms", "terms": [term]} for term in TERMS]
+    step = {"type": "explore", "id": "draft", "role": "drafter", "instruction": "Explain durable execution.",
+            "variants": variants, "checks": checks, "max_turns": 1}
+    return write_playbook(tmp_path / "playbooks", {"name": "explore", "steps": [step]})
+
+
+def by_instruction(request: ModelRequest):
+    task = request.messages[-1].content
+    return answer(next((text for key, text in ANSWERS.items() if key in task), "nothing"))
+
+
+async def run(client: Client, task_queue: str, name: str, **request: object) -> tuple[GoalResult, GoalProgress, object]:
+    async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(by_instruction).activity())):
+        handle = await client.start_workflow(
+            GoalWorkflow.run, GoalRequest(goal="Explain durable execution", playbook=name, **request),
+            id=f"explore-{uuid.uuid4().hex[:8]}", task_queue=task_queue,
+        )
+        async with asyncio.timeout(30):
+            result = await handle.result()
+        progress = await handle.query(STATUS_QUERY, result_type=GoalProgress)
+    history = await handle.fetch_history()
+    await replay(history)
+    return result, progress, history
+
+
+def summaries(history) -> list[str]:
+    converter = pydantic_data_converter.payload_converter
+    return [converter.from_payload(e.user_metadata.summary, str) for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and e.user_metadata.HasField("summary")]
+
+
+VARIANTS = [{"label": "brief", "instruction": "Explain it. Be brief."},
+            {"label": "thorough", "instruction": "Explain it. Be thorough.", "temperature": 0.7},
+            {"label": "balanced", "instruction": "Explain it. Be balanced."}]
+
+
+async def test_the_best_scored_candidate_is_kept(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
+    result, progress, history = await run(client, task_queue, explore_playbook(tmp_path, monkeypatch, VARIANTS))
+    assert result.status is GoalStatus.COMPLETED, result.error
+    (step,) = result.steps
+    assert [(c.label, round(c.score, 2), c.decision.value) for c in step.candidates] == [
+        ("brief", 0.33, "refine"), ("thorough", 1.0, "accept"), ("balanced", 0.67, "refine")]
+    assert step.output == result.output == ANSWERS["Be thorough."] and step.score == 1.0
+    assert step.pick_reason.startswith("kept 'thorough' (accept, score 1.00); others: brief: 0.33, balanced: 0.67")
+    assert len(step.model_calls) == 3 and len(step.verdicts) == 3 and all(c.output_sha256 for c in step.candidates)
+    assert [c.label for c in progress.steps[0].candidates] == ["brief", "thorough", "balanced"] and progress.steps[0].score == 1.0
+    shown = summaries(history)
+    assert {"draft/brief: model turn 1", "draft/thorough: model turn 1", "draft/balanced: model turn 1"} <= set(shown)
+    assert {"draft/brief: score", "draft/thorough: score", "draft/balanced: score"} <= set(shown)
+    # The candidates ran at the same time: all three model calls were scheduled before any completed.
+    model_turns = [i for i, e in enumerate(history.events) if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                   and e.activity_task_scheduled_event_attributes.activity_type.name == "call_model"]
+    first_done = next(i for i, e in enumerate(history.events)
+                      if i > model_turns[0] and e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
+    assert len(model_turns) == 3 and model_turns[-1] < first_done
+
+
+async def test_a_tie_keeps_the_earlier_candidate(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
+    variants = [{"label": "first", "instruction": "Explain it. Be balanced."}, {"label": "second", "instruction": "Explain it. Be balanced."}]
+    result, _, _ = await run(client, task_queue, explore_playbook(tmp_path, monkeypatch, variants))
+    (step,) = result.steps
+    assert step.status is StepStatus.FAILED and "no candidate passed verification" in step.error  # 2 of 3 terms: refine
+    assert step.pick_reason.startswith("kept 'first'")
+
+
+async def test_a_budget_that_runs_out_stops_the_rest_and_picks_among_the_finished(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
+    variants = [VARIANTS[2], VARIANTS[0], VARIANTS[1]]  # the best answer comes third and never runs
+    result, _, _ = await run(client, task_queue, explore_playbook(tmp_path, monkeypatch, variants), budget=Budget(max_model_calls=2))
+    (step,) = result.steps
+    balanced, brief, thorough = step.candidates
+    assert thorough.score is None and thorough.error.startswith("BudgetExceeded: model call budget of 2 used up")
+    assert step.pick_reason.startswith("kept 'balanced' (refine, score 0.67)") and step.output == ANSWERS["Be balanced."]
+    assert result.status is GoalStatus.BUDGET_EXCEEDED and result.usage.model_calls == 2
