@@ -124,8 +124,14 @@ async def test_sql_query_scans_sql_the_same_way(sql: str, _: bool, tool_runs: bo
 
 # --- Retry-After ---------------------------------------------------------------------------------
 
-def _http_date(seconds: int) -> str:
-    return format_datetime(datetime.now(UTC) + timedelta(seconds=seconds), usegmt=True)
+def http_dates(headers: dict) -> dict:
+    """`{"Retry-After": "date+30"}` becomes an HTTP date 30 s from now (made when the test runs, not when it is collected)."""
+    def value(raw: str) -> str:
+        if not raw.startswith("date"):
+            return raw
+        return format_datetime(datetime.now(UTC) + timedelta(seconds=int(raw.removeprefix("date"))), usegmt=True)
+
+    return {name: value(raw) for name, raw in headers.items()}
 
 
 RETRY_AFTER = [
@@ -137,8 +143,8 @@ RETRY_AFTER = [
     ({"Retry-After": "soon"}, None),
     ({"Retry-After": "99999"}, 600.0),  # capped at 10 minutes
     ({"Retry-After-Ms": "250"}, 0.25),
-    ({"Retry-After": _http_date(30)}, 30.0),
-    ({"Retry-After": _http_date(-30)}, None),
+    ({"Retry-After": "date+30"}, 30.0),  # an HTTP date
+    ({"Retry-After": "date-30"}, None),
 ]
 
 
@@ -177,14 +183,14 @@ def seconds(delay: timedelta | None) -> float | None:
 @pytest.mark.parametrize("headers, expected", RETRY_AFTER, ids=[str(h) for h, _ in RETRY_AFTER])
 async def test_model_providers_honour_retry_after(headers: dict, expected: float | None, too_many: str) -> None:
     async with httpx.AsyncClient() as client:
-        response = await client.post(f"{too_many}/v1/chat/completions", params=headers)
+        response = await client.post(f"{too_many}/v1/chat/completions", params=http_dates(headers))
     error = error_from_response(response, provider="openai")
     assert error.type == "ModelRateLimited" and seconds(error.next_retry_delay) == pytest.approx(expected, abs=2)
 
 
 @pytest.mark.parametrize("headers, expected", RETRY_AFTER, ids=[str(h) for h, _ in RETRY_AFTER])
 async def test_http_fetch_honours_retry_after_the_same_way(headers: dict, expected: float | None, too_many: str, tools: dict) -> None:
-    url = str(httpx.URL(f"{too_many}/page", params=headers))
+    url = str(httpx.URL(f"{too_many}/page", params=http_dates(headers)))
     with pytest.raises(ApplicationError) as transient:
         await ActivityEnvironment().run(tools["http_fetch"], HttpFetchArgs(url=url))
     assert transient.value.type == "ToolTransient" and seconds(transient.value.next_retry_delay) == pytest.approx(expected, abs=2)
