@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) starter.py demo
+	$(PY) starter.py demo $(if $(PLAYBOOK),--playbook $(PLAYBOOK),)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not chaos"

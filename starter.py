@@ -7,7 +7,7 @@
     python starter.py deny ID REQUEST_ID --as NAME [--comment TEXT]
     python starter.py escalations ID [--json]
     python starter.py resolve ID ESCALATION_ID --as NAME --decision accept|retry|abort [--guidance TEXT]
-    python starter.py demo            # dev server (if none) + worker + the research-brief demo goal
+    python starter.py demo [--playbook research-team]   # dev server (if none) + worker + a demo goal
 """
 
 from __future__ import annotations
@@ -235,6 +235,11 @@ def print_result(result: GoalResult, as_json: bool) -> None:
         children = f", subagents {step.child_workflow_ids}" if step.child_workflow_ids else ""
         print(f"  {step.step_id} ({step.role}): {step.status.value}, attempts {step.attempts}, "
               f"{len(step.model_calls)} model calls, {len(step.tool_calls)} tool calls{score}{children}")
+        for candidate in step.candidates:
+            scored = f"score {candidate.score:.2f} ({candidate.decision.value})" if candidate.score is not None else candidate.error
+            print(f"    candidate {candidate.label} ({candidate.role}): {scored}")
+        if step.pick_reason:
+            print(f"    {step.pick_reason}")
     for escalation in result.escalations:
         outcome = escalation.outcome.value if escalation.outcome else "pending"
         by = f" by {escalation.resolution.resolver}" if escalation.resolution else ""
@@ -370,7 +375,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         worker = subprocess.Popen([sys.executable, str(settings.PROJECT_ROOT / "worker.py")], stdout=log, stderr=subprocess.STDOUT)
     print(f"started a worker (pid {worker.pid}, log {log_path})")
     try:
-        args.goal, args.playbook = args.goal or DEMO_GOAL, DEMO_PLAYBOOK
+        args.goal, args.playbook = args.goal or DEMO_GOAL, args.playbook or DEMO_PLAYBOOK
         args.approve_as = None if args.no_auto_approve else DEMO_APPROVER
         code = await cmd_run(args)
     finally:

@@ -19,7 +19,7 @@ from contracts.approvals import APPROVAL_SIGNAL, APPROVE_UPDATE, PENDING_QUERY, 
 from contracts.goal import Budget, GoalRequest, GoalResult, GoalStatus, StepStatus
 from contracts.llm import ModelRequest
 from tests.fakes import ScriptedModel, answer, call_tool, step_role
-from tests.helpers import approve_pending, fake_activities, replay, write_playbook
+from tests.helpers import approve_pending, fake_activities, replay, run_goal, write_playbook
 from worker import build_worker
 from workflows.goal import GoalWorkflow
 
@@ -209,3 +209,26 @@ async def test_a_childs_approvals_are_listed_and_answered_on_the_parent(client: 
         (request,) = child.approvals
         assert request.status.value == "approved" and request.decided_by == "alice"
     await replay(await handle.fetch_history())
+
+
+async def test_the_research_team_playbook(client: Client, task_queue: str) -> None:
+    """The built-in demo: three researcher subagents at once, three drafts explored, the best published."""
+
+    def team(request: ModelRequest):
+        if step_role(request) == "researcher":
+            return answer("Durable execution records each step, so work resumes after a crash [source: durable-execution.md].")
+        if "first how it works" in request.messages[-1].content:
+            return answer("Durable execution records every step in a history. A crash loses nothing that finished. "
+                          "Retries are safe when tools are idempotent, so the agent resumes where it stopped.")
+        return answer("Durable execution resumes agents.")
+
+    request = GoalRequest(goal="Explain how durable execution makes AI agents safe to retry", playbook="research-team")
+    result, history = await run_goal(client, task_queue, request, fake_activities(ScriptedModel(team).activity()), approvers=("alice",))
+    assert result.status is GoalStatus.COMPLETED, result.error
+    how, failures, limits, draft, publish = result.steps
+    assert [s.child_workflow_ids for s in (how, failures, limits)] == [[f"{result.workflow_id}/{s}"] for s in ("how", "failures", "limits")]
+    assert [c.label for c in draft.candidates] == ["plain", "warm", "structured"]
+    assert draft.pick_reason.startswith("kept 'structured' (accept, score 1.00)") and result.output == draft.output
+    assert publish.status is StepStatus.COMPLETED and result.approvals[0].artifact_sha256 == draft.output_sha256
+    assert result.usage.model_calls == 6  # three children (one call each) and three candidates
+    assert sorted(started_children(history)) == sorted(how.child_workflow_ids + failures.child_workflow_ids + limits.child_workflow_ids)
