@@ -5,10 +5,11 @@ Steps are a discriminated union: an `agent` step runs the executor's model/tool 
 Templates `{{goal}}`, `{{goal_slug}}` and `{{steps.<id>.output}}` are filled in by the workflow.
 """
 
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from contracts.llm import ModelSpec, TokenUsage
 from contracts.policy import Policy
@@ -56,12 +57,37 @@ class AgentStep(_Step):
     )
 
 
+class OutputExtraction(BaseModel):
+    """Which part of a tool's output becomes the step's output: exactly one of a JSON pointer or a regex."""
+
+    json_pointer: str | None = Field(default=None, pattern=r"^(/[^/]*)*$", description="RFC 6901, e.g. /items/0/id.")
+    regex: str | None = Field(default=None, description="Its first group (else the whole match) is the value.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "OutputExtraction":
+        if (self.json_pointer is None) == (self.regex is None):
+            raise ValueError("set exactly one of json_pointer and regex")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as err:
+                raise ValueError(f"regex does not compile: {err}") from err
+        return self
+
+
 class ToolStep(_Step):
-    """One declared tool call; its output is the tool's output."""
+    """One declared tool call; its output is the tool's output (or the part `extract` names).
+
+    With `model_fills`, one model call (constrained to a JSON schema of just those arguments) fills
+    them from `fill_instruction` and the steps this one depends on; nothing else in a chain of tool
+    steps involves a model. Filled arguments pass the same validation, policy and approvals."""
 
     type: Literal[StepKind.TOOL] = StepKind.TOOL
     invocation: ToolInvocation
     max_attempts: int = Field(default=1, ge=1, le=10)
+    extract: OutputExtraction | None = None
+    model_fills: list[str] = Field(default_factory=list, max_length=10, description="Argument names the model fills.")
+    fill_instruction: str = Field(default="", max_length=4_000, description="What the model should fill them with.")
 
 
 class SubagentStep(_Step):

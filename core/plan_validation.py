@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from contracts.plan import AgentStep, ExploreStep, PlanStep, SubagentStep, ToolInvocation, ToolStep
 from contracts.tools import SideEffect
 from core.templating import referenced_steps
+from core.tools import TOOLS
 
 
 def _tools_of(step: PlanStep) -> list[str]:
@@ -33,12 +34,31 @@ def _invocations_of(step: PlanStep) -> list[ToolInvocation]:
 
 def _templates_of(step: PlanStep) -> list[str]:
     if isinstance(step, ToolStep):
-        return [step.invocation.arguments_json]
+        return [step.invocation.arguments_json, step.fill_instruction]
     if isinstance(step, SubagentStep):
         return [step.goal]
     if isinstance(step, ExploreStep):
         return [step.instruction] + [v.instruction for v in step.variants if v.instruction]
     return [step.instruction] + [p.arguments_json for p in step.prefetch]
+
+
+def _fill_problems(step: ToolStep) -> list[str]:
+    """`model_fills` must name arguments of the tool that the step does not declare itself."""
+    spec = TOOLS.get(step.invocation.tool)
+    if spec is None:
+        return []  # reported as an unknown tool
+    fields = set(spec.args_model.model_fields)
+    try:
+        declared = set(json.loads(step.invocation.arguments_json))
+    except (json.JSONDecodeError, TypeError):
+        declared = set()  # reported as arguments that are not a JSON object
+    problems = [f"step {step.id!r}: {step.invocation.tool!r} has no argument {name!r} to fill"
+                for name in step.model_fills if name not in fields]
+    problems += [f"step {step.id!r}: argument {name!r} is both declared and filled by the model"
+                 for name in step.model_fills if name in declared]
+    if not step.fill_instruction.strip():
+        problems.append(f"step {step.id!r}: model_fills needs a fill_instruction saying what to fill in")
+    return problems
 
 
 def find_cycle(steps: Sequence[PlanStep]) -> list[str] | None:
@@ -101,6 +121,8 @@ def plan_problems(
                     problems.append(f"step {step.id!r} uses the output of {ref!r} without depending on it")
         if isinstance(step, AgentStep) and not step.instruction.strip():
             problems.append(f"step {step.id!r} has an empty instruction")
+        if isinstance(step, ToolStep) and step.model_fills:
+            problems += _fill_problems(step)
         if isinstance(step, ExploreStep) and not step.checks:
             problems.append(f"step {step.id!r} explores without checks: nothing would score its candidates")
     cycle = find_cycle(steps)

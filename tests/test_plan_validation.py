@@ -504,3 +504,16 @@ def test_subagent_steps_are_validated_like_the_rest() -> None:
     step = SubagentStep(id="sub", role="researcher", goal="Look into {{steps.a.output}}", playbook="research-brief")
     assert plan_problems([agent("a"), step], EFFECTS) == ["step 'sub' uses the output of 'a' without depending on it"]
     assert plan_problems([agent("a"), step.model_copy(update={"depends_on": ["a"]})], EFFECTS) == []
+
+
+def test_model_fills_name_undeclared_arguments_of_the_tool_and_say_what_to_fill() -> None:
+    step = ToolStep(id="q", role="analyst", invocation=ToolInvocation(tool="sql_query", arguments_json='{"sql": "SELECT 1"}'),
+                    model_fills=["sql", "nonsense"])
+    assert plan_problems([step], tool_effects()) == [
+        "step 'q': 'sql_query' has no argument 'nonsense' to fill",
+        "step 'q': argument 'sql' is both declared and filled by the model",
+        "step 'q': model_fills needs a fill_instruction saying what to fill in",
+    ]
+    fine = step.model_copy(update={"model_fills": ["sql"], "fill_instruction": "Count {{steps.a.output}}",
+                                   "invocation": ToolInvocation(tool="sql_query")})
+    assert plan_problems([agent("a"), fine], tool_effects()) == ["step 'q' uses the output of 'a' without depending on it"]

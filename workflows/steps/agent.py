@@ -12,23 +12,20 @@ from collections.abc import Mapping
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.goal import ModelCallRecord, StepResult, StepStatus
+    from contracts.goal import StepResult, StepStatus
     from contracts.llm import (
-        CALL_MODEL_ACTIVITY,
         ChatMessage,
         ChatRole,
-        ModelRequest,
         ModelResponse,
-        ModelRole,
         ModelSpec,
         ToolCallRequest,
         ToolSchema,
     )
     from contracts.plan import AgentStep
-    from core.options import MODEL_CALL
     from core.templating import render
     from core.tools import TOOLS
     from core.untrusted import UNTRUSTED_NOTE, defuse, step_output
+    from workflows.model_calls import call_model
     from workflows.steps.base import StepContext, declared_call
 
 
@@ -111,31 +108,12 @@ class AgentStepRunner:
         self, step: AgentStep, messages: list[ChatMessage], tools: list[ToolSchema], result: StepResult,
         spec: ModelSpec | None, label: str,
     ) -> ModelResponse:
-        ledger = self.context.ledger
-        ledger.before_model_call()
         spec = spec or self.context.request.models.executor
         if result.attempts > 1 and step.refine_temperature_step:
             bumped = min(2.0, spec.temperature + step.refine_temperature_step * (result.attempts - 1))
             spec = spec.model_copy(update={"temperature": bumped})
-        response = await workflow.execute_activity(
-            CALL_MODEL_ACTIVITY,
-            ModelRequest(role=ModelRole.EXECUTOR, spec=spec, messages=list(messages), tools=tools),
-            result_type=ModelResponse,
-            summary=f"{step.id}{'/' + label if label else ''}: model turn {result.turns}",
-            **MODEL_CALL.kwargs(),
-        )
-        ledger.usage.add_model(response.usage, response.cost_usd, calls=0)  # the call was reserved
-        result.model_calls.append(
-            ModelCallRecord(
-                provider=response.provider.value,
-                model=response.model,
-                prompt_tokens=response.usage.prompt_tokens,
-                completion_tokens=response.usage.completion_tokens,
-                cost_usd=response.cost_usd,
-                finish_reason=response.finish_reason,
-            )
-        )
-        return response
+        summary = f"{step.id}{'/' + label if label else ''}: model turn {result.turns}"
+        return await call_model(self.context.ledger, spec, messages, result, summary, tools=tools)
 
     async def _tool_message_text(self, step: AgentStep, call: ToolCallRequest, result: StepResult, allowed: set[str]) -> str:
         """The tool's output as the model sees it: untrusted, forged tags defused, or a typed error."""

@@ -1,17 +1,35 @@
-"""Tool steps (workflow code): one declared tool call, no model; its output is the tool's output,
-verified like any step's (bounded attempts)."""
+"""Tool steps (workflow code): one declared tool call; its output is the tool's output, or the field
+`extract` names, verified like any step's (bounded attempts). With `model_fills`, one model call fills
+just those arguments first (constrained to their JSON schema); the filled call then passes the same
+validation, policy and approvals as any other."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from contracts.goal import StepResult, StepStatus
+    from contracts.llm import ChatMessage, ChatRole, ToolCallRequest
     from contracts.plan import ToolStep
+    from core.extraction import ExtractionFailed, extract
+    from core.templating import render
+    from core.tools import TOOLS
+    from core.untrusted import UNTRUSTED_NOTE, step_output
     from workflows.failures import StepFailed
+    from workflows.model_calls import call_model
     from workflows.steps.base import StepContext, declared_call
+
+
+def fill_schema(tool: str, names: list[str]) -> dict:
+    """The JSON schema of just the arguments the model fills (with the tool model's shared definitions)."""
+    full = TOOLS[tool].args_model.model_json_schema()
+    schema: dict = {"type": "object", "properties": {n: full["properties"][n] for n in names}, "required": list(names)}
+    if "$defs" in full:
+        schema["$defs"] = full["$defs"]
+    return schema
 
 
 class ToolStepRunner:
@@ -22,14 +40,45 @@ class ToolStepRunner:
         context = self.context
         progress = context.progress[step.id]
         call = declared_call(f"{step.id}-call", step.invocation, context.request.goal, outputs)
+        if step.model_fills:
+            call = await self._fill(step, call, outputs, result)
         for attempt in range(1, step.max_attempts + 1):
             result.attempts = progress.attempt = attempt
             record, output = await context.tools.call(step, call, allowed={step.invocation.tool})
             result.tool_calls.append(record)
             if output is None:
                 raise StepFailed(record.error or "tool call failed")
-            result.output = output.content
-            if await context.verification.accepted(step, output.content, result) or result.status is StepStatus.ESCALATED:
+            try:
+                result.output = extract(output.content, step.extract) if step.extract else output.content
+            except ExtractionFailed as err:
+                raise StepFailed(f"output extraction failed: {err}") from err
+            if await context.verification.accepted(step, result.output, result) or result.status is StepStatus.ESCALATED:
                 return
         result.status = StepStatus.FAILED
         result.error = "verification failed: " + "; ".join(result.verdicts[-1].reasons)
+
+    async def _fill(self, step: ToolStep, call: ToolCallRequest, outputs: Mapping[str, str], result: StepResult) -> ToolCallRequest:
+        """One model call fills `step.model_fills`; declared arguments keep their values."""
+        goal, tool, names = self.context.request.goal, step.invocation.tool, step.model_fills
+        material = [f"Output of step '{dep}':\n{step_output(dep, outputs[dep])}" for dep in step.depends_on]
+        task = render(step.fill_instruction, goal, outputs)
+        messages = [
+            ChatMessage(role=ChatRole.SYSTEM, content=(
+                f"You fill in arguments for the {tool} tool: {', '.join(names)}. {UNTRUSTED_NOTE} "
+                "Reply with a JSON object of exactly those arguments."
+            )),
+            ChatMessage(role=ChatRole.USER, content="\n\n".join([*material, f"Goal: {goal}\n{task}"])),
+        ]
+        response = await call_model(
+            self.context.ledger, self.context.request.models.executor, messages, result,
+            summary=f"{step.id}: fill {', '.join(names)}", response_schema_json=json.dumps(fill_schema(tool, names)),
+        )
+        try:
+            filled = json.loads(response.message.content)
+        except json.JSONDecodeError as err:
+            raise StepFailed(f"the model's arguments for {tool} are not JSON ({err.msg})") from err
+        missing = [n for n in names if not isinstance(filled, dict) or n not in filled]
+        if missing:
+            raise StepFailed(f"the model did not fill {missing} for {tool}")
+        arguments = json.loads(call.arguments_json) | {n: filled[n] for n in names}
+        return call.model_copy(update={"arguments_json": json.dumps(arguments, sort_keys=True, ensure_ascii=False)})
