@@ -8,6 +8,7 @@ bounded number of repair attempts, then the activity fails with a typed, non-ret
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 
 from pydantic import ValidationError
 from temporalio import activity
@@ -19,7 +20,7 @@ from core.relevance import ungrounded_steps
 from activities.providers.base import get_provider
 from contracts.errors import ErrorType
 from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole, TokenUsage
-from contracts.plan import PLAN_GOAL_ACTIVITY, AgentStep, Plan, PlanAttempt, PlanRequest, PlanSource
+from contracts.plan import PLAN_GOAL_ACTIVITY, AgentStep, ExploreStep, ExploreVariant, PlanStep, SubagentStep, Plan, PlanAttempt, PlanRequest, PlanSource
 from contracts.verify import AcceptanceCheck, NonEmptyCheck, RelevanceCheck
 from core.tools import TOOLS, tool_effects
 from playbooks import available_playbooks, load_default_policy, load_playbook
@@ -49,6 +50,7 @@ def draft_schema(max_steps: int) -> dict:
                         "instruction": {"type": "string", "minLength": 1, "maxLength": 300},
                         "needs": {"type": "array", "maxItems": 4, "items": {"type": "integer", "minimum": 1}},
                         "tools": {"type": "array", "maxItems": 3, "items": {"type": "string", "enum": sorted(TOOLS)}},
+                        "mode": {"type": "string", "enum": [m.value for m in StepMode]},
                     },
                     "required": ["role", "instruction", "needs", "tools"],
                 },
@@ -64,7 +66,9 @@ def _planner_messages(request: PlanRequest) -> list[ChatMessage]:
         "You are the planner of an agent system. Split the user's goal into 1 to "
         f"{request.max_steps} steps, in order. Each step has: role (one of {', '.join(LLM_PLAN_ROLES)}), "
         "instruction (what the step must produce), needs (numbers of earlier steps whose output it uses; "
-        "step 1 needs nothing), tools (only the tools it needs). Steps that write files come last.\n"
+        "step 1 needs nothing), tools (only the tools it needs), and optionally mode: agent (default: do it), "
+        "subagent (a sub-question big enough to plan and research on its own) or explore (try it three ways "
+        "and keep the best). Steps that write files come last.\n"
         f"Tools:\n{tool_lines}\nReply with the plan as JSON only."
     )
     return [ChatMessage(role=ChatRole.SYSTEM, content=system), ChatMessage(role=ChatRole.USER, content=f"Goal: {request.goal}")]
@@ -75,7 +79,7 @@ def _step_id(role: object, number: int) -> str:
     return f"{role_part}-{number}"
 
 
-def parse_draft(raw: str, max_steps: int) -> tuple[list[AgentStep], list[str], list[str]]:
+def parse_draft(raw: str, max_steps: int) -> tuple[list[PlanStep], list[str], list[str]]:
     """(steps, problems, normalisations) from the model's JSON; ids are assigned here.
 
     `needs` that do not name an earlier step are dropped (noted, not fatal); a later step that is left
@@ -91,7 +95,7 @@ def parse_draft(raw: str, max_steps: int) -> tuple[list[AgentStep], list[str], l
     if len(raw_steps) > max_steps:
         return [], [f"the plan has {len(raw_steps)} steps; at most {max_steps} are allowed"], []
     ids = [_step_id(item.get("role") if isinstance(item, dict) else None, n) for n, item in enumerate(raw_steps, 1)]
-    steps: list[AgentStep] = []
+    steps: list[PlanStep] = []
     problems: list[str] = []
     notes: list[str] = []
     for number, item in enumerate(raw_steps, 1):
@@ -109,13 +113,13 @@ def parse_draft(raw: str, max_steps: int) -> tuple[list[AgentStep], list[str], l
             valid = [number - 1]
         try:
             steps.append(
-                AgentStep(
+                drafted_step(
+                    item.get("mode"),
                     id=ids[number - 1],
                     role=str(item.get("role", "")),
                     instruction=str(item.get("instruction", "")).strip() or " ",
                     depends_on=[ids[n - 1] for n in valid],
                     tools=[str(t) for t in tools],
-                    checks=llm_step_checks(),
                 )
             )
         except ValidationError as err:
@@ -196,13 +200,37 @@ async def plan_with_model(request: PlanRequest) -> Plan:
 
 
 def llm_plan(
-    goal: str, steps: list[AgentStep], attempts: list[PlanAttempt], usage: TokenUsage, cost: float, fallback_reason: str | None = None
+    goal: str, steps: list[PlanStep], attempts: list[PlanAttempt], usage: TokenUsage, cost: float, fallback_reason: str | None = None
 ) -> Plan:
     """An LLM-made plan (or its fallback) under the default policy, with every attempt kept for audit."""
     return Plan(
         goal=goal, source=PlanSource.LLM, steps=steps, output_step=steps[-1].id, policy=load_default_policy(),
         attempts=attempts, fallback_reason=fallback_reason, usage=usage, model_calls=len(attempts), cost_usd=cost,
     )
+
+
+class StepMode(StrEnum):
+    """How a drafted step runs (the planner model picks; agent by default)."""
+
+    AGENT = "agent"
+    SUBAGENT = "subagent"
+    EXPLORE = "explore"
+
+
+# An explored step tries three temperatures; the step's checks score them.
+EXPLORE_VARIANTS = [ExploreVariant(label="steady", temperature=0.0), ExploreVariant(label="varied", temperature=0.7),
+                    ExploreVariant(label="bold", temperature=1.2)]
+
+
+def drafted_step(mode: object, *, id: str, role: str, instruction: str, depends_on: list[str], tools: list[str]) -> PlanStep:
+    """The typed step for one drafted item; an unknown mode is an agent step (the schema allows no other)."""
+    if mode == StepMode.SUBAGENT:
+        # The sub-goal is planned by the child's own planner; its budget share and scope come from this goal.
+        return SubagentStep(id=id, role=role, goal=instruction, depends_on=depends_on, checks=llm_step_checks())
+    if mode == StepMode.EXPLORE:
+        return ExploreStep(id=id, role=role, instruction=instruction, depends_on=depends_on, tools=tools,
+                           variants=EXPLORE_VARIANTS, checks=llm_step_checks())
+    return AgentStep(id=id, role=role, instruction=instruction, depends_on=depends_on, tools=tools, checks=llm_step_checks())
 
 
 def llm_step_checks() -> list[AcceptanceCheck]:

@@ -35,12 +35,16 @@ class ModelRouting(BaseModel):
     verifier: ModelSpec = Field(default_factory=ModelSpec)
 
 
+MAX_SUBAGENT_DEPTH = 3  # a subagent's subagent's subagent, and no deeper: plans cannot recurse without end
+
+
 class ParentLink(BaseModel):
     """Set on a subagent's request: the goal and step that delegated it."""
 
     workflow_id: str
     step_id: str
     role: str
+    depth: int = Field(default=1, ge=1, le=MAX_SUBAGENT_DEPTH, description="1 for a top-level goal's subagent.")
 
 
 class GoalRequest(BaseModel):

@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from contracts.goal import GoalRequest, GoalStatus, StepStatus
 from contracts.plan import PlanRequest, PlanSource
-from activities.planner import plan_goal
+from activities.planner import parse_draft, plan_goal
 from core.relevance import ungrounded_steps
 from temporalio.testing import ActivityEnvironment
 from tests.helpers import run_goal, scheduled_activities
@@ -49,12 +49,15 @@ async def test_llm_planned_goal_on_the_embedded_model(client: Client, task_queue
     assert scheduled_activities(history).count("call_model") >= len(result.plan.steps)
 
 
-async def test_the_off_topic_plan_is_caught_on_the_embedded_model() -> None:
-    """SmolLM2 plans "write a function that sums squares" for this goal (as first seen by a user); the
-    grounding rule sends it back, and whatever is finally planned addresses the goal."""
+async def test_the_embedded_planner_never_gets_an_off_topic_plan_through() -> None:
+    """SmolLM2 drafted "write a function that sums squares" for this goal when a user first tried it (that exact
+    plan is caught in test_plan_validation.py); whatever it drafts now, an ungrounded draft is rejected and
+    the plan that runs addresses the goal."""
     goal = "Compare retries and idempotency for tool calls"
     plan = await ActivityEnvironment().run(plan_goal, PlanRequest(goal=goal))
-    first = plan.attempts[0]
-    # Rejected, whether it parsed (then: does not address the goal) or rambled past its token budget.
-    assert "Write a function" in first.raw_output and first.problems, first
+    for attempt in plan.attempts:
+        steps, problems, _ = parse_draft(attempt.raw_output, 5)
+        if steps and not problems and ungrounded_steps(goal, steps):
+            assert attempt.problems, attempt  # an off-topic draft never passes
     assert ungrounded_steps(goal, plan.steps) == []
+    assert not plan.attempts[-1].problems or plan.fallback_reason

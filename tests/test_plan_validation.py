@@ -517,3 +517,17 @@ def test_model_fills_name_undeclared_arguments_of_the_tool_and_say_what_to_fill(
     fine = step.model_copy(update={"model_fills": ["sql"], "fill_instruction": "Count {{steps.a.output}}",
                                    "invocation": ToolInvocation(tool="sql_query")})
     assert plan_problems([agent("a"), fine], tool_effects()) == ["step 'q' uses the output of 'a' without depending on it"]
+
+
+def test_the_planner_model_can_delegate_and_explore() -> None:
+    raw = json.dumps({"steps": [
+        {"role": "researcher", "instruction": "Research retries in depth", "needs": [], "tools": [], "mode": "subagent"},
+        {"role": "drafter", "instruction": "Draft a comparison of retries and idempotency", "needs": [1], "tools": [], "mode": "explore"},
+        {"role": "reviewer", "instruction": "Review the comparison", "needs": [2], "tools": []},
+    ]})
+    steps, problems, _ = parse_draft(raw, 5)
+    assert problems == [] and [type(s).__name__ for s in steps] == ["SubagentStep", "ExploreStep", "AgentStep"]
+    assert steps[0].goal == "Research retries in depth" and [v.label for v in steps[1].variants] == ["steady", "varied", "bold"]
+    assert all(s.checks == [NonEmptyCheck(), RelevanceCheck()] for s in steps)
+    assert plan_problems(steps, tool_effects(), allowed_roles=set(LLM_PLAN_ROLES), effects_last=True) == []
+    assert draft_schema(5)["properties"]["steps"]["items"]["properties"]["mode"]["enum"] == ["agent", "subagent", "explore"]

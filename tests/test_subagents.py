@@ -232,3 +232,17 @@ async def test_the_research_team_playbook(client: Client, task_queue: str) -> No
     assert publish.status is StepStatus.COMPLETED and result.approvals[0].artifact_sha256 == draft.output_sha256
     assert result.usage.model_calls == 6  # three children (one call each) and three candidates
     assert sorted(started_children(history)) == sorted(how.child_workflow_ids + failures.child_workflow_ids + limits.child_workflow_ids)
+
+
+async def test_subagents_nest_only_so_deep(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
+    """A playbook that delegates to itself stops at the depth limit instead of recursing without end."""
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    step = {"type": "subagent", "id": "again", "role": "lead", "goal": "{{goal}}", "playbook": "loop", "budget_share": 0.9}
+    write_playbook(tmp_path / "playbooks", {"name": "loop", "steps": [step], "policy": {"principals": PRINCIPALS}})
+    async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(researcher_answers).activity())):
+        handle = await start(client, task_queue, "loop", budget=Budget(max_model_calls=100))
+        async with asyncio.timeout(30):
+            result = await handle.result()
+        deepest = await client.get_workflow_handle(f"{handle.id}/again/again/again", result_type=GoalResult).result()
+    assert result.status is GoalStatus.FAILED and "ended failed" in result.steps[0].error
+    assert "subagents nest at most 3 deep" in deepest.steps[0].error

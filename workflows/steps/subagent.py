@@ -16,7 +16,7 @@ from temporalio import workflow
 from temporalio.exceptions import ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.goal import GOAL_WORKFLOW, GoalRequest, GoalResult, GoalStatus, ParentLink, StepResult, StepStatus
+    from contracts.goal import GOAL_WORKFLOW, MAX_SUBAGENT_DEPTH, Budget, GoalRequest, GoalResult, GoalStatus, ParentLink, StepResult, StepStatus
     from contracts.plan import SubagentStep
     from contracts.policy import Principal
     from core.templating import render
@@ -29,7 +29,13 @@ class SubagentStepRunner:
     def __init__(self, context: StepContext) -> None:
         self.context = context
 
-    def child_request(self, step: SubagentStep, goal: str, budget) -> GoalRequest:
+    @property
+    def depth(self) -> int:
+        """How deep this goal is: 0 for a top-level goal."""
+        parent = self.context.request.parent
+        return parent.depth if parent else 0
+
+    def child_request(self, step: SubagentStep, goal: str, budget: Budget) -> GoalRequest:
         parent = self.context.request
         own = self.context.approvals.policy.principal(step.role) or Principal(role=step.role, tools=[])
         return GoalRequest(
@@ -38,7 +44,7 @@ class SubagentStepRunner:
             budget=budget,
             models=parent.models,
             max_parallel_steps=parent.max_parallel_steps,
-            parent=ParentLink(workflow_id=workflow.info().workflow_id, step_id=step.id, role=step.role),
+            parent=ParentLink(workflow_id=workflow.info().workflow_id, step_id=step.id, role=step.role, depth=self.depth + 1),
             scopes=[*parent.scopes, own],
         )
 
@@ -46,6 +52,8 @@ class SubagentStepRunner:
         context = self.context
         progress = context.progress[step.id]
         goal = render(step.goal, context.request.goal, outputs)
+        if self.depth >= MAX_SUBAGENT_DEPTH:
+            raise StepFailed(f"subagents nest at most {MAX_SUBAGENT_DEPTH} deep; this goal is already at depth {self.depth}")
         for attempt in range(1, step.max_attempts + 1):
             result.attempts = progress.attempt = attempt
             run = len(result.child_workflow_ids) + 1
