@@ -12,6 +12,11 @@ the embedded model. A recipe says which GoalResult status its goal must end with
 budget_exceeded are scenarios too); a run whose workflow execution did not complete, that ended with
 another status, or that does not replay is refused, and nothing is written.
 
+Each goal runs under the workflow id `recorded-NAME`, and tests/test_replay.py replays NAME.json under
+the same id (a parent's child ids derive from its own, and replay compares them). A recipe whose goal
+delegates to subagents may also keep some children's histories (each a `GoalWorkflow` of its own, id
+`recorded-NAME/STEP`) as NAME-STEP.json.
+
 Re-record when a workflow change is *meant* to change histories; otherwise a failing replay test means
 the change broke determinism for runs already in flight. tests/test_replay.py checks each history against
 a row keyed by its file name that proves the scenario: a new recipe needs a row there.
@@ -30,7 +35,7 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -39,7 +44,7 @@ from contracts.approvals import APPROVAL_SIGNAL, DENY_UPDATE, ApprovalSignal
 from contracts.goal import Budget, GoalRequest, GoalResult, GoalStatus
 from contracts.llm import ChatMessage, ModelRequest
 from devserver import find_binary
-from tests.fakes import Responder, ScriptedModel, answer, call_tool, guided, step_role, tool_messages
+from tests.fakes import WEAK, Responder, ScriptedModel, answer, call_tool, guided, step_role, tool_messages
 from tests.helpers import (
     DRAFT,
     approve_everything,
@@ -53,6 +58,8 @@ from tests.helpers import (
     waiting,
     write_playbook,
 )
+from tests.test_explore import VARIANTS, by_instruction, explore_playbook
+from tests.test_subagents import playbooks as team_playbooks, researcher_answers
 from worker import all_activities, build_worker
 from workflows.goal import GoalWorkflow
 
@@ -72,6 +79,17 @@ class Recipe:
     status: GoalStatus
     respond: Responder | None = None
     drive: Drive | None = None
+    children: tuple[str, ...] = ()  # subagent step ids whose child workflow's history is kept too
+
+
+def workflow_id(name: str) -> str:
+    """The id recipe NAME's goal runs under. Its subagents' ids derive from it and replay compares them,
+    so tests/test_replay.py replays NAME.json under this id."""
+    return f"recorded-{name}"
+
+
+def child_file(name: str, step: str) -> str:
+    return f"{name}-{step}"
 
 
 # --- what the humans do --------------------------------------------------------------------------
@@ -94,9 +112,22 @@ async def approve_by_signal(handle: WorkflowHandle) -> None:
             request_id=request.request_id, approver=approver, decision="approve", action_sha256=request.action_sha256))
 
 
+async def approve_as_alice(handle: WorkflowHandle) -> None:
+    """Alice approves whatever `pending` lists on the goal: a subagent's requests too, routed to it."""
+    await approve_everything(handle, ("alice",))
+
+
 async def retry_with_guidance(handle: WorkflowHandle) -> None:
     (escalation,) = await waiting(handle)
     await resolve(handle, escalation, "bob", "retry", guidance="Say that durable execution keeps every step.")
+
+
+def resolve_with(decision: str) -> Drive:
+    async def drive(handle: WorkflowHandle) -> None:
+        (escalation,) = await waiting(handle)
+        await resolve(handle, escalation, "bob", decision)
+
+    return drive
 
 
 # --- goals and models ----------------------------------------------------------------------------
@@ -138,6 +169,35 @@ def builtin(goal: str, playbook: str | None = None) -> Setup:
 
 def escalating(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
     return GoalRequest(goal="Explain durable execution", playbook=escalating_playbook(folder, monkeypatch))
+
+
+def team(**options: object) -> Setup:
+    """tests/test_subagents.py's `team`: subagent steps r1 and r2 (lead role, children on the `sub`
+    playbook) in parallel, then a merge step."""
+
+    def setup(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
+        name = team_playbooks(folder, monkeypatch, **options)
+        return GoalRequest(goal="Explain durable execution", playbook=name, budget=Budget(max_model_calls=20))
+
+    return setup
+
+
+def explore_budget(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
+    """tests/test_explore.py's budget case: three variants, the best one third, two model calls allowed."""
+    name = explore_playbook(folder, monkeypatch, [VARIANTS[2], VARIANTS[0], VARIANTS[1]])
+    return GoalRequest(goal="Explain durable execution", playbook=name, budget=Budget(max_model_calls=2))
+
+
+def angle_one_writes_first(request: ModelRequest) -> ChatMessage:
+    """The angle-one researcher asks to write once (gated) before answering; everyone else answers at
+    once, so exactly one child waits for an approval."""
+    if step_role(request) != "researcher" or not any("angle one" in m.content for m in request.messages):
+        return researcher_answers(request)
+    return answer("angle one findings") if tool_messages(request) else call_tool("write_file", {"path": "drafts/x.md", "content": "x"})
+
+
+def weak_reply(request: ModelRequest) -> ChatMessage:
+    return answer(WEAK)
 
 
 def draft_reply(request: ModelRequest) -> ChatMessage:
@@ -207,6 +267,26 @@ RECIPES: dict[str, Recipe] = {
         "a researcher's http_fetch to a host its policy does not allow: denied, nothing scheduled, the model told",
         one_step("fetch it", role="researcher", tools=["http_fetch"]), GoalStatus.COMPLETED, exfiltrate_then_report,
     ),
+    "subagents": Recipe(
+        "two subagent steps run as child GoalWorkflows (<parent>/r1, <parent>/r2) in parallel, then a merge step",
+        team(), GoalStatus.COMPLETED, researcher_answers, children=("r1",),
+    ),
+    "subagent-approval": Recipe(
+        "a child's gated write approved by the parent's `approve` Update, routed to the child by a Signal",
+        team(child_gate=True), GoalStatus.COMPLETED, angle_one_writes_first, approve_as_alice,
+    ),
+    "explore": Recipe(
+        "an explore step with three variants and max_model_calls=2: the third never runs, budget_exceeded",
+        explore_budget, GoalStatus.BUDGET_EXCEEDED, by_instruction,
+    ),
+    "escalation-accept": Recipe(
+        "the verifier escalates a weak draft; a human's `resolve` Update accepts it as it is: completed",
+        escalating, GoalStatus.COMPLETED, weak_reply, resolve_with("accept"),
+    ),
+    "escalation-abort": Recipe(
+        "the verifier escalates a weak draft; a human's `resolve` Update aborts: escalated",
+        escalating, GoalStatus.ESCALATED, weak_reply, resolve_with("abort"),
+    ),
 }
 
 
@@ -230,7 +310,16 @@ async def outcome(handle: WorkflowHandle, drive: Drive | None) -> GoalResult:
         await asyncio.gather(*tasks, return_exceptions=True)  # e.g. an Update's reply cut off by the cancel
 
 
-async def record(client: Client, name: str, folder: Path, out: Path) -> Path:
+async def completed_history(handle: WorkflowHandle, name: str) -> WorkflowHistory:
+    """The workflow's history, once it ended COMPLETED (whatever the goal's status), replayed."""
+    history = await handle.fetch_history()
+    if history.events[-1].event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+        raise SystemExit(f"{name}: the workflow did not complete: {EventType.Name(history.events[-1].event_type)}")
+    await replay(history)
+    return history
+
+
+async def record(client: Client, name: str, folder: Path, out: Path) -> list[Path]:
     recipe = RECIPES[name]
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv("FOREMAN_HOME", str(folder / "home"))  # its own workspace, content store, corpus index
@@ -240,18 +329,20 @@ async def record(client: Client, name: str, folder: Path, out: Path) -> Path:
         activities = all_activities(ScriptedModel(recipe.respond).activity()) if recipe.respond else None
         task_queue = f"record-{uuid.uuid4().hex[:8]}"
         async with build_worker(client, task_queue, activities=activities):
-            handle = await client.start_workflow(GoalWorkflow.run, request, id=f"recorded-{name}", task_queue=task_queue)
+            handle = await client.start_workflow(GoalWorkflow.run, request, id=workflow_id(name), task_queue=task_queue)
             result = await outcome(handle, recipe.drive)
-        history = await handle.fetch_history()
-    if history.events[-1].event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
-        raise SystemExit(f"{name}: the workflow did not complete: {EventType.Name(history.events[-1].event_type)}")
     if result.status is not recipe.status:
         raise SystemExit(f"{name}: the goal ended {result.status.value}, not {recipe.status.value}: {result.error}")
-    await replay(history)
+    histories = {name: await completed_history(handle, name)}
+    for step in recipe.children:
+        child = client.get_workflow_handle(f"{handle.id}/{step}")
+        histories[child_file(name, step)] = await completed_history(child, child_file(name, step))
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}.json"
-    path.write_text(history.to_json())
-    return path
+    paths = []
+    for stem, history in histories.items():
+        paths.append(out / f"{stem}.json")
+        paths[-1].write_text(history.to_json())
+    return paths
 
 
 async def record_all(names: list[str], out: Path) -> None:
@@ -265,9 +356,9 @@ async def record_all(names: list[str], out: Path) -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="foreman-record-") as tmp:
             for name in names:
-                path = await record(environment.client, name, Path(tmp) / name, out)
-                events = len(json.loads(path.read_text())["events"])
-                print(f"{path}  {path.stat().st_size / 1024:.1f} KB  {events} events", flush=True)
+                for path in await record(environment.client, name, Path(tmp) / name, out):
+                    events = len(json.loads(path.read_text())["events"])
+                    print(f"{path}  {path.stat().st_size / 1024:.1f} KB  {events} events", flush=True)
     finally:
         await environment.shutdown()
 
@@ -283,7 +374,8 @@ def main() -> None:
         width = max(map(len, RECIPES))
         for name, recipe in RECIPES.items():
             model = "embedded" if recipe.respond is None else "scripted"
-            print(f"{name:<{width}}  {model:<8}  {recipe.status.value:<15}  {recipe.scenario}")
+            files = ", ".join(f"{child_file(name, step)}.json" for step in recipe.children)
+            print(f"{name:<{width}}  {model:<8}  {recipe.status.value:<15}  {recipe.scenario}" + (f" (also {files})" if files else ""))
         return
     unknown = [n for n in args.names if n not in RECIPES]
     if unknown or not (args.names or args.all):

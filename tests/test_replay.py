@@ -18,6 +18,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
 from tests.helpers import replay, scheduled_activities
+from tests.record_history import workflow_id
 
 HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"))
 ACTIVITY_ENDS = {
@@ -48,6 +49,42 @@ def messages(history: WorkflowHistory) -> list[str]:
         elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             found.append(f"signal:{e.workflow_execution_signaled_event_attributes.signal_name}")
     return found
+
+
+def children_started(history: WorkflowHistory) -> list[str]:
+    """Ids of the child workflows started (StartChildWorkflowExecutionInitiated), sorted."""
+    return sorted(e.start_child_workflow_execution_initiated_event_attributes.workflow_id for e in history.events
+                  if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED)
+
+
+def children_completed(history: WorkflowHistory) -> list[str]:
+    return sorted(e.child_workflow_execution_completed_event_attributes.workflow_execution.workflow_id for e in history.events
+                  if e.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED)
+
+
+def signals_sent(history: WorkflowHistory) -> list[tuple[str, str, dict]]:
+    """(signal name, target workflow id, payload) of every SignalExternalWorkflowExecutionInitiated."""
+    found = []
+    for e in history.events:
+        if e.event_type == EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:
+            a = e.signal_external_workflow_execution_initiated_event_attributes
+            found.append((a.signal_name, a.workflow_execution.workflow_id, json.loads(a.input.payloads[0].data)))
+    return found
+
+
+def child_reports(history: WorkflowHistory) -> list[dict]:
+    """The `child_approvals` reports received, in order (ChildApprovals as recorded)."""
+    return [json.loads(e.workflow_execution_signaled_event_attributes.input.payloads[0].data) for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+            and e.workflow_execution_signaled_event_attributes.signal_name == "child_approvals"]
+
+
+def requests_in(report: dict) -> list[tuple[str, str, list[str]]]:
+    return [(r["workflow_id"], r["status"], [g["approver"] for g in r["approvals_given"]]) for r in report["requests"]]
+
+
+def first_index(history: WorkflowHistory, event_type: EventType.ValueType) -> int:
+    return next(i for i, e in enumerate(history.events) if e.event_type == event_type)
 
 
 def timers_fired(history: WorkflowHistory) -> int:
@@ -87,6 +124,52 @@ def audit(result: dict) -> list[tuple[str, str | None]]:
 
 def verdicts(result: dict, step: int = 0) -> list[str]:
     return [v["decision"] for v in result["steps"][step]["verdicts"]]
+
+
+# --- proofs that take more than a line -----------------------------------------------------------
+
+
+def two_subagents_then_merge(h: WorkflowHistory, r: dict) -> bool:
+    children = [f"{h.workflow_id}/r1", f"{h.workflow_id}/r2"]
+    return (children_started(h) == children_completed(h) == children
+            and [s["child_workflow_ids"] for s in r["steps"][:2]] == [children[:1], children[1:]]
+            and r["output"] == "merged: one and two" and r["usage"]["model_calls"] == 3  # one per child, one merge
+            and scheduled_activities(h).count("call_model") == 1  # the children's calls are in their own histories
+            and sorted(report["workflow_id"] for report in child_reports(h)) == children
+            and not any(report["requests"] for report in child_reports(h)))  # no approvals: each reported once, empty
+
+
+def a_subagent(h: WorkflowHistory, r: dict) -> bool:
+    """The child r1 of `subagents`: its own history, its budget half the parent's, its one report up empty."""
+    request = goal_request(h)
+    return (request["parent"]["step_id"] == "r1" and h.workflow_id == f"{request['parent']['workflow_id']}/r1"
+            and request["budget"]["max_model_calls"] == 10 and [s["role"] for s in request["scopes"]] == ["lead"]
+            and r["output"] == "angle one findings" and r["usage"]["model_calls"] == 1 and not children_started(h)
+            # Even without approvals a subagent reports to its parent once, at its start (an empty report).
+            and signals_sent(h) == [("child_approvals", request["parent"]["workflow_id"],
+                                     {"workflow_id": h.workflow_id, "requests": [], "refusals": []})])
+
+
+def approved_through_the_parent(h: WorkflowHistory, r: dict) -> bool:
+    child = f"{h.workflow_id}/r1"
+    (routed,) = signals_sent(h)
+    reports = [requests_in(report) for report in child_reports(h) if report["workflow_id"] == child]
+    return (children_started(h) == children_completed(h) == [child, f"{h.workflow_id}/r2"]
+            and routed[:2] == ("approval_signal", child) and (routed[2]["approver"], routed[2]["decision"]) == ("alice", "approve")
+            and first_index(h, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
+            < first_index(h, EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED)
+            and reports[0] == [] and reports[1] == [(child, "pending", [])] and reports[-1] == [(child, "approved", ["alice"])]
+            and r["usage"]["tool_calls"] == 1)  # the child's write ran once approved
+
+
+def explore_stopped_by_budget(h: WorkflowHistory, r: dict) -> bool:
+    (step,) = r["steps"]
+    balanced, brief, thorough = step["candidates"]
+    return (scheduled_activities(h).count("call_model") == goal_request(h)["budget"]["max_model_calls"] == 2
+            and [c["label"] for c in step["candidates"]] == ["balanced", "brief", "thorough"]
+            and balanced["score"] is not None and brief["score"] is not None
+            and thorough["score"] is None and thorough["error"].startswith("BudgetExceeded")
+            and step["pick_reason"].startswith("kept 'balanced'") and "model call budget" in r["error"])
 
 
 # --- what each scenario must show ----------------------------------------------------------------
@@ -154,11 +237,36 @@ SCENARIOS: dict[str, Scenario] = {
         proof=lambda h, r: "http_fetch" not in scheduled_activities(h) and audit(r) == [("policy_denied", "researcher")]
         and r["steps"][0]["tool_calls"][0]["error"].startswith("PolicyDenied"),
     ),
+    "subagents": Scenario("completed", ("signal:child_approvals",) * 2, proof=two_subagents_then_merge),
+    "subagents-r1": Scenario("completed", proof=a_subagent),
+    "subagent-approval": Scenario(
+        "completed",
+        # r1 and r2 report at their start, r1 its request; alice's Update; r1 reports it approved, then executed.
+        ("signal:child_approvals",) * 3 + ("update:approve",) + ("signal:child_approvals",) * 2,
+        proof=approved_through_the_parent,
+    ),
+    "explore": Scenario("budget_exceeded", model_calls_in_flight=2, proof=explore_stopped_by_budget),
+    "escalation-accept": Scenario(
+        "completed", ("update:resolve",),
+        proof=lambda h, r: verdicts(r) == ["escalate"] and r["steps"][0]["status"] == "completed"
+        and scheduled_activities(h).count("call_model") == 1  # accepting runs nothing again
+        and [(e["status"], e["resolution"]["decision"]) for e in r["escalations"]] == [("resolved", "accept")],
+    ),
+    "escalation-abort": Scenario(
+        "escalated", ("update:resolve",),
+        proof=lambda h, r: verdicts(r) == ["escalate"] and r["steps"][0]["status"] == "escalated"
+        and r["steps"][0]["error"].endswith("aborted by bob") and scheduled_activities(h).count("call_model") == 1
+        and [(e["status"], e["resolution"]["decision"]) for e in r["escalations"]] == [("resolved", "abort")],
+    ),
 }
 
 
 def load(path: Path) -> WorkflowHistory:
-    return WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
+    """The history under the id it was recorded with: `recorded-NAME`, or a subagent's `<parent>/<step>`."""
+    text = path.read_text()
+    history = WorkflowHistory.from_json(workflow_id(path.stem), text)
+    parent = goal_request(history).get("parent")
+    return WorkflowHistory.from_json(f"{parent['workflow_id']}/{parent['step_id']}", text) if parent else history
 
 
 def test_histories_are_recorded() -> None:
