@@ -20,9 +20,10 @@ from core.relevance import ungrounded_steps
 from activities.providers.base import get_provider
 from contracts.errors import ErrorType
 from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole, TokenUsage
-from contracts.plan import PLAN_GOAL_ACTIVITY, AgentStep, ExploreStep, ExploreVariant, PlanStep, SubagentStep, Plan, PlanAttempt, PlanRequest, PlanSource
+from contracts.plan import PLAN_GOAL_ACTIVITY, AgentStep, ExploreStep, ExploreVariant, PlanRevision, PlanStep, SubagentStep, Plan, PlanAttempt, PlanRequest, PlanSource
 from contracts.verify import AcceptanceCheck, NonEmptyCheck, RelevanceCheck
 from core.tools import TOOLS, tool_effects
+from core.untrusted import step_output
 from playbooks import available_playbooks, load_default_policy, load_playbook
 
 LLM_PLAN_ROLES = ["researcher", "analyst", "drafter", "reviewer", "publisher"]
@@ -71,7 +72,34 @@ def _planner_messages(request: PlanRequest) -> list[ChatMessage]:
         "and keep the best). Steps that write files come last.\n"
         f"Tools:\n{tool_lines}\nReply with the plan as JSON only."
     )
-    return [ChatMessage(role=ChatRole.SYSTEM, content=system), ChatMessage(role=ChatRole.USER, content=f"Goal: {request.goal}")]
+    return [ChatMessage(role=ChatRole.SYSTEM, content=system), ChatMessage(role=ChatRole.USER, content=_planner_task(request))]
+
+
+def _planner_task(request: PlanRequest) -> str:
+    """The goal; for a revision also what is done (outputs as untrusted data), what failed and a human's guidance."""
+    revision = request.revision
+    if revision is None:
+        return f"Goal: {request.goal}"
+    done = "\n".join(f"- {d.step_id} ({d.role}): {d.instruction}\n{step_output(d.step_id, d.output)}" for d in revision.done)
+    guidance = f"\nGuidance from the human who reviewed it: {revision.guidance}" if revision.guidance else ""
+    return (
+        f"Goal: {request.goal}\nDone so far (their outputs are available to the new steps):\n{done or '- nothing'}\n"
+        f"Step {revision.failed_step_id} failed: {revision.failure}{guidance}\n"
+        "Plan only the remaining steps, in a different way than the one that failed."
+    )
+
+
+def as_revision(steps: list[PlanStep], revision: PlanRevision) -> list[PlanStep]:
+    """Revised steps get ids of their own (`v<n>-...`); the first ones build on every step already done."""
+    prefix = f"v{revision.number}-"
+    done = [d.step_id for d in revision.done]
+    return [
+        step.model_copy(update={
+            "id": prefix + step.id,
+            "depends_on": [prefix + d for d in step.depends_on] if step.depends_on else done,
+        })
+        for step in steps
+    ]
 
 
 def _step_id(role: object, number: int) -> str:
@@ -184,7 +212,7 @@ async def plan_with_model(request: PlanRequest) -> Plan:
             ) or ungrounded_steps(request.goal, steps)
         attempts.append(PlanAttempt(raw_output=raw, problems=problems, normalised=notes))
         if not problems:
-            return llm_plan(request.goal, steps, attempts, usage, cost)
+            return llm_plan(request, steps, attempts, usage, cost)
         activity.logger.info("plan attempt %d rejected: %s", len(attempts), problems)
         messages = messages + [
             ChatMessage(role=ChatRole.ASSISTANT, content=raw),
@@ -196,16 +224,21 @@ async def plan_with_model(request: PlanRequest) -> Plan:
     # A small model may never produce a valid plan: answer the goal in one step rather than fail it, and say so.
     reason = f"no valid plan in {len(attempts)} attempts; last problems: " + "; ".join(attempts[-1].problems)
     activity.logger.warning("planner falls back to a one-step plan: %s", reason)
-    return llm_plan(request.goal, fallback_steps(request.goal), attempts, usage, cost, fallback_reason=reason)
+    return llm_plan(request, fallback_steps(request.goal), attempts, usage, cost, fallback_reason=reason)
 
 
 def llm_plan(
-    goal: str, steps: list[PlanStep], attempts: list[PlanAttempt], usage: TokenUsage, cost: float, fallback_reason: str | None = None
+    request: PlanRequest, steps: list[PlanStep], attempts: list[PlanAttempt], usage: TokenUsage, cost: float,
+    fallback_reason: str | None = None,
 ) -> Plan:
-    """An LLM-made plan (or its fallback) under the default policy, with every attempt kept for audit."""
+    """An LLM-made plan (or its fallback) under the default policy, with every attempt kept for audit.
+    (A revision's policy is never used: the goal keeps the policy it started with.)"""
+    if request.revision is not None:
+        steps = as_revision(steps, request.revision)
     return Plan(
-        goal=goal, source=PlanSource.LLM, steps=steps, output_step=steps[-1].id, policy=load_default_policy(),
-        attempts=attempts, fallback_reason=fallback_reason, usage=usage, model_calls=len(attempts), cost_usd=cost,
+        goal=request.goal, source=PlanSource.LLM, revision=request.revision.number if request.revision else 0,
+        steps=steps, output_step=steps[-1].id, policy=load_default_policy(), attempts=attempts,
+        fallback_reason=fallback_reason, usage=usage, model_calls=len(attempts), cost_usd=cost,
     )
 
 
@@ -247,6 +280,6 @@ def fallback_steps(goal: str) -> list[AgentStep]:
 @activity.defn(name=PLAN_GOAL_ACTIVITY)
 async def plan_goal(request: PlanRequest) -> Plan:
     """Plan a goal from its playbook, or with the planner model when no playbook is named."""
-    if request.playbook:
+    if request.playbook and request.revision is None:
         return plan_from_playbook(request)
     return await plan_with_model(request)

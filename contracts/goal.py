@@ -60,6 +60,7 @@ class GoalRequest(BaseModel):
     budget: Budget = Field(default_factory=Budget)
     models: ModelRouting = Field(default_factory=ModelRouting)
     max_parallel_steps: int = Field(default=4, ge=1, le=32)
+    max_plan_revisions: int = Field(default=2, ge=0, le=5, description="How often the rest of the plan may be revised.")
     parent: ParentLink | None = Field(default=None, description="Set when this goal is a subagent of another.")
     scopes: list[Principal] = Field(
         default_factory=list,
@@ -148,6 +149,10 @@ class StepResult(BaseModel):
     escalation_ids: list[str] = Field(default_factory=list, description="Escalations this step raised, in order.")
     child_workflow_ids: list[str] = Field(default_factory=list, description="Subagent runs of this step, in order.")
     candidates: list[CandidateResult] = Field(default_factory=list, description="An explore step's candidates.")
+    superseded_by: str | None = Field(
+        default=None, description="Failed, but replaced: by its fallback step's id, or by `revision <n>` of the plan."
+    )
+    replan_guidance: str | None = Field(default=None, description="Set when a resolver asked to re-plan after this step.")
     pick_reason: str | None = Field(default=None, description="Why an explore step kept the candidate it kept.")
     error: str | None = None
     started_at: datetime | None = None
@@ -181,6 +186,7 @@ class GoalResult(BaseModel):
     status: GoalStatus
     output: str = ""
     plan: Plan | None = None
+    plan_revisions: list[Plan] = Field(default_factory=list, description="Revisions of the rest of the plan, in order.")
     steps: list[StepResult] = Field(default_factory=list)
     final_verdict: Verdict | None = None
     usage: UsageTotals = Field(default_factory=UsageTotals)

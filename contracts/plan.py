@@ -39,6 +39,9 @@ class _Step(BaseModel):
     depends_on: list[str] = Field(default_factory=list)
     checks: list[AcceptanceCheck] = Field(default_factory=list)
     max_attempts: int = Field(default=2, ge=1, le=10, description="Verifier-driven attempts.")
+    fallback: str | None = Field(
+        default=None, description="A step that runs only if this one fails; its output then stands in for this step's."
+    )
 
 
 class AgentStep(_Step):
@@ -153,6 +156,7 @@ class Plan(BaseModel):
 
     goal: str
     source: PlanSource
+    revision: int = Field(default=0, description="0 for the first plan; n for the n-th revision of the rest of it.")
     playbook: str | None = None
     steps: list[PlanStep] = Field(min_length=1)
     output_step: str | None = Field(default=None, description="Step whose output is the goal's output.")
@@ -169,6 +173,25 @@ class Plan(BaseModel):
 PLAN_GOAL_ACTIVITY = "plan_goal"  # PlanRequest -> Plan
 
 
+class DoneStep(BaseModel):
+    """A finished step the planner builds on when it revises a plan."""
+
+    step_id: str
+    role: str
+    instruction: str
+    output: str = Field(description="The step's output (the first 1,000 characters).")
+
+
+class PlanRevision(BaseModel):
+    """Asks the planner to revise the rest of a plan: what is done, what failed and why, a human's guidance."""
+
+    number: int = Field(ge=1)
+    done: list[DoneStep] = Field(default_factory=list)
+    failed_step_id: str
+    failure: str
+    guidance: str = ""
+
+
 class PlanRequest(BaseModel):
     """Input of the `plan_goal` activity."""
 
@@ -177,6 +200,7 @@ class PlanRequest(BaseModel):
     spec: ModelSpec = Field(default_factory=ModelSpec)
     max_steps: int = Field(default=5, ge=1, le=20)
     max_repair_attempts: int = Field(default=2, ge=0, le=5)
+    revision: PlanRevision | None = Field(default=None, description="Set to revise the rest of a goal's plan (LLM planner).")
 
 
 class Playbook(BaseModel):

@@ -125,6 +125,14 @@ def plan_problems(
             problems += _fill_problems(step)
         if isinstance(step, ExploreStep) and not step.checks:
             problems.append(f"step {step.id!r} explores without checks: nothing would score its candidates")
+    fallbacks = {s.fallback for s in steps if s.fallback}
+    for step in steps:
+        if step.fallback is not None and (step.fallback == step.id or step.fallback not in seen):
+            problems.append(f"step {step.id!r}: fallback {step.fallback!r} is not another step of the plan")
+        leaning = sorted(set(step.depends_on) & fallbacks)
+        if leaning:
+            problems.append(f"step {step.id!r} depends on fallback steps {leaning}, which run only when another step fails;"
+                            " depend on the step they stand in for")
     cycle = find_cycle(steps)
     if cycle:
         problems.append(f"dependencies form a cycle among {cycle}")

@@ -53,7 +53,7 @@ async def test_accept_keeps_the_output_and_completes_the_goal(client: Client, ta
     async with goal(client, task_queue, playbook(tmp_path, monkeypatch), model) as handle:
         (escalation,) = await waiting(handle)
         assert escalation.step_id == "draft" and "escalated by the verifier" in escalation.reason
-        assert [d.value for d in escalation.decisions] == ["accept", "retry", "abort"] and escalation.output_sha256
+        assert [d.value for d in escalation.decisions] == ["accept", "retry", "replan", "abort"] and escalation.output_sha256
         progress = await handle.query(STATUS_QUERY, result_type=GoalProgress)
         assert progress.steps[0].status is StepStatus.AWAITING_RESOLUTION and len(progress.escalations) == 1
         resolved = await resolve(handle, escalation, "bob", "accept")
@@ -97,7 +97,6 @@ async def test_the_validator_refuses_what_it_must(client: Client, task_queue: st
         assert "agent principal" in await refused(handle, request.model_copy(update={"resolver": "drafter"}))
         assert "not an approver" in await refused(handle, request.model_copy(update={"resolver": "mallory"}))
         assert "lacks a resolver role" in await refused(handle, request.model_copy(update={"resolver": "alice"}))
-        assert "'replan' is not possible" in await refused(handle, request.model_copy(update={"decision": "replan"}))
         await resolve(handle, escalation, "bob", "abort")
         result = await finish(handle)
     history = await handle.fetch_history()
@@ -113,7 +112,7 @@ async def test_retries_are_bounded_per_step(client: Client, task_queue: str, tmp
         await resolve(handle, first, "bob", "retry", guidance="try again")
         while (second := await waiting(handle))[0].escalation_id == first.escalation_id:
             await asyncio.sleep(0.05)
-        assert [d.value for d in second[0].decisions] == ["accept", "abort"]
+        assert [d.value for d in second[0].decisions] == ["accept", "replan", "abort"]
         assert "already resolved" in await refused(
             handle, ResolveRequest(escalation_id=first.escalation_id, resolver="bob", decision="accept")
         )
@@ -132,6 +131,10 @@ async def test_success_criteria_that_escalate_wait_for_a_human(client: Client, t
     async with goal(client, task_queue, name, model, success_criteria=criteria) as handle:
         (escalation,) = await waiting(handle)
         assert escalation.step_id == "goal" and [d.value for d in escalation.decisions] == ["accept", "abort"]
+        # The goal's own criteria can only be accepted or not: there is no step to retry or plan again.
+        assert "'retry' is not possible" in await refused(
+            handle, ResolveRequest(escalation_id=escalation.escalation_id, resolver="bob", decision="retry")
+        )
         await resolve(handle, escalation, "bob", "accept")
         result = await finish(handle)
     assert result.status is GoalStatus.COMPLETED and result.output == GOOD
@@ -147,7 +150,7 @@ async def test_the_cli_lists_and_resolves_escalations(client: Client, task_queue
     async with goal(client, task_queue, playbook(tmp_path, monkeypatch), ScriptedModel(lambda request: answer(WEAK))) as handle:
         (escalation,) = await waiting(handle)
         code, out, _ = await cli("escalations", handle.id)
-        assert code == 0 and escalation.escalation_id in out and "--decision accept|retry|abort" in out
+        assert code == 0 and escalation.escalation_id in out and "--decision accept|retry|replan|abort" in out
         assert f"--name resolve" in out  # the raw Temporal CLI equivalent is shown too
         code, out, _ = await cli("escalations", handle.id, "--json")
         assert code == 0 and json.loads(out)[0]["step_id"] == "draft"

@@ -40,9 +40,11 @@ def agent(
     instruction: str = "do the thing",
     role: str = "researcher",
     prefetch: tuple[ToolInvocation, ...] = (),
+    fallback: str | None = None,
 ) -> AgentStep:
     return AgentStep(
-        id=sid, role=role, depends_on=list(deps), tools=list(tools), instruction=instruction, prefetch=list(prefetch)
+        id=sid, role=role, depends_on=list(deps), tools=list(tools), instruction=instruction, prefetch=list(prefetch),
+        fallback=fallback,
     )
 
 
@@ -531,3 +533,13 @@ def test_the_planner_model_can_delegate_and_explore() -> None:
     assert all(s.checks == [NonEmptyCheck(), RelevanceCheck()] for s in steps)
     assert plan_problems(steps, tool_effects(), allowed_roles=set(LLM_PLAN_ROLES), effects_last=True) == []
     assert draft_schema(5)["properties"]["steps"]["items"]["properties"]["mode"]["enum"] == ["agent", "subagent", "explore"]
+
+
+def test_fallbacks_name_another_step_that_nobody_depends_on() -> None:
+    primary = agent("primary", fallback="backup")
+    steps = [primary, agent("backup"), agent("after", "primary")]
+    assert plan_problems(steps, EFFECTS) == []
+    assert plan_problems([agent("a", fallback="a")], EFFECTS) == ["step 'a': fallback 'a' is not another step of the plan"]
+    assert plan_problems([agent("a", fallback="ghost")], EFFECTS) == ["step 'a': fallback 'ghost' is not another step of the plan"]
+    (problem,) = plan_problems([primary, agent("backup"), agent("after", "backup")], EFFECTS)
+    assert problem.startswith("step 'after' depends on fallback steps ['backup']")

@@ -21,8 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.approvals import human_approver, reject
 
 RESOLUTION_REJECTED = "ResolutionRejected"
-# Re-planning is not built yet: a resolver can accept, retry or abort.
-STEP_DECISIONS = [EscalationDecision.ACCEPT, EscalationDecision.RETRY, EscalationDecision.ABORT]
+STEP_DECISIONS = [EscalationDecision.ACCEPT, EscalationDecision.RETRY, EscalationDecision.REPLAN, EscalationDecision.ABORT]
 GOAL_DECISIONS = [EscalationDecision.ACCEPT, EscalationDecision.ABORT]
 
 

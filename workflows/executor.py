@@ -63,6 +63,11 @@ class StepExecutor:
             if decision is EscalationDecision.RETRY and escalation.resolution is not None:
                 attempt = with_guidance(step, escalation.resolution)
                 continue
+            if decision is EscalationDecision.REPLAN and escalation.resolution is not None:
+                # The scheduler revises the rest of the plan once the running steps are done.
+                result.status, result.replan_guidance = StepStatus.FAILED, escalation.resolution.guidance
+                result.error = f"{result.error}; re-planning requested by {escalation.resolution.resolver}"
+                break
             ended = f"aborted by {escalation.resolution.resolver}" if escalation.resolution else "no resolution in time, aborted"
             result.error = f"{result.error}; {ended}"
             break

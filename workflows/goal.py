@@ -1,6 +1,7 @@
 """`GoalWorkflow`: one goal, planned, executed step by step, verified, as one durable workflow.
 
-Plan (`plan_goal`) -> steps in dependency order, independent ones concurrently (`StepExecutor`) ->
+Plan (`plan_goal`) -> steps in dependency order, independent ones concurrently (`StepScheduler`, which
+also runs fallbacks and revises the rest of the plan when a step fails; `StepExecutor` runs each) ->
 the goal's success criteria checked on the final output (`verify_output`). Input is one
 `GoalRequest`, output one `GoalResult`; the `status` query shows live progress.
 
@@ -49,7 +50,6 @@ with workflow.unsafe.imports_passed_through():
         GoalResult,
         GoalStatus,
         StepProgress,
-        StepResult,
         StepStatus,
     )
     from contracts.plan import PLAN_GOAL_ACTIVITY, Plan, PlanRequest
@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.executor import StepExecutor
     from workflows.failures import BudgetExceeded, WorkflowCodeError, failure_message
     from workflows.ledger import GoalLedger
+    from workflows.scheduler import StepScheduler
     from workflows.steps import StepContext, step_runners
     from workflows.tool_gate import ToolCaller, ToolGate
     from workflows.verification import Verification
@@ -88,6 +89,7 @@ class GoalWorkflow:
             verification=self._verification,
         )
         self._executor = StepExecutor(context, step_runners(context), self._escalations)
+        self._scheduler = StepScheduler(request, self._executor, self._ledger, self._progress)
 
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> GoalProgress:
@@ -169,8 +171,9 @@ class GoalWorkflow:
         if plan is not None:
             result.plan = plan
             self._phase = "executing"
-            result.steps = await self._execute(plan, request)
-            await self._finish(plan, request, result)
+            result.steps = await self._scheduler.run(plan)
+            result.plan_revisions = self._scheduler.revisions
+            await self._finish(request, result)
         self._phase = "done"
         self._ledger.usage.wall_seconds = (workflow.now() - started).total_seconds()
         result.usage = self._ledger.usage
@@ -204,49 +207,22 @@ class GoalWorkflow:
             self._progress[step.id] = StepProgress(step_id=step.id, role=step.role, status=StepStatus.PENDING)
         return plan
 
-    async def _execute(self, plan: Plan, request: GoalRequest) -> list[StepResult]:
-        """Run ready steps (all dependencies completed) concurrently, up to `max_parallel_steps`."""
-        results: dict[str, StepResult] = {}
-        outputs: dict[str, str] = {}
-        running: dict[str, asyncio.Task[StepResult]] = {}
-        while len(results) < len(plan.steps):
-            for step in plan.steps:
-                if step.id in results or step.id in running:
-                    continue
-                blocked = [d for d in step.depends_on if d in results and results[d].status is not StepStatus.COMPLETED]
-                if blocked or self._ledger.exceeded:
-                    reason = "budget exceeded" if self._ledger.exceeded else f"dependencies did not complete: {blocked}"
-                    results[step.id] = StepResult(step_id=step.id, role=step.role, status=StepStatus.SKIPPED, error=reason)
-                    self._progress[step.id].status = StepStatus.SKIPPED
-                elif all(d in outputs for d in step.depends_on) and len(running) < request.max_parallel_steps:
-                    running[step.id] = asyncio.create_task(self._executor.run(step, outputs))
-            if not running:
-                break
-            await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
-            for step_id, task in list(running.items()):  # insertion order: deterministic
-                if task.done():
-                    del running[step_id]
-                    results[step_id] = task.result()
-                    if results[step_id].status is StepStatus.COMPLETED:
-                        outputs[step_id] = results[step_id].output
-        return [results[s.id] for s in plan.steps if s.id in results]
-
-    async def _finish(self, plan: Plan, request: GoalRequest, result: GoalResult) -> None:
+    async def _finish(self, request: GoalRequest, result: GoalResult) -> None:
         by_id = {s.step_id: s for s in result.steps}
         if self._ledger.exceeded:
             result.status, result.error = GoalStatus.BUDGET_EXCEEDED, self._ledger.exceeded
             return
-        escalated = [s.step_id for s in result.steps if s.status is StepStatus.ESCALATED]
-        unfinished = [s.step_id for s in result.steps if s.status is not StepStatus.COMPLETED]
+        standing = [s for s in result.steps if s.superseded_by is None]  # a replaced step's failure was dealt with
+        escalated = [s.step_id for s in standing if s.status is StepStatus.ESCALATED]
+        unfinished = [s.step_id for s in standing if s.status is not StepStatus.COMPLETED]
         if escalated:
             result.status, result.error = GoalStatus.ESCALATED, f"steps escalated for a human: {escalated}"
             return
         if unfinished:
-            errors = "; ".join(f"{s.step_id}: {s.error}" for s in result.steps if s.error)
+            errors = "; ".join([f"{s.step_id}: {s.error}" for s in standing if s.error] + self._scheduler.revision_errors)
             result.error = f"steps did not complete: {unfinished} ({errors})"
             return
-        output_step = plan.output_step or plan.steps[-1].id
-        result.output = by_id[output_step].output
+        result.output = by_id[self._scheduler.output_step].output
         if request.success_criteria:
             self._phase = "verifying goal"
             try:
