@@ -20,7 +20,7 @@ from core.relevance import ungrounded_steps
 from activities.providers.base import get_provider
 from contracts.errors import ErrorType
 from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole, TokenUsage
-from contracts.plan import PLAN_GOAL_ACTIVITY, AgentStep, ExploreStep, ExploreVariant, PlanRevision, PlanStep, SubagentStep, Plan, PlanAttempt, PlanRequest, PlanSource
+from contracts.plan import PLAN_GOAL_ACTIVITY, AgentStep, ExploreStep, ExploreVariant, PlanRevision, PlanStep, SubagentStep, ToolInvocation, ToolStep, Plan, PlanAttempt, PlanRequest, PlanSource
 from contracts.verify import AcceptanceCheck, NonEmptyCheck, RelevanceCheck
 from core.tools import TOOLS, tool_effects
 from core.untrusted import step_output
@@ -68,8 +68,9 @@ def _planner_messages(request: PlanRequest) -> list[ChatMessage]:
         f"{request.max_steps} steps, in order. Each step has: role (one of {', '.join(LLM_PLAN_ROLES)}), "
         "instruction (what the step must produce), needs (numbers of earlier steps whose output it uses; "
         "step 1 needs nothing), tools (only the tools it needs), and optionally mode: agent (default: do it), "
-        "subagent (a sub-question big enough to plan and research on its own) or explore (try it three ways "
-        "and keep the best). Steps that write files come last.\n"
+        "subagent (a sub-question big enough to plan and research on its own), explore (try it three ways "
+        "and keep the best) or tool (one call of the one tool in tools, no reasoning: a step of a tool chain). "
+        "Steps that write files come last.\n"
         f"Tools:\n{tool_lines}\nReply with the plan as JSON only."
     )
     return [ChatMessage(role=ChatRole.SYSTEM, content=system), ChatMessage(role=ChatRole.USER, content=_planner_task(request))]
@@ -248,6 +249,7 @@ class StepMode(StrEnum):
     AGENT = "agent"
     SUBAGENT = "subagent"
     EXPLORE = "explore"
+    TOOL = "tool"
 
 
 # An explored step tries three temperatures; the step's checks score them.
@@ -256,10 +258,17 @@ EXPLORE_VARIANTS = [ExploreVariant(label="steady", temperature=0.0), ExploreVari
 
 
 def drafted_step(mode: object, *, id: str, role: str, instruction: str, depends_on: list[str], tools: list[str]) -> PlanStep:
-    """The typed step for one drafted item; an unknown mode is an agent step (the schema allows no other)."""
+    """The typed step for one drafted item; an unknown mode (the schema allows no other), or a tool step that
+    does not name exactly one known tool, is an agent step."""
     if mode == StepMode.SUBAGENT:
         # The sub-goal is planned by the child's own planner; its budget share and scope come from this goal.
         return SubagentStep(id=id, role=role, goal=instruction, depends_on=depends_on, checks=llm_step_checks())
+    if mode == StepMode.TOOL and len(tools) == 1 and tools[0] in TOOLS:
+        # A chain link: the tool's required arguments are filled by one constrained model call from the instruction.
+        fields = TOOLS[tools[0]].args_model.model_fields
+        fills = [name for name, field in fields.items() if field.is_required()] or list(fields)[:1]
+        return ToolStep(id=id, role=role, depends_on=depends_on, invocation=ToolInvocation(tool=tools[0]),
+                        model_fills=fills, fill_instruction=instruction, checks=[NonEmptyCheck()])
     if mode == StepMode.EXPLORE:
         return ExploreStep(id=id, role=role, instruction=instruction, depends_on=depends_on, tools=tools,
                            variants=EXPLORE_VARIANTS, checks=llm_step_checks())

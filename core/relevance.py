@@ -26,8 +26,9 @@ def content_stems(text: str) -> set[str]:
 
 
 def instruction_of(step: PlanStep) -> str:
-    """What the step is asked to do: an agent's instruction, a subagent's goal ('' for a tool step)."""
-    return getattr(step, "instruction", None) or getattr(step, "goal", None) or ""
+    """What the step is asked to do: an agent's instruction, a subagent's goal, what a tool step's model fills
+    ('' for a plain tool step)."""
+    return getattr(step, "instruction", None) or getattr(step, "goal", None) or getattr(step, "fill_instruction", None) or ""
 
 
 def ungrounded_steps(goal: str, steps: Sequence[PlanStep]) -> list[str]:

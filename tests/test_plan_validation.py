@@ -532,7 +532,7 @@ def test_the_planner_model_can_delegate_and_explore() -> None:
     assert steps[0].goal == "Research retries in depth" and [v.label for v in steps[1].variants] == ["steady", "varied", "bold"]
     assert all(s.checks == [NonEmptyCheck(), RelevanceCheck()] for s in steps)
     assert plan_problems(steps, tool_effects(), allowed_roles=set(LLM_PLAN_ROLES), effects_last=True) == []
-    assert draft_schema(5)["properties"]["steps"]["items"]["properties"]["mode"]["enum"] == ["agent", "subagent", "explore"]
+    assert draft_schema(5)["properties"]["steps"]["items"]["properties"]["mode"]["enum"] == ["agent", "subagent", "explore", "tool"]
 
 
 def test_fallbacks_name_another_step_that_nobody_depends_on() -> None:
@@ -543,3 +543,18 @@ def test_fallbacks_name_another_step_that_nobody_depends_on() -> None:
     assert plan_problems([agent("a", fallback="ghost")], EFFECTS) == ["step 'a': fallback 'ghost' is not another step of the plan"]
     (problem,) = plan_problems([primary, agent("backup"), agent("after", "backup")], EFFECTS)
     assert problem.startswith("step 'after' depends on fallback steps ['backup']")
+
+
+def test_the_planner_model_can_chain_tools() -> None:
+    raw = json.dumps({"steps": [
+        {"role": "analyst", "instruction": "Query how many runs of tool calls were retried", "needs": [], "tools": ["sql_query"], "mode": "tool"},
+        {"role": "drafter", "instruction": "Explain what the retry count says about idempotency", "needs": [1], "tools": []},
+        {"role": "analyst", "instruction": "Two tools cannot be one tool step about retries", "needs": [], "tools": ["sql_query", "calculate"], "mode": "tool"},
+    ]})
+    steps, problems, _ = parse_draft(raw, 5)
+    chain, explain, not_a_tool_step = steps
+    assert problems == [] and isinstance(chain, ToolStep) and chain.invocation.tool == "sql_query"
+    assert chain.model_fills == ["sql"] and chain.fill_instruction.startswith("Query how many runs")
+    assert type(not_a_tool_step).__name__ == "AgentStep"
+    assert plan_problems(steps, tool_effects(), allowed_roles=set(LLM_PLAN_ROLES), effects_last=True) == []
+    assert ungrounded_steps("How often are tool calls retried, and what does that say about idempotency?", steps) == []
