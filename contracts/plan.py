@@ -42,6 +42,9 @@ class _Step(BaseModel):
     fallback: str | None = Field(
         default=None, description="A step that runs only if this one fails; its output then stands in for this step's."
     )
+    model: ModelSpec | None = Field(
+        default=None, description="This step's model instead of the goal's executor model (a subagent: its executor)."
+    )
 
 
 class AgentStep(_Step):

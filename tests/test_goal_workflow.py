@@ -265,3 +265,20 @@ async def test_tool_calls_on_the_last_turn_are_not_run(client: Client, task_queu
     result, history = await run_goal(client, task_queue, GoalRequest(goal="g", playbook=playbook), fake_activities(model.activity()))
     assert "calculate" not in scheduled_activities(history)
     assert model.requests[0].tools == [] and result.steps[0].tool_calls == []
+
+
+async def test_a_step_can_name_its_own_model(client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A playbook step's `model` replaces the goal's executor model for that step only, and reaches the provider."""
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    steps = [
+        {"type": "agent", "id": "small", "role": "researcher", "instruction": "Note one fact."},
+        {"type": "agent", "id": "large", "role": "drafter", "depends_on": ["small"], "instruction": "Write it up.",
+         "model": {"provider": "openai", "model": "large-model", "temperature": 0.2}},
+    ]
+    name = write_playbook(tmp_path / "playbooks", {"name": "routed", "steps": steps})
+    model = ScriptedModel(lambda request: answer("done"))
+    result, _ = await run_goal(client, task_queue, GoalRequest(goal="Route per step", playbook=name), fake_activities(model.activity()))
+    assert result.status is GoalStatus.COMPLETED, result.error
+    small, large = model.requests
+    assert small.spec.model is None and small.spec.provider is None  # the goal's (worker's) default
+    assert (large.spec.provider.value, large.spec.model, large.spec.temperature) == ("openai", "large-model", 0.2)

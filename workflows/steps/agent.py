@@ -108,7 +108,7 @@ class AgentStepRunner:
         self, step: AgentStep, messages: list[ChatMessage], tools: list[ToolSchema], result: StepResult,
         spec: ModelSpec | None, label: str,
     ) -> ModelResponse:
-        spec = spec or self.context.request.models.executor
+        spec = spec or step.model or self.context.request.models.executor
         if result.attempts > 1 and step.refine_temperature_step:
             bumped = min(2.0, spec.temperature + step.refine_temperature_step * (result.attempts - 1))
             spec = spec.model_copy(update={"temperature": bumped})

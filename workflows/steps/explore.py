@@ -70,7 +70,7 @@ class ExploreStepRunner:
         attempt = self._variant_step(step, variant)
         sub = StepResult(step_id=step.id, role=attempt.role, status=StepStatus.RUNNING)
         candidate = CandidateResult(label=variant.label, role=attempt.role, status=StepStatus.RUNNING)
-        spec = variant.model or self.context.request.models.executor
+        spec = variant.model or step.model or self.context.request.models.executor
         if variant.temperature is not None:
             spec = spec.model_copy(update={"temperature": variant.temperature})
         try:

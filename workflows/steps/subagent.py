@@ -42,7 +42,7 @@ class SubagentStepRunner:
             goal=goal,
             playbook=step.playbook,
             budget=budget,
-            models=parent.models,
+            models=parent.models.model_copy(update={"executor": step.model}) if step.model else parent.models,
             max_parallel_steps=parent.max_parallel_steps,
             parent=ParentLink(workflow_id=workflow.info().workflow_id, step_id=step.id, role=step.role, depth=self.depth + 1),
             scopes=[*parent.scopes, own],

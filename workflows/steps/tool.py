@@ -70,7 +70,7 @@ class ToolStepRunner:
             ChatMessage(role=ChatRole.USER, content="\n\n".join([*material, f"Goal: {goal}\n{task}"])),
         ]
         response = await call_model(
-            self.context.ledger, self.context.request.models.executor, messages, result,
+            self.context.ledger, step.model or self.context.request.models.executor, messages, result,
             summary=f"{step.id}: fill {', '.join(names)}", response_schema_json=json.dumps(fill_schema(tool, names)),
         )
         try:
