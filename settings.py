@@ -106,6 +106,19 @@ def ui_url() -> str | None:
     return env("FOREMAN_UI_URL")
 
 
+def cache_enabled() -> bool:
+    """FOREMAN_CACHE=off turns the model-call cache off for this worker (default: on)."""
+    return (env("FOREMAN_CACHE", "on") or "on").lower() not in {"off", "0", "false", "no"}
+
+
+def cache_path() -> Path:
+    return Path(env("FOREMAN_CACHE_PATH", str(foreman_home() / "call-cache.sqlite")) or "").resolve()
+
+
+def cache_ttl_seconds() -> float:
+    return float(env("FOREMAN_CACHE_TTL_SECONDS", str(7 * 24 * 3600)) or 0)
+
+
 def http_allowed_hosts() -> list[str] | None:
     """Hosts `http_fetch` may reach; unset means any host."""
     raw = env("FOREMAN_HTTP_ALLOWED_HOSTS")

@@ -16,7 +16,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 import settings
-from activities import model_call
+from activities.model_call import ModelCalls
 from activities.planner import plan_goal
 from activities.tools import tool_activities
 from activities.verifier import verify_output
@@ -29,7 +29,8 @@ from workflows.goal import GoalWorkflow
 def all_activities(call_model: Callable | None = None, stores: Stores | None = None) -> list:
     """Every activity: planner, `call_model` (or a stand-in under the same activity name), verifier, and
     every tool bound to `stores` (default: the stores the settings name, built now)."""
-    return [plan_goal, call_model or model_call.call_model, verify_output, *tool_activities(stores)]
+    stores = stores or from_settings()
+    return [plan_goal, call_model or ModelCalls(stores.cache).call_model, verify_output, *tool_activities(stores)]
 
 
 def build_worker(

@@ -61,6 +61,7 @@ class GoalRequest(BaseModel):
     models: ModelRouting = Field(default_factory=ModelRouting)
     max_parallel_steps: int = Field(default=4, ge=1, le=32)
     max_plan_revisions: int = Field(default=2, ge=0, le=5, description="How often the rest of the plan may be revised.")
+    cache: bool = Field(default=True, description="False: no model call of this goal is answered from the call cache.")
     parent: ParentLink | None = Field(default=None, description="Set when this goal is a subagent of another.")
     scopes: list[Principal] = Field(
         default_factory=list,
@@ -116,6 +117,7 @@ class ModelCallRecord(BaseModel):
     completion_tokens: int = 0
     cost_usd: float = 0.0
     finish_reason: str = ""
+    cached: bool = False
 
 
 class CandidateResult(BaseModel):
@@ -159,13 +161,19 @@ class StepResult(BaseModel):
     finished_at: datetime | None = None
 
 
+class CacheHits(BaseModel):
+    model: int = 0
+    tool: int = 0
+
+
 class UsageTotals(BaseModel):
-    model_calls: int = 0
+    model_calls: int = Field(default=0, description="Calls a provider answered (cache hits are not calls).")
     prompt_tokens: int = 0
     completion_tokens: int = 0
     tool_calls: int = 0
     cost_usd: float = 0.0
     wall_seconds: float = 0.0
+    cache_hits: CacheHits = Field(default_factory=CacheHits)
 
     def add_model(self, usage: TokenUsage, cost_usd: float, calls: int = 1) -> None:
         self.model_calls += calls

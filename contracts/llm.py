@@ -71,6 +71,14 @@ class ToolSchema(BaseModel):
 CALL_MODEL_ACTIVITY = "call_model"  # ModelRequest -> ModelResponse
 
 
+class CacheUse(StrEnum):
+    """Whether a model call may be answered from (and stored in) the worker's call cache."""
+
+    OFF = "off"
+    DETERMINISTIC = "deterministic"  # only at temperature 0, where the same request means the same answer
+    ON = "on"  # also above temperature 0 (the step opted in: a repeated sample is fine)
+
+
 class ModelRequest(BaseModel):
     """Input of the `call_model` activity."""
 
@@ -81,6 +89,7 @@ class ModelRequest(BaseModel):
     response_schema_json: str | None = Field(
         default=None, description="When set, the reply must be JSON matching this schema."
     )
+    cache: CacheUse = CacheUse.DETERMINISTIC
 
 
 class TokenUsage(BaseModel):
@@ -98,3 +107,4 @@ class ModelResponse(BaseModel):
     model: str
     cost_usd: float = 0.0
     latency_ms: float = 0.0
+    cached: bool = Field(default=False, description="Answered from the call cache: no provider call, no cost.")

@@ -45,6 +45,9 @@ class _Step(BaseModel):
     model: ModelSpec | None = Field(
         default=None, description="This step's model instead of the goal's executor model (a subagent: its executor)."
     )
+    cache: bool | None = Field(
+        default=None, description="None: cached at temperature 0 only; true: always (opt in); false: never."
+    )
 
 
 class AgentStep(_Step):

@@ -129,3 +129,16 @@ class SqlDatabase(Protocol):
 
     def query(self, statement: str, params: list[str | int | float | None], max_rows: int) -> QueryRows:
         ...
+
+
+@runtime_checkable
+class CallCache(Protocol):
+    """Results of calls worth not paying for twice (model calls), by content key; entries expire."""
+
+    def get(self, key: str) -> str | None:
+        """The value stored under `key`, or None when absent or expired."""
+        ...
+
+    def put(self, key: str, value: str) -> None:
+        """Store `value` under `key` (replacing any older value), for the cache's time to live."""
+        ...

@@ -2,7 +2,7 @@
 under the real activity name, so a goal runs the real workflow, planner, verifier and tools on a
 model that does exactly what the script says (including obeying injected instructions).
 
-Never used by the worker: production registers `activities.model_call.call_model`.
+Never used by the worker: production registers `activities.model_call.ModelCalls(cache).call_model`.
 """
 
 from __future__ import annotations

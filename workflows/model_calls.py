@@ -1,33 +1,45 @@
 """One `call_model` activity for a step (workflow code): reserved against the budget before it is
-awaited, recorded in the step's result with provenance and usage."""
+awaited, recorded in the step's result with provenance and usage. A call the worker's cache answered is
+not a model call: its reservation is released and it counts as a cache hit."""
 
 from __future__ import annotations
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.goal import ModelCallRecord, StepResult
-    from contracts.llm import CALL_MODEL_ACTIVITY, ChatMessage, ModelRequest, ModelResponse, ModelRole, ModelSpec, ToolSchema
+    from contracts.goal import GoalRequest, ModelCallRecord, StepResult
+    from contracts.llm import CALL_MODEL_ACTIVITY, CacheUse, ChatMessage, ModelRequest, ModelResponse, ModelRole, ModelSpec, ToolSchema
+    from contracts.plan import PlanStep
     from core.options import MODEL_CALL
     from workflows.ledger import GoalLedger
 
 
+def cache_use(request: GoalRequest, step: PlanStep) -> CacheUse:
+    """Off for the goal or the step wins; a step's opt-in caches above temperature 0 too."""
+    if not request.cache or step.cache is False:
+        return CacheUse.OFF
+    return CacheUse.ON if step.cache else CacheUse.DETERMINISTIC
+
+
 async def call_model(
     ledger: GoalLedger, spec: ModelSpec, messages: list[ChatMessage], result: StepResult, summary: str,
-    tools: list[ToolSchema] | None = None, response_schema_json: str | None = None,
+    tools: list[ToolSchema] | None = None, response_schema_json: str | None = None, cache: CacheUse = CacheUse.DETERMINISTIC,
 ) -> ModelResponse:
     ledger.before_model_call()
     response = await workflow.execute_activity(
         CALL_MODEL_ACTIVITY,
         ModelRequest(
             role=ModelRole.EXECUTOR, spec=spec, messages=list(messages), tools=tools or [],
-            response_schema_json=response_schema_json,
+            response_schema_json=response_schema_json, cache=cache,
         ),
         result_type=ModelResponse,
         summary=summary,
         **MODEL_CALL.kwargs(),
     )
     ledger.usage.add_model(response.usage, response.cost_usd, calls=0)  # the call was reserved
+    if response.cached:  # answered from the cache: no provider call was made, so none is counted
+        ledger.usage.model_calls -= 1
+        ledger.usage.cache_hits.model += 1
     result.model_calls.append(
         ModelCallRecord(
             provider=response.provider.value,
@@ -36,6 +48,7 @@ async def call_model(
             completion_tokens=response.usage.completion_tokens,
             cost_usd=response.cost_usd,
             finish_reason=response.finish_reason,
+            cached=response.cached,
         )
     )
     return response

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from core.templating import render
     from core.tools import TOOLS
     from core.untrusted import UNTRUSTED_NOTE, defuse, step_output
-    from workflows.model_calls import call_model
+    from workflows.model_calls import cache_use, call_model
     from workflows.steps.base import StepContext, declared_call
 
 
@@ -113,7 +113,8 @@ class AgentStepRunner:
             bumped = min(2.0, spec.temperature + step.refine_temperature_step * (result.attempts - 1))
             spec = spec.model_copy(update={"temperature": bumped})
         summary = f"{step.id}{'/' + label if label else ''}: model turn {result.turns}"
-        return await call_model(self.context.ledger, spec, messages, result, summary, tools=tools)
+        cache = cache_use(self.context.request, step)
+        return await call_model(self.context.ledger, spec, messages, result, summary, tools=tools, cache=cache)
 
     async def _tool_message_text(self, step: AgentStep, call: ToolCallRequest, result: StepResult, allowed: set[str]) -> str:
         """The tool's output as the model sees it: untrusted, forged tags defused, or a typed error."""

@@ -60,7 +60,7 @@ class ExploreStepRunner:
     def _variant_step(self, step: ExploreStep, variant: ExploreVariant) -> AgentStep:
         return AgentStep(
             id=step.id, role=variant.role or step.role, instruction=variant.instruction or step.instruction,
-            depends_on=step.depends_on, tools=step.tools, max_turns=step.max_turns, max_attempts=1,
+            depends_on=step.depends_on, tools=step.tools, max_turns=step.max_turns, max_attempts=1, cache=step.cache,
         )
 
     async def _candidate(

@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from core.tools import TOOLS
     from core.untrusted import UNTRUSTED_NOTE, step_output
     from workflows.failures import StepFailed
-    from workflows.model_calls import call_model
+    from workflows.model_calls import cache_use, call_model
     from workflows.steps.base import StepContext, declared_call
 
 
@@ -72,6 +72,7 @@ class ToolStepRunner:
         response = await call_model(
             self.context.ledger, step.model or self.context.request.models.executor, messages, result,
             summary=f"{step.id}: fill {', '.join(names)}", response_schema_json=json.dumps(fill_schema(tool, names)),
+            cache=cache_use(self.context.request, step),
         )
         try:
             filled = json.loads(response.message.content)
