@@ -25,6 +25,7 @@ class Budget(BaseModel):
     max_tool_calls: int = Field(default=100, gt=0, le=10_000)
     max_total_tokens: int = Field(default=400_000, gt=0)
     max_cost_usd: float = Field(default=5.0, ge=0.0, description="0 means no cost cap (e.g. free local models).")
+    max_wall_seconds: float = Field(default=0.0, ge=0.0, description="Wall-clock time for the whole goal; 0 means none.")
 
 
 class ModelRouting(BaseModel):
@@ -198,6 +199,7 @@ class GoalResult(BaseModel):
     steps: list[StepResult] = Field(default_factory=list)
     final_verdict: Verdict | None = None
     usage: UsageTotals = Field(default_factory=UsageTotals)
+    budget: Budget = Field(default_factory=Budget, description="The limits `usage` was spent against (children included).")
     approvals: list[ApprovalRequest] = Field(default_factory=list, description="Every approval request, as decided.")
     audit: list[ApprovalEvent] = Field(default_factory=list, description="Policy and approval events, in order.")
     escalations: list[Escalation] = Field(default_factory=list, description="Every escalation, with its resolution.")
@@ -222,4 +224,5 @@ class GoalProgress(BaseModel):
     phase: str
     steps: list[StepProgress] = Field(default_factory=list)
     usage: UsageTotals = Field(default_factory=UsageTotals)
+    budget: Budget = Field(default_factory=Budget, description="The limits `usage` is spent against.")
     escalations: list[Escalation] = Field(default_factory=list)

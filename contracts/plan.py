@@ -48,6 +48,8 @@ class _Step(BaseModel):
     cache: bool | None = Field(
         default=None, description="None: cached at temperature 0 only; true: always (opt in); false: never."
     )
+    max_model_calls: int | None = Field(default=None, gt=0, le=1_000, description="This step's own limit (the goal's still applies).")
+    max_tool_calls: int | None = Field(default=None, gt=0, le=1_000, description="This step's own limit (the goal's still applies).")
 
 
 class AgentStep(_Step):

@@ -282,3 +282,37 @@ async def test_a_step_can_name_its_own_model(client: Client, task_queue: str, tm
     small, large = model.requests
     assert small.spec.model is None and small.spec.provider is None  # the goal's (worker's) default
     assert (large.spec.provider.value, large.spec.model, large.spec.temperature) == ("openai", "large-model", 0.2)
+
+
+async def test_wall_clock_and_per_step_limits(client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A goal's wall-clock budget stops it gracefully at the next call; a step's own call limit fails only that step;
+    `status` and the result show every limit beside the spend."""
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    chain = [{"type": "agent", "id": f"s{i}", "role": "researcher", "instruction": "Note a fact.",
+              **({"depends_on": [f"s{i - 1}"]} if i else {})} for i in range(3)]
+    name = write_playbook(tmp_path / "playbooks", {"name": "slow-chain", "steps": chain})
+
+    @activity.defn(name="call_model")
+    async def slow_model(request: ModelRequest) -> ModelResponse:
+        await asyncio.sleep(0.6)
+        return ModelResponse(message=answer("a fact"), provider=Provider.OPENAI, model="scripted")
+
+    budget = Budget(max_wall_seconds=1.0)
+    result, _ = await run_goal(client, task_queue, GoalRequest(goal="Take your time", playbook=name, budget=budget), fake_activities(slow_model))
+    assert result.status is GoalStatus.BUDGET_EXCEEDED and result.error == "wall-clock budget of 1 s used up"
+    assert [s.status for s in result.steps] == [StepStatus.COMPLETED, StepStatus.COMPLETED, StepStatus.FAILED]
+    assert result.budget.max_wall_seconds == 1.0 and result.usage.wall_seconds >= 1.0
+
+    limited = [{"type": "agent", "id": "once", "role": "researcher", "instruction": "Say durable.", "max_model_calls": 1,
+                "checks": [{"type": "required_terms", "terms": ["durable"]}]},
+               {"type": "agent", "id": "other", "role": "researcher", "instruction": "Anything."}]
+    name = write_playbook(tmp_path / "playbooks", {"name": "limited", "steps": limited})
+    async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(lambda r: answer("nope")).activity())):
+        handle = await client.start_workflow(GoalWorkflow.run, GoalRequest(goal="Limits", playbook=name),
+                                             id=f"limits-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+        result = await handle.result()
+        progress = await handle.query("status", result_type=GoalProgress)
+    once, other = result.steps
+    assert once.status is StepStatus.FAILED and once.error == "StepLimit: step 'once' used its 1 model calls"
+    assert other.status is StepStatus.COMPLETED and result.status is GoalStatus.FAILED  # the goal went on
+    assert progress.budget == Budget() and progress.usage.model_calls == 2

@@ -98,6 +98,7 @@ class GoalWorkflow:
             phase=self._phase,
             steps=list(self._progress.values()),
             usage=self._ledger.usage,
+            budget=self._ledger.budget,
             escalations=list(self._escalations.escalations.values()),
         )
 
@@ -164,7 +165,6 @@ class GoalWorkflow:
             raise WorkflowCodeError(f"workflow code raised {err!r}") from err
 
     async def _run(self, request: GoalRequest) -> GoalResult:
-        started = workflow.now()
         reporting = asyncio.create_task(self._approvals.report_changes())  # a subagent keeps its parent informed
         result = GoalResult(workflow_id=workflow.info().workflow_id, goal=request.goal, status=GoalStatus.FAILED)
         plan = await self._plan(request, result)
@@ -175,8 +175,8 @@ class GoalWorkflow:
             result.plan_revisions = self._scheduler.revisions
             await self._finish(request, result)
         self._phase = "done"
-        self._ledger.usage.wall_seconds = (workflow.now() - started).total_seconds()
-        result.usage = self._ledger.usage
+        self._ledger.usage.wall_seconds = (workflow.now() - self._ledger.started).total_seconds()
+        result.usage, result.budget = self._ledger.usage, self._ledger.budget
         result.approvals = list(self._desk.requests.values())
         result.audit = self._desk.events
         result.escalations = list(self._escalations.escalations.values())

@@ -21,6 +21,7 @@ class GoalLedger:
 
     def __init__(self, budget: Budget) -> None:
         self.budget = budget
+        self.started = workflow.now()  # the goal's clock starts with the workflow (replay gives the same time)
         self.usage = UsageTotals()
         self.carved = UsageTotals()  # held for running subagents; counted as spent until they settle
         self.exceeded: str | None = None
@@ -39,9 +40,14 @@ class GoalLedger:
             cost_usd=used.cost_usd + held.cost_usd,
         )
 
-    def before_model_call(self) -> None:
+    def _check_clock(self) -> None:
         if self.exceeded:
             raise BudgetExceeded(self.exceeded)
+        if self.budget.max_wall_seconds and (workflow.now() - self.started).total_seconds() >= self.budget.max_wall_seconds:
+            self._stop(f"wall-clock budget of {self.budget.max_wall_seconds:g} s used up")
+
+    def before_model_call(self) -> None:
+        self._check_clock()
         committed = self._committed()
         if committed.model_calls >= self.budget.max_model_calls:
             self._stop(f"model call budget of {self.budget.max_model_calls} used up")
@@ -52,8 +58,7 @@ class GoalLedger:
         self.usage.model_calls += 1
 
     def before_tool_call(self) -> None:
-        if self.exceeded:
-            raise BudgetExceeded(self.exceeded)
+        self._check_clock()
         if self._committed().tool_calls >= self.budget.max_tool_calls:
             self._stop(f"tool call budget of {self.budget.max_tool_calls} used up")
         self.usage.tool_calls += 1
@@ -61,8 +66,7 @@ class GoalLedger:
     def carve(self, share: float) -> Budget:
         """A child's budget: `share` of what is left in every dimension (at least one call of each), held
         until `settle`. BudgetExceeded when nothing is left to give."""
-        if self.exceeded:
-            raise BudgetExceeded(self.exceeded)
+        self._check_clock()
         committed, budget = self._committed(), self.budget
         left_calls = budget.max_model_calls - committed.model_calls
         left_tools = budget.max_tool_calls - committed.tool_calls
@@ -74,6 +78,9 @@ class GoalLedger:
             max_tool_calls=max(1, math.floor(max(left_tools, 1) * share)),
             max_total_tokens=max(1, math.floor(left_tokens * share)),
             max_cost_usd=0.0 if budget.max_cost_usd == 0 else (budget.max_cost_usd - committed.cost_usd) * share,  # 0: uncapped
+            # A child may use the parent's remaining time, not a share of it: it runs while the parent waits.
+            max_wall_seconds=0.0 if not budget.max_wall_seconds
+            else max(0.001, budget.max_wall_seconds - (workflow.now() - self.started).total_seconds()),
         )
         self.carved.model_calls += child.max_model_calls
         self.carved.tool_calls += child.max_tool_calls

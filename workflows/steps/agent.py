@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from core.tools import TOOLS
     from core.untrusted import UNTRUSTED_NOTE, defuse, step_output
     from workflows.model_calls import cache_use, call_model
-    from workflows.steps.base import StepContext, declared_call
+    from workflows.steps.base import StepContext, declared_call, within_step_limits
 
 
 class AgentStepRunner:
@@ -108,6 +108,7 @@ class AgentStepRunner:
         self, step: AgentStep, messages: list[ChatMessage], tools: list[ToolSchema], result: StepResult,
         spec: ModelSpec | None, label: str,
     ) -> ModelResponse:
+        within_step_limits(step, result, "model")
         spec = spec or step.model or self.context.request.models.executor
         if result.attempts > 1 and step.refine_temperature_step:
             bumped = min(2.0, spec.temperature + step.refine_temperature_step * (result.attempts - 1))
@@ -118,6 +119,7 @@ class AgentStepRunner:
 
     async def _tool_message_text(self, step: AgentStep, call: ToolCallRequest, result: StepResult, allowed: set[str]) -> str:
         """The tool's output as the model sees it: untrusted, forged tags defused, or a typed error."""
+        within_step_limits(step, result, "tool")
         record, output = await self.context.tools.call(step, call, allowed)
         result.tool_calls.append(record)
         if output is None:

@@ -48,3 +48,10 @@ def declared_call(call_id: str, invocation: ToolInvocation, goal: str, outputs: 
     except (ValueError, KeyError) as err:
         raise StepFailed(f"invalid declared tool arguments: {err!r}") from err
     return ToolCallRequest(id=call_id, name=invocation.tool, arguments_json=arguments_json)
+
+
+def within_step_limits(step: PlanStep, result: StepResult, kind: str) -> None:
+    """A step's own call limits (the goal's budget applies too); reaching one fails the step, not the goal."""
+    used, limit = (len(result.model_calls), step.max_model_calls) if kind == "model" else (len(result.tool_calls), step.max_tool_calls)
+    if limit is not None and used >= limit:
+        raise StepFailed(f"StepLimit: step {step.id!r} used its {limit} {kind} calls")

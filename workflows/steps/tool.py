@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from core.untrusted import UNTRUSTED_NOTE, step_output
     from workflows.failures import StepFailed
     from workflows.model_calls import cache_use, call_model
-    from workflows.steps.base import StepContext, declared_call
+    from workflows.steps.base import StepContext, declared_call, within_step_limits
 
 
 def fill_schema(tool: str, names: list[str]) -> dict:
@@ -44,6 +44,7 @@ class ToolStepRunner:
             call = await self._fill(step, call, outputs, result)
         for attempt in range(1, step.max_attempts + 1):
             result.attempts = progress.attempt = attempt
+            within_step_limits(step, result, "tool")
             record, output = await context.tools.call(step, call, allowed={step.invocation.tool})
             result.tool_calls.append(record)
             if output is None:
