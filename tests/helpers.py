@@ -1,6 +1,7 @@
 """Helpers shared by the tests (and tests/record_history.py): run a goal on a real server with a given
 model, drive its approvals and escalations, inspect and replay its history, run the CLIs and a worker
-process. The approver and the playbook writer live in `testkit.goals` (shared with bench/)."""
+process, and the set-ups (playbooks, a planner server) that more than one module needs, so no module
+imports a test module. The approver and the playbook writer live in `testkit.goals` (shared with bench/)."""
 
 from __future__ import annotations
 
@@ -24,18 +25,22 @@ from temporalio.worker import Replayer
 import settings
 from contracts.approvals import APPROVE_UPDATE, PENDING_QUERY, ApprovalDecision, ApprovalRequest
 from contracts.escalations import ESCALATIONS_QUERY, RESOLVE_UPDATE, Escalation, ResolveRequest
-from contracts.goal import GoalRequest, GoalResult
+from contracts.goal import GoalRequest, GoalResult, ModelRouting
+from contracts.llm import ModelSpec, Provider
+from tests.llama_server import Recorded, Reply, ScriptedServer
 from testkit.goals import approve_everything, approve_pending, write_playbook
 from testkit.models import ScriptedModel, answer
 from worker import all_activities, build_worker
 from workflows.goal import GoalWorkflow
 
 __all__ = [
-    "APPROVERS", "CONTENT", "DRAFT", "PRINCIPALS", "TARGET",
+    "APPROVERS", "CHAIN_APPROVERS", "CHAIN_PRINCIPALS", "CONTENT", "DRAFT", "GOAL", "PRINCIPALS", "SQL_GATE", "TARGET",
+    "TEAM_APPROVERS", "TEAM_PRINCIPALS", "TERMS", "VARIANTS", "PlannerServer",
     "accepted_update_ids", "approve_everything", "approve_pending", "assert_each_activity_completed_once", "audit",
-    "decide", "escalating_playbook", "fake_activities", "finish", "gated_playbook", "goal", "pending", "replay",
-    "resolve", "run_cli", "run_goal", "scheduled_activities", "single_step_playbook", "start_worker", "starter",
-    "update_events", "waiting", "write_playbook",
+    "chain", "completion", "decide", "draft", "escalating_playbook", "explore_playbook", "fake_activities", "finish",
+    "gated_playbook", "goal", "models", "pending", "playbooks", "replay", "resolve", "run_cli", "run_goal",
+    "scheduled_activities", "single_step_playbook", "sql_step", "start_worker", "starter", "update_events", "waiting",
+    "write_playbook",
 ]
 
 
@@ -224,6 +229,110 @@ async def resolve(handle: WorkflowHandle, escalation: Escalation, resolver: str,
         ResolveRequest(escalation_id=escalation.escalation_id, resolver=resolver, decision=decision, guidance=guidance),
         result_type=Escalation,
     )
+
+
+# --- subagents: `team` delegates to two `sub` children (tests/test_subagents.py) -------------------
+
+# tests/test_subagents.py's APPROVERS and PRINCIPALS (renamed: the approvals' above).
+TEAM_APPROVERS = [{"name": "alice", "roles": ["editor"]}]
+TEAM_PRINCIPALS = [
+    {"role": "lead", "tools": ["read_file"], "side_effects": ["read"]},
+    {"role": "researcher", "tools": ["read_file", "write_file"], "side_effects": ["read", "write"]},
+]
+
+
+def playbooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, child_playbook: str = "sub", share: float = 0.5,
+              child_gate: bool = False) -> str:
+    """`team`: two subagent steps (lead role) in parallel, then a merge step; `sub`: one researcher step.
+    With `child_gate`, the lead may write too and every write in a child waits for an editor."""
+    folder = tmp_path / "playbooks"
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(folder))
+    principals = [{**p, "tools": ["read_file", "write_file"], "side_effects": ["read", "write"]} for p in TEAM_PRINCIPALS] if child_gate else TEAM_PRINCIPALS
+    gates = [{"name": "any-write", "when": [{"type": "tool", "tools": ["write_file"]}], "approver_roles": ["editor"]}] if child_gate else []
+    write_playbook(folder, {"name": "sub", "steps": [
+        {"type": "agent", "id": "dig", "role": "researcher", "instruction": "Research {{goal}}", "tools": ["write_file"], "max_turns": 3},
+    ], "policy": {"principals": principals, "approvers": TEAM_APPROVERS, "gates": gates}})
+    steps = [
+        {"type": "subagent", "id": "r1", "role": "lead", "goal": "durable execution, angle one", "playbook": child_playbook, "budget_share": share},
+        {"type": "subagent", "id": "r2", "role": "lead", "goal": "durable execution, angle two", "playbook": child_playbook, "budget_share": share},
+        {"type": "agent", "id": "merge", "role": "lead", "depends_on": ["r1", "r2"], "instruction": "Merge {{steps.r1.output}} / {{steps.r2.output}}"},
+    ]
+    return write_playbook(folder, {"name": "team", "steps": steps, "output_step": "merge",
+                                   "policy": {"principals": principals, "approvers": TEAM_APPROVERS}})
+
+
+# --- explore: one step, three variants, each scored on three terms (tests/test_explore.py) ---------
+
+TERMS = ["durable", "resume", "history"]
+VARIANTS = [{"label": "brief", "instruction": "Explain it. Be brief."},
+            {"label": "thorough", "instruction": "Explain it. Be thorough.", "temperature": 0.7},
+            {"label": "balanced", "instruction": "Explain it. Be balanced."}]
+
+
+def explore_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variants: list[dict]) -> str:
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    checks = [{"type": "required_terms", "terms": [term]} for term in TERMS]
+    step = {"type": "explore", "id": "draft", "role": "drafter", "instruction": "Explain durable execution.",
+            "variants": variants, "checks": checks, "max_turns": 1}
+    return write_playbook(tmp_path / "playbooks", {"name": "explore", "steps": [step]})
+
+
+# --- re-planning: the planner and judge as a real local OpenAI-protocol server (tests/test_replanning.py)
+
+GOAL = "Compare retries and idempotency for tool calls"
+
+
+def completion(content: str) -> Reply:
+    return Reply(body={
+        "id": "c", "object": "chat.completion", "model": "planner-test",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+    })
+
+
+def draft(*steps: tuple[str, str]) -> str:
+    return json.dumps({"steps": [{"role": role, "instruction": text, "needs": [], "tools": []} for role, text in steps]})
+
+
+class PlannerServer(ScriptedServer):
+    """Plans from a list (the first plan, then each revision); as the judge, finds everything on topic."""
+
+    def __init__(self, *plans: str) -> None:
+        self.plans = list(plans)
+        super().__init__(self.reply)
+
+    def reply(self, request: Recorded) -> Reply:
+        if "addresses_instruction" in json.dumps(request.body.get("response_format")):
+            return completion(json.dumps({"addresses_instruction": True, "score": 0.9, "reason": "on topic"}))
+        return completion(self.plans.pop(0))
+
+    @property
+    def planner_prompts(self) -> list[str]:
+        return [r.body["messages"][-1]["content"] for r in self.requests if "steps" in json.dumps(r.body.get("response_format"))]
+
+
+def models(server: PlannerServer) -> ModelRouting:
+    spec = ModelSpec(provider=Provider.OPENAI, model="test", base_url=server.base_url, max_tokens=256)
+    return ModelRouting(planner=spec, verifier=spec)
+
+
+# --- tool chains: analyst tool steps on the demo SQL database (tests/test_tool_chains.py) ----------
+
+# tests/test_tool_chains.py's PRINCIPALS and APPROVERS (renamed: the approvals' above).
+CHAIN_PRINCIPALS = [{"role": "analyst", "tools": ["sql_query", "read_file", "write_file"], "side_effects": ["read", "write"]}]
+CHAIN_APPROVERS = [{"name": "alice", "roles": ["editor"]}]
+SQL_GATE = {"name": "sql", "when": [{"type": "sql_not_select"}], "approver_roles": ["editor"], "expires_after_seconds": 2}
+
+
+def chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, steps: list[dict]) -> str:
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    policy = {"principals": CHAIN_PRINCIPALS, "approvers": CHAIN_APPROVERS, "gates": [SQL_GATE]}
+    return write_playbook(tmp_path / "playbooks", {"name": "chain", "steps": steps, "policy": policy})
+
+
+def sql_step(step_id: str, sql: str | None = None, **extra: object) -> dict:
+    arguments = {"sql": sql} if sql else {}
+    return {"type": "tool", "id": step_id, "role": "analyst", "invocation": {"tool": "sql_query", "arguments_json": json.dumps(arguments)}, **extra}
 
 
 # --- processes: the CLIs and a worker in a process of its own --------------------------------------

@@ -8,9 +8,12 @@ re-recordable on its own against a fresh dev server (started with settings.DEV_S
 
 Most recipes run the scripted model (`testkit.models.ScriptedModel`, under the real activity name
 `call_model`): fast and deterministic. `research-brief` and `llm-planned` run the real `call_model` on
-the embedded model. A recipe says which GoalResult status its goal must end with (failed, escalated and
-budget_exceeded are scenarios too); a run whose workflow execution did not complete, that ended with
-another status, or that does not replay is refused, and nothing is written.
+the embedded model. A recipe with `plans` also starts a `PlannerServer` (tests/helpers.py: a real local
+OpenAI-protocol server) that plans from that list and judges, and points the goal's planner and verifier
+at it (its address is in the recorded request; replay never calls it). A recipe says which GoalResult
+status its goal must end with (failed, escalated and budget_exceeded are scenarios too); a run whose
+workflow execution did not complete, that ended with another status, or that does not replay is
+refused, and nothing is written.
 
 Each goal runs under the workflow id `recorded-NAME`, and tests/test_replay.py replays NAME.json under
 the same id (a parent's child ids derive from its own, and replay compares them). A recipe whose goal
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import tempfile
 import uuid
@@ -44,22 +48,43 @@ from contracts.approvals import APPROVAL_SIGNAL, DENY_UPDATE, ApprovalSignal
 from contracts.goal import Budget, GoalRequest, GoalResult, GoalStatus
 from contracts.llm import ChatMessage, ModelRequest
 from devserver import find_binary
-from tests.fakes import WEAK, Responder, ScriptedModel, answer, call_tool, guided, step_role, tool_messages
+from tests.fakes import (
+    COMPARISON,
+    WEAK,
+    Responder,
+    ScriptedModel,
+    answer,
+    by_instruction,
+    call_tool,
+    executor,
+    fills_sql,
+    guided,
+    researcher_answers,
+    step_role,
+    tool_messages,
+)
 from tests.helpers import (
     DRAFT,
+    GOAL,
+    VARIANTS,
+    PlannerServer,
     approve_everything,
+    chain,
     decide,
+    draft,
     escalating_playbook,
+    explore_playbook,
     gated_playbook,
+    models,
     pending,
+    playbooks as team_playbooks,
     replay,
     resolve,
     single_step_playbook,
+    sql_step,
     waiting,
     write_playbook,
 )
-from tests.test_explore import VARIANTS, by_instruction, explore_playbook
-from tests.test_subagents import playbooks as team_playbooks, researcher_answers
 from worker import all_activities, build_worker
 from workflows.goal import GoalWorkflow
 
@@ -80,6 +105,7 @@ class Recipe:
     respond: Responder | None = None
     drive: Drive | None = None
     children: tuple[str, ...] = ()  # subagent step ids whose child workflow's history is kept too
+    plans: tuple[str, ...] = ()  # a PlannerServer's plans, in order: the goal plans and judges on it
 
 
 def workflow_id(name: str) -> str:
@@ -122,10 +148,10 @@ async def retry_with_guidance(handle: WorkflowHandle) -> None:
     await resolve(handle, escalation, "bob", "retry", guidance="Say that durable execution keeps every step.")
 
 
-def resolve_with(decision: str) -> Drive:
+def resolve_with(decision: str, guidance: str = "") -> Drive:
     async def drive(handle: WorkflowHandle) -> None:
         (escalation,) = await waiting(handle)
-        await resolve(handle, escalation, "bob", decision)
+        await resolve(handle, escalation, "bob", decision, guidance)
 
     return drive
 
@@ -172,8 +198,8 @@ def escalating(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
 
 
 def team(**options: object) -> Setup:
-    """tests/test_subagents.py's `team`: subagent steps r1 and r2 (lead role, children on the `sub`
-    playbook) in parallel, then a merge step."""
+    """tests/helpers.py's `playbooks` (`team`, as tests/test_subagents.py runs it): subagent steps r1 and
+    r2 (lead role, children on the `sub` playbook) in parallel, then a merge step."""
 
     def setup(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
         name = team_playbooks(folder, monkeypatch, **options)
@@ -183,9 +209,58 @@ def team(**options: object) -> Setup:
 
 
 def explore_budget(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
-    """tests/test_explore.py's budget case: three variants, the best one third, two model calls allowed."""
+    """tests/test_explore.py's budget case (tests/helpers.py `explore_playbook`): three variants, the best
+    one third, two model calls allowed."""
     name = explore_playbook(folder, monkeypatch, [VARIANTS[2], VARIANTS[0], VARIANTS[1]])
     return GoalRequest(goal="Explain durable execution", playbook=name, budget=Budget(max_model_calls=2))
+
+
+def replannable(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
+    """tests/test_replanning.py's resolver case: one drafter step that escalates unless it says 'harmless';
+    the policy has an analyst too, for the revised plan."""
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(folder / "playbooks"))
+    step = {"type": "agent", "id": "draft", "role": "drafter", "instruction": "Explain retries and idempotency.", "max_attempts": 1,
+            "checks": [{"type": "required_terms", "terms": ["harmless"], "on_fail": "escalate"}]}
+    policy = {"principals": [{"role": "drafter", "tools": []}, {"role": "analyst", "tools": []}],
+              "approvers": [{"name": "bob", "roles": ["lead"]}]}
+    name = write_playbook(folder / "playbooks", {"name": "replannable", "steps": [step], "policy": policy})
+    return GoalRequest(goal=GOAL, playbook=name)
+
+
+def with_fallback(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
+    """tests/test_replanning.py's fallback case: reading missing notes fails, `recall` stands in for it,
+    and the brief uses what stood in."""
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(folder / "playbooks"))
+    steps = [
+        {"type": "tool", "id": "notes", "role": "analyst", "fallback": "recall",
+         "invocation": {"tool": "read_file", "arguments_json": "{\"path\": \"missing/notes.md\"}"}},
+        {"type": "agent", "id": "recall", "role": "analyst", "instruction": "Write notes on retries from what you know."},
+        {"type": "agent", "id": "brief", "role": "drafter", "depends_on": ["notes"], "instruction": "Brief from {{steps.notes.output}}"},
+    ]
+    policy = {"principals": [{"role": "analyst", "tools": ["read_file"]}, {"role": "drafter", "tools": []}]}
+    name = write_playbook(folder / "playbooks", {"name": "with-fallback", "steps": steps, "policy": policy})
+    return GoalRequest(goal=GOAL, playbook=name)
+
+
+def sql_chain(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
+    """tests/test_tool_chains.py's first case: `pick` extracts a model name by regex from one query,
+    `count`'s SQL is filled by one model call that sees it, and its count is extracted too."""
+    steps = [
+        sql_step("pick", "SELECT name, provider FROM models ORDER BY name", extract={"regex": r"^(\S+) \| openai$"}),
+        sql_step("count", depends_on=["pick"], model_fills=["sql"],
+                 fill_instruction="Write one SELECT that counts the runs of model {{steps.pick.output}}.",
+                 extract={"regex": r"^(\d+)$"}),
+    ]
+    return GoalRequest(goal="How often did we run gpt-4o-mini?", playbook=chain(folder, monkeypatch, steps))
+
+
+def weak_then_good(request: ModelRequest) -> ChatMessage:
+    """The playbook's drafter never says 'harmless'; the analyst of the revised plan does."""
+    return answer(COMPARISON if step_role(request) == "analyst" else "Retries happen.")
+
+
+def notes_from_memory(request: ModelRequest) -> ChatMessage:
+    return answer("notes from memory" if step_role(request) == "analyst" else COMPARISON)
 
 
 def angle_one_writes_first(request: ModelRequest) -> ChatMessage:
@@ -287,6 +362,25 @@ RECIPES: dict[str, Recipe] = {
         "the verifier escalates a weak draft; a human's `resolve` Update aborts: escalated",
         escalating, GoalStatus.ESCALATED, weak_reply, resolve_with("abort"),
     ),
+    "replan-llm": Recipe(
+        "an LLM-planned goal whose second step fails for good: the planner revises the rest from what is done",
+        builtin(GOAL), GoalStatus.COMPLETED, executor,
+        plans=(draft(("researcher", "Research retries and idempotency for tool calls"), ("drafter", "Draft a comparison of retries and idempotency")),
+               draft(("drafter", "Write the comparison of retries and idempotency from the research"))),
+    ),
+    "replan-resolver": Recipe(
+        "the verifier escalates a playbook step; a human's `resolve` Update asks for a new plan, with guidance",
+        replannable, GoalStatus.COMPLETED, weak_then_good, resolve_with("replan", "Say why a repeat is harmless."),
+        plans=(draft(("analyst", "Explain why idempotency makes retries of tool calls harmless")),),
+    ),
+    "fallback": Recipe(
+        "a playbook tool step fails (read_file: no such file); its declared fallback step stands in for it",
+        with_fallback, GoalStatus.COMPLETED, notes_from_memory,
+    ),
+    "tool-chain": Recipe(
+        "two sql_query tool steps chained by extraction; one model call fills the second's SQL (model_fills)",
+        sql_chain, GoalStatus.COMPLETED, fills_sql("SELECT COUNT(*) AS n FROM runs WHERE model = 'gpt-4o-mini'"),
+    ),
 }
 
 
@@ -321,11 +415,13 @@ async def completed_history(handle: WorkflowHandle, name: str) -> WorkflowHistor
 
 async def record(client: Client, name: str, folder: Path, out: Path) -> list[Path]:
     recipe = RECIPES[name]
-    with pytest.MonkeyPatch.context() as monkeypatch:
+    with pytest.MonkeyPatch.context() as monkeypatch, contextlib.ExitStack() as servers:
         monkeypatch.setenv("FOREMAN_HOME", str(folder / "home"))  # its own workspace, content store, corpus index
         for variable in ("FOREMAN_WORKSPACE", "FOREMAN_CONTENT_STORE", "FOREMAN_CORPUS_INDEX"):
             monkeypatch.delenv(variable, raising=False)
         request = recipe.setup(folder, monkeypatch)
+        if recipe.plans:  # up until the goal ends: the planner revises and the judge scores mid-run
+            request = request.model_copy(update={"models": models(servers.enter_context(PlannerServer(*recipe.plans)))})
         activities = all_activities(ScriptedModel(recipe.respond).activity()) if recipe.respond else None
         task_queue = f"record-{uuid.uuid4().hex[:8]}"
         async with build_worker(client, task_queue, activities=activities):
@@ -375,7 +471,8 @@ def main() -> None:
         for name, recipe in RECIPES.items():
             model = "embedded" if recipe.respond is None else "scripted"
             files = ", ".join(f"{child_file(name, step)}.json" for step in recipe.children)
-            print(f"{name:<{width}}  {model:<8}  {recipe.status.value:<15}  {recipe.scenario}" + (f" (also {files})" if files else ""))
+            server = " (plans and judges on a PlannerServer)" if recipe.plans else ""
+            print(f"{name:<{width}}  {model:<8}  {recipe.status.value:<15}  {recipe.scenario}{server}" + (f" (also {files})" if files else ""))
         return
     unknown = [n for n in args.names if n not in RECIPES]
     if unknown or not (args.names or args.all):

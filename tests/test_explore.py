@@ -7,39 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from pathlib import Path
 
-import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from contracts.goal import STATUS_QUERY, Budget, GoalProgress, GoalRequest, GoalResult, GoalStatus, StepStatus
-from contracts.llm import ModelRequest
-from tests.fakes import ScriptedModel, answer
-from tests.helpers import fake_activities, replay, write_playbook
+from tests.fakes import ANSWERS, ScriptedModel, by_instruction
+from tests.helpers import VARIANTS, explore_playbook, fake_activities, replay
 from worker import build_worker
 from workflows.goal import GoalWorkflow
-
-TERMS = ["durable", "resume", "history"]
-ANSWERS = {  # by the variant's instruction: how many of the three terms each answer has
-    "Be brief.": "Durable.",  # 1 of 3
-    "Be thorough.": "Durable execution keeps a history, so a crashed agent can resume.",  # 3 of 3
-    "Be balanced.": "Durable execution lets agents resume.",  # 2 of 3
-}
-
-
-def explore_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variants: list[dict]) -> str:
-    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
-    checks = [{"type": "required_terms", "terms": [term]} for term in TERMS]
-    step = {"type": "explore", "id": "draft", "role": "drafter", "instruction": "Explain durable execution.",
-            "variants": variants, "checks": checks, "max_turns": 1}
-    return write_playbook(tmp_path / "playbooks", {"name": "explore", "steps": [step]})
-
-
-def by_instruction(request: ModelRequest):
-    task = request.messages[-1].content
-    return answer(next((text for key, text in ANSWERS.items() if key in task), "nothing"))
 
 
 async def run(client: Client, task_queue: str, name: str, **request: object) -> tuple[GoalResult, GoalProgress, object]:
@@ -60,11 +37,6 @@ def summaries(history) -> list[str]:
     converter = pydantic_data_converter.payload_converter
     return [converter.from_payload(e.user_metadata.summary, str) for e in history.events
             if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and e.user_metadata.HasField("summary")]
-
-
-VARIANTS = [{"label": "brief", "instruction": "Explain it. Be brief."},
-            {"label": "thorough", "instruction": "Explain it. Be thorough.", "temperature": 0.7},
-            {"label": "balanced", "instruction": "Explain it. Be balanced."}]
 
 
 async def test_the_best_scored_candidate_is_kept(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:

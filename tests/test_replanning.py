@@ -5,61 +5,16 @@ stands in for a step that failed. The planner and judge models are a real local 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import pytest
 from temporalio.client import Client
 
-from contracts.goal import GoalRequest, GoalStatus, ModelRouting, StepStatus
-from contracts.llm import ModelRequest, ModelSpec, Provider
-from tests.fakes import ScriptedModel, answer, step_role
-from tests.helpers import fake_activities, replay, resolve, run_goal, waiting, write_playbook
-from tests.llama_server import Recorded, Reply, ScriptedServer
+from contracts.goal import GoalRequest, GoalStatus, StepStatus
+from contracts.llm import ModelRequest
+from tests.fakes import COMPARISON as GOOD, ScriptedModel, answer, executor, step_role
+from tests.helpers import GOAL, PlannerServer, draft, fake_activities, models, replay, resolve, run_goal, waiting, write_playbook
 from worker import build_worker
 from workflows.goal import GoalWorkflow
-
-GOAL = "Compare retries and idempotency for tool calls"
-GOOD = "Retries repeat a failed call; idempotency makes a repeat harmless, so retries and idempotency go together."
-
-
-def completion(content: str) -> Reply:
-    return Reply(body={
-        "id": "c", "object": "chat.completion", "model": "planner-test",
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
-    })
-
-
-def draft(*steps: tuple[str, str]) -> str:
-    return json.dumps({"steps": [{"role": role, "instruction": text, "needs": [], "tools": []} for role, text in steps]})
-
-
-class PlannerServer(ScriptedServer):
-    """Plans from a list (the first plan, then each revision); as the judge, finds everything on topic."""
-
-    def __init__(self, *plans: str) -> None:
-        self.plans = list(plans)
-        super().__init__(self.reply)
-
-    def reply(self, request: Recorded) -> Reply:
-        if "addresses_instruction" in json.dumps(request.body.get("response_format")):
-            return completion(json.dumps({"addresses_instruction": True, "score": 0.9, "reason": "on topic"}))
-        return completion(self.plans.pop(0))
-
-    @property
-    def planner_prompts(self) -> list[str]:
-        return [r.body["messages"][-1]["content"] for r in self.requests if "steps" in json.dumps(r.body.get("response_format"))]
-
-
-def models(server: PlannerServer) -> ModelRouting:
-    spec = ModelSpec(provider=Provider.OPENAI, model="test", base_url=server.base_url, max_tokens=256)
-    return ModelRouting(planner=spec, verifier=spec)
-
-
-def executor(request: ModelRequest):
-    """The drafter of the first plan writes nothing, however often asked; everyone else answers."""
-    return answer("" if any("Draft a comparison" in m.content for m in request.messages) else GOOD)
 
 
 async def test_a_failed_llm_planned_step_makes_the_planner_revise_the_rest(client: Client, task_queue: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -118,6 +118,35 @@ def scheduled_only_after(history: WorkflowHistory, activity_type: str, event_typ
     return scheduled
 
 
+@dataclass(frozen=True)
+class Activity:
+    """One scheduled activity: where it was scheduled and where it ended (indexes into the events)."""
+
+    scheduled: int
+    type: str
+    summary: str
+    end: str = ""  # completed, failed, timed_out, canceled; "" if it never ended
+    ended: int = -1
+
+
+def activity_log(history: WorkflowHistory) -> list[Activity]:
+    """Every activity in the order it was scheduled, with its summary and how it ended."""
+    log: dict[int, Activity] = {}
+    for i, e in enumerate(history.events):
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            summary = json.loads(e.user_metadata.summary.data) if e.user_metadata.HasField("summary") else ""
+            log[e.event_id] = Activity(i, e.activity_task_scheduled_event_attributes.activity_type.name, summary)
+        elif e.event_type in ACTIVITY_ENDS:
+            scheduled = getattr(e, ACTIVITY_ENDS[e.event_type]).scheduled_event_id
+            end = EventType.Name(e.event_type).removeprefix("EVENT_TYPE_ACTIVITY_TASK_").lower()
+            log[scheduled] = replace(log[scheduled], end=end, ended=i)
+    return list(log.values())
+
+
+def summaries(history: WorkflowHistory, activity_type: str) -> list[str]:
+    return [a.summary for a in activity_log(history) if a.type == activity_type]
+
+
 def audit(result: dict) -> list[tuple[str, str | None]]:
     return [(e["kind"], e.get("actor")) for e in result["audit"]]
 
@@ -170,6 +199,52 @@ def explore_stopped_by_budget(h: WorkflowHistory, r: dict) -> bool:
             and balanced["score"] is not None and brief["score"] is not None
             and thorough["score"] is None and thorough["error"].startswith("BudgetExceeded")
             and step["pick_reason"].startswith("kept 'balanced'") and "model call budget" in r["error"])
+
+
+def revised_by_the_planner(h: WorkflowHistory, r: dict) -> bool:
+    """The LLM's plan; its second step fails for good; the planner revises the rest (once), which completes."""
+    plans = summaries(h, "plan_goal")
+    research, failed, rewritten = r["steps"]
+    return (len(plans) == 2 and plans[1].startswith("revise plan (1)") and r["plan"]["source"] == "llm"
+            and goal_request(h)["playbook"] is None and research["status"] == "completed"
+            and (failed["step_id"], failed["status"], failed["superseded_by"]) == ("drafter-2", "failed", "revision 1")
+            and (rewritten["step_id"], rewritten["status"]) == ("v1-drafter-1", "completed")
+            and [v["revision"] for v in r["plan_revisions"]] == [1] and r["output"] == rewritten["output"])
+
+
+def replanned_by_a_resolver(h: WorkflowHistory, r: dict) -> bool:
+    """A playbook step escalates; bob's `resolve` asks for a new plan (with guidance) before it is made."""
+    plans = [a for a in activity_log(h) if a.type == "plan_goal"]
+    original, replacement = r["steps"]
+    (escalation,) = r["escalations"]
+    return (len(plans) == 2 and plans[1].summary.startswith("revise plan (1)") and r["plan"]["source"] == "playbook"
+            and first_index(h, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED) < plans[1].scheduled
+            and (escalation["resolution"]["resolver"], escalation["resolution"]["decision"]) == ("bob", "replan")
+            and escalation["resolution"]["guidance"] == "Say why a repeat is harmless."
+            and (original["status"], original["superseded_by"]) == ("failed", "revision 1")
+            and (replacement["role"], replacement["status"]) == ("analyst", "completed") and r["output"] == replacement["output"])
+
+
+def a_fallback_stood_in(h: WorkflowHistory, r: dict) -> bool:
+    """read_file fails for good; only then is the fallback step's model called, and the brief uses its output."""
+    log = activity_log(h)
+    (read,) = [a for a in log if a.type == "read_file"]
+    after = [a for a in log if a.scheduled > read.ended]
+    notes, recall, brief = r["steps"]
+    return (read.end == "failed" and after[0].type == "call_model" and after[0].summary.startswith("recall:")
+            and (notes["status"], notes["superseded_by"]) == ("failed", "recall") and "file not found" in notes["error"]
+            and recall["output"] == "notes from memory" and brief["status"] == "completed" and r["output"] == brief["output"])
+
+
+def chained_with_one_fill(h: WorkflowHistory, r: dict) -> bool:
+    """Two SQL tool steps: the first's extracted field reaches the one model call, which fills the second's SQL."""
+    log = [a for a in activity_log(h) if a.type != "plan_goal"]
+    pick, count = r["steps"]
+    return ([(a.type, a.summary, a.end) for a in log] == [
+                ("sql_query", "pick: sql_query", "completed"), ("call_model", "count: fill sql", "completed"),
+                ("sql_query", "count: sql_query", "completed")]
+            and pick["output"] == "gpt-4o-mini" and not pick["model_calls"] and count["output"].isdigit()
+            and json.loads(count["tool_calls"][0]["arguments_json"])["sql"].endswith("WHERE model = 'gpt-4o-mini'"))
 
 
 # --- what each scenario must show ----------------------------------------------------------------
@@ -258,6 +333,10 @@ SCENARIOS: dict[str, Scenario] = {
         and r["steps"][0]["error"].endswith("aborted by bob") and scheduled_activities(h).count("call_model") == 1
         and [(e["status"], e["resolution"]["decision"]) for e in r["escalations"]] == [("resolved", "abort")],
     ),
+    "replan-llm": Scenario("completed", proof=revised_by_the_planner),
+    "replan-resolver": Scenario("completed", ("update:resolve",), proof=replanned_by_a_resolver),
+    "fallback": Scenario("completed", proof=a_fallback_stood_in),
+    "tool-chain": Scenario("completed", proof=chained_with_one_fill),
 }
 
 

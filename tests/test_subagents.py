@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -18,42 +17,10 @@ from temporalio.service import RPCError
 from contracts.approvals import APPROVAL_SIGNAL, APPROVE_UPDATE, PENDING_QUERY, ApprovalDecision, ApprovalRequest, ApprovalSignal
 from contracts.goal import Budget, GoalRequest, GoalResult, GoalStatus, StepStatus
 from contracts.llm import ModelRequest
-from tests.fakes import ScriptedModel, answer, call_tool, step_role
-from tests.helpers import approve_pending, fake_activities, replay, run_goal, write_playbook
+from tests.fakes import ScriptedModel, answer, call_tool, researcher_answers, step_role
+from tests.helpers import TEAM_PRINCIPALS as PRINCIPALS, approve_pending, fake_activities, playbooks, replay, run_goal, write_playbook
 from worker import build_worker
 from workflows.goal import GoalWorkflow
-
-APPROVERS = [{"name": "alice", "roles": ["editor"]}]
-PRINCIPALS = [
-    {"role": "lead", "tools": ["read_file"], "side_effects": ["read"]},
-    {"role": "researcher", "tools": ["read_file", "write_file"], "side_effects": ["read", "write"]},
-]
-
-
-def playbooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, child_playbook: str = "sub", share: float = 0.5,
-              child_gate: bool = False) -> str:
-    """`team`: two subagent steps (lead role) in parallel, then a merge step; `sub`: one researcher step.
-    With `child_gate`, the lead may write too and every write in a child waits for an editor."""
-    folder = tmp_path / "playbooks"
-    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(folder))
-    principals = [{**p, "tools": ["read_file", "write_file"], "side_effects": ["read", "write"]} for p in PRINCIPALS] if child_gate else PRINCIPALS
-    gates = [{"name": "any-write", "when": [{"type": "tool", "tools": ["write_file"]}], "approver_roles": ["editor"]}] if child_gate else []
-    write_playbook(folder, {"name": "sub", "steps": [
-        {"type": "agent", "id": "dig", "role": "researcher", "instruction": "Research {{goal}}", "tools": ["write_file"], "max_turns": 3},
-    ], "policy": {"principals": principals, "approvers": APPROVERS, "gates": gates}})
-    steps = [
-        {"type": "subagent", "id": "r1", "role": "lead", "goal": "durable execution, angle one", "playbook": child_playbook, "budget_share": share},
-        {"type": "subagent", "id": "r2", "role": "lead", "goal": "durable execution, angle two", "playbook": child_playbook, "budget_share": share},
-        {"type": "agent", "id": "merge", "role": "lead", "depends_on": ["r1", "r2"], "instruction": "Merge {{steps.r1.output}} / {{steps.r2.output}}"},
-    ]
-    return write_playbook(folder, {"name": "team", "steps": steps, "output_step": "merge",
-                                   "policy": {"principals": principals, "approvers": APPROVERS}})
-
-
-def researcher_answers(request: ModelRequest):
-    if step_role(request) == "researcher":
-        return answer("angle one findings" if "angle one" in request.messages[-1].content else "angle two findings")
-    return answer("merged: one and two")
 
 
 async def start(client: Client, task_queue: str, playbook: str, **request: object) -> WorkflowHandle:

@@ -5,39 +5,15 @@ the arguments it names, and what it fills still passes policy and approvals."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from temporalio.client import Client
 
 from contracts.goal import GoalRequest, GoalStatus, StepStatus
-from contracts.llm import ModelRequest
 from contracts.plan import OutputExtraction
 from core.extraction import ExtractionFailed, extract, json_pointer
-from tests.fakes import ScriptedModel, answer
-from tests.helpers import fake_activities, run_goal, write_playbook
-
-PRINCIPALS = [{"role": "analyst", "tools": ["sql_query", "read_file", "write_file"], "side_effects": ["read", "write"]}]
-APPROVERS = [{"name": "alice", "roles": ["editor"]}]
-SQL_GATE = {"name": "sql", "when": [{"type": "sql_not_select"}], "approver_roles": ["editor"], "expires_after_seconds": 2}
-
-
-def chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, steps: list[dict]) -> str:
-    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
-    policy = {"principals": PRINCIPALS, "approvers": APPROVERS, "gates": [SQL_GATE]}
-    return write_playbook(tmp_path / "playbooks", {"name": "chain", "steps": steps, "policy": policy})
-
-
-def sql_step(step_id: str, sql: str | None = None, **extra: object) -> dict:
-    arguments = {"sql": sql} if sql else {}
-    return {"type": "tool", "id": step_id, "role": "analyst", "invocation": {"tool": "sql_query", "arguments_json": json.dumps(arguments)}, **extra}
-
-
-def fills_sql(sql: str):
-    def respond(request: ModelRequest):
-        assert json.loads(request.response_schema_json)["required"] == ["sql"]  # just the filled argument
-        return answer(json.dumps({"sql": sql}))
-    return respond
+from tests.fakes import ScriptedModel, answer, fills_sql
+from tests.helpers import chain, fake_activities, run_goal, sql_step
 
 
 async def test_a_chain_passes_one_field_and_the_model_fills_one_argument(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
