@@ -106,6 +106,11 @@ def ui_url() -> str | None:
     return env("FOREMAN_UI_URL")
 
 
+def memory_path() -> Path:
+    """Long-term memory (SQLite FTS5), shared by the workers on this machine."""
+    return Path(env("FOREMAN_MEMORY_PATH", str(foreman_home() / "memory.sqlite")) or "").resolve()
+
+
 def cache_enabled() -> bool:
     """FOREMAN_CACHE=off turns the model-call cache off for this worker (default: on)."""
     return (env("FOREMAN_CACHE", "on") or "on").lower() not in {"off", "0", "false", "no"}

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 
 class SideEffect(StrEnum):
@@ -74,6 +75,32 @@ class SearchCorpusArgs(ToolArgs):
 
     query: str = Field(min_length=1, max_length=1_000)
     limit: int = Field(default=5, gt=0, le=50)
+
+
+class CallContext(BaseModel):
+    """Who is calling, stamped by the workflow on tools that need it (memory): never taken from the model,
+    which does not see the field (it is left out of the JSON schema) and whose value for it is overwritten."""
+
+    workflow_id: str
+    step_id: str
+    role: str
+    saw_untrusted: bool = Field(description="The step had tool output or other agents' output in its context.")
+
+
+class RememberArgs(ToolArgs):
+    """Keep a note in long-term memory for later goals (scoped to this role; provenance is recorded)."""
+
+    text: str = Field(min_length=1, max_length=4_000, description="What to remember, in a sentence or two.")
+    topic: str = Field(default="", max_length=200, description="A few words to file it under.")
+    context: SkipJsonSchema[CallContext | None] = None
+
+
+class RecallArgs(ToolArgs):
+    """Search long-term memory (notes this role kept in earlier goals), best matches first."""
+
+    query: str = Field(min_length=1, max_length=1_000)
+    limit: int = Field(default=5, gt=0, le=20)
+    context: SkipJsonSchema[CallContext | None] = None
 
 
 class ToolResult(BaseModel):

@@ -18,6 +18,8 @@ from contracts.tools import (
     HttpFetchArgs,
     ListFilesArgs,
     ReadFileArgs,
+    RecallArgs,
+    RememberArgs,
     SearchCorpusArgs,
     SideEffect,
     SqlQueryArgs,
@@ -94,6 +96,18 @@ TOOLS: dict[str, ToolSpec] = {
             "list_files",
             "List the files (recursively, with sizes in bytes) under a workspace folder.",
             ListFilesArgs,
+            SideEffect.READ,
+        ),
+        ToolSpec(
+            "remember",
+            "Keep a note in long-term memory for later goals (your role's memory; where it came from is recorded).",
+            RememberArgs,
+            SideEffect.WRITE,
+        ),
+        ToolSpec(
+            "recall",
+            "Search long-term memory: notes your role kept in earlier goals, best matches first, with where each came from.",
+            RecallArgs,
             SideEffect.READ,
         ),
     )

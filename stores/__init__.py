@@ -15,10 +15,11 @@ from stores.cache_sqlite import SqliteCallCache
 from stores.content_files import FileContentStore
 from stores.corpus_sqlite import SqliteCorpusIndex
 from stores.database_sqlite import SqliteDatabase
-from stores.protocols import CallCache, ContentStore, CorpusIndex, SqlDatabase, StoreError, Workspace
+from stores.memory_sqlite import SqliteMemoryStore
+from stores.protocols import CallCache, ContentStore, CorpusIndex, MemoryStore, SqlDatabase, StoreError, Workspace
 from stores.workspace_files import LocalWorkspace
 
-__all__ = ["CallCache", "ContentStore", "CorpusIndex", "SqlDatabase", "StoreError", "Stores", "Workspace", "from_settings"]
+__all__ = ["CallCache", "ContentStore", "MemoryStore", "CorpusIndex", "SqlDatabase", "StoreError", "Stores", "Workspace", "from_settings"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Stores:
     workspace: Workspace
     corpus: CorpusIndex
     database: SqlDatabase
+    memory: MemoryStore
     cache: CallCache | None = None  # None: no call cache (FOREMAN_CACHE=off)
 
 
@@ -39,5 +41,6 @@ def from_settings() -> Stores:
         workspace=LocalWorkspace(settings.workspace_dir()),
         corpus=SqliteCorpusIndex(settings.corpus_dir(), settings.corpus_index_path()),
         database=SqliteDatabase(settings.sql_database_path(), seed=settings.sql_seed_path()),
+        memory=SqliteMemoryStore(settings.memory_path()),
         cache=SqliteCallCache(settings.cache_path(), settings.cache_ttl_seconds()) if settings.cache_enabled() else None,
     )

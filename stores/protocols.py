@@ -142,3 +142,33 @@ class CallCache(Protocol):
     def put(self, key: str, value: str) -> None:
         """Store `value` under `key` (replacing any older value), for the cache's time to live."""
         ...
+
+
+@dataclass(frozen=True)
+class MemoryEntry:
+    """One long-term memory with its provenance: which goal and step wrote it, when, its hash, and whether
+    the writing step had seen untrusted content."""
+
+    entry_id: int
+    namespace: str
+    role: str
+    text: str
+    topic: str
+    workflow_id: str
+    step_id: str
+    content_sha256: str
+    created_at: float
+    untrusted: bool
+    score: float = 0.0
+
+
+@runtime_checkable
+class MemoryStore(Protocol):
+    """Long-term memory across goals, scoped per namespace and per role."""
+
+    def remember(self, namespace: str, role: str, text: str, topic: str, workflow_id: str, step_id: str, untrusted: bool) -> MemoryEntry:
+        ...
+
+    def recall(self, namespace: str, role: str, query: str, limit: int) -> list[MemoryEntry]:
+        """The best matches (bm25) in this namespace and role only."""
+        ...

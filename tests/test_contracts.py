@@ -18,6 +18,8 @@ from contracts.tools import (
     HttpFetchArgs,
     ListFilesArgs,
     ReadFileArgs,
+    RecallArgs,
+    RememberArgs,
     SearchCorpusArgs,
     SqlQueryArgs,
     ToolArgs,
@@ -226,7 +228,15 @@ MINIMAL_ARGS: dict[type[ToolArgs], dict] = {
     SqlQueryArgs: {"sql": "select 1"},
     CalculateArgs: {"expression": "1+1"},
     SearchCorpusArgs: {"query": "retries"},
+    RememberArgs: {"text": "retries need idempotency keys"},
+    RecallArgs: {"query": "retries"},
 }
+
+
+def test_the_model_never_sees_the_call_context() -> None:
+    """Memory tools take a call context the workflow stamps; it is not in the schema the model is shown."""
+    for model in (RememberArgs, RecallArgs):
+        assert "context" in model.model_fields and "context" not in model.model_json_schema()["properties"]
 
 
 def test_every_tool_args_model_is_covered() -> None:

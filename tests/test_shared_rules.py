@@ -31,6 +31,7 @@ from stores import Stores
 from stores.content_files import FileContentStore
 from stores.corpus_sqlite import SqliteCorpusIndex
 from stores.database_sqlite import SqliteDatabase
+from stores.memory_sqlite import SqliteMemoryStore
 from stores.workspace_files import LocalWorkspace
 
 
@@ -41,6 +42,7 @@ def tools(tmp_path: Path) -> dict:
         workspace=LocalWorkspace(tmp_path / "workspace"),
         corpus=SqliteCorpusIndex(tmp_path / "corpus", tmp_path / "index.sqlite"),
         database=SqliteDatabase(tmp_path / "demo.sqlite", seed=settings.DEMO_SQL_SEED),
+        memory=SqliteMemoryStore(tmp_path / "memory.sqlite"),
     )
     return tool_implementations(stores)
 

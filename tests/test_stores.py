@@ -20,6 +20,7 @@ from stores import ContentStore, CorpusIndex, SqlDatabase, StoreError, Stores, W
 from stores.content_files import FileContentStore
 from stores.corpus_sqlite import SqliteCorpusIndex
 from stores.database_sqlite import SqliteDatabase
+from stores.memory_sqlite import SqliteMemoryStore
 from stores.workspace_files import LocalWorkspace
 from worker import all_activities
 
@@ -125,6 +126,7 @@ async def test_worker_binds_tools_to_the_stores_it_is_given(tmp_path: Path, fore
         workspace=LocalWorkspace(tmp_path / "given-ws"),
         corpus=SqliteCorpusIndex(tmp_path / "corpus", tmp_path / "index.sqlite"),
         database=SqliteDatabase(tmp_path / "db.sqlite"),
+        memory=SqliteMemoryStore(tmp_path / "memory.sqlite"),
     )
     by_name = {fn.__name__: fn for fn in all_activities(stores=given)}  # each tool method is named after its tool
     assert {"plan_goal", "call_model", "verify_output"} <= by_name.keys()

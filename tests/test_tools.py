@@ -44,6 +44,7 @@ from stores import ContentStore, Stores
 from stores.content_files import FileContentStore
 from stores.corpus_sqlite import SqliteCorpusIndex, fts_query
 from stores.database_sqlite import SqliteDatabase, ensure_database
+from stores.memory_sqlite import SqliteMemoryStore
 from stores.workspace_files import LocalWorkspace
 
 DEMO_CORPUS = settings.PROJECT_ROOT / "demo" / "corpus"
@@ -72,6 +73,7 @@ def stores(dirs: dict[str, Path]) -> Stores:
         corpus=SqliteCorpusIndex(dirs["corpus"], dirs["index"]),
         # Seeded like the demo database: the tool builds it from seed.sql on first use.
         database=SqliteDatabase(dirs["db"], seed=settings.DEMO_SQL_SEED),
+        memory=SqliteMemoryStore(dirs["workspace"].parent / "memory.sqlite"),
     )
 
 
@@ -443,6 +445,8 @@ def test_registry_lists_all_tools(stores: Stores) -> None:
         "sql_query": SideEffect.READ,
         "calculate": SideEffect.READ,
         "search_corpus": SideEffect.READ,
+        "remember": SideEffect.WRITE,
+        "recall": SideEffect.READ,
     }
     assert {name: definition.side_effect for name, definition in TOOLS.items()} == expected
     implementations = tool_implementations(stores)

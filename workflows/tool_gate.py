@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.llm import ToolCallRequest
     from contracts.plan import PlanStep
     from contracts.policy import Principal
-    from contracts.tools import ToolArgs, ToolResult
+    from contracts.tools import CallContext, ToolArgs, ToolResult
     from core.artifacts import artifact_mismatch
     from core.policy import action_sha256, canonical_arguments, evaluate
     from core.tools import TOOLS, ToolSpec
@@ -58,7 +58,7 @@ class ToolGate:
         self.progress = progress
         self.scopes = scopes  # a subagent's outer limits, from its request; never from a model
 
-    async def admit(self, step: PlanStep, call: ToolCallRequest, allowed: set[str]) -> Admitted | Refused:
+    async def admit(self, step: PlanStep, call: ToolCallRequest, allowed: set[str], saw_untrusted: bool = False) -> Admitted | Refused:
         """Validate, check policy, wait for approval if gated, reserve budget. Raises StepEscalated when
         an approval expires into escalation, BudgetExceeded when the budget is spent."""
         spec = TOOLS.get(call.name)
@@ -69,6 +69,10 @@ class ToolGate:
         except ValidationError as err:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in err.errors())
             return Refused(f"{ErrorType.TOOL_ARGUMENTS_INVALID.value}: {problems}")
+        if "context" in spec.args_model.model_fields:  # who is calling: stamped here, whatever the model sent
+            args = args.model_copy(update={"context": CallContext(
+                workflow_id=workflow.info().workflow_id, step_id=step.id, role=step.role, saw_untrusted=saw_untrusted,
+            )})
         problem = artifact_mismatch(args)
         if problem:
             return Refused(f"{ErrorType.ARTIFACT_MISMATCH.value}: {problem}")
@@ -100,9 +104,12 @@ class ToolCaller:
     def __init__(self, gate: ToolGate) -> None:
         self.gate = gate
 
-    async def call(self, step: PlanStep, call: ToolCallRequest, allowed: set[str]) -> tuple[ToolCallRecord, ToolResult | None]:
+    async def call(
+        self, step: PlanStep, call: ToolCallRequest, allowed: set[str], saw_untrusted: bool = False
+    ) -> tuple[ToolCallRecord, ToolResult | None]:
+        """`saw_untrusted`: the step has had tool output or other agents' output in its context (memory records it)."""
         record = ToolCallRecord(call_id=call.id, tool=call.name, arguments_json=call.arguments_json, ok=False)
-        admission = await self.gate.admit(step, call, allowed)
+        admission = await self.gate.admit(step, call, allowed, saw_untrusted)
         record.approval_request_id = admission.approval.request_id if admission.approval else None
         if isinstance(admission, Refused):
             record.error = admission.error

@@ -11,6 +11,7 @@ from __future__ import annotations
 from activities.tools.calc import CalcTools
 from activities.tools.corpus import CorpusTools
 from activities.tools.http import HttpTools
+from activities.tools.memory import MemoryTools
 from activities.tools.registry import ToolActivity, bind, check_implementations, tool_activity, tool_error
 from activities.tools.sql import SqlTools
 from activities.tools.workspace import WorkspaceTools
@@ -19,7 +20,7 @@ from stores import Stores, from_settings
 
 __all__ = ["TOOLS", "ToolActivity", "tool_activities", "tool_activity", "tool_error", "tool_implementations", "toolsets"]
 
-TOOLSET_CLASSES = (CalcTools, CorpusTools, HttpTools, SqlTools, WorkspaceTools)
+TOOLSET_CLASSES = (CalcTools, CorpusTools, HttpTools, MemoryTools, SqlTools, WorkspaceTools)
 check_implementations(TOOLSET_CLASSES)  # fail at import, not when the first worker starts
 
 
@@ -29,6 +30,7 @@ def toolsets(stores: Stores) -> list[object]:
         CalcTools(stores.content),
         CorpusTools(stores.corpus, stores.content),
         HttpTools(stores.content),
+        MemoryTools(stores.memory, stores.content),
         SqlTools(stores.database, stores.content),
         WorkspaceTools(stores.workspace, stores.content),
     ]

@@ -120,7 +120,8 @@ class AgentStepRunner:
     async def _tool_message_text(self, step: AgentStep, call: ToolCallRequest, result: StepResult, allowed: set[str]) -> str:
         """The tool's output as the model sees it: untrusted, forged tags defused, or a typed error."""
         within_step_limits(step, result, "tool")
-        record, output = await self.context.tools.call(step, call, allowed)
+        saw_untrusted = bool(step.depends_on or result.tool_calls)  # other agents' output, or tool output
+        record, output = await self.context.tools.call(step, call, allowed, saw_untrusted)
         result.tool_calls.append(record)
         if output is None:
             return f"<tool_error tool=\"{call.name}\">{defuse(record.error or '')}</tool_error>"
