@@ -23,7 +23,7 @@ from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole, TokenU
 from contracts.plan import PLAN_GOAL_ACTIVITY, AgentStep, ExploreStep, ExploreVariant, PlanRevision, PlanStep, SubagentStep, ToolInvocation, ToolStep, Plan, PlanAttempt, PlanRequest, PlanSource
 from contracts.verify import AcceptanceCheck, NonEmptyCheck, RelevanceCheck
 from core.tools import TOOLS, tool_effects
-from core.untrusted import step_output
+from core.untrusted import UNTRUSTED_NOTE, step_output
 from playbooks import available_playbooks, load_default_policy, load_playbook
 
 LLM_PLAN_ROLES = ["researcher", "analyst", "drafter", "reviewer", "publisher"]
@@ -64,7 +64,8 @@ def draft_schema(max_steps: int) -> dict:
 def _planner_messages(request: PlanRequest) -> list[ChatMessage]:
     tool_lines = "\n".join(f"- {t.name} ({t.side_effect.value}): {t.description}" for t in TOOLS.values())
     system = (
-        "You are the planner of an agent system. Split the user's goal into 1 to "
+        "You are the planner of an agent system. " + (UNTRUSTED_NOTE + " " if request.revision else "") +
+        "Split the user's goal into 1 to "
         f"{request.max_steps} steps, in order. Each step has: role (one of {', '.join(LLM_PLAN_ROLES)}), "
         "instruction (what the step must produce), needs (numbers of earlier steps whose output it uses; "
         "step 1 needs nothing), tools (only the tools it needs), and optionally mode: agent (default: do it), "
@@ -81,11 +82,12 @@ def _planner_task(request: PlanRequest) -> str:
     revision = request.revision
     if revision is None:
         return f"Goal: {request.goal}"
-    done = "\n".join(f"- {d.step_id} ({d.role}): {d.instruction}\n{step_output(d.step_id, d.output)}" for d in revision.done)
+    # Instructions, outputs and failure reasons were written by models and tools: data, never instructions here.
+    done = "\n".join(step_output(d.step_id, f"({d.role}) {d.instruction}\n{d.output}") for d in revision.done)
     guidance = f"\nGuidance from the human who reviewed it: {revision.guidance}" if revision.guidance else ""
     return (
         f"Goal: {request.goal}\nDone so far (their outputs are available to the new steps):\n{done or '- nothing'}\n"
-        f"Step {revision.failed_step_id} failed: {revision.failure}{guidance}\n"
+        f"Step {revision.failed_step_id} failed:\n{step_output('failure', revision.failure)}{guidance}\n"
         "Plan only the remaining steps, in a different way than the one that failed."
     )
 
@@ -156,6 +158,12 @@ def parse_draft(raw: str, max_steps: int) -> tuple[list[PlanStep], list[str], li
     return steps, problems, notes
 
 
+def default_output_step(steps: list[PlanStep]) -> str:
+    """The last step that runs in the normal course (a fallback step runs only when another fails)."""
+    fallbacks = {s.fallback for s in steps if s.fallback}
+    return next(s.id for s in reversed(steps) if s.id not in fallbacks)
+
+
 def plan_from_playbook(request: PlanRequest) -> Plan:
     assert request.playbook is not None
     try:
@@ -184,7 +192,7 @@ def plan_from_playbook(request: PlanRequest) -> Plan:
         source=PlanSource.PLAYBOOK,
         playbook=playbook.name,
         steps=playbook.steps,
-        output_step=playbook.output_step or playbook.steps[-1].id,
+        output_step=playbook.output_step or default_output_step(playbook.steps),
         policy=playbook.policy or load_default_policy(),
     )
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from contracts.plan import AgentStep, ExploreStep, PlanStep, SubagentStep, ToolInvocation, ToolStep
 from contracts.tools import SideEffect
-from core.templating import referenced_steps
+from core.templating import referenced_outputs, referenced_steps
 from core.tools import TOOLS
 
 
@@ -123,9 +123,12 @@ def plan_problems(
             problems.append(f"step {step.id!r} has an empty instruction")
         if isinstance(step, ToolStep) and step.model_fills:
             problems += _fill_problems(step)
+        if isinstance(step, SubagentStep) and referenced_outputs(step.goal):
+            problems.append(f"step {step.id!r}: a subagent's goal cannot include other steps' output (untrusted text would"
+                            " become the child's instruction); give it its own goal")
         if isinstance(step, ExploreStep) and not step.checks:
             problems.append(f"step {step.id!r} explores without checks: nothing would score its candidates")
-    fallbacks = {s.fallback for s in steps if s.fallback}
+    fallbacks = {s.fallback for s in steps if s.fallback and s.fallback != s.id}
     for step in steps:
         if step.fallback is not None and (step.fallback == step.id or step.fallback not in seen):
             problems.append(f"step {step.id!r}: fallback {step.fallback!r} is not another step of the plan")
@@ -146,4 +149,8 @@ def plan_problems(
                 )
     if output_step is not None and output_step not in seen:
         problems.append(f"output_step {output_step!r} is not a step")
+    if output_step is not None and output_step in fallbacks:
+        problems.append(f"output_step {output_step!r} is a fallback step, which runs only when another step fails")
+    if steps and all(s.id in fallbacks for s in steps):
+        problems.append("every step is a fallback step: nothing would run")
     return problems

@@ -46,6 +46,11 @@ def referenced_steps(template: str) -> set[str]:
     return {m.group(2) for m in _PLACEHOLDER.finditer(template) if m.group(2)}
 
 
+def referenced_outputs(template: str) -> set[str]:
+    """Steps whose output text (not just its hash) the template pastes in."""
+    return {m.group(2) for m in _PLACEHOLDER.finditer(template) if m.group(2) and m.group(3) == "output"}
+
+
 def render_arguments(arguments_json: str, goal: str, outputs: Mapping[str, str]) -> str:
     """Parse a JSON object, fill placeholders inside its string values, return canonical JSON."""
 

@@ -13,7 +13,8 @@ from testkit.models import Responder, ScriptedModel, answer, call_tool, demo_res
 
 __all__ = [
     "ANSWERS", "COMPARISON", "GOOD", "WEAK", "Responder", "ScriptedModel", "answer", "by_instruction", "call_tool",
-    "demo_responder", "executor", "fills_sql", "guided", "researcher_answers", "step_role", "tool_messages",
+    "demo_responder", "executor", "fills_sql", "guided", "notes_from_memory", "researcher_answers", "step_role",
+    "tool_messages", "weak_then_good",
 ]
 
 # The escalating playbook's drafter (tests/helpers.py `escalating_playbook`): only GOOD mentions "durable".
@@ -26,7 +27,7 @@ def guided(request: ModelRequest) -> ChatMessage:
     return answer(GOOD if "Guidance from bob" in request.messages[-1].content else WEAK)
 
 
-# --- subagents: the `team` playbook's roles (tests/helpers.py `playbooks`) ---------------------------
+# --- subagents: the `team` playbook's roles (tests/helpers.py `team_playbooks`) ----------------------
 
 
 def researcher_answers(request: ModelRequest):
@@ -49,7 +50,7 @@ def by_instruction(request: ModelRequest):
     return answer(next((text for key, text in ANSWERS.items() if key in task), "nothing"))
 
 
-# --- re-planning: the executor of goals planned by tests/helpers.py `PlannerServer` ------------------
+# --- re-planning and fallbacks: goals planned by tests/helpers.py `PlannerServer`, and its playbooks ---
 
 # tests/test_replanning.py's GOOD (renamed: GOOD above is the escalating drafter's).
 COMPARISON = "Retries repeat a failed call; idempotency makes a repeat harmless, so retries and idempotency go together."
@@ -58,6 +59,18 @@ COMPARISON = "Retries repeat a failed call; idempotency makes a repeat harmless,
 def executor(request: ModelRequest):
     """The drafter of the first plan writes nothing, however often asked; everyone else answers."""
     return answer("" if any("Draft a comparison" in m.content for m in request.messages) else COMPARISON)
+
+
+def weak_then_good(request: ModelRequest) -> ChatMessage:
+    """tests/helpers.py `replannable_playbook`: its drafter never says 'harmless'; the analyst of the
+    revised plan does."""
+    return answer(COMPARISON if step_role(request) == "analyst" else "Retries happen.")
+
+
+def notes_from_memory(request: ModelRequest) -> ChatMessage:
+    """tests/helpers.py `fallback_playbook`: the analyst (standing in for the missing notes) recalls them;
+    the drafter briefs."""
+    return answer("notes from memory" if step_role(request) == "analyst" else COMPARISON)
 
 
 # --- tool chains: the one model call of a `model_fills` step (tests/helpers.py `chain`) -------------

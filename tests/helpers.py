@@ -37,10 +37,11 @@ __all__ = [
     "APPROVERS", "CHAIN_APPROVERS", "CHAIN_PRINCIPALS", "CONTENT", "DRAFT", "GOAL", "PRINCIPALS", "SQL_GATE", "TARGET",
     "TEAM_APPROVERS", "TEAM_PRINCIPALS", "TERMS", "VARIANTS", "PlannerServer",
     "accepted_update_ids", "approve_everything", "approve_pending", "assert_each_activity_completed_once", "audit",
-    "chain", "completion", "decide", "draft", "escalating_playbook", "explore_playbook", "fake_activities", "finish",
-    "gated_playbook", "goal", "models", "pending", "playbooks", "replay", "resolve", "run_cli", "run_goal",
-    "scheduled_activities", "single_step_playbook", "sql_step", "start_worker", "starter", "update_events", "waiting",
-    "write_playbook",
+    "chain", "completion", "decide", "draft", "escalating_playbook", "explore_playbook", "fake_activities",
+    "fallback_playbook", "finish", "gated_playbook", "goal", "models", "pending", "replan_llm_plans",
+    "replan_resolver_plans", "replannable_playbook", "replay", "resolve", "run_cli", "run_goal", "scheduled_activities",
+    "single_step_playbook", "sql_chain_steps", "sql_step", "start_worker", "starter", "team_playbooks",
+    "update_events", "waiting", "write_playbook",
 ]
 
 
@@ -140,7 +141,8 @@ def gated_playbook(
     if also_write:
         steps.append({"type": "tool", "id": "publish2", "role": "publisher", "invocation": {
             "tool": "write_file", "arguments_json": json.dumps({"path": also_write, "content": CONTENT})}})
-    policy = {"principals": PRINCIPALS, "approvers": approvers, "gates": [gate]} | ({"escalations": escalations} if escalations else {})
+    policy = {"principals": PRINCIPALS, "approvers": approvers, "gates": [gate]}
+    policy |= {"escalations": escalations} if escalations else {}
     return write_playbook(tmp_path / "playbooks", {"name": "gated", "steps": steps, "policy": policy})
 
 
@@ -241,21 +243,28 @@ TEAM_PRINCIPALS = [
 ]
 
 
-def playbooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, child_playbook: str = "sub", share: float = 0.5,
-              child_gate: bool = False) -> str:
+def team_playbooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, child_playbook: str = "sub",
+                   share: float = 0.5, child_gate: bool = False) -> str:
     """`team`: two subagent steps (lead role) in parallel, then a merge step; `sub`: one researcher step.
     With `child_gate`, the lead may write too and every write in a child waits for an editor."""
     folder = tmp_path / "playbooks"
     monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(folder))
-    principals = [{**p, "tools": ["read_file", "write_file"], "side_effects": ["read", "write"]} for p in TEAM_PRINCIPALS] if child_gate else TEAM_PRINCIPALS
-    gates = [{"name": "any-write", "when": [{"type": "tool", "tools": ["write_file"]}], "approver_roles": ["editor"]}] if child_gate else []
+    principals = TEAM_PRINCIPALS
+    gates = []
+    if child_gate:
+        principals = [{**p, "tools": ["read_file", "write_file"], "side_effects": ["read", "write"]} for p in TEAM_PRINCIPALS]
+        gates = [{"name": "any-write", "when": [{"type": "tool", "tools": ["write_file"]}], "approver_roles": ["editor"]}]
     write_playbook(folder, {"name": "sub", "steps": [
-        {"type": "agent", "id": "dig", "role": "researcher", "instruction": "Research {{goal}}", "tools": ["write_file"], "max_turns": 3},
+        {"type": "agent", "id": "dig", "role": "researcher", "instruction": "Research {{goal}}", "tools": ["write_file"],
+         "max_turns": 3},
     ], "policy": {"principals": principals, "approvers": TEAM_APPROVERS, "gates": gates}})
     steps = [
-        {"type": "subagent", "id": "r1", "role": "lead", "goal": "durable execution, angle one", "playbook": child_playbook, "budget_share": share},
-        {"type": "subagent", "id": "r2", "role": "lead", "goal": "durable execution, angle two", "playbook": child_playbook, "budget_share": share},
-        {"type": "agent", "id": "merge", "role": "lead", "depends_on": ["r1", "r2"], "instruction": "Merge {{steps.r1.output}} / {{steps.r2.output}}"},
+        {"type": "subagent", "id": "r1", "role": "lead", "goal": "durable execution, angle one", "playbook": child_playbook,
+         "budget_share": share},
+        {"type": "subagent", "id": "r2", "role": "lead", "goal": "durable execution, angle two", "playbook": child_playbook,
+         "budget_share": share},
+        {"type": "agent", "id": "merge", "role": "lead", "depends_on": ["r1", "r2"],
+         "instruction": "Merge {{steps.r1.output}} / {{steps.r2.output}}"},
     ]
     return write_playbook(folder, {"name": "team", "steps": steps, "output_step": "merge",
                                    "policy": {"principals": principals, "approvers": TEAM_APPROVERS}})
@@ -316,6 +325,47 @@ def models(server: PlannerServer) -> ModelRouting:
     return ModelRouting(planner=spec, verifier=spec)
 
 
+def replan_llm_plans() -> tuple[str, str]:
+    """The first plan (a researcher, then a drafter that `fakes.executor` makes fail for good) and the
+    revision that rewrites the drafter from the research."""
+    return (
+        draft(("researcher", "Research retries and idempotency for tool calls"),
+              ("drafter", "Draft a comparison of retries and idempotency")),
+        draft(("drafter", "Write the comparison of retries and idempotency from the research")),
+    )
+
+
+def replan_resolver_plans() -> tuple[str]:
+    """The plan a resolver's `replan` asks for on `replannable_playbook`: one analyst step."""
+    return (draft(("analyst", "Explain why idempotency makes retries of tool calls harmless")),)
+
+
+def replannable_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """`replannable`: one drafter step that escalates unless it says 'harmless'; the policy has an analyst
+    too, for the revised plan, and bob resolves (lead)."""
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    step = {"type": "agent", "id": "draft", "role": "drafter", "instruction": "Explain retries and idempotency.",
+            "max_attempts": 1, "checks": [{"type": "required_terms", "terms": ["harmless"], "on_fail": "escalate"}]}
+    policy = {"principals": [{"role": "drafter", "tools": []}, {"role": "analyst", "tools": []}],
+              "approvers": [{"name": "bob", "roles": ["lead"]}]}
+    return write_playbook(tmp_path / "playbooks", {"name": "replannable", "steps": [step], "policy": policy})
+
+
+def fallback_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """`with-fallback`: reading missing notes fails, the `recall` step stands in for it, and the brief
+    uses what stood in."""
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    steps = [
+        {"type": "tool", "id": "notes", "role": "analyst", "fallback": "recall",
+         "invocation": {"tool": "read_file", "arguments_json": "{\"path\": \"missing/notes.md\"}"}},
+        {"type": "agent", "id": "recall", "role": "analyst", "instruction": "Write notes on retries from what you know."},
+        {"type": "agent", "id": "brief", "role": "drafter", "depends_on": ["notes"],
+         "instruction": "Brief from {{steps.notes.output}}"},
+    ]
+    policy = {"principals": [{"role": "analyst", "tools": ["read_file"]}, {"role": "drafter", "tools": []}]}
+    return write_playbook(tmp_path / "playbooks", {"name": "with-fallback", "steps": steps, "policy": policy})
+
+
 # --- tool chains: analyst tool steps on the demo SQL database (tests/test_tool_chains.py) ----------
 
 # tests/test_tool_chains.py's PRINCIPALS and APPROVERS (renamed: the approvals' above).
@@ -332,7 +382,19 @@ def chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, steps: list[dict]) ->
 
 def sql_step(step_id: str, sql: str | None = None, **extra: object) -> dict:
     arguments = {"sql": sql} if sql else {}
-    return {"type": "tool", "id": step_id, "role": "analyst", "invocation": {"tool": "sql_query", "arguments_json": json.dumps(arguments)}, **extra}
+    invocation = {"tool": "sql_query", "arguments_json": json.dumps(arguments)}
+    return {"type": "tool", "id": step_id, "role": "analyst", "invocation": invocation, **extra}
+
+
+def sql_chain_steps() -> list[dict]:
+    """`pick` extracts a model name by regex from one query; `count`'s SQL is filled by one model call
+    that sees it, and its count is extracted too."""
+    return [
+        sql_step("pick", "SELECT name, provider FROM models ORDER BY name", extract={"regex": r"^(\S+) \| openai$"}),
+        sql_step("count", depends_on=["pick"], model_fills=["sql"],
+                 fill_instruction="Write one SELECT that counts the runs of model {{steps.pick.output}}.",
+                 extract={"regex": r"^(\d+)$"}),
+    ]
 
 
 # --- processes: the CLIs and a worker in a process of its own --------------------------------------

@@ -49,7 +49,6 @@ from contracts.goal import Budget, GoalRequest, GoalResult, GoalStatus
 from contracts.llm import ChatMessage, ModelRequest
 from devserver import find_binary
 from tests.fakes import (
-    COMPARISON,
     WEAK,
     Responder,
     ScriptedModel,
@@ -59,9 +58,11 @@ from tests.fakes import (
     executor,
     fills_sql,
     guided,
+    notes_from_memory,
     researcher_answers,
     step_role,
     tool_messages,
+    weak_then_good,
 )
 from tests.helpers import (
     DRAFT,
@@ -71,17 +72,20 @@ from tests.helpers import (
     approve_everything,
     chain,
     decide,
-    draft,
     escalating_playbook,
     explore_playbook,
+    fallback_playbook,
     gated_playbook,
     models,
     pending,
-    playbooks as team_playbooks,
+    replan_llm_plans,
+    replan_resolver_plans,
+    replannable_playbook,
     replay,
     resolve,
     single_step_playbook,
-    sql_step,
+    sql_chain_steps,
+    team_playbooks,
     waiting,
     write_playbook,
 )
@@ -198,8 +202,8 @@ def escalating(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
 
 
 def team(**options: object) -> Setup:
-    """tests/helpers.py's `playbooks` (`team`, as tests/test_subagents.py runs it): subagent steps r1 and
-    r2 (lead role, children on the `sub` playbook) in parallel, then a merge step."""
+    """tests/helpers.py's `team_playbooks` (`team`, as tests/test_subagents.py runs it): subagent steps r1
+    and r2 (lead role, children on the `sub` playbook) in parallel, then a merge step."""
 
     def setup(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
         name = team_playbooks(folder, monkeypatch, **options)
@@ -216,51 +220,18 @@ def explore_budget(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest
 
 
 def replannable(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
-    """tests/test_replanning.py's resolver case: one drafter step that escalates unless it says 'harmless';
-    the policy has an analyst too, for the revised plan."""
-    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(folder / "playbooks"))
-    step = {"type": "agent", "id": "draft", "role": "drafter", "instruction": "Explain retries and idempotency.", "max_attempts": 1,
-            "checks": [{"type": "required_terms", "terms": ["harmless"], "on_fail": "escalate"}]}
-    policy = {"principals": [{"role": "drafter", "tools": []}, {"role": "analyst", "tools": []}],
-              "approvers": [{"name": "bob", "roles": ["lead"]}]}
-    name = write_playbook(folder / "playbooks", {"name": "replannable", "steps": [step], "policy": policy})
-    return GoalRequest(goal=GOAL, playbook=name)
+    """tests/test_replanning.py's resolver case (tests/helpers.py `replannable_playbook`)."""
+    return GoalRequest(goal=GOAL, playbook=replannable_playbook(folder, monkeypatch))
 
 
 def with_fallback(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
-    """tests/test_replanning.py's fallback case: reading missing notes fails, `recall` stands in for it,
-    and the brief uses what stood in."""
-    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(folder / "playbooks"))
-    steps = [
-        {"type": "tool", "id": "notes", "role": "analyst", "fallback": "recall",
-         "invocation": {"tool": "read_file", "arguments_json": "{\"path\": \"missing/notes.md\"}"}},
-        {"type": "agent", "id": "recall", "role": "analyst", "instruction": "Write notes on retries from what you know."},
-        {"type": "agent", "id": "brief", "role": "drafter", "depends_on": ["notes"], "instruction": "Brief from {{steps.notes.output}}"},
-    ]
-    policy = {"principals": [{"role": "analyst", "tools": ["read_file"]}, {"role": "drafter", "tools": []}]}
-    name = write_playbook(folder / "playbooks", {"name": "with-fallback", "steps": steps, "policy": policy})
-    return GoalRequest(goal=GOAL, playbook=name)
+    """tests/test_replanning.py's fallback case (tests/helpers.py `fallback_playbook`)."""
+    return GoalRequest(goal=GOAL, playbook=fallback_playbook(folder, monkeypatch))
 
 
 def sql_chain(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
-    """tests/test_tool_chains.py's first case: `pick` extracts a model name by regex from one query,
-    `count`'s SQL is filled by one model call that sees it, and its count is extracted too."""
-    steps = [
-        sql_step("pick", "SELECT name, provider FROM models ORDER BY name", extract={"regex": r"^(\S+) \| openai$"}),
-        sql_step("count", depends_on=["pick"], model_fills=["sql"],
-                 fill_instruction="Write one SELECT that counts the runs of model {{steps.pick.output}}.",
-                 extract={"regex": r"^(\d+)$"}),
-    ]
-    return GoalRequest(goal="How often did we run gpt-4o-mini?", playbook=chain(folder, monkeypatch, steps))
-
-
-def weak_then_good(request: ModelRequest) -> ChatMessage:
-    """The playbook's drafter never says 'harmless'; the analyst of the revised plan does."""
-    return answer(COMPARISON if step_role(request) == "analyst" else "Retries happen.")
-
-
-def notes_from_memory(request: ModelRequest) -> ChatMessage:
-    return answer("notes from memory" if step_role(request) == "analyst" else COMPARISON)
+    """tests/test_tool_chains.py's first case (tests/helpers.py `sql_chain_steps`)."""
+    return GoalRequest(goal="How often did we run gpt-4o-mini?", playbook=chain(folder, monkeypatch, sql_chain_steps()))
 
 
 def angle_one_writes_first(request: ModelRequest) -> ChatMessage:
@@ -364,14 +335,12 @@ RECIPES: dict[str, Recipe] = {
     ),
     "replan-llm": Recipe(
         "an LLM-planned goal whose second step fails for good: the planner revises the rest from what is done",
-        builtin(GOAL), GoalStatus.COMPLETED, executor,
-        plans=(draft(("researcher", "Research retries and idempotency for tool calls"), ("drafter", "Draft a comparison of retries and idempotency")),
-               draft(("drafter", "Write the comparison of retries and idempotency from the research"))),
+        builtin(GOAL), GoalStatus.COMPLETED, executor, plans=replan_llm_plans(),
     ),
     "replan-resolver": Recipe(
         "the verifier escalates a playbook step; a human's `resolve` Update asks for a new plan, with guidance",
         replannable, GoalStatus.COMPLETED, weak_then_good, resolve_with("replan", "Say why a repeat is harmless."),
-        plans=(draft(("analyst", "Explain why idempotency makes retries of tool calls harmless")),),
+        plans=replan_resolver_plans(),
     ),
     "fallback": Recipe(
         "a playbook tool step fails (read_file: no such file); its declared fallback step stands in for it",

@@ -112,6 +112,8 @@ async def test_expiry_never_approves(client: Client, task_queue: str, tmp_path: 
         assert step.error.endswith("no resolution in time, aborted")
         (escalation,) = result.escalations
         assert escalation.status.value == "timed_out" and escalation.outcome.value == "abort" and step.escalation_ids == [escalation.escalation_id]
+        # The gated action never ran: there is no output to accept, and nothing for a resolver to wave through.
+        assert "accept" not in [d.value for d in escalation.decisions] and "retry" in [d.value for d in escalation.decisions]
     assert result.approvals[0].status.value == {"deny": "expired", "escalate": "escalated"}[on_expiry]
     assert audit(result) == [("requested", "publisher"), ({"deny": "expired", "escalate": "escalated"}[on_expiry], None)]
     assert "write_file" not in scheduled_activities(history)

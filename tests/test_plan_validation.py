@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
 from core.plan_validation import find_cycle, plan_problems
-from activities.planner import LLM_PLAN_ROLES, draft_schema, parse_draft, plan_from_playbook, plan_goal
+from activities.planner import LLM_PLAN_ROLES, default_output_step, draft_schema, parse_draft, plan_from_playbook, plan_goal
 from core.tools import TOOLS, tool_effects
 from contracts.errors import ErrorType
 from contracts.llm import ModelSpec, Provider
@@ -503,9 +503,13 @@ def test_explore_steps_need_checks_and_distinct_labels() -> None:
 
 
 def test_subagent_steps_are_validated_like_the_rest() -> None:
-    step = SubagentStep(id="sub", role="researcher", goal="Look into {{steps.a.output}}", playbook="research-brief")
+    step = SubagentStep(id="sub", role="researcher", goal="Check the artifact {{steps.a.sha256}}", playbook="research-brief")
     assert plan_problems([agent("a"), step], EFFECTS) == ["step 'sub' uses the output of 'a' without depending on it"]
     assert plan_problems([agent("a"), step.model_copy(update={"depends_on": ["a"]})], EFFECTS) == []
+    # Another step's output text would become the child's instruction: refused.
+    pasted = step.model_copy(update={"goal": "Look into {{steps.a.output}}", "depends_on": ["a"]})
+    (problem,) = plan_problems([agent("a"), pasted], EFFECTS)
+    assert problem.startswith("step 'sub': a subagent's goal cannot include other steps' output")
 
 
 def test_model_fills_name_undeclared_arguments_of_the_tool_and_say_what_to_fill() -> None:
@@ -558,3 +562,10 @@ def test_the_planner_model_can_chain_tools() -> None:
     assert type(not_a_tool_step).__name__ == "AgentStep"
     assert plan_problems(steps, tool_effects(), allowed_roles=set(LLM_PLAN_ROLES), effects_last=True) == []
     assert ungrounded_steps("How often are tool calls retried, and what does that say about idempotency?", steps) == []
+
+
+def test_a_fallback_step_is_never_the_output_step() -> None:
+    steps = [agent("draft", fallback="plain"), agent("plain")]
+    assert default_output_step(steps) == "draft"
+    assert plan_problems(steps, EFFECTS, output_step="plain") == [
+        "output_step 'plain' is a fallback step, which runs only when another step fails"]

@@ -10,18 +10,17 @@ from pathlib import Path
 from temporalio.client import Client
 
 from contracts.goal import GoalRequest, GoalStatus, StepStatus
-from contracts.llm import ModelRequest
-from tests.fakes import COMPARISON as GOOD, ScriptedModel, answer, executor, step_role
-from tests.helpers import GOAL, PlannerServer, draft, fake_activities, models, replay, resolve, run_goal, waiting, write_playbook
+from tests.fakes import COMPARISON as GOOD, ScriptedModel, answer, executor, notes_from_memory, weak_then_good
+from tests.helpers import (
+    GOAL, PlannerServer, draft, fake_activities, fallback_playbook, models, replan_llm_plans, replan_resolver_plans,
+    replannable_playbook, replay, resolve, run_goal, waiting, write_playbook,
+)
 from worker import build_worker
 from workflows.goal import GoalWorkflow
 
 
 async def test_a_failed_llm_planned_step_makes_the_planner_revise_the_rest(client: Client, task_queue: str) -> None:
-    server = PlannerServer(
-        draft(("researcher", "Research retries and idempotency for tool calls"), ("drafter", "Draft a comparison of retries and idempotency")),
-        draft(("drafter", "Write the comparison of retries and idempotency from the research")),
-    )
+    server = PlannerServer(*replan_llm_plans())
     with server:
         result, history = await run_goal(client, task_queue, GoalRequest(goal=GOAL, models=models(server)),
                                          fake_activities(ScriptedModel(executor).activity()))
@@ -33,7 +32,7 @@ async def test_a_failed_llm_planned_step_makes_the_planner_revise_the_rest(clien
     assert revision.revision == 1 and revision.steps[0].depends_on == ["researcher-1"] and result.output == GOOD
     # The planner saw what was done and why the step failed.
     prompt = server.planner_prompts[1]
-    assert "researcher-1 (researcher)" in prompt and "Step drafter-2 failed" in prompt and GOOD in prompt
+    assert 'step="researcher-1" untrusted="true">\n(researcher) Research retries' in prompt and "Step drafter-2 failed" in prompt and GOOD in prompt
     summaries = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
                  if e.HasField("activity_task_scheduled_event_attributes")]
     assert summaries.count("plan_goal") == 2
@@ -52,17 +51,8 @@ async def test_revisions_are_bounded(client: Client, task_queue: str) -> None:
 
 
 async def test_a_resolver_can_ask_for_a_new_plan_with_guidance(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
-    step = {"type": "agent", "id": "draft", "role": "drafter", "instruction": "Explain retries and idempotency.", "max_attempts": 1,
-            "checks": [{"type": "required_terms", "terms": ["harmless"], "on_fail": "escalate"}]}
-    policy = {"principals": [{"role": "drafter", "tools": []}, {"role": "analyst", "tools": []}],
-              "approvers": [{"name": "bob", "roles": ["lead"]}]}
-    name = write_playbook(tmp_path / "playbooks", {"name": "replannable", "steps": [step], "policy": policy})
-
-    def weak_then_good(request: ModelRequest):
-        return answer(GOOD if step_role(request) == "analyst" else "Retries happen.")
-
-    server = PlannerServer(draft(("analyst", "Explain why idempotency makes retries of tool calls harmless")))
+    name = replannable_playbook(tmp_path, monkeypatch)
+    server = PlannerServer(*replan_resolver_plans())
     with server:
         async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(weak_then_good).activity())):
             handle = await client.start_workflow(GoalWorkflow.run, GoalRequest(goal=GOAL, playbook=name, models=models(server)),
@@ -80,19 +70,24 @@ async def test_a_resolver_can_ask_for_a_new_plan_with_guidance(client: Client, t
 
 
 async def test_a_fallback_step_stands_in_for_a_failed_one(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
-    steps = [
-        {"type": "tool", "id": "notes", "role": "analyst", "fallback": "recall",
-         "invocation": {"tool": "read_file", "arguments_json": "{\"path\": \"missing/notes.md\"}"}},
-        {"type": "agent", "id": "recall", "role": "analyst", "instruction": "Write notes on retries from what you know."},
-        {"type": "agent", "id": "brief", "role": "drafter", "depends_on": ["notes"], "instruction": "Brief from {{steps.notes.output}}"},
-    ]
-    policy = {"principals": [{"role": "analyst", "tools": ["read_file"]}, {"role": "drafter", "tools": []}]}
-    name = write_playbook(tmp_path / "playbooks", {"name": "with-fallback", "steps": steps, "policy": policy})
-    model = ScriptedModel(lambda request: answer("notes from memory" if step_role(request) == "analyst" else GOOD))
+    name = fallback_playbook(tmp_path, monkeypatch)
+    model = ScriptedModel(notes_from_memory)
     result, _ = await run_goal(client, task_queue, GoalRequest(goal=GOAL, playbook=name), fake_activities(model.activity()))
     assert result.status is GoalStatus.COMPLETED, result.error
     notes, recall, brief = result.steps
     assert notes.status is StepStatus.FAILED and notes.superseded_by == "recall" and "file not found" in notes.error
     assert recall.output == "notes from memory" and "notes from memory" in model.requests[-1].messages[-1].content
     assert brief.status is StepStatus.COMPLETED and result.output == GOOD
+
+
+async def test_a_fallback_for_the_output_step_gives_the_goal_its_output(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    steps = [{"type": "agent", "id": "draft", "role": "drafter", "instruction": "Draft it.", "fallback": "plain", "max_attempts": 1,
+              "checks": [{"type": "required_terms", "terms": ["idempotency"]}]},
+             {"type": "agent", "id": "plain", "role": "drafter", "instruction": "Say it plainly."}]
+    name = write_playbook(tmp_path / "playbooks", {"name": "output-fallback", "steps": steps,
+                                                   "policy": {"principals": [{"role": "drafter", "tools": []}]}})
+    model = ScriptedModel(lambda request: answer("REJECTED DRAFT" if "Draft it." in request.messages[-1].content else "plain words"))
+    result, _ = await run_goal(client, task_queue, GoalRequest(goal=GOAL, playbook=name), fake_activities(model.activity()))
+    assert result.status is GoalStatus.COMPLETED, result.error
+    assert result.plan.output_step == "draft" and result.output == "plain words"  # the fallback's, not the rejected draft

@@ -6,6 +6,7 @@ parent that finds its child instead of starting another."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 import uuid
 
 import pytest
@@ -14,11 +15,11 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, W
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
-from contracts.approvals import APPROVAL_SIGNAL, APPROVE_UPDATE, PENDING_QUERY, ApprovalDecision, ApprovalRequest, ApprovalSignal
+from contracts.approvals import APPROVAL_SIGNAL, APPROVE_UPDATE, CHILD_APPROVALS_SIGNAL, PENDING_QUERY, ChildApprovals, ApprovalDecision, ApprovalRequest, ApprovalSignal
 from contracts.goal import Budget, GoalRequest, GoalResult, GoalStatus, StepStatus
 from contracts.llm import ModelRequest
 from tests.fakes import ScriptedModel, answer, call_tool, researcher_answers, step_role
-from tests.helpers import TEAM_PRINCIPALS as PRINCIPALS, approve_pending, fake_activities, playbooks, replay, run_goal, write_playbook
+from tests.helpers import TEAM_PRINCIPALS as PRINCIPALS, approve_pending, fake_activities, replay, run_goal, team_playbooks, write_playbook
 from worker import build_worker
 from workflows.goal import GoalWorkflow
 
@@ -36,7 +37,7 @@ def started_children(history) -> list[str]:
 
 
 async def test_subagents_run_as_child_workflows_and_their_usage_counts(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
-    name = playbooks(tmp_path, monkeypatch)
+    name = team_playbooks(tmp_path, monkeypatch)
     async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(researcher_answers).activity())):
         handle = await start(client, task_queue, name, budget=Budget(max_model_calls=20))
         async with asyncio.timeout(30):
@@ -63,7 +64,7 @@ async def test_subagents_run_as_child_workflows_and_their_usage_counts(client: C
 
 async def test_a_subagent_never_gets_more_than_its_parent_role_may(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
     """The child's own policy lets researchers write; the parent's lead role may not, so the child cannot."""
-    name = playbooks(tmp_path, monkeypatch)
+    name = team_playbooks(tmp_path, monkeypatch)
 
     async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(write_first).activity())):
         handle = await start(client, task_queue, name)
@@ -76,7 +77,7 @@ async def test_a_subagent_never_gets_more_than_its_parent_role_may(client: Clien
 
 
 async def test_a_failed_child_is_a_typed_step_failure(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
-    name = playbooks(tmp_path, monkeypatch, child_playbook="no-such-playbook")
+    name = team_playbooks(tmp_path, monkeypatch, child_playbook="no-such-playbook")
     async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(researcher_answers).activity())):
         handle = await start(client, task_queue, name, budget=Budget(max_model_calls=20))
         async with asyncio.timeout(30):
@@ -102,7 +103,7 @@ async def waiting_for_approval(child: WorkflowHandle) -> None:
 
 
 async def test_cancelling_the_parent_cancels_its_children(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
-    name = playbooks(tmp_path, monkeypatch, child_gate=True)
+    name = team_playbooks(tmp_path, monkeypatch, child_gate=True)
     async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(write_first).activity())):
         handle = await start(client, task_queue, name)
         child = client.get_workflow_handle(f"{handle.id}/r1")
@@ -126,7 +127,7 @@ async def exists(handle: WorkflowHandle) -> bool:
 
 
 async def test_a_resumed_parent_finds_its_child_instead_of_starting_another(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
-    name = playbooks(tmp_path, monkeypatch, child_gate=True)
+    name = team_playbooks(tmp_path, monkeypatch, child_gate=True)
     activities = fake_activities(ScriptedModel(write_first).activity())
     async with build_worker(client, task_queue, activities=activities):
         handle = await start(client, task_queue, name)
@@ -147,7 +148,7 @@ async def test_a_resumed_parent_finds_its_child_instead_of_starting_another(clie
 
 
 async def test_a_childs_approvals_are_listed_and_answered_on_the_parent(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
-    name = playbooks(tmp_path, monkeypatch, child_gate=True)
+    name = team_playbooks(tmp_path, monkeypatch, child_gate=True)
     async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(write_first).activity())):
         handle = await start(client, task_queue, name)
         async with asyncio.timeout(30):
@@ -213,3 +214,22 @@ async def test_subagents_nest_only_so_deep(client: Client, task_queue: str, tmp_
         deepest = await client.get_workflow_handle(f"{handle.id}/again/again/again", result_type=GoalResult).result()
     assert result.status is GoalStatus.FAILED and "ended failed" in result.steps[0].error
     assert "subagents nest at most 3 deep" in deepest.steps[0].error
+
+
+async def test_only_a_goals_own_subagents_can_report_approvals_to_it(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
+    """Anyone can send a Signal: a forged `child_approvals` report lists nothing and is recorded as refused."""
+    name = team_playbooks(tmp_path, monkeypatch, child_gate=True)
+    async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(write_first).activity())):
+        handle = await start(client, task_queue, name)
+        fake = ApprovalRequest(request_id="fake", step_id="x", tool="write_file", arguments_json="{}", action_sha256="0" * 64,
+                               requested_by="researcher", rule="r", reason="r", created_at=datetime.now(UTC),
+                               expires_at=datetime.now(UTC), approvals_needed=1, workflow_id="attacker-controlled")
+        await handle.signal(CHILD_APPROVALS_SIGNAL, ChildApprovals(workflow_id="attacker-controlled", requests=[fake]))
+        async with asyncio.timeout(30):
+            while len(open_ := await handle.query(PENDING_QUERY, result_type=list[ApprovalRequest])) < 2:
+                await asyncio.sleep(0.05)
+            assert {r.workflow_id for r in open_} == {f"{handle.id}/r1", f"{handle.id}/r2"}
+            for child in (f"{handle.id}/r1", f"{handle.id}/r2"):
+                await approve_pending(client.get_workflow_handle(child), ("alice",))
+            result = await handle.result()
+    assert any(e.kind.value == "refused" and "attacker-controlled" in e.detail for e in result.audit)

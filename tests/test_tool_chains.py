@@ -13,16 +13,11 @@ from contracts.goal import GoalRequest, GoalStatus, StepStatus
 from contracts.plan import OutputExtraction
 from core.extraction import ExtractionFailed, extract, json_pointer
 from tests.fakes import ScriptedModel, answer, fills_sql
-from tests.helpers import chain, fake_activities, run_goal, sql_step
+from tests.helpers import chain, fake_activities, run_goal, sql_chain_steps, sql_step
 
 
 async def test_a_chain_passes_one_field_and_the_model_fills_one_argument(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
-    steps = [
-        sql_step("pick", "SELECT name, provider FROM models ORDER BY name", extract={"regex": r"^(\S+) \| openai$"}),
-        sql_step("count", depends_on=["pick"], model_fills=["sql"],
-                 fill_instruction="Write one SELECT that counts the runs of model {{steps.pick.output}}.",
-                 extract={"regex": r"^(\d+)$"}),
-    ]
+    steps = sql_chain_steps()
     model = ScriptedModel(fills_sql("SELECT COUNT(*) AS n FROM runs WHERE model = 'gpt-4o-mini'"))
     result, _ = await run_goal(client, task_queue, GoalRequest(goal="How often did we run gpt-4o-mini?", playbook=chain(tmp_path, monkeypatch, steps)),
                                fake_activities(model.activity()))

@@ -37,6 +37,7 @@ class ApprovalRouter:
         self.desk = desk
         self.parent = parent
         self.children: dict[str, ChildApprovals] = {}  # direct child workflow id -> its last report
+        self.expected: set[str] = set()  # children this goal started: the only workflows whose reports count
         self._reports_received = 0
         self._reported: tuple[int, int] | None = None
 
@@ -50,9 +51,25 @@ class ApprovalRouter:
         """Open requests of this goal, then those waiting in its subagents."""
         return self.desk.pending() + [r for r in self.mirrored() if r.status is ApprovalStatus.PENDING]
 
+    def expect(self, child_id: str) -> None:
+        """A subagent is about to start: its reports will count."""
+        self.expected.add(child_id)
+
     def receive(self, report: ChildApprovals) -> None:
+        if report.workflow_id not in self.expected:  # anyone can signal; only our own children report here
+            self.desk.record(ApprovalEventKind.REFUSED, detail=f"approval report from {report.workflow_id!r}, not a subagent of this goal")
+            return
         self.children[report.workflow_id] = report
         self._reports_received += 1
+
+    def forget(self, child_id: str) -> None:
+        """A subagent run ended: what it still showed as pending can no longer be decided (its decided
+        requests stay, for a decision routed just before it ended)."""
+        report = self.children.get(child_id)
+        if report is not None:
+            decided = [r for r in report.requests if r.status is not ApprovalStatus.PENDING]
+            self.children[child_id] = report.model_copy(update={"requests": decided})
+            self._reports_received += 1
 
     def _find(self, request_id: str) -> tuple[str, ApprovalRequest] | None:
         """(direct child that reaches it, the request as last reported) for a subagent's request."""
@@ -107,7 +124,8 @@ class ApprovalRouter:
         await self.forward(child, decision, verdict)
 
         def refusal() -> str | None:
-            fresh = [e for e in self.children[child].refusals if _refusal_key(e) not in seen and e.request_id == decision.request_id]
+            fresh = [e for e in self.children[child].refusals if _refusal_key(e) not in seen
+                     and e.request_id == decision.request_id and e.actor == decision.approver]
             return fresh[-1].detail if fresh else None
 
         def applied() -> bool:
@@ -120,7 +138,7 @@ class ApprovalRouter:
             await workflow.wait_condition(lambda: applied() or refusal() is not None, timeout=ROUTED_DECISION_TIMEOUT)
         except TimeoutError as err:
             raise ApplicationError(f"subagent {child} did not confirm the decision in time", type="ApprovalRouteTimeout") from err
-        if (refused := refusal()) is not None:
+        if not applied() and (refused := refusal()) is not None:
             raise reject(f"subagent {child} refused the decision: {refused}")
         current = self._find(decision.request_id)
         assert current is not None
@@ -148,9 +166,9 @@ class ApprovalRouter:
 
     async def report(self) -> None:
         """Send the parent the current view (no-op for a top-level goal or when nothing changed)."""
-        if self.parent is None or self._state() == self._reported:
+        state = self._state()
+        if self.parent is None or state == self._reported:
             return
-        self._reported = self._state()
         here = workflow.info().workflow_id
         own = [r.model_copy(update={"workflow_id": here}) for r in self.desk.requests.values()]
         refusals = [e for e in self.desk.events if e.kind is ApprovalEventKind.REFUSED]
@@ -160,6 +178,7 @@ class ApprovalRouter:
             await workflow.get_external_workflow_handle(self.parent.workflow_id).signal(CHILD_APPROVALS_SIGNAL, report)
         except ApplicationError as err:  # the parent is gone: nobody left to show the requests to
             workflow.logger.warning("could not report approvals to parent %s: %s", self.parent.workflow_id, err)
+        self._reported = state  # only once sent: a send cut off by cancellation is sent again by the final report
 
 
 def _refusal_key(event: ApprovalEvent) -> tuple:

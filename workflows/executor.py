@@ -11,7 +11,7 @@ the resolver's guidance, abort (or the timeout) leaves it escalated.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -19,28 +19,39 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from contracts.escalations import EscalationDecision, Resolution
     from contracts.goal import StepResult, StepStatus
-    from contracts.plan import AgentStep, PlanStep, StepKind
+    from contracts.plan import PlanStep, StepKind, ToolStep
     from core.hashing import sha256_text
     from workflows.escalations import STEP_DECISIONS, EscalationDesk
     from workflows.failures import BudgetExceeded, StepEscalated, StepFailed, failure_message
     from workflows.steps import StepContext, StepRunner
 
 
+GUIDED_FIELDS = {StepKind.AGENT: "instruction", StepKind.EXPLORE: "instruction", StepKind.SUBAGENT: "goal"}
+
+
 def with_guidance(step: PlanStep, resolution: Resolution) -> PlanStep:
-    """The step to retry: an agent step's instruction gains the resolver's guidance (a human's words, trusted)."""
-    if not isinstance(step, AgentStep) or not resolution.guidance.strip():
+    """The step to retry: what it is asked to do gains the resolver's guidance (a human's words, trusted), kept
+    within the field's limit; a tool step gains it only where a model fills its arguments."""
+    field = "fill_instruction" if isinstance(step, ToolStep) and step.model_fills else GUIDED_FIELDS.get(step.type)
+    if field is None or not resolution.guidance.strip():
         return step
     note = f"\n\nGuidance from {resolution.resolver}, the human who reviewed the previous attempt: {resolution.guidance.strip()}"
-    return step.model_copy(update={"instruction": step.instruction + note})
+    limit = next(m.max_length for m in type(step).model_fields[field].metadata if hasattr(m, "max_length"))
+    guided = getattr(step, field)[: max(0, limit - len(note))] + note  # the guidance is kept whole, the text cut if needed
+    return type(step).model_validate(step.model_dump() | {field: guided[:limit]})
 
 
 class StepExecutor:
     """Runs steps for one goal; records progress for the `status` query."""
 
-    def __init__(self, context: StepContext, runners: dict[StepKind, StepRunner], escalations: EscalationDesk) -> None:
+    def __init__(
+        self, context: StepContext, runners: dict[StepKind, StepRunner], escalations: EscalationDesk,
+        can_replan: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.context = context
         self.runners = runners
         self.escalations = escalations
+        self.can_replan = can_replan  # the scheduler says whether a revision of the plan is still possible
 
     async def run(self, step: PlanStep, outputs: Mapping[str, str]) -> StepResult:
         result = StepResult(step_id=step.id, role=step.role, status=StepStatus.RUNNING, started_at=workflow.now())
@@ -54,7 +65,7 @@ class StepExecutor:
                 break
             progress.status = StepStatus.AWAITING_RESOLUTION
             output_hash = sha256_text(result.output) if result.output else None
-            escalation = self.escalations.open(step.id, result.error or "escalated", output_hash, STEP_DECISIONS)
+            escalation = self.escalations.open(step.id, result.error or "escalated", output_hash, self._decisions(output_hash))
             result.escalation_ids.append(escalation.escalation_id)
             decision = await self.escalations.wait(escalation)
             if decision is EscalationDecision.ACCEPT:
@@ -76,6 +87,15 @@ class StepExecutor:
             result.output_sha256 = sha256_text(result.output)
         progress.status = result.status
         return result
+
+    def _decisions(self, output_hash: str | None) -> list[EscalationDecision]:
+        """What a resolver may decide: accept needs an output to accept (an expired approval has none: the
+        action never ran), replan needs a revision to be possible."""
+        return [
+            d for d in STEP_DECISIONS
+            if not (d is EscalationDecision.ACCEPT and output_hash is None)
+            and not (d is EscalationDecision.REPLAN and not self.can_replan())
+        ]
 
     async def _attempt(self, step: PlanStep, outputs: Mapping[str, str], result: StepResult) -> None:
         """One run of the step's runner; expected endings become the result's status."""

@@ -85,10 +85,11 @@ class GoalWorkflow:
             ledger=self._ledger,
             progress=self._progress,
             approvals=self._desk,
+            router=self._approvals,
             tools=ToolCaller(ToolGate(self._desk, self._ledger, self._progress, request.scopes)),
             verification=self._verification,
         )
-        self._executor = StepExecutor(context, step_runners(context), self._escalations)
+        self._executor = StepExecutor(context, step_runners(context), self._escalations, can_replan=lambda: self._scheduler.can_revise())
         self._scheduler = StepScheduler(request, self._executor, self._ledger, self._progress)
 
     @workflow.query(name=STATUS_QUERY)
@@ -181,8 +182,8 @@ class GoalWorkflow:
         result.audit = self._desk.events
         result.escalations = list(self._escalations.escalations.values())
         await workflow.wait_condition(workflow.all_handlers_finished)  # no update is cut off by completion
-        await self._approvals.report()  # the parent sees the final state of every request
         reporting.cancel()
+        await self._approvals.report()  # the parent sees the final state of every request
         return result
 
     async def _plan(self, request: GoalRequest, result: GoalResult) -> Plan | None:
@@ -208,7 +209,6 @@ class GoalWorkflow:
         return plan
 
     async def _finish(self, request: GoalRequest, result: GoalResult) -> None:
-        by_id = {s.step_id: s for s in result.steps}
         if self._ledger.exceeded:
             result.status, result.error = GoalStatus.BUDGET_EXCEEDED, self._ledger.exceeded
             return
@@ -222,7 +222,7 @@ class GoalWorkflow:
             errors = "; ".join([f"{s.step_id}: {s.error}" for s in standing if s.error] + self._scheduler.revision_errors)
             result.error = f"steps did not complete: {unfinished} ({errors})"
             return
-        result.output = by_id[self._scheduler.output_step].output
+        result.output = self._scheduler.outputs[self._scheduler.output_step]  # a fallback's output stands in
         if request.success_criteria:
             self._phase = "verifying goal"
             try:

@@ -71,11 +71,11 @@ class GoalLedger:
         left_calls = budget.max_model_calls - committed.model_calls
         left_tools = budget.max_tool_calls - committed.tool_calls
         left_tokens = budget.max_total_tokens - committed.total_tokens
-        if left_calls < 1 or left_tokens < 1 or committed.cost_usd >= budget.max_cost_usd > 0:
+        if left_calls < 1 or left_tools < 1 or left_tokens < 1 or committed.cost_usd >= budget.max_cost_usd > 0:
             self._stop("no budget left for a subagent")
         child = Budget(
             max_model_calls=max(1, math.floor(left_calls * share)),
-            max_tool_calls=max(1, math.floor(max(left_tools, 1) * share)),
+            max_tool_calls=max(1, math.floor(left_tools * share)),
             max_total_tokens=max(1, math.floor(left_tokens * share)),
             max_cost_usd=0.0 if budget.max_cost_usd == 0 else (budget.max_cost_usd - committed.cost_usd) * share,  # 0: uncapped
             # A child may use the parent's remaining time, not a share of it: it runs while the parent waits.

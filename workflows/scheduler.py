@@ -39,13 +39,14 @@ class StepScheduler:
         self.output_step = ""
         self.revisions: list[Plan] = []
         self.revision_errors: list[str] = []
+        self.outputs: dict[str, str] = {}  # a failed step a fallback stood in for has the fallback's output
 
     async def run(self, plan: Plan) -> list[StepResult]:
         self.steps, self.output_step = list(plan.steps), plan.output_step or plan.steps[-1].id
         standby = {s.fallback for s in self.steps if s.fallback}  # fallback steps run only when triggered
         triggered: dict[str, str] = {}  # fallback step id -> the failed step it stands in for
         results: dict[str, StepResult] = {}
-        outputs: dict[str, str] = {}
+        outputs = self.outputs
         running: dict[str, asyncio.Task[StepResult]] = {}
         replan_after: StepResult | None = None
         while True:
@@ -85,10 +86,12 @@ class StepScheduler:
                         replan_after = result
         return [results[s.id] for s in self.steps if s.id in results]
 
+    def can_revise(self) -> bool:
+        """A revision of the plan is still possible (within `max_plan_revisions`, budget left)."""
+        return len(self.revisions) < self.request.max_plan_revisions and not self.ledger.exceeded
+
     def _replannable(self, plan: Plan, result: StepResult) -> bool:
-        if len(self.revisions) >= self.request.max_plan_revisions or self.ledger.exceeded:
-            return False
-        return result.replan_guidance is not None or plan.source is PlanSource.LLM
+        return self.can_revise() and (result.replan_guidance is not None or plan.source is PlanSource.LLM)
 
     async def _revise(self, plan: Plan, failed: StepResult, results: dict[str, StepResult], outputs: dict[str, str]) -> bool:
         """Ask the planner for the rest of the plan; False (and the goal goes on as it is) if it cannot."""
@@ -97,8 +100,12 @@ class StepScheduler:
             DoneStep(step_id=s.id, role=s.role, instruction=instruction_of(s), output=outputs[s.id][:DONE_OUTPUT_CHARS])
             for s in self.steps if s.id in outputs and results.get(s.id) and results[s.id].status is StepStatus.COMPLETED
         ]
-        revision = PlanRevision(number=number, done=done, failed_step_id=failed.step_id, failure=failed.error or "failed",
-                                guidance=failed.replan_guidance or "")
+        failures = [r for r in results.values() if r.status is StepStatus.FAILED and r.superseded_by is None]
+        revision = PlanRevision(
+            number=number, done=done, failed_step_id=failed.step_id,
+            failure="; ".join(f"{r.step_id}: {r.error or 'failed'}" for r in failures) or failed.error or "failed",
+            guidance=failed.replan_guidance or "",
+        )
         try:
             revised = await workflow.execute_activity(
                 PLAN_GOAL_ACTIVITY,
@@ -113,7 +120,9 @@ class StepScheduler:
         self.ledger.usage.add_model(revised.usage, revised.cost_usd, calls=revised.model_calls)
         self.revisions.append(revised)
         marker = f"revision {number}"
-        failed.superseded_by = marker
+        for result in results.values():  # every failure still standing (steps that failed in parallel too) is dealt with
+            if result.status is StepStatus.FAILED and result.superseded_by is None:
+                result.superseded_by = marker
         for step in self.steps:  # what has not run is replaced by the revision
             if step.id not in results:
                 results[step.id] = StepResult(step_id=step.id, role=step.role, status=StepStatus.SKIPPED,

@@ -11,6 +11,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.verify import VERIFY_OUTPUT_ACTIVITY, AcceptanceCheck, Decision, Verdict, VerifyRequest, judged_count
     from core.options import VERIFIER
     from core.relevance import instruction_of
+    from workflows.failures import BudgetExceeded
     from workflows.ledger import GoalLedger
 
 
@@ -22,8 +23,12 @@ class Verification:
 
     async def verify(self, step_id: str, instruction: str, output: str, checks: list[AcceptanceCheck], summary: str) -> Verdict:
         judged = judged_count(checks)
-        for _ in range(judged):
-            self.ledger.before_model_call()  # a model-judged check is a model call: it obeys the budget
+        for reserved in range(judged):
+            try:
+                self.ledger.before_model_call()  # a model-judged check is a model call: it obeys the budget
+            except BudgetExceeded:
+                self.ledger.usage.model_calls -= reserved  # release what this verification had reserved
+                raise
         verdict = await workflow.execute_activity(
             VERIFY_OUTPUT_ACTIVITY,
             VerifyRequest(

@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.llm import ToolCallRequest
     from contracts.plan import PlanStep, ToolInvocation
     from core.templating import render_arguments
+    from workflows.approval_router import ApprovalRouter
     from workflows.approvals import ApprovalDesk
     from workflows.failures import StepFailed
     from workflows.ledger import GoalLedger
@@ -29,6 +30,7 @@ class StepContext:
     ledger: GoalLedger
     progress: dict[str, StepProgress]
     approvals: ApprovalDesk  # holds the goal's policy once planned
+    router: ApprovalRouter  # subagents' approvals, listed and decided through this goal
     tools: ToolCaller
     verification: Verification
 

@@ -13,10 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from temporalio import workflow
-from temporalio.exceptions import ChildWorkflowError
+from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.goal import GOAL_WORKFLOW, MAX_SUBAGENT_DEPTH, Budget, GoalRequest, GoalResult, GoalStatus, ParentLink, StepResult, StepStatus
+    from contracts.goal import (
+        GOAL_WORKFLOW, MAX_SUBAGENT_DEPTH, Budget, GoalRequest, GoalResult, GoalStatus, ParentLink, StepResult, StepStatus,
+        UsageTotals,
+    )
     from contracts.plan import SubagentStep
     from contracts.policy import Principal
     from core.templating import render
@@ -61,6 +64,7 @@ class SubagentStepRunner:
             carved = context.ledger.carve(step.budget_share)
             result.child_workflow_ids.append(child_id)
             progress.child_workflow_id = child_id
+            context.router.expect(child_id)
             try:
                 child: GoalResult = await workflow.execute_child_workflow(
                     GOAL_WORKFLOW,
@@ -74,7 +78,13 @@ class SubagentStepRunner:
             except ChildWorkflowError as err:
                 context.ledger.settle(carved, whole_carve(carved))  # what it spent is unknown: charge it all
                 raise StepFailed(f"subagent {child_id} failed: {failure_message(err)}") from err
+            except WorkflowAlreadyStartedError as err:  # e.g. a reset parent whose earlier child still runs
+                context.ledger.settle(carved, UsageTotals())
+                raise StepFailed(f"subagent {child_id} could not start: a workflow with that id is already running") from err
+            finally:
+                context.router.forget(child_id)
             context.ledger.settle(carved, child.usage)
+            result.output = child.output  # what a resolver accepts if the child ended escalated
             if child.status is GoalStatus.ESCALATED:
                 raise StepEscalated(f"subagent {child_id} ended escalated: {child.error}")
             if child.status is not GoalStatus.COMPLETED:

@@ -45,10 +45,13 @@ class ToolStepRunner:
         for attempt in range(1, step.max_attempts + 1):
             result.attempts = progress.attempt = attempt
             within_step_limits(step, result, "tool")
-            record, output = await context.tools.call(step, call, allowed={step.invocation.tool})
+            record, output = await context.tools.call(step, call, allowed={step.invocation.tool}, saw_untrusted=bool(step.depends_on))
             result.tool_calls.append(record)
             if output is None:
                 raise StepFailed(record.error or "tool call failed")
+            if step.extract and output.truncated:  # the field may lie past the preview: never extract from part of it
+                raise StepFailed(f"output extraction failed: the {output.size_bytes}-byte output is larger than the preview "
+                                 f"a step can read (full content: {output.content_ref})")
             try:
                 result.output = extract(output.content, step.extract) if step.extract else output.content
             except ExtractionFailed as err:
