@@ -10,7 +10,7 @@ from contracts.approvals import ApprovalEvent, ApprovalRequest
 from contracts.escalations import Escalation
 from contracts.llm import ModelSpec, TokenUsage
 from contracts.plan import PLAYBOOK_NAME_PATTERN, Plan
-from contracts.policy import Principal
+from contracts.policy import Approver, GateRule, Principal
 from contracts.verify import AcceptanceCheck, Decision, Verdict
 
 MAX_GOAL_BYTES = 32 * 1024
@@ -64,6 +64,10 @@ class GoalRequest(BaseModel):
     max_plan_revisions: int = Field(default=2, ge=0, le=5, description="How often the rest of the plan may be revised.")
     cache: bool = Field(default=True, description="False: no model call of this goal is answered from the call cache.")
     parent: ParentLink | None = Field(default=None, description="Set when this goal is a subagent of another.")
+    inherited_gates: list[GateRule] = Field(
+        default_factory=list, description="A subagent's ancestors' gate rules: they apply in the child first, so delegating never skips an approval.",
+    )
+    inherited_approvers: list[Approver] = Field(default_factory=list, description="The ancestors' approvers, for those rules.")
     scopes: list[Principal] = Field(
         default_factory=list,
         description="Outer limits on every role's permissions: a subagent gets its parent role's principal (and the parent's scopes).",

@@ -16,6 +16,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from contracts.policy import (
+    Approver,
     GateCondition,
     GateRule,
     HttpMethodGate,
@@ -109,3 +110,15 @@ def evaluate(
         if any(condition_matches(c, tool, side_effect, args) for c in rule.when):
             return PolicyDecision("gate", rule.reason or f"gated by rule {rule.name!r}", rule)
     return PolicyDecision("allow")
+
+
+def with_inherited(policy: Policy, gates: Sequence[GateRule], approvers: Sequence[Approver]) -> Policy:
+    """A subagent's policy: its ancestors' gate rules first (the first matching rule decides, so theirs govern),
+    then its own; its own approvers plus the ancestors' (an approver it names itself keeps its own roles)."""
+    if not gates and not approvers:
+        return policy
+    own = {a.name for a in policy.approvers}
+    return policy.model_copy(update={
+        "gates": [*gates, *policy.gates],
+        "approvers": [*policy.approvers, *(a for a in approvers if a.name not in own)],
+    })

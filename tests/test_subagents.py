@@ -233,3 +233,28 @@ async def test_only_a_goals_own_subagents_can_report_approvals_to_it(client: Cli
                 await approve_pending(client.get_workflow_handle(child), ("alice",))
             result = await handle.result()
     assert any(e.kind.value == "refused" and "attacker-controlled" in e.detail for e in result.audit)
+
+
+async def test_a_subagent_inherits_its_parents_gates(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
+    """The child's own policy gates nothing; the parent gates every write: the child's write waits for the parent's approver."""
+    folder = tmp_path / "playbooks"
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(folder))
+    writers = [{"role": r, "tools": ["write_file"], "side_effects": ["read", "write"]} for r in ("lead", "researcher")]
+    write_playbook(folder, {"name": "free-writer", "steps": [
+        {"type": "agent", "id": "dig", "role": "researcher", "instruction": "Research {{goal}}", "tools": ["write_file"], "max_turns": 3},
+    ], "policy": {"principals": writers}})
+    gate = {"name": "parent-writes", "when": [{"type": "tool", "tools": ["write_file"]}], "approver_roles": ["legal"]}
+    write_playbook(folder, {"name": "guarded", "steps": [
+        {"type": "subagent", "id": "r1", "role": "lead", "goal": "durable execution, angle one", "playbook": "free-writer"},
+    ], "policy": {"principals": writers, "approvers": [{"name": "lawyer", "roles": ["legal"]}], "gates": [gate]}})
+    async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(write_first).activity())):
+        handle = await start(client, task_queue, "guarded")
+        async with asyncio.timeout(30):
+            while not (open_ := await handle.query(PENDING_QUERY, result_type=list[ApprovalRequest])):
+                await asyncio.sleep(0.05)
+            (request,) = open_
+            assert request.rule == "parent-writes" and request.workflow_id == f"{handle.id}/r1"
+            await handle.execute_update(APPROVE_UPDATE, ApprovalDecision(request_id=request.request_id, approver="lawyer"),
+                                        result_type=ApprovalRequest)
+            result = await handle.result()
+    assert result.status is GoalStatus.COMPLETED, result.error

@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.verify import Decision
     from core.hashing import sha256_text
     from core.options import PLANNER
+    from core.policy import with_inherited
     from workflows.approval_router import ApprovalRouter
     from workflows.approvals import ApprovalDesk
     from workflows.escalations import GOAL_DECISIONS, EscalationDesk
@@ -203,7 +204,7 @@ class GoalWorkflow:
             result.error = f"planning failed: {failure_message(err)}"
             return None
         self._ledger.usage.add_model(plan.usage, plan.cost_usd, calls=plan.model_calls)
-        self._desk.policy = self._escalations.policy = plan.policy
+        self._desk.policy = self._escalations.policy = with_inherited(plan.policy, request.inherited_gates, request.inherited_approvers)
         for step in plan.steps:
             self._progress[step.id] = StepProgress(step_id=step.id, role=step.role, status=StepStatus.PENDING)
         return plan

@@ -49,6 +49,9 @@ class SubagentStepRunner:
             max_parallel_steps=parent.max_parallel_steps,
             parent=ParentLink(workflow_id=workflow.info().workflow_id, step_id=step.id, role=step.role, depth=self.depth + 1),
             scopes=[*parent.scopes, own],
+            # This goal's gates already include its ancestors' (first): the child inherits them all.
+            inherited_gates=list(self.context.approvals.policy.gates),
+            inherited_approvers=list(self.context.approvals.policy.approvers),
         )
 
     async def run(self, step: SubagentStep, outputs: Mapping[str, str], result: StepResult) -> None:
