@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from contracts.escalations import Escalation
+
 APPROVE_UPDATE = "approve"
 DENY_UPDATE = "deny"
 APPROVAL_SIGNAL = "approval_signal"
@@ -99,10 +101,11 @@ class ApprovalEvent(BaseModel):
 
 
 class ChildApprovals(BaseModel):
-    """Payload of `child_approvals`: the approval requests of a subagent (and of its own subagents), each
-    naming the workflow it waits in, and the decisions they refused, so the parent can list the open ones
-    and route decisions down."""
+    """Payload of `child_approvals`: what waits for people in a subagent (and in its own subagents): approval
+    requests and escalations, each naming the workflow it waits in, and the decisions they refused, so the
+    parent can list the open ones and route decisions down."""
 
     workflow_id: str
     requests: list[ApprovalRequest] = Field(default_factory=list)
+    escalations: list[Escalation] = Field(default_factory=list)
     refusals: list[ApprovalEvent] = Field(default_factory=list, description="The most recent refusals, oldest first.")

@@ -12,6 +12,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 RESOLVE_UPDATE = "resolve"
+RESOLVE_SIGNAL = "resolve_signal"  # the same decision for clients (and parent goals) that can only signal
 ESCALATIONS_QUERY = "escalations"
 GOAL_ESCALATION_STEP = "goal"  # the step id of an escalation raised by the goal's success criteria
 
@@ -49,6 +50,7 @@ class Escalation(BaseModel):
     resolver_roles: list[str] = Field(default_factory=list, description="Resolver must hold one; empty: any approver.")
     status: EscalationStatus = EscalationStatus.PENDING
     resolution: Resolution | None = None
+    workflow_id: str | None = Field(default=None, description="Set when it waits in a subagent, not in this goal.")
 
     @property
     def outcome(self) -> EscalationDecision | None:

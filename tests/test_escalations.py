@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 
-from contracts.escalations import RESOLVE_UPDATE, Escalation, ResolveRequest
+from contracts.escalations import RESOLVE_SIGNAL, RESOLVE_UPDATE, Escalation, ResolveRequest
 from contracts.goal import STATUS_QUERY, GoalProgress, GoalRequest, GoalResult, GoalStatus, StepStatus
 from contracts.verify import RequiredTermsCheck
 from tests.fakes import GOOD, WEAK, ScriptedModel, answer, guided
@@ -160,3 +160,14 @@ async def test_the_cli_lists_and_resolves_escalations(client: Client, task_queue
         assert code == 0 and f"escalation {escalation.escalation_id}: accept by bob" in out
         result = await finish(handle)
     assert result.status is GoalStatus.COMPLETED and result.escalations[0].resolution.resolver == "bob"
+
+
+async def test_a_resolution_can_come_by_signal_and_a_refused_one_is_recorded(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    async with goal(client, task_queue, playbook(tmp_path, monkeypatch), ScriptedModel(lambda request: answer(WEAK))) as handle:
+        (escalation,) = await waiting(handle)
+        await handle.signal(RESOLVE_SIGNAL, ResolveRequest(escalation_id=escalation.escalation_id, resolver="alice", decision="accept"))
+        await handle.signal(RESOLVE_SIGNAL, ResolveRequest(escalation_id=escalation.escalation_id, resolver="bob", decision="accept"))
+        result = await finish(handle)
+    assert result.status is GoalStatus.COMPLETED and result.escalations[0].resolution.resolver == "bob"
+    (refusal,) = [e for e in result.audit if e.kind.value == "refused"]
+    assert refusal.actor == "alice" and "lacks a resolver role" in refusal.detail

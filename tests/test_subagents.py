@@ -16,6 +16,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from contracts.approvals import APPROVAL_SIGNAL, APPROVE_UPDATE, CHILD_APPROVALS_SIGNAL, PENDING_QUERY, ChildApprovals, ApprovalDecision, ApprovalRequest, ApprovalSignal
+from contracts.escalations import ESCALATIONS_QUERY, RESOLVE_UPDATE, Escalation, ResolveRequest
 from contracts.goal import Budget, GoalRequest, GoalResult, GoalStatus, StepStatus
 from contracts.llm import ModelRequest
 from tests.fakes import ScriptedModel, answer, call_tool, researcher_answers, step_role
@@ -258,3 +259,34 @@ async def test_a_subagent_inherits_its_parents_gates(client: Client, task_queue:
                                         result_type=ApprovalRequest)
             result = await handle.result()
     assert result.status is GoalStatus.COMPLETED, result.error
+
+
+async def test_a_childs_escalation_is_listed_and_resolved_on_the_parent(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
+    folder = tmp_path / "playbooks"
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(folder))
+    policy = {"principals": [{"role": "lead", "tools": []}, {"role": "drafter", "tools": []}],
+              "approvers": [{"name": "bob", "roles": ["lead"]}], "escalations": {"resolver_roles": ["lead"]}}
+    write_playbook(folder, {"name": "picky", "policy": policy, "steps": [
+        {"type": "agent", "id": "draft", "role": "drafter", "instruction": "Explain durable execution.", "max_attempts": 1,
+         "checks": [{"type": "required_terms", "terms": ["durable"], "on_fail": "escalate"}]}]})
+    write_playbook(folder, {"name": "delegates", "policy": policy, "steps": [
+        {"type": "subagent", "id": "sub", "role": "lead", "goal": "Explain durable execution", "playbook": "picky"}]})
+    async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(lambda r: answer("It is fine.")).activity())):
+        handle = await start(client, task_queue, "delegates")
+        async with asyncio.timeout(30):
+            while not (open_ := await handle.query(ESCALATIONS_QUERY, result_type=list[Escalation])):
+                await asyncio.sleep(0.05)
+            (escalation,) = open_
+            assert escalation.workflow_id == f"{handle.id}/sub" and escalation.step_id == "draft"
+            with pytest.raises(WorkflowUpdateFailedError) as refused:  # the child checks its own policy's resolvers
+                await handle.execute_update(RESOLVE_UPDATE, ResolveRequest(escalation_id=escalation.escalation_id,
+                                                                           resolver="mallory", decision="accept"), result_type=Escalation)
+            assert "refused the decision" in str(refused.value.cause) and "not an approver" in str(refused.value.cause)
+            resolved = await handle.execute_update(
+                RESOLVE_UPDATE, ResolveRequest(escalation_id=escalation.escalation_id, resolver="bob", decision="accept"),
+                result_type=Escalation)
+            assert resolved.resolution.resolver == "bob" and resolved.status.value == "resolved"
+            result = await handle.result()
+    assert result.status is GoalStatus.COMPLETED, result.error
+    assert result.output == "It is fine."  # accepted as it was, in the child
+    await replay(await handle.fetch_history())

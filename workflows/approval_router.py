@@ -1,12 +1,14 @@
-"""Approvals across subagents (workflow code). A subagent reports what waits in it (its own open
-requests and its children's) to its parent with the `child_approvals` Signal whenever that changes;
-the parent lists those beside its own (`pending`) and routes a decision on one down to the child that
-holds it (a Signal, so the child applies its own policy's checks). A decision made through the parent
-returns once the child's next report shows it applied, or fails with the child's refusal.
+"""Approvals and escalations across subagents (workflow code). A subagent reports what waits for people
+in it (its own approval requests and escalations, and its children's) to its parent with the
+`child_approvals` Signal whenever that changes; the parent lists those beside its own (`pending`,
+`escalations`) and routes a decision on one down to the child that holds it (a Signal, so the child
+applies its own policy's checks). A decision made through the parent returns once the child's next
+report shows it applied, or fails with the child's refusal.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -24,8 +26,10 @@ with workflow.unsafe.imports_passed_through():
         ApprovalStatus,
         ChildApprovals,
     )
+    from contracts.escalations import RESOLVE_SIGNAL, Escalation, EscalationStatus, ResolveRequest
     from contracts.goal import ParentLink
     from workflows.approvals import ApprovalDesk, Verdict, reject
+    from workflows.escalations import RESOLUTION_REJECTED, EscalationDesk
 
 # How long a decision routed to a subagent waits for the subagent's report before the Update fails.
 ROUTED_DECISION_TIMEOUT = timedelta(seconds=60)
@@ -33,13 +37,14 @@ MAX_REPORTED_REFUSALS = 50
 
 
 class ApprovalRouter:
-    def __init__(self, desk: ApprovalDesk, parent: ParentLink | None) -> None:
+    def __init__(self, desk: ApprovalDesk, escalations: EscalationDesk, parent: ParentLink | None) -> None:
         self.desk = desk
+        self.escalation_desk = escalations
         self.parent = parent
         self.children: dict[str, ChildApprovals] = {}  # direct child workflow id -> its last report
         self.expected: set[str] = set()  # children this goal started: the only workflows whose reports count
         self._reports_received = 0
-        self._reported: tuple[int, int] | None = None
+        self._reported: tuple | None = None
 
     # --- what waits here and below ---------------------------------------------------------------
 
@@ -50,6 +55,60 @@ class ApprovalRouter:
     def pending(self) -> list[ApprovalRequest]:
         """Open requests of this goal, then those waiting in its subagents."""
         return self.desk.pending() + [r for r in self.mirrored() if r.status is ApprovalStatus.PENDING]
+
+    def mirrored_escalations(self) -> list[Escalation]:
+        return [e for report in self.children.values() for e in report.escalations]
+
+    def open_escalations(self) -> list[Escalation]:
+        """Escalations of this goal waiting for a person, then those waiting in its subagents."""
+        mirrored = [e for e in self.mirrored_escalations() if e.status is EscalationStatus.PENDING]
+        return self.escalation_desk.pending() + mirrored
+
+    def _find_escalation(self, escalation_id: str) -> tuple[str, Escalation] | None:
+        for child, report in self.children.items():
+            for escalation in report.escalations:
+                if escalation.escalation_id == escalation_id:
+                    return child, escalation
+        return None
+
+    def check_resolve(self, request: ResolveRequest) -> None:
+        """The `resolve` validator; the subagent holding a mirrored escalation checks the rest itself."""
+        found = self._find_escalation(request.escalation_id)
+        if found is None:
+            self.escalation_desk.check(request)
+        elif found[1].status is not EscalationStatus.PENDING:
+            raise reject(f"escalation {request.escalation_id} is already {found[1].status.value}", RESOLUTION_REJECTED)
+
+    async def resolve(self, request: ResolveRequest) -> Escalation:
+        found = self._find_escalation(request.escalation_id)
+        if found is None:
+            return self.escalation_desk.resolve(request)
+        self.check_resolve(request)
+        child = found[0]
+
+        def resolved() -> bool:
+            current = self._find_escalation(request.escalation_id)
+            return current is not None and current[1].status is not EscalationStatus.PENDING
+
+        await self._confirm(child, request.escalation_id, request.resolver, resolved, self._forward_resolve(child, request))
+        current = self._find_escalation(request.escalation_id)
+        assert current is not None
+        return current[1]
+
+    async def resolve_signalled(self, request: ResolveRequest) -> None:
+        """A resolution by Signal: applied or routed without waiting; a refusal is recorded, never applied."""
+        try:
+            found = self._find_escalation(request.escalation_id)
+            if found is None:
+                self.escalation_desk.resolve(request)
+            else:
+                self.check_resolve(request)
+                await self._forward_resolve(found[0], request)
+        except ApplicationError as err:
+            self.desk.record(ApprovalEventKind.REFUSED, request_id=request.escalation_id, actor=request.resolver, detail=err.message)
+
+    async def _forward_resolve(self, child: str, request: ResolveRequest) -> None:
+        await workflow.get_external_workflow_handle(child).signal(RESOLVE_SIGNAL, request)
 
     def expect(self, child_id: str) -> None:
         """A subagent is about to start: its reports will count."""
@@ -68,7 +127,8 @@ class ApprovalRouter:
         report = self.children.get(child_id)
         if report is not None:
             decided = [r for r in report.requests if r.status is not ApprovalStatus.PENDING]
-            self.children[child_id] = report.model_copy(update={"requests": decided})
+            settled = [e for e in report.escalations if e.status is not EscalationStatus.PENDING]
+            self.children[child_id] = report.model_copy(update={"requests": decided, "escalations": settled})
             self._reports_received += 1
 
     def _find(self, request_id: str) -> tuple[str, ApprovalRequest] | None:
@@ -120,13 +180,6 @@ class ApprovalRouter:
         found = self.check_routed(decision)
         assert found is not None, "route() is only called for a subagent's request"
         child = found[0]
-        seen = {_refusal_key(e) for e in self.children[child].refusals}
-        await self.forward(child, decision, verdict)
-
-        def refusal() -> str | None:
-            fresh = [e for e in self.children[child].refusals if _refusal_key(e) not in seen
-                     and e.request_id == decision.request_id and e.actor == decision.approver]
-            return fresh[-1].detail if fresh else None
 
         def applied() -> bool:
             current = self._find(decision.request_id)
@@ -134,15 +187,28 @@ class ApprovalRouter:
                 current[1].status is not ApprovalStatus.PENDING or any(g.approver == decision.approver for g in current[1].approvals_given)
             )
 
+        await self._confirm(child, decision.request_id, decision.approver, applied, self.forward(child, decision, verdict))
+        current = self._find(decision.request_id)
+        assert current is not None
+        return current[1]
+
+    async def _confirm(self, child: str, item_id: str, actor: str, applied: Callable[[], bool], send: Awaitable[None]) -> None:
+        """Send a decision down; return once the child's report shows it applied, fail with the child's
+        refusal of *this* person's decision, or fail after a timeout."""
+        seen = {_refusal_key(e) for e in self.children[child].refusals}
+        await send
+
+        def refusal() -> str | None:
+            fresh = [e for e in self.children[child].refusals
+                     if _refusal_key(e) not in seen and e.request_id == item_id and e.actor == actor]
+            return fresh[-1].detail if fresh else None
+
         try:
             await workflow.wait_condition(lambda: applied() or refusal() is not None, timeout=ROUTED_DECISION_TIMEOUT)
         except TimeoutError as err:
             raise ApplicationError(f"subagent {child} did not confirm the decision in time", type="ApprovalRouteTimeout") from err
         if not applied() and (refused := refusal()) is not None:
             raise reject(f"subagent {child} refused the decision: {refused}")
-        current = self._find(decision.request_id)
-        assert current is not None
-        return current[1]
 
     async def forward(self, child: str, decision: ApprovalDecision, verdict: Verdict) -> None:
         signal = ApprovalSignal(
@@ -153,8 +219,9 @@ class ApprovalRouter:
 
     # --- child side: reports up ----------------------------------------------------------------
 
-    def _state(self) -> tuple[int, int]:
-        return len(self.desk.events), self._reports_received
+    def _state(self) -> tuple:
+        escalations = tuple((e.escalation_id, e.status.value) for e in self.escalation_desk.escalations.values())
+        return len(self.desk.events), self._reports_received, escalations
 
     async def report_changes(self) -> None:
         """Runs for the life of a subagent: report to the parent whenever something changed."""
@@ -173,7 +240,11 @@ class ApprovalRouter:
         own = [r.model_copy(update={"workflow_id": here}) for r in self.desk.requests.values()]
         refusals = [e for e in self.desk.events if e.kind is ApprovalEventKind.REFUSED]
         refusals += [e for report in self.children.values() for e in report.refusals]
-        report = ChildApprovals(workflow_id=here, requests=own + self.mirrored(), refusals=refusals[-MAX_REPORTED_REFUSALS:])
+        escalations = [e.model_copy(update={"workflow_id": here}) for e in self.escalation_desk.escalations.values()]
+        report = ChildApprovals(
+            workflow_id=here, requests=own + self.mirrored(), escalations=escalations + self.mirrored_escalations(),
+            refusals=refusals[-MAX_REPORTED_REFUSALS:],
+        )
         try:
             await workflow.get_external_workflow_handle(self.parent.workflow_id).signal(CHILD_APPROVALS_SIGNAL, report)
         except ApplicationError as err:  # the parent is gone: nobody left to show the requests to

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.escalations import (
         ESCALATIONS_QUERY,
         GOAL_ESCALATION_STEP,
+        RESOLVE_SIGNAL,
         RESOLVE_UPDATE,
         Escalation,
         EscalationDecision,
@@ -78,8 +79,8 @@ class GoalWorkflow:
         self._progress: dict[str, StepProgress] = {}
         self._ledger = GoalLedger(request.budget)
         self._desk = ApprovalDesk()
-        self._approvals = ApprovalRouter(self._desk, request.parent)
         self._escalations = EscalationDesk()
+        self._approvals = ApprovalRouter(self._desk, self._escalations, request.parent)
         self._verification = Verification(request, self._ledger, self._progress)
         context = StepContext(
             request=request,
@@ -132,16 +133,27 @@ class GoalWorkflow:
 
     @workflow.query(name=ESCALATIONS_QUERY)
     def escalations(self) -> list[Escalation]:
-        """Escalations waiting for a human's `resolve`."""
-        return self._escalations.pending()
+        """Escalations waiting for a human's `resolve`: this goal's, then its subagents' (naming their workflow)."""
+        return self._approvals.open_escalations()
 
     @workflow.update(name=RESOLVE_UPDATE)
-    def resolve(self, request: ResolveRequest) -> Escalation:
-        return self._escalations.resolve(request)
+    async def resolve(self, request: ResolveRequest) -> Escalation:
+        return await self._approvals.resolve(request)
 
     @resolve.validator
     def _validate_resolve(self, request: ResolveRequest) -> None:
-        self._escalations.check(request)
+        self._approvals.check_resolve(request)
+
+    @workflow.signal(name=RESOLVE_SIGNAL)
+    async def resolve_signal(self, raw: RawValue) -> None:
+        """`resolve` for clients that can only signal (and for a parent routing a resolution down): the same
+        checks; a refused or malformed signal is recorded, never applied."""
+        try:
+            request = workflow.payload_converter().from_payload(raw.payload, ResolveRequest)
+        except Exception as err:  # noqa: BLE001 - any decoding failure is a refusal with its reason
+            self._desk.record(ApprovalEventKind.REFUSED, detail=f"malformed resolve signal: {str(err)[:300]}")
+            return
+        await self._approvals.resolve_signalled(request)
 
     @workflow.signal(name=APPROVAL_SIGNAL)
     async def approval_signal(self, raw: RawValue) -> None:
