@@ -301,17 +301,22 @@ async def cmd_result(args: argparse.Namespace) -> int:
     return 0 if result.status is GoalStatus.COMPLETED else 1
 
 
-async def cmd_pending(args: argparse.Namespace) -> int:
+async def _list_waiting(args: argparse.Namespace, query: str, result_type: type, describe, nothing: str) -> int:
+    """What waits for people in a goal (approval requests or escalations), as text with commands or as JSON."""
     handle = (await _client()).get_workflow_handle(args.workflow_id)
     try:
-        requests = await handle.query(PENDING_QUERY, result_type=list[ApprovalRequest])
-    except Exception as err:  # noqa: BLE001
+        items = await handle.query(query, result_type=list[result_type])
+    except _QUERY_ERRORS as err:
         fail(f"cannot query {args.workflow_id}: {err}", code=1)
     if args.json:
-        print(json.dumps([r.model_dump(mode="json") for r in requests], indent=2))
+        print(json.dumps([item.model_dump(mode="json") for item in items], indent=2))
     else:
-        print("\n".join(_describe_request(args.workflow_id, r) for r in requests) or "no pending approval requests")
+        print("\n".join(describe(args.workflow_id, item) for item in items) or nothing)
     return 0
+
+
+async def cmd_pending(args: argparse.Namespace) -> int:
+    return await _list_waiting(args, PENDING_QUERY, ApprovalRequest, _describe_request, "no pending approval requests")
 
 
 async def cmd_decide(args: argparse.Namespace) -> int:
@@ -328,16 +333,7 @@ async def cmd_decide(args: argparse.Namespace) -> int:
 
 
 async def cmd_escalations(args: argparse.Namespace) -> int:
-    handle = (await _client()).get_workflow_handle(args.workflow_id)
-    try:
-        escalations = await handle.query(ESCALATIONS_QUERY, result_type=list[Escalation])
-    except _QUERY_ERRORS as err:
-        fail(f"cannot query {args.workflow_id}: {err}", code=1)
-    if args.json:
-        print(json.dumps([e.model_dump(mode="json") for e in escalations], indent=2))
-    else:
-        print("\n".join(_describe_escalation(args.workflow_id, e) for e in escalations) or "no open escalations")
-    return 0
+    return await _list_waiting(args, ESCALATIONS_QUERY, Escalation, _describe_escalation, "no open escalations")
 
 
 async def cmd_resolve(args: argparse.Namespace) -> int:

@@ -9,7 +9,8 @@ Nothing a model or tool says reaches this code: only Update/Signal payloads from
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Literal
 
 from temporalio import workflow
@@ -33,6 +34,15 @@ REJECTED = "ApprovalRejected"
 def reject(message: str, error_type: str = REJECTED) -> ApplicationError:
     """A refused decision (the Update fails, nothing changes); typed, never retried."""
     return ApplicationError(message, type=error_type, non_retryable=True)
+
+
+async def wait_until(deadline: datetime, done: Callable[[], bool]) -> bool:
+    """Wait durably (a timer in history) until `done()` or the deadline; False when the deadline came first."""
+    try:
+        await workflow.wait_condition(done, timeout=max(0.0, (deadline - workflow.now()).total_seconds()))
+    except asyncio.TimeoutError:
+        return done()
+    return True
 
 
 def human_approver(policy: Policy, name: str, requested_by: str | None = None, error_type: str = REJECTED) -> Approver:
@@ -131,10 +141,7 @@ class ApprovalDesk:
 
     async def wait(self, request: ApprovalRequest) -> ApprovalStatus:
         """Wait durably for a decision; expiry ends in deny or escalation, never approval."""
-        timeout = max(0.0, (request.expires_at - workflow.now()).total_seconds())
-        try:
-            await workflow.wait_condition(lambda: request.status is not ApprovalStatus.PENDING, timeout=timeout)
-        except asyncio.TimeoutError:
+        if not await wait_until(request.expires_at, lambda: request.status is not ApprovalStatus.PENDING):
             if request.status is ApprovalStatus.PENDING:
                 escalate = request.on_expiry == "escalate"
                 request.status = ApprovalStatus.ESCALATED if escalate else ApprovalStatus.EXPIRED

@@ -4,7 +4,6 @@ past the policy's timeout the outcome is abort, never accept."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -18,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
         ResolveRequest,
     )
     from contracts.policy import Policy
-    from workflows.approvals import human_approver, reject
+    from workflows.approvals import human_approver, reject, wait_until
 
 RESOLUTION_REJECTED = "ResolutionRejected"
 STEP_DECISIONS = [EscalationDecision.ACCEPT, EscalationDecision.RETRY, EscalationDecision.REPLAN, EscalationDecision.ABORT]
@@ -80,10 +79,6 @@ class EscalationDesk:
 
     async def wait(self, escalation: Escalation) -> EscalationDecision:
         """Wait durably for a resolution; the timeout's outcome is abort."""
-        timeout = max(0.0, (escalation.expires_at - workflow.now()).total_seconds())
-        try:
-            await workflow.wait_condition(lambda: escalation.status is not EscalationStatus.PENDING, timeout=timeout)
-        except asyncio.TimeoutError:
-            if escalation.status is EscalationStatus.PENDING:
-                escalation.status = EscalationStatus.TIMED_OUT
+        if not await wait_until(escalation.expires_at, lambda: escalation.status is not EscalationStatus.PENDING):
+            escalation.status = EscalationStatus.TIMED_OUT
         return escalation.outcome or EscalationDecision.ABORT
