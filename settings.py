@@ -10,6 +10,7 @@ activities are built from these paths in one place, `stores.from_settings()`.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +105,19 @@ def otel_exporter() -> str:
 def ui_url() -> str | None:
     """The Temporal Web UI to link runs to (FOREMAN_UI_URL); None means the local dev server's."""
     return env("FOREMAN_UI_URL")
+
+
+def model_catalogue() -> dict[str, ModelSpec]:
+    """Models the LLM planner may pick per step, by name: FOREMAN_MODEL_CATALOGUE as a JSON object, e.g.
+    {"small": {"provider": "local"}, "large": {"provider": "openai", "model": "gpt-4o"}}; empty by default."""
+    raw = env("FOREMAN_MODEL_CATALOGUE")
+    if not raw:
+        return {}
+    try:
+        return {name: ModelSpec.model_validate(spec) for name, spec in json.loads(raw).items()}
+    except (ValueError, AttributeError) as err:
+        raise ApplicationError(f"FOREMAN_MODEL_CATALOGUE is not a JSON object of model specs: {err}",
+                               type=ErrorType.MODEL_CONFIG.value, non_retryable=True) from err
 
 
 def memory_path() -> Path:

@@ -19,7 +19,7 @@ from core.plan_validation import plan_problems
 from core.relevance import ungrounded_steps
 from activities.providers.base import get_provider
 from contracts.errors import ErrorType
-from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole, TokenUsage
+from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole, ModelSpec, TokenUsage
 from contracts.plan import PLAN_GOAL_ACTIVITY, AgentStep, ExploreStep, ExploreVariant, PlanRevision, PlanStep, SubagentStep, ToolInvocation, ToolStep, Plan, PlanAttempt, PlanRequest, PlanSource
 from contracts.verify import AcceptanceCheck, NonEmptyCheck, RelevanceCheck
 from core.tools import TOOLS, tool_effects
@@ -30,7 +30,7 @@ LLM_PLAN_ROLES = ["researcher", "analyst", "drafter", "reviewer", "publisher"]
 MAX_INSTRUCTION_CHARS = 8_000  # AgentStep.instruction's limit
 
 
-def draft_schema(max_steps: int) -> dict:
+def draft_schema(max_steps: int, models: list[str] | None = None) -> dict:
     """The JSON schema the LLM planner's output is constrained to.
 
     The model never invents ids: steps are numbered in order and `needs` names earlier step numbers,
@@ -52,6 +52,7 @@ def draft_schema(max_steps: int) -> dict:
                         "needs": {"type": "array", "maxItems": 4, "items": {"type": "integer", "minimum": 1}},
                         "tools": {"type": "array", "maxItems": 3, "items": {"type": "string", "enum": sorted(TOOLS)}},
                         "mode": {"type": "string", "enum": [m.value for m in StepMode]},
+                        **({"model": {"type": "string", "enum": models}} if models else {}),
                     },
                     "required": ["role", "instruction", "needs", "tools"],
                 },
@@ -61,7 +62,7 @@ def draft_schema(max_steps: int) -> dict:
     }
 
 
-def _planner_messages(request: PlanRequest) -> list[ChatMessage]:
+def _planner_messages(request: PlanRequest, models: list[str]) -> list[ChatMessage]:
     tool_lines = "\n".join(f"- {t.name} ({t.side_effect.value}): {t.description}" for t in TOOLS.values())
     system = (
         "You are the planner of an agent system. " + (UNTRUSTED_NOTE + " " if request.revision else "") +
@@ -72,6 +73,9 @@ def _planner_messages(request: PlanRequest) -> list[ChatMessage]:
         "subagent (a sub-question big enough to plan and research on its own), explore (try it three ways "
         "and keep the best) or tool (one call of the one tool in tools, no reasoning: a step of a tool chain). "
         "Steps that write files come last.\n"
+        + (f"Each step may name its model: one of {', '.join(models)} (pick the larger only where a step needs "
+           "careful reasoning; it costs more).\n" if models else "")
+        +
         f"Tools:\n{tool_lines}\nReply with the plan as JSON only."
     )
     return [ChatMessage(role=ChatRole.SYSTEM, content=system), ChatMessage(role=ChatRole.USER, content=_planner_task(request))]
@@ -110,7 +114,7 @@ def _step_id(role: object, number: int) -> str:
     return f"{role_part}-{number}"
 
 
-def parse_draft(raw: str, max_steps: int) -> tuple[list[PlanStep], list[str], list[str]]:
+def parse_draft(raw: str, max_steps: int, catalogue: dict[str, ModelSpec] | None = None) -> tuple[list[PlanStep], list[str], list[str]]:
     """(steps, problems, normalisations) from the model's JSON; ids are assigned here.
 
     `needs` that do not name an earlier step are dropped (noted, not fatal); a later step that is left
@@ -151,6 +155,7 @@ def parse_draft(raw: str, max_steps: int) -> tuple[list[PlanStep], list[str], li
                     instruction=str(item.get("instruction", "")).strip() or " ",
                     depends_on=[ids[n - 1] for n in valid],
                     tools=[str(t) for t in tools],
+                    model=(catalogue or {}).get(str(item.get("model"))),
                 )
             )
         except ValidationError as err:
@@ -200,8 +205,9 @@ def plan_from_playbook(request: PlanRequest) -> Plan:
 async def plan_with_model(request: PlanRequest) -> Plan:
     model = settings.resolve_model(ModelRole.PLANNER, request.spec)
     provider = get_provider(model.provider)
-    schema_json = json.dumps(draft_schema(request.max_steps))
-    messages = _planner_messages(request)
+    catalogue = settings.model_catalogue()
+    schema_json = json.dumps(draft_schema(request.max_steps, sorted(catalogue)))
+    messages = _planner_messages(request, sorted(catalogue))
     attempts: list[PlanAttempt] = []
     usage = TokenUsage()
     cost = 0.0
@@ -214,7 +220,7 @@ async def plan_with_model(request: PlanRequest) -> Plan:
         usage.completion_tokens += response.usage.completion_tokens
         cost += response.cost_usd
         raw = response.message.content
-        steps, problems, notes = parse_draft(raw, request.max_steps)
+        steps, problems, notes = parse_draft(raw, request.max_steps, catalogue)
         if steps and not problems:
             problems = plan_problems(
                 steps, tool_effects(), allowed_roles=set(LLM_PLAN_ROLES), effects_last=True
@@ -265,22 +271,25 @@ EXPLORE_VARIANTS = [ExploreVariant(label="steady", temperature=0.0), ExploreVari
                     ExploreVariant(label="bold", temperature=1.2)]
 
 
-def drafted_step(mode: object, *, id: str, role: str, instruction: str, depends_on: list[str], tools: list[str]) -> PlanStep:
+def drafted_step(
+    mode: object, *, id: str, role: str, instruction: str, depends_on: list[str], tools: list[str], model: ModelSpec | None = None
+) -> PlanStep:
     """The typed step for one drafted item; an unknown mode (the schema allows no other), or a tool step that
     does not name exactly one known tool, is an agent step."""
     if mode == StepMode.SUBAGENT:
         # The sub-goal is planned by the child's own planner; its budget share and scope come from this goal.
-        return SubagentStep(id=id, role=role, goal=instruction, depends_on=depends_on, checks=llm_step_checks())
+        return SubagentStep(id=id, role=role, goal=instruction, depends_on=depends_on, checks=llm_step_checks(), model=model)
     if mode == StepMode.TOOL and len(tools) == 1 and tools[0] in TOOLS:
         # A chain link: the tool's required arguments are filled by one constrained model call from the instruction.
         fields = TOOLS[tools[0]].args_model.model_fields
         fills = [name for name, field in fields.items() if field.is_required()] or list(fields)[:1]
         return ToolStep(id=id, role=role, depends_on=depends_on, invocation=ToolInvocation(tool=tools[0]),
-                        model_fills=fills, fill_instruction=instruction, checks=[NonEmptyCheck()])
+                        model_fills=fills, fill_instruction=instruction, checks=[NonEmptyCheck()], model=model)
     if mode == StepMode.EXPLORE:
         return ExploreStep(id=id, role=role, instruction=instruction, depends_on=depends_on, tools=tools,
-                           variants=EXPLORE_VARIANTS, checks=llm_step_checks())
-    return AgentStep(id=id, role=role, instruction=instruction, depends_on=depends_on, tools=tools, checks=llm_step_checks())
+                           variants=EXPLORE_VARIANTS, checks=llm_step_checks(), model=model)
+    return AgentStep(id=id, role=role, instruction=instruction, depends_on=depends_on, tools=tools, checks=llm_step_checks(),
+                     model=model)
 
 
 def llm_step_checks() -> list[AcceptanceCheck]:

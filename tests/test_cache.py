@@ -87,3 +87,18 @@ def test_a_worker_can_run_without_the_cache(monkeypatch) -> None:
     assert isinstance(from_settings().cache, SqliteCallCache)
     monkeypatch.setenv("FOREMAN_CACHE", "off")
     assert from_settings().cache is None
+
+
+async def test_a_subagents_cache_hits_count_in_its_parent(client: Client, task_queue: str) -> None:
+    """research-team twice: the second run's children and its temperature-0 candidate are answered from the cache
+    (the other two candidates sample above temperature 0 and did not opt in)."""
+    long_answer = ANSWER + " It keeps a history of every step. Retries are safe when tools are idempotent."
+    with ScriptedServer(lambda _: completion(long_answer)) as server:
+        models = ModelRouting(executor=ModelSpec(provider=Provider.OPENAI, model="m", base_url=server.base_url))
+        request = GoalRequest(goal="Explain how durable execution makes AI agents safe to retry", playbook="research-team", models=models)
+        activities = all_activities(stores=from_settings())
+        first, _ = await run_goal(client, task_queue, request, activities, approvers=("alice",))
+        second, _ = await run_goal(client, task_queue, request, activities, approvers=("alice",))
+    assert (first.usage.model_calls, first.usage.cache_hits.model) == (6, 0)
+    assert (second.usage.model_calls, second.usage.cache_hits.model) == (2, 4)
+    assert second.status is GoalStatus.COMPLETED, second.error

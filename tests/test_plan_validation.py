@@ -457,12 +457,7 @@ def test_steps_trace_to_the_goal_directly_or_through_what_they_use() -> None:
 
 
 def draft_reply(instruction: str) -> Reply:
-    plan = {"steps": [{"role": "analyst", "instruction": instruction, "needs": [], "tools": []}]}
-    return Reply(body={
-        "id": "p", "object": "chat.completion", "model": "planner-test",
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": json.dumps(plan)}}],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 40, "total_tokens": 140},
-    })
+    return draft_reply_text(json.dumps({"steps": [{"role": "analyst", "instruction": instruction, "needs": [], "tools": []}]}))
 
 
 async def plan_against(replies: list[str]) -> tuple[Plan, list]:
@@ -569,3 +564,31 @@ def test_a_fallback_step_is_never_the_output_step() -> None:
     assert default_output_step(steps) == "draft"
     assert plan_problems(steps, EFFECTS, output_step="plain") == [
         "output_step 'plain' is a fallback step, which runs only when another step fails"]
+
+
+async def test_the_planner_picks_a_model_per_step_from_the_catalogue(monkeypatch: pytest.MonkeyPatch) -> None:
+    catalogue = {"small": {"provider": "local"}, "large": {"provider": "openai", "model": "large-model", "base_url": "http://127.0.0.1:9/v1"}}
+    monkeypatch.setenv("FOREMAN_MODEL_CATALOGUE", json.dumps(catalogue))
+    plan_json = json.dumps({"steps": [
+        {"role": "researcher", "instruction": "Research retries and idempotency for tool calls", "needs": [], "tools": [], "model": "small"},
+        {"role": "drafter", "instruction": "Compare retries and idempotency carefully", "needs": [1], "tools": [], "model": "large"},
+    ]})
+    with ScriptedServer(lambda _: draft_reply_text(plan_json)) as server:
+        spec = ModelSpec(provider=Provider.OPENAI, model="planner", base_url=server.base_url)
+        plan = await ActivityEnvironment().run(plan_goal, PlanRequest(goal=RETRIES_GOAL, spec=spec))
+        schema = json.loads(json.dumps(server.requests[0].body["response_format"]))
+    assert "large" in json.dumps(schema) and "Each step may name its model: one of large, small" in server.requests[0].body["messages"][0]["content"]
+    small, large = plan.steps
+    assert small.model.provider.value == "local" and (large.model.provider.value, large.model.model) == ("openai", "large-model")
+    monkeypatch.setenv("FOREMAN_MODEL_CATALOGUE", "[not an object")
+    with pytest.raises(ApplicationError) as bad:
+        await ActivityEnvironment().run(plan_goal, PlanRequest(goal=RETRIES_GOAL, spec=spec))
+    assert bad.value.type == "ModelConfigError" and bad.value.non_retryable
+
+
+def draft_reply_text(content: str) -> Reply:
+    return Reply(body={
+        "id": "p", "object": "chat.completion", "model": "planner-test",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+    })

@@ -99,6 +99,8 @@ class GoalLedger:
         self.usage.prompt_tokens += spent.prompt_tokens
         self.usage.completion_tokens += spent.completion_tokens
         self.usage.cost_usd += spent.cost_usd
+        self.usage.cache_hits.model += spent.cache_hits.model
+        self.usage.cache_hits.tool += spent.cache_hits.tool
 
 
 def whole_carve(carved: Budget) -> UsageTotals:
