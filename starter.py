@@ -38,10 +38,12 @@ import devserver
 import settings
 from contracts.approvals import APPROVE_UPDATE, DENY_UPDATE, PENDING_QUERY, ApprovalDecision, ApprovalRequest
 from contracts.escalations import ESCALATIONS_QUERY, RESOLVE_UPDATE, Escalation, EscalationDecision, ResolveRequest
-from contracts.goal import GOAL_WORKFLOW, STATUS_QUERY, GoalProgress, GoalRequest, GoalResult, GoalStatus
+from contracts.goal import GOAL_WORKFLOW, STATUS_QUERY, ArchivePart, GoalProgress, GoalRequest, GoalResult, GoalStatus
 from contracts.llm import ModelSpec, Provider
 from playbooks import available_playbooks
+from stores import from_settings
 from temporal_client import connect
+from workflows.archive import reassemble
 from core.hashing import sha256_text
 from core.templating import slugify
 
@@ -223,7 +225,25 @@ async def wait_for_result(handle: WorkflowHandle, quiet: bool, stream=sys.stdout
     return waiter.result()
 
 
+def reassembled(result: GoalResult) -> GoalResult:
+    """A large result whole again from its archived parts in the content store (if this machine reaches it)."""
+    if result.archive is None:
+        return result
+    content = from_settings().content
+    try:
+        texts = [content.get(part.ref) for part in result.archive.parts]
+    except KeyError as err:
+        print(f"note: the archived parts of this result are not in this machine's content store ({err}); "
+              f"showing the compact result ({result.archive.steps_shown} of {result.archive.steps_total} steps)", file=sys.stderr)
+        return result
+    for part, text in zip(result.archive.parts, texts, strict=True):
+        if sha256_text(text) != part.sha256:
+            fail(f"archived part {part.ref} does not match its hash: refusing to show a tampered result", code=1)
+    return reassemble(result, [ArchivePart.model_validate_json(text) for text in texts])
+
+
 def print_result(result: GoalResult, as_json: bool) -> None:
+    result = reassembled(result)
     if as_json:
         print(result.model_dump_json(indent=2))
         return

@@ -16,6 +16,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 import settings
+from activities.content_store import ContentActivities
 from activities.model_call import ModelCalls
 from activities.planner import plan_goal
 from activities.tools import tool_activities
@@ -30,7 +31,10 @@ def all_activities(call_model: Callable | None = None, stores: Stores | None = N
     """Every activity: planner, `call_model` (or a stand-in under the same activity name), verifier, and
     every tool bound to `stores` (default: the stores the settings name, built now)."""
     stores = stores or from_settings()
-    return [plan_goal, call_model or ModelCalls(stores.cache).call_model, verify_output, *tool_activities(stores)]
+    return [
+        plan_goal, call_model or ModelCalls(stores.cache).call_model, verify_output,
+        ContentActivities(stores.content).archive_content, *tool_activities(stores),
+    ]
 
 
 def build_worker(

@@ -1,4 +1,4 @@
-"""How a tool's output reaches history: small outputs inline, large ones as a bounded preview plus the
+"""How large content stays out of history: a tool's output inline when small, else a bounded preview plus the
 SHA-256 and the content-store reference of the full text (`ToolResult`).
 
 Invariants: the full text goes to the `ContentStore` the caller passes in (the worker's, built once
@@ -7,6 +7,11 @@ from settings); this module opens nothing itself. `content_sha256` is always the
 
 from __future__ import annotations
 
+import asyncio
+
+from temporalio import activity
+
+from contracts.archive import ARCHIVE_CONTENT_ACTIVITY, ContentRef, ContentText
 from contracts.tools import ToolResult
 from core.hashing import sha256_text
 from stores.protocols import ContentStore
@@ -29,3 +34,16 @@ def tool_result(content: ContentStore, tool: str, text: str, *, ok: bool = True,
         size_bytes=size,
         error_type=error_type,
     )
+
+
+class ContentActivities:
+    """`archive_content`: one part of a large goal result into the content store passed in."""
+
+    def __init__(self, content: ContentStore) -> None:
+        self._content = content
+
+    @activity.defn(name=ARCHIVE_CONTENT_ACTIVITY)
+    async def archive_content(self, part: ContentText) -> ContentRef:
+        """Store `part.text`; the same text always gets the same reference, so a retry stores nothing twice."""
+        ref = await asyncio.to_thread(self._content.put, part.text)
+        return ContentRef(ref=ref, sha256=sha256_text(part.text), size_bytes=len(part.text.encode()))

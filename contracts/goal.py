@@ -7,6 +7,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field, field_validator
 
 from contracts.approvals import ApprovalEvent, ApprovalRequest
+from contracts.archive import ResultArchive
 from contracts.escalations import Escalation
 from contracts.llm import ModelSpec, TokenUsage
 from contracts.plan import PLAYBOOK_NAME_PATTERN, Plan
@@ -208,6 +209,10 @@ class GoalResult(BaseModel):
     audit: list[ApprovalEvent] = Field(default_factory=list, description="Policy and approval events, in order.")
     escalations: list[Escalation] = Field(default_factory=list, description="Every escalation, with its resolution.")
     error: str | None = None
+    archive: ResultArchive | None = Field(
+        default=None, description="Set when the full result was too large: `steps` is then a compact selection, `plan` "
+        "and most of `audit` are in the archived parts (`starter.py result` reassembles them).",
+    )
 
 
 class StepProgress(BaseModel):
@@ -230,3 +235,13 @@ class GoalProgress(BaseModel):
     usage: UsageTotals = Field(default_factory=UsageTotals)
     budget: Budget = Field(default_factory=Budget, description="The limits `usage` is spent against.")
     escalations: list[Escalation] = Field(default_factory=list)
+
+
+class ArchivePart(BaseModel):
+    """One archived part of a large `GoalResult`: the first carries the plans and the audit; every part
+    carries steps, in order."""
+
+    steps: list[StepResult] = Field(default_factory=list)
+    plan: Plan | None = None
+    plan_revisions: list[Plan] = Field(default_factory=list)
+    audit: list[ApprovalEvent] = Field(default_factory=list)

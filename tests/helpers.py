@@ -30,6 +30,7 @@ from contracts.llm import ModelSpec, Provider
 from tests.llama_server import Recorded, Reply, ScriptedServer
 from testkit.goals import approve_everything, approve_pending, write_playbook
 from testkit.models import ScriptedModel, answer
+from starter import reassembled
 from worker import all_activities, build_worker
 from workflows.goal import GoalWorkflow
 
@@ -57,9 +58,10 @@ async def replay(history: WorkflowHistory) -> None:
 
 async def run_goal(
     client: Client, task_queue: str, request: GoalRequest, activities: list, timeout: float = 90,
-    approvers: tuple[str, ...] | None = ("bob", "carol"),
+    approvers: tuple[str, ...] | None = ("bob", "carol"), whole: bool = True,
 ) -> tuple[GoalResult, WorkflowHistory]:
-    """Run one goal on a fresh worker (with `approvers` approving every gated action), then replay it."""
+    """Run one goal on a fresh worker (with `approvers` approving every gated action), then replay it.
+    `whole`: a large result comes back reassembled from its archived parts, as `starter.py result` shows it."""
     async with build_worker(client, task_queue, activities=activities):
         handle = await client.start_workflow(
             GoalWorkflow.run, request, id=f"goal-test-{uuid.uuid4().hex[:10]}", task_queue=task_queue
@@ -73,7 +75,7 @@ async def run_goal(
                 approving.cancel()
         history = await handle.fetch_history()
     await replay(history)
-    return result, history
+    return (reassembled(result) if whole else result), history
 
 
 def scheduled_activities(history: WorkflowHistory) -> list[str]:

@@ -60,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
     from core.policy import with_inherited
     from workflows.approval_router import ApprovalRouter
     from workflows.approvals import ApprovalDesk
+    from workflows.archive import bounded
     from workflows.escalations import GOAL_DECISIONS, EscalationDesk
     from workflows.executor import StepExecutor
     from workflows.failures import BudgetExceeded, WorkflowCodeError, failure_message
@@ -197,7 +198,7 @@ class GoalWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)  # no update is cut off by completion
         reporting.cancel()
         await self._approvals.report()  # the parent sees the final state of every request
-        return result
+        return await bounded(result, self._scheduler.output_step)  # a large result goes to the content store in parts
 
     async def _plan(self, request: GoalRequest, result: GoalResult) -> Plan | None:
         try:

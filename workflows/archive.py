@@ -1,0 +1,68 @@
+"""A bounded `GoalResult` (workflow code): when the whole result would be larger than
+`RESULT_INLINE_BYTES`, its full steps, plans and audit are stored in parts (`archive_content`, each part
+under `PART_BYTES`), and the result keeps a compact selection (failed and escalated steps and the output
+step first, at most `MAX_SHOWN_STEPS`, each without its call records), the last audit events and the
+references. Whatever the number of steps, the result stays under Temporal's payload warning (512 KB)."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from contracts.archive import ARCHIVE_CONTENT_ACTIVITY, ContentRef, ContentText, ResultArchive
+    from contracts.goal import ArchivePart, GoalResult, StepResult, StepStatus
+    from core.options import ARCHIVE
+
+RESULT_INLINE_BYTES = 192_000
+PART_BYTES = 256_000
+MAX_SHOWN_STEPS = 60
+SHOWN_OUTPUT_CHARS = 300
+SHOWN_AUDIT_EVENTS = 20
+
+
+def compact_step(step: StepResult) -> StepResult:
+    """A step as the compact result shows it: outcome, score, hashes and a short output, no call records."""
+    output = step.output if len(step.output) <= SHOWN_OUTPUT_CHARS else step.output[:SHOWN_OUTPUT_CHARS] + "…"
+    return step.model_copy(update={"output": output, "verdicts": [], "tool_calls": [], "model_calls": [], "candidates": []})
+
+
+def _parts(result: GoalResult) -> list[ArchivePart]:
+    """The whole result's detail, in parts of bounded size (the first with the plans and the audit)."""
+    parts = [ArchivePart(plan=result.plan, plan_revisions=result.plan_revisions, audit=result.audit)]
+    size = len(parts[0].model_dump_json())
+    for step in result.steps:
+        step_size = len(step.model_dump_json())
+        if parts[-1].steps and size + step_size > PART_BYTES:
+            parts.append(ArchivePart())
+            size = 0
+        parts[-1].steps.append(step)
+        size += step_size
+    return parts
+
+
+async def bounded(result: GoalResult, output_step: str) -> GoalResult:
+    """`result` as it is when small enough, else archived in parts with a compact view left in place."""
+    if len(result.model_dump_json()) <= RESULT_INLINE_BYTES:
+        return result
+    refs: list[ContentRef] = []
+    for index, part in enumerate(_parts(result), start=1):
+        refs.append(await workflow.execute_activity(
+            ARCHIVE_CONTENT_ACTIVITY, ContentText(text=part.model_dump_json()), result_type=ContentRef,
+            summary=f"archive result part {index}", **ARCHIVE.kwargs(),
+        ))
+    notable = {s.step_id for s in result.steps if s.status in (StepStatus.FAILED, StepStatus.ESCALATED) or s.step_id == output_step}
+    ordered = [s for s in result.steps if s.step_id in notable] + [s for s in result.steps if s.step_id not in notable]
+    shown = [compact_step(s) for s in ordered[:MAX_SHOWN_STEPS]]
+    return result.model_copy(update={
+        "steps": shown, "plan": None, "plan_revisions": [], "audit": result.audit[-SHOWN_AUDIT_EVENTS:],
+        "archive": ResultArchive(parts=refs, steps_total=len(result.steps), steps_shown=len(shown)),
+    })
+
+
+def reassemble(result: GoalResult, parts: list[ArchivePart]) -> GoalResult:
+    """The whole result again from its archived parts (used by clients: `starter.py result`)."""
+    first = parts[0]
+    return result.model_copy(update={
+        "steps": [step for part in parts for step in part.steps], "plan": first.plan,
+        "plan_revisions": first.plan_revisions, "audit": first.audit, "archive": None,
+    })
