@@ -35,6 +35,7 @@ from worker import all_activities, build_worker
 from workflows.goal import GoalWorkflow
 
 __all__ = [
+    "fan_in_playbook",
     "APPROVERS", "CHAIN_APPROVERS", "CHAIN_PRINCIPALS", "CONTENT", "DRAFT", "GOAL", "PRINCIPALS", "SQL_GATE", "TARGET",
     "TEAM_APPROVERS", "TEAM_PRINCIPALS", "TERMS", "VARIANTS", "PlannerServer",
     "accepted_update_ids", "approve_everything", "approve_pending", "assert_each_activity_completed_once", "audit",
@@ -425,3 +426,13 @@ def start_worker(address: str, task_queue: str) -> subprocess.Popen:
     )
     assert process.stdout is not None and process.stdout.readline().strip() == b"ready"
     return process
+
+
+def fan_in_playbook(folder: Path) -> str:
+    """Two independent steps (researcher, analyst), then a drafter that joins them; written into `folder`."""
+    steps = [
+        {"type": "agent", "id": "left", "role": "researcher", "instruction": "L"},
+        {"type": "agent", "id": "right", "role": "analyst", "instruction": "R"},
+        {"type": "agent", "id": "join", "role": "drafter", "instruction": "J", "depends_on": ["left", "right"]},
+    ]
+    return write_playbook(folder, {"name": "fan-in", "steps": steps})

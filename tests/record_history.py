@@ -73,6 +73,7 @@ from tests.helpers import (
     chain,
     decide,
     escalating_playbook,
+    fan_in_playbook,
     explore_playbook,
     fallback_playbook,
     gated_playbook,
@@ -184,13 +185,7 @@ def one_step(goal: str, budget: Budget | None = None, **step: object) -> Setup:
 def fan_in(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
     """Two independent steps, then one that joins their outputs; two steps may run at once."""
     monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(folder / "playbooks"))
-    steps = [
-        {"type": "agent", "id": "left", "role": "researcher", "instruction": "L"},
-        {"type": "agent", "id": "right", "role": "analyst", "instruction": "R"},
-        {"type": "agent", "id": "join", "role": "drafter", "instruction": "J", "depends_on": ["left", "right"]},
-    ]
-    name = write_playbook(folder / "playbooks", {"name": "fan-in", "steps": steps})
-    return GoalRequest(goal="Two views, one brief", playbook=name, max_parallel_steps=2)
+    return GoalRequest(goal="Two views, one brief", playbook=fan_in_playbook(folder / "playbooks"), max_parallel_steps=2)
 
 
 def builtin(goal: str, playbook: str | None = None) -> Setup:

@@ -17,7 +17,7 @@ from contracts.goal import Budget, GoalProgress, GoalRequest, GoalStatus, StepSt
 from contracts.llm import ChatMessage, ModelRequest, ModelResponse, Provider
 from contracts.verify import RequiredTermsCheck
 from tests.fakes import ScriptedModel, answer, call_tool, demo_responder, step_role, tool_messages
-from tests.helpers import fake_activities, run_goal, scheduled_activities, single_step_playbook, write_playbook
+from tests.helpers import fake_activities, fan_in_playbook, run_goal, scheduled_activities, single_step_playbook, write_playbook
 from worker import build_worker
 from workflows.goal import GoalWorkflow
 
@@ -150,12 +150,7 @@ async def test_budget_stops_the_goal(client: Client, task_queue: str, tmp_path: 
 
 async def test_independent_steps_run_concurrently(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
-    steps = [
-        {"type": "agent", "id": "left", "role": "researcher", "instruction": "L"},
-        {"type": "agent", "id": "right", "role": "analyst", "instruction": "R"},
-        {"type": "agent", "id": "join", "role": "drafter", "instruction": "J", "depends_on": ["left", "right"]},
-    ]
-    playbook = write_playbook(tmp_path / "playbooks", {"name": "fan-in", "steps": steps})
+    playbook = fan_in_playbook(tmp_path / "playbooks")
     model = ScriptedModel(lambda request: answer(f"{step_role(request)} done"))
     result, history = await run_goal(client, task_queue, GoalRequest(goal="fan", playbook=playbook), fake_activities(model.activity()))
     assert result.status is GoalStatus.COMPLETED and result.output == "drafter done"

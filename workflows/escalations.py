@@ -30,7 +30,7 @@ class EscalationDesk:
         self.escalations: dict[str, Escalation] = {}
         self.retries: dict[str, int] = {}
 
-    def open(self, step_id: str, reason: str, output_sha256: str | None, decisions: list[EscalationDecision]) -> Escalation:
+    def open_escalation(self, step_id: str, reason: str, output_sha256: str | None, decisions: list[EscalationDecision]) -> Escalation:
         now = workflow.now()
         if self.retries.get(step_id, 0) >= self.policy.escalations.max_retries_per_step:
             decisions = [d for d in decisions if d is not EscalationDecision.RETRY]

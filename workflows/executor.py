@@ -65,7 +65,7 @@ class StepExecutor:
                 break
             progress.status = StepStatus.AWAITING_RESOLUTION
             output_hash = sha256_text(result.output) if result.output else None
-            escalation = self.escalations.open(step.id, result.error or "escalated", output_hash, self._decisions(output_hash))
+            escalation = self.escalations.open_escalation(step.id, result.error or "escalated", output_hash, self._decisions(output_hash))
             result.escalation_ids.append(escalation.escalation_id)
             decision = await self.escalations.wait(escalation)
             if decision is EscalationDecision.ACCEPT:

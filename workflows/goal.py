@@ -258,7 +258,7 @@ class GoalWorkflow:
     async def _goal_escalation_accepted(self, reasons: list[str], result: GoalResult) -> bool:
         """The success criteria escalated: a human accepts the output as it is, or the goal ends escalated."""
         self._phase = "awaiting resolution"
-        escalation = self._escalations.open(
+        escalation = self._escalations.open_escalation(
             GOAL_ESCALATION_STEP, "success criteria escalated: " + "; ".join(reasons), output_sha256=sha256_text(result.output),
             decisions=GOAL_DECISIONS,
         )
