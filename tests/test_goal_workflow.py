@@ -295,7 +295,11 @@ async def test_wall_clock_and_per_step_limits(client: Client, task_queue: str, t
     budget = Budget(max_wall_seconds=1.0)
     result, _ = await run_goal(client, task_queue, GoalRequest(goal="Take your time", playbook=name, budget=budget), fake_activities(slow_model))
     assert result.status is GoalStatus.BUDGET_EXCEEDED and result.error == "wall-clock budget of 1 s used up"
-    assert [s.status for s in result.steps] == [StepStatus.COMPLETED, StepStatus.COMPLETED, StepStatus.FAILED]
+    # The first call starts at once; a later one finds the second gone (which one depends on the machine's speed).
+    statuses = [s.status for s in result.steps]
+    assert statuses[0] is StepStatus.COMPLETED and StepStatus.FAILED in statuses
+    stopped = next(s for s in result.steps if s.status is StepStatus.FAILED)
+    assert stopped.error == "BudgetExceeded: wall-clock budget of 1 s used up"
     assert result.budget.max_wall_seconds == 1.0 and result.usage.wall_seconds >= 1.0
 
     limited = [{"type": "agent", "id": "once", "role": "researcher", "instruction": "Say durable.", "max_model_calls": 1,
