@@ -198,7 +198,9 @@ async def history_sizes(client: Client, report: Report, tmp: Path, folder: Path)
     previous = os.environ.get("FOREMAN_CORPUS")
     os.environ["FOREMAN_CORPUS"] = str(write_synthetic_corpus(tmp / "corpus", WIDE_SEARCH_LIMIT + 10))
     try:
-        runs += await run_goals(client, activities, [("research-brief-wide", GoalRequest(goal=goal, playbook=wide))], warmup=False)
+        # Stores are built when the activities are (settings read once): the wide run needs its own, on the synthetic corpus.
+        wide_activities = all_activities(instant_model().activity())
+        runs += await run_goals(client, wide_activities, [("research-brief-wide", GoalRequest(goal=goal, playbook=wide))], warmup=False)
     finally:
         if previous is None:
             os.environ.pop("FOREMAN_CORPUS", None)
