@@ -16,6 +16,7 @@ import asyncio
 import json
 
 from opentelemetry import trace
+from pydantic import ValidationError
 from temporalio import activity
 
 import settings
@@ -47,15 +48,24 @@ class ModelCalls:
     def __init__(self, cache: CallCache | None) -> None:
         self.cache = cache
 
+    async def _lookup(self, key: str | None) -> ModelResponse | None:
+        """The cached response, or None: no key, no entry, or an entry written by another version (a miss)."""
+        if key is None or self.cache is None or (text := await asyncio.to_thread(self.cache.get, key)) is None:
+            return None
+        try:
+            return ModelResponse.model_validate_json(text)
+        except ValidationError:
+            activity.logger.warning("call cache entry %s is not a ModelResponse of this version: ignored", key[:24])
+            return None
+
     @activity.defn(name=CALL_MODEL_ACTIVITY)
     async def call_model(self, request: ModelRequest) -> ModelResponse:
         """Send one chat request to the model that serves this role (or answer it from the cache)."""
         model = settings.resolve_model(request.role, request.spec)
         key = cache_key(request, model) if self.cache is not None and cacheable(request, model) else None
-        if key is not None and (hit := await asyncio.to_thread(self.cache.get, key)) is not None:
-            response = ModelResponse.model_validate_json(hit).model_copy(
-                update={"cached": True, "usage": TokenUsage(), "cost_usd": 0.0, "latency_ms": 0.0}
-            )
+        hit = await self._lookup(key)
+        if hit is not None:
+            response = hit.model_copy(update={"cached": True, "usage": TokenUsage(), "cost_usd": 0.0, "latency_ms": 0.0})
         else:
             response = await get_provider(model.provider).complete(request, model)
             if key is not None:

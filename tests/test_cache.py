@@ -5,6 +5,7 @@ none with `cache: false`)."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -102,3 +103,15 @@ async def test_a_subagents_cache_hits_count_in_its_parent(client: Client, task_q
     assert (first.usage.model_calls, first.usage.cache_hits.model) == (6, 0)
     assert (second.usage.model_calls, second.usage.cache_hits.model) == (2, 4)
     assert second.status is GoalStatus.COMPLETED, second.error
+
+
+async def test_an_entry_from_another_version_is_a_miss(tmp_path: Path) -> None:
+    cache = SqliteCallCache(tmp_path / "cache.sqlite", 60)
+    with ScriptedServer(lambda _: completion("fresh")) as server:
+        spec = ModelSpec(provider=Provider.OPENAI, model="m", base_url=server.base_url)
+        request = ModelRequest(role=ModelRole.EXECUTOR, spec=spec, messages=[ChatMessage(role=ChatRole.USER, content="hi")])
+        first = await ActivityEnvironment().run(ModelCalls(cache).call_model, request)
+        with sqlite3.connect(tmp_path / "cache.sqlite") as connection:
+            connection.execute("UPDATE calls SET value = ?", ('{"not": "a response"}',))
+        again = await ActivityEnvironment().run(ModelCalls(cache).call_model, request)
+    assert not first.cached and not again.cached and again.message.content == "fresh" and len(server.requests) == 2
