@@ -164,19 +164,17 @@ def two_subagents_then_merge(h: WorkflowHistory, r: dict) -> bool:
             and [s["child_workflow_ids"] for s in r["steps"][:2]] == [children[:1], children[1:]]
             and r["output"] == "merged: one and two" and r["usage"]["model_calls"] == 3  # one per child, one merge
             and scheduled_activities(h).count("call_model") == 1  # the children's calls are in their own histories
-            and sorted(report["workflow_id"] for report in child_reports(h)) == children
-            and not any(report["requests"] for report in child_reports(h)))  # no approvals: each reported once, empty
+            and child_reports(h) == [])  # nothing waited for people in the children: they reported nothing
 
 
 def a_subagent(h: WorkflowHistory, r: dict) -> bool:
-    """The child r1 of `subagents`: its own history, its budget half the parent's, its one report up empty."""
+    """The child r1 of `subagents`: its own history, its budget half the parent's, nothing reported up."""
     request = goal_request(h)
     return (request["parent"]["step_id"] == "r1" and h.workflow_id == f"{request['parent']['workflow_id']}/r1"
             and request["budget"]["max_model_calls"] == 10 and [s["role"] for s in request["scopes"]] == ["lead"]
             and r["output"] == "angle one findings" and r["usage"]["model_calls"] == 1 and not children_started(h)
-            # Even without approvals a subagent reports to its parent once, at its start (an empty report).
-            and signals_sent(h) == [("child_approvals", request["parent"]["workflow_id"],
-                                     {"workflow_id": h.workflow_id, "requests": [], "refusals": []})])
+            # A subagent reports to its parent only when something waits for people in it: here nothing did.
+            and signals_sent(h) == [])
 
 
 def approved_through_the_parent(h: WorkflowHistory, r: dict) -> bool:
@@ -187,7 +185,7 @@ def approved_through_the_parent(h: WorkflowHistory, r: dict) -> bool:
             and routed[:2] == ("approval_signal", child) and (routed[2]["approver"], routed[2]["decision"]) == ("alice", "approve")
             and first_index(h, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
             < first_index(h, EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED)
-            and reports[0] == [] and reports[1] == [(child, "pending", [])] and reports[-1] == [(child, "approved", ["alice"])]
+            and reports == [[(child, "pending", [])], [(child, "approved", ["alice"])]]  # one report per change people see
             and r["usage"]["tool_calls"] == 1)  # the child's write ran once approved
 
 
@@ -312,12 +310,12 @@ SCENARIOS: dict[str, Scenario] = {
         proof=lambda h, r: "http_fetch" not in scheduled_activities(h) and audit(r) == [("policy_denied", "researcher")]
         and r["steps"][0]["tool_calls"][0]["error"].startswith("PolicyDenied"),
     ),
-    "subagents": Scenario("completed", ("signal:child_approvals",) * 2, proof=two_subagents_then_merge),
+    "subagents": Scenario("completed", proof=two_subagents_then_merge),
     "subagents-r1": Scenario("completed", proof=a_subagent),
     "subagent-approval": Scenario(
         "completed",
-        # r1 and r2 report at their start, r1 its request; alice's Update; r1 reports it approved, then executed.
-        ("signal:child_approvals",) * 3 + ("update:approve",) + ("signal:child_approvals",) * 2,
+        # r1 reports its request; alice's Update on the parent; r1 reports it approved (r2 had nothing to report).
+        ("signal:child_approvals",) + ("update:approve",) + ("signal:child_approvals",),
         proof=approved_through_the_parent,
     ),
     "explore": Scenario("budget_exceeded", model_calls_in_flight=2, proof=explore_stopped_by_budget),

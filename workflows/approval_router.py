@@ -44,7 +44,7 @@ class ApprovalRouter:
         self.children: dict[str, ChildApprovals] = {}  # direct child workflow id -> its last report
         self.expected: set[str] = set()  # children this goal started: the only workflows whose reports count
         self._reports_received = 0
-        self._reported: tuple | None = None
+        self._reported: tuple = self._state()  # the empty view: nothing to report until something waits
 
     # --- what waits here and below ---------------------------------------------------------------
 
@@ -220,8 +220,12 @@ class ApprovalRouter:
     # --- child side: reports up ----------------------------------------------------------------
 
     def _state(self) -> tuple:
+        """What the parent sees of this goal: a report goes up only when this changes (not for every audit
+        event), and nothing at all while nothing waits for people here."""
+        requests = tuple((r.request_id, r.status.value, len(r.approvals_given)) for r in self.desk.requests.values())
+        refusals = sum(e.kind is ApprovalEventKind.REFUSED for e in self.desk.events)
         escalations = tuple((e.escalation_id, e.status.value) for e in self.escalation_desk.escalations.values())
-        return len(self.desk.events), self._reports_received, escalations
+        return requests, refusals, escalations, self._reports_received
 
     async def report_changes(self) -> None:
         """Runs for the life of a subagent: report to the parent whenever something changed."""
