@@ -232,14 +232,17 @@ def reassembled(result: GoalResult) -> GoalResult:
     content = from_settings().content
     try:
         texts = [content.get(part.ref) for part in result.archive.parts]
-    except KeyError as err:
+    except (KeyError, OSError) as err:
         print(f"note: the archived parts of this result are not in this machine's content store ({err}); "
               f"showing the compact result ({result.archive.steps_shown} of {result.archive.steps_total} steps)", file=sys.stderr)
         return result
     for part, text in zip(result.archive.parts, texts, strict=True):
         if sha256_text(text) != part.sha256:
             fail(f"archived part {part.ref} does not match its hash: refusing to show a tampered result", code=1)
-    return reassemble(result, [ArchivePart.model_validate_json(text) for text in texts])
+    try:
+        return reassemble(result, [ArchivePart.model_validate_json(text) for text in texts])
+    except ValidationError as err:
+        fail(f"archived parts of {result.workflow_id} are not readable by this version: {err.errors()[0]['msg']}", code=1)
 
 
 def print_result(result: GoalResult, as_json: bool) -> None:

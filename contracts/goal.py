@@ -245,3 +245,4 @@ class ArchivePart(BaseModel):
     plan: Plan | None = None
     plan_revisions: list[Plan] = Field(default_factory=list)
     audit: list[ApprovalEvent] = Field(default_factory=list)
+    approvals: list[ApprovalRequest] = Field(default_factory=list)

@@ -48,7 +48,11 @@ class SqliteMemoryStore:
         entry = MemoryEntry(0, namespace, role, text, topic, workflow_id, step_id, sha256_text(text), time.time(), untrusted)
         connection = self._connect()
         try:
-            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("BEGIN IMMEDIATE")  # if this fails there is no transaction to roll back
+        except BaseException:
+            connection.close()
+            raise
+        try:
             cursor = connection.execute(
                 "INSERT INTO memories (namespace, role, text, topic, workflow_id, step_id, content_sha256, created_at, untrusted)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -42,3 +42,20 @@ async def test_a_400_step_goal_has_a_bounded_result_that_reassembles(client: Cli
     assert whole.archive is None and len(whole.steps) == STEPS and whole.plan is not None and len(whole.plan.steps) == STEPS
     assert all(s.output == OUTPUT.strip() and s.verdicts for s in whole.steps)  # answers are stripped
     print(json.dumps({"events": len(history.events), "compact_result_bytes": size, "full_result_bytes": len(out)}))
+
+
+def test_long_approval_arguments_are_archived_not_carried() -> None:
+    """A gated write of a large file must not keep the compact result large: its arguments go by hash."""
+    from datetime import UTC, datetime
+
+    from contracts.approvals import ApprovalRequest
+    from workflows.archive import _parts, compact_approval
+
+    big = json.dumps({"path": "briefs/x.md", "content": "é" * 300_000})
+    request = ApprovalRequest(request_id="r", step_id="s", tool="write_file", arguments_json=big, action_sha256="0" * 64,
+                              requested_by="publisher", rule="g", reason="r", created_at=datetime.now(UTC),
+                              expires_at=datetime.now(UTC), approvals_needed=1)
+    compact = compact_approval(request)
+    assert len(compact.arguments_json) < 200 and "archived_arguments_sha256" in compact.arguments_json
+    (part,) = _parts(GoalResult(workflow_id="w", goal="g", status=GoalStatus.COMPLETED, approvals=[request]))
+    assert part.approvals == [request]  # the full request is in the archive

@@ -143,18 +143,18 @@ class ApprovalRouter:
 
     def check(self, decision: ApprovalDecision, verdict: Verdict) -> None:
         """The Update validator: refuse now what would be refused (a rejected Update leaves no trace)."""
-        if self.check_routed(decision) is None:
+        if self.check_routed(decision, verdict) is None:
             self.desk.check(decision, verdict)
 
     async def decide(self, decision: ApprovalDecision, verdict: Verdict) -> ApprovalRequest:
-        if self.check_routed(decision) is None:
+        if self.check_routed(decision, verdict) is None:
             return self.desk.decide(decision, verdict)
         return await self.route(decision, verdict)
 
     async def signalled(self, decision: ApprovalDecision, verdict: Verdict) -> None:
         """A decision by Signal: applied or routed without waiting; a refusal is recorded, never applied."""
         try:
-            found = self.check_routed(decision)
+            found = self.check_routed(decision, verdict)
             if found is None:
                 self.desk.decide(decision, verdict)
             else:
@@ -162,7 +162,7 @@ class ApprovalRouter:
         except ApplicationError as err:
             self.desk.refuse(decision, err)
 
-    def check_routed(self, decision: ApprovalDecision) -> tuple[str, ApprovalRequest] | None:
+    def check_routed(self, decision: ApprovalDecision, verdict: Verdict = "approve") -> tuple[str, ApprovalRequest] | None:
         """None when the request is this goal's own; else what the parent can check itself (the child
         checks the rest against its own policy)."""
         found = self._find(decision.request_id)
@@ -173,11 +173,13 @@ class ApprovalRouter:
             raise reject(f"request {request.request_id} is already {request.status.value}")
         if decision.action_sha256 is not None and decision.action_sha256 != request.action_sha256:
             raise reject(f"action_sha256 does not match request {request.request_id}: the action is not the one you reviewed")
+        if verdict == "approve" and any(given.approver == decision.approver for given in request.approvals_given):
+            raise reject(f"{decision.approver!r} has already approved request {request.request_id}; approvals must come from distinct approvers")
         return found
 
     async def route(self, decision: ApprovalDecision, verdict: Verdict) -> ApprovalRequest:
         """Send the decision to the child holding the request; wait for its report of the outcome."""
-        found = self.check_routed(decision)
+        found = self.check_routed(decision, verdict)
         assert found is not None, "route() is only called for a subagent's request"
         child = found[0]
 

@@ -9,8 +9,12 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel
+
+    from contracts.approvals import ApprovalRequest
     from contracts.archive import ARCHIVE_CONTENT_ACTIVITY, ContentRef, ContentText, ResultArchive
     from contracts.goal import ArchivePart, GoalResult, StepResult, StepStatus
+    from core.hashing import sha256_text
     from core.options import ARCHIVE
 
 RESULT_INLINE_BYTES = 192_000
@@ -26,12 +30,23 @@ def compact_step(step: StepResult) -> StepResult:
     return step.model_copy(update={"output": output, "verdicts": [], "tool_calls": [], "model_calls": [], "candidates": []})
 
 
+def _bytes(model: BaseModel) -> int:
+    return len(model.model_dump_json().encode())  # bytes, not characters: payload limits are in bytes
+
+
+def compact_approval(request: ApprovalRequest) -> ApprovalRequest:
+    """An approval as the compact result shows it: who, what, the outcome; long arguments by their hash only."""
+    if len(request.arguments_json) <= SHOWN_OUTPUT_CHARS:
+        return request
+    return request.model_copy(update={"arguments_json": f'{{"archived_arguments_sha256": "{sha256_text(request.arguments_json)}"}}'})
+
+
 def _parts(result: GoalResult) -> list[ArchivePart]:
-    """The whole result's detail, in parts of bounded size (the first with the plans and the audit)."""
-    parts = [ArchivePart(plan=result.plan, plan_revisions=result.plan_revisions, audit=result.audit)]
-    size = len(parts[0].model_dump_json())
+    """The whole result's detail, in parts of bounded size (the first with the plans, audit and approvals)."""
+    parts = [ArchivePart(plan=result.plan, plan_revisions=result.plan_revisions, audit=result.audit, approvals=result.approvals)]
+    size = _bytes(parts[0])
     for step in result.steps:
-        step_size = len(step.model_dump_json())
+        step_size = _bytes(step)
         if parts[-1].steps and size + step_size > PART_BYTES:
             parts.append(ArchivePart())
             size = 0
@@ -42,7 +57,7 @@ def _parts(result: GoalResult) -> list[ArchivePart]:
 
 async def bounded(result: GoalResult, output_step: str) -> GoalResult:
     """`result` as it is when small enough, else archived in parts with a compact view left in place."""
-    if len(result.model_dump_json()) <= RESULT_INLINE_BYTES:
+    if _bytes(result) <= RESULT_INLINE_BYTES:
         return result
     refs: list[ContentRef] = []
     for index, part in enumerate(_parts(result), start=1):
@@ -55,6 +70,7 @@ async def bounded(result: GoalResult, output_step: str) -> GoalResult:
     shown = [compact_step(s) for s in ordered[:MAX_SHOWN_STEPS]]
     return result.model_copy(update={
         "steps": shown, "plan": None, "plan_revisions": [], "audit": result.audit[-SHOWN_AUDIT_EVENTS:],
+        "approvals": [compact_approval(a) for a in result.approvals],
         "archive": ResultArchive(parts=refs, steps_total=len(result.steps), steps_shown=len(shown)),
     })
 
@@ -64,5 +80,6 @@ def reassemble(result: GoalResult, parts: list[ArchivePart]) -> GoalResult:
     first = parts[0]
     return result.model_copy(update={
         "steps": [step for part in parts for step in part.steps], "plan": first.plan,
-        "plan_revisions": first.plan_revisions, "audit": first.audit, "archive": None,
+        "plan_revisions": first.plan_revisions, "audit": first.audit, "approvals": first.approvals or result.approvals,
+        "archive": None,
     })
