@@ -19,7 +19,6 @@ from core.untrusted import UNTRUSTED_NOTE, step_output
 from contracts.verify import (
     VERIFY_OUTPUT_ACTIVITY,
     AcceptanceCheck,
-    CheckKind,
     CheckResult,
     CitationsCheck,
     Decision,

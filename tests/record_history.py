@@ -88,7 +88,6 @@ from tests.helpers import (
     sql_chain_steps,
     team_playbooks,
     waiting,
-    write_playbook,
 )
 from worker import all_activities, build_worker
 from workflows.goal import GoalWorkflow

@@ -151,7 +151,7 @@ async def test_the_cli_lists_and_resolves_escalations(client: Client, task_queue
         (escalation,) = await waiting(handle)
         code, out, _ = await cli("escalations", handle.id)
         assert code == 0 and escalation.escalation_id in out and "--decision accept|retry|replan|abort" in out
-        assert f"--name resolve" in out  # the raw Temporal CLI equivalent is shown too
+        assert "--name resolve" in out  # the raw Temporal CLI equivalent is shown too
         code, out, _ = await cli("escalations", handle.id, "--json")
         assert code == 0 and json.loads(out)[0]["step_id"] == "draft"
         code, _, err = await cli("resolve", handle.id, escalation.escalation_id, "--as", "alice", "--decision", "accept")
