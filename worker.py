@@ -33,8 +33,13 @@ def all_activities(call_model: Callable | None = None, stores: Stores | None = N
     stores = stores or from_settings()
     return [
         plan_goal, call_model or ModelCalls(stores.cache).call_model, verify_output,
-        ContentActivities(stores.content).archive_content, *tool_activities(stores),
+        *_content_activities(stores), *tool_activities(stores),
     ]
+
+
+def _content_activities(stores: Stores) -> list:
+    contents = ContentActivities(stores.content)
+    return [contents.archive_content, contents.load_content]
 
 
 def build_worker(

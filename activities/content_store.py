@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from contracts.archive import ARCHIVE_CONTENT_ACTIVITY, ContentRef, ContentText
+from contracts.archive import ARCHIVE_CONTENT_ACTIVITY, LOAD_CONTENT_ACTIVITY, ContentRef, ContentText
+from contracts.errors import ErrorType
 from contracts.tools import ToolResult
 from core.hashing import sha256_text
 from stores.protocols import ContentStore
@@ -37,7 +39,8 @@ def tool_result(content: ContentStore, tool: str, text: str, *, ok: bool = True,
 
 
 class ContentActivities:
-    """`archive_content`: one part of a large goal result into the content store passed in."""
+    """`archive_content` / `load_content`: parts of a large goal result (or a long goal's carried state) into
+    and out of the content store passed in."""
 
     def __init__(self, content: ContentStore) -> None:
         self._content = content
@@ -47,3 +50,15 @@ class ContentActivities:
         """Store `part.text`; the same text always gets the same reference, so a retry stores nothing twice."""
         ref = await asyncio.to_thread(self._content.put, part.text)
         return ContentRef(ref=ref, sha256=sha256_text(part.text), size_bytes=len(part.text.encode()))
+
+    @activity.defn(name=LOAD_CONTENT_ACTIVITY)
+    async def load_content(self, ref: ContentRef) -> ContentText:
+        """The text stored under `ref`, refused (never retried) when it is missing or not what the hash says."""
+        try:
+            text = await asyncio.to_thread(self._content.get, ref.ref)
+        except KeyError:
+            raise ApplicationError(f"content {ref.ref} is not in this worker's content store", type=ErrorType.CONTENT_MISSING.value,
+                                   non_retryable=True) from None
+        if sha256_text(text) != ref.sha256:
+            raise ApplicationError(f"content {ref.ref} does not match its hash", type=ErrorType.CONTENT_MISSING.value, non_retryable=True)
+        return ContentText(text=text)

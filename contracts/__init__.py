@@ -2,3 +2,5 @@
 
 Pure data only (no I/O), so workflow code can import these freely.
 """
+
+import contracts.continuation  # noqa: E402,F401 - completes GoalRequest (its `resume` field) whichever contract is imported first

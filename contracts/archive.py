@@ -6,6 +6,7 @@ references; `starter.py result` reassembles the whole. (`ArchivePart`, what a pa
 from pydantic import BaseModel, Field
 
 ARCHIVE_CONTENT_ACTIVITY = "archive_content"  # ContentText -> ContentRef
+LOAD_CONTENT_ACTIVITY = "load_content"  # ContentRef -> ContentText (checked against the reference's hash)
 
 
 class ContentText(BaseModel):

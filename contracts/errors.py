@@ -28,6 +28,8 @@ class ErrorType(StrEnum):
     ARTIFACT_MISMATCH = "ArtifactMismatch"
     POLICY_DENIED = "PolicyDenied"
     APPROVAL_DENIED = "ApprovalDenied"
+    CONTENT_MISSING = "ContentMissing"
+    RESUME_REFUSED = "ResumeRefused"
 
 
 # Errors that retrying cannot fix; activities raise them with non_retryable=True as well.
@@ -43,6 +45,8 @@ NON_RETRYABLE_ERROR_TYPES: list[str] = [
     ErrorType.TOOL_ARGUMENTS_INVALID,
     ErrorType.TOOL_NOT_ALLOWED,
     ErrorType.TOOL_FAILED,
+    ErrorType.CONTENT_MISSING,
+    ErrorType.RESUME_REFUSED,
     ErrorType.PATH_OUTSIDE_WORKSPACE,
     ErrorType.BUDGET_EXCEEDED,
     ErrorType.ARTIFACT_MISMATCH,

@@ -1,8 +1,11 @@
 """Contracts for a goal: `GoalWorkflow`'s one input (`GoalRequest`) and one output (`GoalResult`),
 plus the live view returned by the `status` query."""
 
+from __future__ import annotations
+
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -13,6 +16,9 @@ from contracts.llm import ModelSpec, TokenUsage
 from contracts.plan import PLAYBOOK_NAME_PATTERN, Plan
 from contracts.policy import Approver, GateRule, Principal
 from contracts.verify import AcceptanceCheck, Decision, Verdict
+
+if TYPE_CHECKING:  # resolved when contracts.continuation is imported (contracts/__init__.py does it first)
+    from contracts.continuation import GoalCarry
 
 MAX_GOAL_BYTES = 32 * 1024
 GOAL_WORKFLOW = "GoalWorkflow"  # the workflow type any client starts
@@ -72,6 +78,16 @@ class GoalRequest(BaseModel):
     scopes: list[Principal] = Field(
         default_factory=list,
         description="Outer limits on every role's permissions: a subagent gets its parent role's principal (and the parent's scopes).",
+    )
+    continue_as_new_after_events: int = Field(
+        default=2_000, ge=50, le=50_000,
+        description="Past this many history events the goal continues as new (at a point where no step is mid-call).",
+    )
+    continue_as_new_after_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=40 * 1024 * 1024,
+                                             description="The same, for the history's size in bytes.")
+    resume: GoalCarry | None = Field(
+        default=None, description="Set by continue-as-new only: the state the previous run carried (a first run "
+        "started with it by a client is refused).",
     )
 
     @field_validator("goal")
@@ -192,6 +208,18 @@ class UsageTotals(BaseModel):
         return self.prompt_tokens + self.completion_tokens
 
 
+class Continuation(BaseModel):
+    """One continue-as-new of a long goal: the run that ended there and what it handed on."""
+
+    run: int = Field(description="1 for the goal's first run.")
+    run_id: str
+    history_events: int
+    history_bytes: int
+    at: datetime
+    finished_steps: int
+    parked_steps: list[str] = Field(default_factory=list, description="Steps waiting for a person, resumed in the next run.")
+
+
 class GoalResult(BaseModel):
     """Output of `GoalWorkflow`."""
 
@@ -208,6 +236,7 @@ class GoalResult(BaseModel):
     approvals: list[ApprovalRequest] = Field(default_factory=list, description="Every approval request, as decided.")
     audit: list[ApprovalEvent] = Field(default_factory=list, description="Policy and approval events, in order.")
     escalations: list[Escalation] = Field(default_factory=list, description="Every escalation, with its resolution.")
+    continuations: list[Continuation] = Field(default_factory=list, description="Where the goal continued as new, in order.")
     error: str | None = None
     archive: ResultArchive | None = Field(
         default=None, description="Set when the full result was too large: `steps` is then a compact selection, `plan` "
@@ -235,6 +264,7 @@ class GoalProgress(BaseModel):
     usage: UsageTotals = Field(default_factory=UsageTotals)
     budget: Budget = Field(default_factory=Budget, description="The limits `usage` is spent against.")
     escalations: list[Escalation] = Field(default_factory=list)
+    continuations: list[Continuation] = Field(default_factory=list)
 
 
 class ArchivePart(BaseModel):

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         ApprovalRequest,
         ApprovalStatus,
     )
+    from contracts.continuation import DeskState
     from contracts.policy import Approver, GateRule, Policy
 
 Verdict = Literal["approve", "deny"]
@@ -61,6 +62,13 @@ class ApprovalDesk:
         self.policy = Policy()
         self.requests: dict[str, ApprovalRequest] = {}
         self.events: list[ApprovalEvent] = []
+
+    def state(self) -> DeskState:
+        return DeskState(policy=self.policy, requests=list(self.requests.values()), events=self.events)
+
+    def restore(self, state: DeskState) -> None:
+        self.policy, self.events = state.policy, list(state.events)
+        self.requests = {r.request_id: r for r in state.requests}
 
     def record(self, kind: ApprovalEventKind, **fields: object) -> None:
         self.events.append(ApprovalEvent(kind=kind, at=workflow.now(), **fields))

@@ -41,11 +41,11 @@ def compact_approval(request: ApprovalRequest) -> ApprovalRequest:
     return request.model_copy(update={"arguments_json": f'{{"archived_arguments_sha256": "{sha256_text(request.arguments_json)}"}}'})
 
 
-def _parts(result: GoalResult) -> list[ArchivePart]:
-    """The whole result's detail, in parts of bounded size (the first with the plans, audit and approvals)."""
-    parts = [ArchivePart(plan=result.plan, plan_revisions=result.plan_revisions, audit=result.audit, approvals=result.approvals)]
-    size = _bytes(parts[0])
-    for step in result.steps:
+def split_parts(first: ArchivePart, steps: list[StepResult]) -> list[ArchivePart]:
+    """`first` and then `steps`, in parts of bounded size."""
+    parts = [first]
+    size = _bytes(first)
+    for step in steps:
         step_size = _bytes(step)
         if parts[-1].steps and size + step_size > PART_BYTES:
             parts.append(ArchivePart())
@@ -53,6 +53,12 @@ def _parts(result: GoalResult) -> list[ArchivePart]:
         parts[-1].steps.append(step)
         size += step_size
     return parts
+
+
+def _parts(result: GoalResult) -> list[ArchivePart]:
+    """The whole result's detail, in parts of bounded size (the first with the plans, audit and approvals)."""
+    first = ArchivePart(plan=result.plan, plan_revisions=result.plan_revisions, audit=result.audit, approvals=result.approvals)
+    return split_parts(first, result.steps)
 
 
 async def bounded(result: GoalResult, output_step: str) -> GoalResult:

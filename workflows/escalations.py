@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
         Resolution,
         ResolveRequest,
     )
+    from contracts.continuation import EscalationState
     from contracts.policy import Policy
     from workflows.approvals import human_approver, reject, wait_until
 
@@ -29,6 +30,13 @@ class EscalationDesk:
         self.policy = Policy()
         self.escalations: dict[str, Escalation] = {}
         self.retries: dict[str, int] = {}
+
+    def state(self) -> EscalationState:
+        return EscalationState(policy=self.policy, escalations=list(self.escalations.values()), retries=self.retries)
+
+    def restore(self, state: EscalationState) -> None:
+        self.policy, self.retries = state.policy, dict(state.retries)
+        self.escalations = {e.escalation_id: e for e in state.escalations}
 
     def open_escalation(self, step_id: str, reason: str, output_sha256: str | None, decisions: list[EscalationDecision]) -> Escalation:
         now = workflow.now()

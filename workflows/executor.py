@@ -17,7 +17,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.escalations import EscalationDecision, Resolution
+    from contracts.continuation import EntryKind, JournalEntry
+    from contracts.escalations import Escalation, EscalationDecision, Resolution
     from contracts.goal import StepResult, StepStatus
     from contracts.plan import PlanStep, StepKind, ToolStep
     from core.hashing import sha256_text
@@ -54,7 +55,8 @@ class StepExecutor:
         self.can_replan = can_replan  # the scheduler says whether a revision of the plan is still possible
 
     async def run(self, step: PlanStep, outputs: Mapping[str, str]) -> StepResult:
-        result = StepResult(step_id=step.id, role=step.role, status=StepStatus.RUNNING, started_at=workflow.now())
+        journal = self.context.journal
+        result = StepResult(step_id=step.id, role=step.role, status=StepStatus.RUNNING, started_at=journal.begin(step.id))
         progress = self.context.progress[step.id]
         attempt = step
         while True:
@@ -65,7 +67,7 @@ class StepExecutor:
                 break
             progress.status = StepStatus.AWAITING_RESOLUTION
             output_hash = sha256_text(result.output) if result.output else None
-            escalation = self.escalations.open_escalation(step.id, result.error or "escalated", output_hash, self._decisions(output_hash))
+            escalation = self._escalation(step.id, result.error or "escalated", output_hash)
             result.escalation_ids.append(escalation.escalation_id)
             decision = await self.escalations.wait(escalation)
             if decision is EscalationDecision.ACCEPT:
@@ -86,7 +88,17 @@ class StepExecutor:
         if result.status is StepStatus.COMPLETED:
             result.output_sha256 = sha256_text(result.output)
         progress.status = result.status
+        journal.end(step.id)
         return result
+
+    def _escalation(self, step_id: str, reason: str, output_hash: str | None) -> Escalation:
+        """A new escalation, or, for a step resumed after continue-as-new, the one it had opened (resolved meanwhile, perhaps)."""
+        replayed = self.context.journal.replayed(step_id, EntryKind.ESCALATION)
+        if replayed and replayed.escalation_id:
+            return self.escalations.escalations[replayed.escalation_id]
+        escalation = self.escalations.open_escalation(step_id, reason, output_hash, self._decisions(output_hash))
+        self.context.journal.record(step_id, JournalEntry(kind=EntryKind.ESCALATION, escalation_id=escalation.escalation_id))
+        return escalation
 
     def _decisions(self, output_hash: str | None) -> list[EscalationDecision]:
         """What a resolver may decide: accept needs an output to accept (an expired approval has none: the

@@ -5,6 +5,11 @@ also runs fallbacks and revises the rest of the plan when a step fails; `StepExe
 the goal's success criteria checked on the final output (`verify_output`). Input is one
 `GoalRequest`, output one `GoalResult`; the `status` query shows live progress.
 
+A long goal continues as new (`GoalRequest.continue_as_new_after_events`/`_bytes`) where no step is mid-call,
+carrying its state in the next run's request (`GoalCarry`): plan, finished steps (archived by reference),
+ledger, approval and escalation desks, and the journals of steps parked while they waited for a person, so
+what was pending stays answerable and the final result is the one a single run would have given.
+
 Gated tool calls wait for humans: Updates `approve`/`deny` (validated: a rejected Update leaves no
 trace in history), or Signal `approval_signal` (same checks; a refusal is recorded); `pending` lists
 open requests.
@@ -33,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         ApprovalSignal,
         ChildApprovals,
     )
+    from contracts.continuation import GoalCarry
     from contracts.errors import ErrorType
     from contracts.escalations import (
         ESCALATIONS_QUERY,
@@ -46,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.goal import (
         GOAL_WORKFLOW,
         STATUS_QUERY,
+        Continuation,
         GoalProgress,
         GoalRequest,
         GoalResult,
@@ -64,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.escalations import GOAL_DECISIONS, EscalationDesk
     from workflows.executor import StepExecutor
     from workflows.failures import BudgetExceeded, WorkflowCodeError, failure_message
+    from workflows.journal import Journal
     from workflows.ledger import GoalLedger
     from workflows.scheduler import StepScheduler
     from workflows.steps import StepContext, step_runners
@@ -82,18 +90,35 @@ class GoalWorkflow:
         self._desk = ApprovalDesk()
         self._escalations = EscalationDesk()
         self._approvals = ApprovalRouter(self._desk, self._escalations, request.parent)
-        self._verification = Verification(request, self._ledger, self._progress)
+        self._journal = Journal()
+        self._verification = Verification(request, self._ledger, self._progress, self._journal)
         context = StepContext(
             request=request,
             ledger=self._ledger,
             progress=self._progress,
             approvals=self._desk,
             router=self._approvals,
-            tools=ToolCaller(ToolGate(self._desk, self._ledger, self._progress, request.scopes)),
+            tools=ToolCaller(ToolGate(self._desk, self._ledger, self._progress, request.scopes, self._journal)),
             verification=self._verification,
+            journal=self._journal,
         )
         self._executor = StepExecutor(context, step_runners(context), self._escalations, can_replan=lambda: self._scheduler.can_revise())
         self._scheduler = StepScheduler(request, self._executor, self._ledger, self._progress)
+        self._continuations: list[Continuation] = []
+        # Only the server sets continued_run_id: a client cannot start a goal with state (approvals!) it made up.
+        self._resume_refused = request.resume is not None and workflow.info().continued_run_id is None
+        if request.resume is not None and not self._resume_refused:
+            self._restore(request.resume)  # here, not in run(): queries and updates see the carried state at once
+
+    def _restore(self, carry: GoalCarry) -> None:
+        self._phase = carry.phase
+        self._progress.update({p.step_id: p for p in carry.progress})
+        self._ledger.restore(carry.ledger)
+        self._desk.restore(carry.desk)
+        self._escalations.restore(carry.escalations)
+        self._journal.restore(carry.journals)
+        self._scheduler.restore(carry.scheduler)
+        self._continuations = list(carry.continuations)
 
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> GoalProgress:
@@ -104,6 +129,7 @@ class GoalWorkflow:
             usage=self._ledger.usage,
             budget=self._ledger.budget,
             escalations=list(self._escalations.escalations.values()),
+            continuations=self._continuations,
         )
 
     @workflow.query(name=PENDING_QUERY)
@@ -180,13 +206,20 @@ class GoalWorkflow:
             raise WorkflowCodeError(f"workflow code raised {err!r}") from err
 
     async def _run(self, request: GoalRequest) -> GoalResult:
+        if self._resume_refused:
+            raise ApplicationError("`resume` is set only by continue-as-new; start a goal without it",
+                                   type=ErrorType.RESUME_REFUSED.value, non_retryable=True)
         reporting = asyncio.create_task(self._approvals.report_changes())  # a subagent keeps its parent informed
         result = GoalResult(workflow_id=workflow.info().workflow_id, goal=request.goal, status=GoalStatus.FAILED)
-        plan = await self._plan(request, result)
+        plan = self._scheduler.plan if request.resume else await self._plan(request, result)
         if plan is not None:
             result.plan = plan
             self._phase = "executing"
-            result.steps = await self._scheduler.run(plan)
+            if request.resume is None:
+                self._scheduler.start(plan)
+            if not await self._scheduler.run():
+                await self._continue_as_new(request, reporting)
+            result.steps = await self._scheduler.full_results()
             result.plan_revisions = self._scheduler.revisions
             await self._finish(request, result)
         self._phase = "done"
@@ -195,10 +228,31 @@ class GoalWorkflow:
         result.approvals = list(self._desk.requests.values())
         result.audit = self._desk.events
         result.escalations = list(self._escalations.escalations.values())
+        result.continuations = self._continuations
         await workflow.wait_condition(workflow.all_handlers_finished)  # no update is cut off by completion
         reporting.cancel()
         await self._approvals.report()  # the parent sees the final state of every request
         return await bounded(result, self._scheduler.output_step)  # a large result goes to the content store in parts
+
+    async def _continue_as_new(self, request: GoalRequest, reporting: asyncio.Task[None]) -> None:
+        """Hand the goal to a fresh run (raises ContinueAsNewError): the scheduler has stopped where no step is
+        mid-call; what it parked resumes first there."""
+        journals = [j.model_copy(deep=True) for j in self._journal.parked(self._scheduler.parked)]
+        state = await self._scheduler.checkpoint()
+        await workflow.wait_condition(workflow.all_handlers_finished)  # decisions arriving now are carried, not cut off
+        reporting.cancel()  # the next run reports afresh to a parent
+        info = workflow.info()
+        self._continuations.append(Continuation(
+            run=len(self._continuations) + 1, run_id=info.run_id, history_events=info.get_current_history_length(),
+            history_bytes=info.get_current_history_size(), at=workflow.now(), finished_steps=len(state.finished),
+            parked_steps=list(state.parked),
+        ))
+        carry = GoalCarry(
+            phase=self._phase, scheduler=state, progress=list(self._progress.values()), ledger=self._ledger.state(),
+            desk=self._desk.state(), escalations=self._escalations.state(), journals=journals, continuations=self._continuations,
+        )
+        workflow.logger.info("continuing as new after %d events (%d steps parked)", info.get_current_history_length(), len(state.parked))
+        workflow.continue_as_new(request.model_copy(update={"resume": carry}))
 
     async def _plan(self, request: GoalRequest, result: GoalResult) -> Plan | None:
         try:
@@ -236,7 +290,7 @@ class GoalWorkflow:
             errors = "; ".join([f"{s.step_id}: {s.error}" for s in standing if s.error] + self._scheduler.revision_errors)
             result.error = f"steps did not complete: {unfinished} ({errors})"
             return
-        result.output = self._scheduler.outputs[self._scheduler.output_step]  # a fallback's output stands in
+        result.output = await self._scheduler.output_of(self._scheduler.output_step)  # a fallback's output stands in
         if request.success_criteria:
             self._phase = "verifying goal"
             try:

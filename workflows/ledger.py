@@ -12,6 +12,7 @@ import math
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.continuation import LedgerState
     from contracts.goal import Budget, UsageTotals
     from workflows.failures import BudgetExceeded
 
@@ -25,6 +26,13 @@ class GoalLedger:
         self.usage = UsageTotals()
         self.carved = UsageTotals()  # held for running subagents; counted as spent until they settle
         self.exceeded: str | None = None
+
+    def state(self) -> LedgerState:
+        """For continue-as-new: no subagent is running then, so nothing is carved."""
+        return LedgerState(usage=self.usage, started=self.started, exceeded=self.exceeded)
+
+    def restore(self, state: LedgerState) -> None:
+        self.usage, self.started, self.exceeded = state.usage, state.started, state.exceeded
 
     def _stop(self, reason: str) -> None:
         self.exceeded = reason

@@ -7,10 +7,12 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.continuation import EntryKind, JournalEntry
     from contracts.goal import GoalRequest, ModelCallRecord, StepResult
     from contracts.llm import CALL_MODEL_ACTIVITY, CacheUse, ChatMessage, ModelRequest, ModelResponse, ModelRole, ModelSpec, ToolSchema
     from contracts.plan import PlanStep
     from core.options import MODEL_CALL
+    from workflows.journal import Journal
     from workflows.ledger import GoalLedger
 
 
@@ -24,6 +26,31 @@ def cache_use(request: GoalRequest, step: PlanStep) -> CacheUse:
 async def call_model(
     ledger: GoalLedger, spec: ModelSpec, messages: list[ChatMessage], result: StepResult, summary: str,
     tools: list[ToolSchema] | None = None, response_schema_json: str | None = None, cache: CacheUse = CacheUse.DETERMINISTIC,
+    journal: Journal | None = None,
+) -> ModelResponse:
+    """`journal`: a resumed step's completed call is answered from it (already charged in the carried ledger)."""
+    replayed = journal.replayed(result.step_id, EntryKind.MODEL) if journal else None
+    response = replayed.response if replayed and replayed.response else await _execute(
+        ledger, spec, messages, summary, tools, response_schema_json, cache)
+    if journal and not replayed:
+        journal.record(result.step_id, JournalEntry(kind=EntryKind.MODEL, response=response))
+    result.model_calls.append(
+        ModelCallRecord(
+            provider=response.provider.value,
+            model=response.model,
+            prompt_tokens=response.usage.prompt_tokens,
+            completion_tokens=response.usage.completion_tokens,
+            cost_usd=response.cost_usd,
+            finish_reason=response.finish_reason,
+            cached=response.cached,
+        )
+    )
+    return response
+
+
+async def _execute(
+    ledger: GoalLedger, spec: ModelSpec, messages: list[ChatMessage], summary: str, tools: list[ToolSchema] | None,
+    response_schema_json: str | None, cache: CacheUse,
 ) -> ModelResponse:
     ledger.before_model_call()
     response = await workflow.execute_activity(
@@ -40,15 +67,4 @@ async def call_model(
     if response.cached:  # answered from the cache: no provider call was made, so none is counted
         ledger.usage.model_calls -= 1
         ledger.usage.cache_hits.model += 1
-    result.model_calls.append(
-        ModelCallRecord(
-            provider=response.provider.value,
-            model=response.model,
-            prompt_tokens=response.usage.prompt_tokens,
-            completion_tokens=response.usage.completion_tokens,
-            cost_usd=response.cost_usd,
-            finish_reason=response.finish_reason,
-            cached=response.cached,
-        )
-    )
     return response

@@ -6,25 +6,38 @@ step's; else, in an LLM-planned goal (or when a resolver chose `replan`), new st
 running ones finish, and the planner revises the rest of the plan from what is done (bounded by
 `max_plan_revisions`; each revision is a `plan_goal` activity and is kept in the result). Steps the
 revision replaces, and the failed step itself, are marked `superseded_by`.
+
+Long goals: once the history passes the request's event count or size (or the server suggests it), new
+steps stop starting; when every running step has finished or is parked (waiting for a person, `PARKABLE`
+kinds only), `run` returns False and `checkpoint` hands over what the next run needs: finished steps' full
+results archived in parts, short outputs inline, long ones by the part that holds them (loaded again only
+when a later step needs them).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.goal import GoalRequest, StepProgress, StepResult, StepStatus
+    from contracts.archive import ARCHIVE_CONTENT_ACTIVITY, LOAD_CONTENT_ACTIVITY, ContentRef, ContentText
+    from contracts.continuation import ArchivedOutput, SchedulerState
+    from contracts.goal import ArchivePart, GoalRequest, StepProgress, StepResult, StepStatus
     from contracts.plan import PLAN_GOAL_ACTIVITY, DoneStep, Plan, PlanRequest, PlanRevision, PlanSource, PlanStep
-    from core.options import PLANNER
+    from core.options import ARCHIVE, PLANNER
     from core.relevance import instruction_of
+    from workflows.archive import split_parts
     from workflows.executor import StepExecutor
     from workflows.failures import failure_message
+    from workflows.journal import PARKABLE
     from workflows.ledger import GoalLedger
 
 DONE_OUTPUT_CHARS = 1_000
+INLINE_OUTPUT_CHARS = 1_000  # longer outputs cross a continue-as-new inside their step's archived result
+WAITING_FOR_PEOPLE = (StepStatus.AWAITING_APPROVAL, StepStatus.AWAITING_RESOLUTION)
 
 
 class StepScheduler:
@@ -35,57 +48,176 @@ class StepScheduler:
         self.executor = executor
         self.ledger = ledger
         self.progress = progress
+        self.plan: Plan | None = None
         self.steps: list[PlanStep] = []
         self.output_step = ""
         self.revisions: list[Plan] = []
         self.revision_errors: list[str] = []
+        self.results: dict[str, StepResult] = {}  # finished steps (outcome only for those archived at a continue-as-new)
         self.outputs: dict[str, str] = {}  # a failed step a fallback stood in for has the fallback's output
+        self.output_sources: dict[str, str] = {}  # step id -> the step whose output it has (itself, or its fallback)
+        self.archived_outputs: dict[str, ArchivedOutput] = {}
+        self.parts: list[ContentRef] = []
+        self.archived: dict[str, int] = {}
+        self.triggered: dict[str, str] = {}  # fallback step id -> the failed step it stands in for
+        self.replan_after: StepResult | None = None
+        self.parked: list[str] = []  # steps to resume first (carried), then the steps parked for the next run
 
-    async def run(self, plan: Plan) -> list[StepResult]:
-        self.steps, self.output_step = list(plan.steps), plan.output_step or plan.steps[-1].id
+    def start(self, plan: Plan) -> None:
+        self.plan, self.steps, self.output_step = plan, list(plan.steps), plan.output_step or plan.steps[-1].id
+
+    def restore(self, state: SchedulerState) -> None:
+        """Go on from a previous run's checkpoint."""
+        self.plan, self.revisions, self.revision_errors = state.plan, list(state.revisions), list(state.revision_errors)
+        self.steps = [s for p in [state.plan, *state.revisions] for s in p.steps]
+        self.output_step = state.output_step
+        self.results = {r.step_id: r for r in state.finished}
+        self.outputs = dict(state.outputs)
+        self.output_sources = {s: s for s in state.outputs}
+        self.archived_outputs = dict(state.archived_outputs)
+        self.parts, self.archived = list(state.parts), dict(state.archived)
+        self.triggered = dict(state.triggered)
+        self.replan_after = self.results.get(state.replan_after) if state.replan_after else None
+        self.parked = list(state.parked)
+
+    def _has_output(self, step_id: str) -> bool:
+        return step_id in self.outputs or step_id in self.archived_outputs
+
+    async def run(self) -> bool:
+        """Run the plan; False when it stopped for a continue-as-new (`parked` names the steps to resume first)."""
+        assert self.plan is not None
+        plan, results, outputs, triggered = self.plan, self.results, self.outputs, self.triggered
         standby = {s.fallback for s in self.steps if s.fallback}  # fallback steps run only when triggered
-        triggered: dict[str, str] = {}  # fallback step id -> the failed step it stands in for
-        results: dict[str, StepResult] = {}
-        outputs = self.outputs
-        running: dict[str, asyncio.Task[StepResult]] = {}
-        replan_after: StepResult | None = None
+        by_id = {s.id: s for s in self.steps}
+        running: dict[str, asyncio.Task[StepResult]] = {
+            step_id: asyncio.create_task(self._launch(by_id[step_id])) for step_id in self.parked}  # resumed first, in order
+        self.parked = []
+        draining = False
         while True:
+            draining = draining or self._continue_due()
             awaited = {failed for fallback, failed in triggered.items() if fallback not in results}
-            for step in self.steps if replan_after is None else []:
+            for step in self.steps if self.replan_after is None and not draining else []:
                 if step.id in results or step.id in running or (step.id in standby and step.id not in triggered):
                     continue
-                blocked = [d for d in step.depends_on
-                           if d in results and d not in outputs and d not in awaited and results[d].status is not StepStatus.COMPLETED]
+                blocked = [d for d in step.depends_on if d in results and not self._has_output(d)
+                           and d not in awaited and results[d].status is not StepStatus.COMPLETED]
                 if blocked or self.ledger.exceeded:
                     reason = "budget exceeded" if self.ledger.exceeded else f"dependencies did not complete: {blocked}"
                     results[step.id] = StepResult(step_id=step.id, role=step.role, status=StepStatus.SKIPPED, error=reason)
                     self.progress[step.id].status = StepStatus.SKIPPED
-                elif all(d in outputs for d in step.depends_on) and len(running) < self.request.max_parallel_steps:
-                    running[step.id] = asyncio.create_task(self.executor.run(step, outputs))
+                elif all(self._has_output(d) for d in step.depends_on) and len(running) < self.request.max_parallel_steps:
+                    running[step.id] = asyncio.create_task(self._launch(step))
+                    by_id[step.id] = step
             if not running:
-                if replan_after is not None and await self._revise(plan, replan_after, results, outputs):
-                    replan_after = None
+                if draining and self._unfinished(standby):
+                    return False
+                if self.replan_after is not None and await self._revise(plan, self.replan_after, results):
+                    self.replan_after = None
+                    standby = {s.fallback for s in self.steps if s.fallback}
                     continue
                 break
-            await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
+            if draining:  # wait until every running step has finished or waits for a person
+                await workflow.wait_condition(lambda: all(t.done() or self._parkable(by_id[i]) for i, t in running.items()))
+                if not any(t.done() for t in running.values()):
+                    for task in running.values():  # frozen now: a decision arriving later is seen by the next run
+                        task.cancel()
+                    self.parked = list(running)
+                    return False
+            else:
+                await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
             for step_id, task in list(running.items()):  # insertion order: deterministic
                 if not task.done():
                     continue
                 del running[step_id]
                 result = results[step_id] = task.result()
                 if result.status is StepStatus.COMPLETED:
-                    outputs[step_id] = result.output
+                    outputs[step_id], self.output_sources[step_id] = result.output, step_id
                     if step_id in triggered:  # a fallback that worked stands in for the step that failed
-                        outputs[triggered[step_id]] = result.output
+                        outputs[triggered[step_id]], self.output_sources[triggered[step_id]] = result.output, step_id
                         results[triggered[step_id]].superseded_by = step_id
                 elif result.status is StepStatus.FAILED:
-                    step = next(s for s in self.steps if s.id == step_id)
+                    step = by_id[step_id]
                     if step.fallback and step.fallback not in triggered:
                         triggered[step.fallback] = step_id
-                    elif replan_after is None and self._replannable(plan, result):
-                        replan_after = result
-        return [results[s.id] for s in self.steps if s.id in results]
+                    elif self.replan_after is None and self._replannable(plan, result):
+                        self.replan_after = result
+        return True
 
+    def results_in_order(self) -> list[StepResult]:
+        return [self.results[s.id] for s in self.steps if s.id in self.results]
+
+    async def _launch(self, step: PlanStep) -> StepResult:
+        await self._load_outputs(step.depends_on)
+        return await self.executor.run(step, self.outputs)
+
+    def _parkable(self, step: PlanStep) -> bool:
+        return step.type in PARKABLE and self.progress[step.id].status in WAITING_FOR_PEOPLE
+
+    def _unfinished(self, standby: set[str]) -> bool:
+        return self.replan_after is not None or any(
+            s.id not in self.results and (s.id not in standby or s.id in self.triggered) for s in self.steps)
+
+    def _continue_due(self) -> bool:
+        info = workflow.info()
+        return (info.get_current_history_length() >= self.request.continue_as_new_after_events
+                or info.get_current_history_size() >= self.request.continue_as_new_after_bytes
+                or info.is_continue_as_new_suggested())
+
+    # --- continue-as-new ---------------------------------------------------------------------------
+
+    async def checkpoint(self) -> SchedulerState:
+        """What the next run needs; finished steps not yet archived go to the content store in parts first."""
+        assert self.plan is not None
+        fresh = [r for r in self.results.values() if r.step_id not in self.archived]
+        for part in split_parts(ArchivePart(), fresh) if fresh else []:
+            ref = await workflow.execute_activity(
+                ARCHIVE_CONTENT_ACTIVITY, ContentText(text=part.model_dump_json()), result_type=ContentRef,
+                summary=f"continue-as-new: archive {len(part.steps)} finished steps", **ARCHIVE.kwargs(),
+            )
+            self.parts.append(ref)
+            self.archived.update({r.step_id: len(self.parts) - 1 for r in part.steps})
+        inline = {s: o for s, o in self.outputs.items() if len(o) <= INLINE_OUTPUT_CHARS}
+        for step_id in self.outputs.keys() - inline.keys():
+            source = self.output_sources[step_id]
+            self.archived_outputs[step_id] = ArchivedOutput(part=self.archived[source], source=source)
+        return SchedulerState(
+            plan=self.plan, revisions=self.revisions, revision_errors=self.revision_errors, output_step=self.output_step,
+            finished=[outcome(r) for r in self.results.values()], parts=self.parts, archived=self.archived,
+            outputs=inline, archived_outputs=self.archived_outputs, triggered=self.triggered,
+            replan_after=self.replan_after.step_id if self.replan_after else None, parked=self.parked,
+        )
+
+    async def _load_parts(self, indexes: Iterable[int]) -> dict[str, StepResult]:
+        """Full results of the steps in the archived parts named, by step id."""
+        loaded: dict[str, StepResult] = {}
+        for index in sorted(set(indexes)):
+            text = await workflow.execute_activity(
+                LOAD_CONTENT_ACTIVITY, self.parts[index], result_type=ContentText,
+                summary=f"load finished steps (part {index + 1})", **ARCHIVE.kwargs(),
+            )
+            loaded |= {r.step_id: r for r in ArchivePart.model_validate_json(text.text).steps}
+        return loaded
+
+    async def _load_outputs(self, step_ids: Iterable[str]) -> None:
+        """Bring archived outputs the caller needs back inline."""
+        wanted = {s: self.archived_outputs[s] for s in step_ids if s not in self.outputs and s in self.archived_outputs}
+        if not wanted:
+            return
+        loaded = await self._load_parts(a.part for a in wanted.values())
+        for step_id, where in wanted.items():
+            self.outputs[step_id], self.output_sources[step_id] = loaded[where.source].output, where.source
+
+    async def output_of(self, step_id: str) -> str:
+        await self._load_outputs([step_id])
+        return self.outputs[step_id]
+
+    async def full_results(self) -> list[StepResult]:
+        """Every result in plan order, archived ones loaded whole again (with what changed since: `superseded_by`)."""
+        loaded = await self._load_parts(self.archived[s] for s in self.results if s in self.archived)
+        for step_id, full in loaded.items():
+            if step_id in self.results:
+                self.results[step_id] = full.model_copy(update={"superseded_by": self.results[step_id].superseded_by})
+        return self.results_in_order()
     def can_revise(self) -> bool:
         """A revision of the plan is still possible (within `max_plan_revisions`, budget left)."""
         return len(self.revisions) < self.request.max_plan_revisions and not self.ledger.exceeded
@@ -93,13 +225,14 @@ class StepScheduler:
     def _replannable(self, plan: Plan, result: StepResult) -> bool:
         return self.can_revise() and (result.replan_guidance is not None or plan.source is PlanSource.LLM)
 
-    async def _revise(self, plan: Plan, failed: StepResult, results: dict[str, StepResult], outputs: dict[str, str]) -> bool:
+    async def _revise(self, plan: Plan, failed: StepResult, results: dict[str, StepResult]) -> bool:
         """Ask the planner for the rest of the plan; False (and the goal goes on as it is) if it cannot."""
         number = len(self.revisions) + 1
-        done = [
-            DoneStep(step_id=s.id, role=s.role, instruction=instruction_of(s), output=outputs[s.id][:DONE_OUTPUT_CHARS])
-            for s in self.steps if s.id in outputs and results.get(s.id) and results[s.id].status is StepStatus.COMPLETED
-        ]
+        done_steps = [s for s in self.steps
+                      if self._has_output(s.id) and results.get(s.id) and results[s.id].status is StepStatus.COMPLETED]
+        await self._load_outputs(s.id for s in done_steps)
+        done = [DoneStep(step_id=s.id, role=s.role, instruction=instruction_of(s), output=self.outputs[s.id][:DONE_OUTPUT_CHARS])
+                for s in done_steps]
         failures = [r for r in results.values() if r.status is StepStatus.FAILED and r.superseded_by is None]
         revision = PlanRevision(
             number=number, done=done, failed_step_id=failed.step_id,
@@ -133,3 +266,11 @@ class StepScheduler:
         self.steps += revised.steps
         self.output_step = revised.output_step or revised.steps[-1].id
         return True
+
+
+def outcome(result: StepResult) -> StepResult:
+    """What the scheduler needs of a finished step once its full result is archived."""
+    return StepResult(
+        step_id=result.step_id, role=result.role, status=result.status, output_sha256=result.output_sha256, score=result.score,
+        superseded_by=result.superseded_by, replan_guidance=result.replan_guidance, error=result.error,
+    )

@@ -18,17 +18,19 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from contracts.approvals import ApprovalEventKind, ApprovalRequest, ApprovalStatus
+    from contracts.continuation import EntryKind, JournalEntry
     from contracts.errors import ErrorType
     from contracts.goal import StepProgress, StepStatus, ToolCallRecord
     from contracts.llm import ToolCallRequest
     from contracts.plan import PlanStep
-    from contracts.policy import Principal
+    from contracts.policy import GateRule, Principal
     from contracts.tools import CallContext, ToolArgs, ToolResult
     from core.artifacts import artifact_mismatch
     from core.policy import action_sha256, canonical_arguments, evaluate
     from core.tools import TOOLS, ToolSpec
     from workflows.approvals import ApprovalDesk
-    from workflows.failures import StepEscalated, failure_message
+    from workflows.failures import StepEscalated, WorkflowCodeError, failure_message
+    from workflows.journal import Journal
     from workflows.ledger import GoalLedger
 
 
@@ -51,12 +53,13 @@ class Refused:
 
 class ToolGate:
     def __init__(
-        self, desk: ApprovalDesk, ledger: GoalLedger, progress: dict[str, StepProgress], scopes: list[Principal]
+        self, desk: ApprovalDesk, ledger: GoalLedger, progress: dict[str, StepProgress], scopes: list[Principal], journal: Journal,
     ) -> None:
         self.desk = desk
         self.ledger = ledger
         self.progress = progress
         self.scopes = scopes  # a subagent's outer limits, from its request; never from a model
+        self.journal = journal
 
     async def admit(self, step: PlanStep, call: ToolCallRequest, allowed: set[str], saw_untrusted: bool = False) -> Admitted | Refused:
         """Validate, check policy, wait for approval if gated, reserve budget. Raises StepEscalated when
@@ -82,13 +85,11 @@ class ToolGate:
             return Refused(f"{ErrorType.POLICY_DENIED.value}: {decision.reason}")
         approval = None
         if decision.outcome == "gate" and decision.rule is not None:
-            approval = self.desk.open_request(
-                step_id=step.id, tool=spec.name, arguments_json=canonical_arguments(args),
-                action_sha256=action_sha256(spec.name, args), artifact_sha256=getattr(args, "expected_sha256", None),
-                requested_by=step.role, rule=decision.rule, reason=decision.reason,
-            )
+            approval = self._request(step, spec, args, decision.rule, decision.reason)
             self.progress[step.id].status = StepStatus.AWAITING_APPROVAL
+            self.journal.awaiting(step.id, approval.request_id)
             status = await self.desk.wait(approval)
+            self.journal.awaiting(step.id, None)
             self.progress[step.id].status = StepStatus.RUNNING
             if status is ApprovalStatus.ESCALATED:
                 raise StepEscalated(f"approval request {approval.request_id} for {call.name} expired and was escalated")
@@ -96,6 +97,21 @@ class ToolGate:
                 return Refused(f"{ErrorType.APPROVAL_DENIED.value}: request {approval.request_id} was {status.value}", approval)
         self.ledger.before_tool_call()
         return Admitted(spec, args, approval)
+
+    def _request(self, step: PlanStep, spec: ToolSpec, args: ToolArgs, rule: GateRule, reason: str) -> ApprovalRequest:
+        """A new approval request, or, for a step resumed after continue-as-new, the one it was waiting on
+        (decided meanwhile, perhaps), which must be for this very action."""
+        action = action_sha256(spec.name, args)
+        carried = self.journal.awaited_request(step.id)
+        if carried is not None:
+            request = self.desk.requests[carried]
+            if request.action_sha256 != action:
+                raise WorkflowCodeError(f"step {step.id!r} resumed to another action than request {carried} was for")
+            return request
+        return self.desk.open_request(
+            step_id=step.id, tool=spec.name, arguments_json=canonical_arguments(args), action_sha256=action,
+            artifact_sha256=getattr(args, "expected_sha256", None), requested_by=step.role, rule=rule, reason=reason,
+        )
 
 
 class ToolCaller:
@@ -107,7 +123,19 @@ class ToolCaller:
     async def call(
         self, step: PlanStep, call: ToolCallRequest, allowed: set[str], saw_untrusted: bool = False
     ) -> tuple[ToolCallRecord, ToolResult | None]:
-        """`saw_untrusted`: the step has had tool output or other agents' output in its context (memory records it)."""
+        """`saw_untrusted`: the step has had tool output or other agents' output in its context (memory records it).
+        A resumed step's completed call comes from its journal: nothing is gated, charged or run twice."""
+        journal = self.gate.journal
+        replayed = journal.replayed(step.id, EntryKind.TOOL)
+        if replayed and replayed.record:
+            return replayed.record, replayed.output
+        record, output = await self._call(step, call, allowed, saw_untrusted)
+        journal.record(step.id, JournalEntry(kind=EntryKind.TOOL, record=record, output=output))
+        return record, output
+
+    async def _call(
+        self, step: PlanStep, call: ToolCallRequest, allowed: set[str], saw_untrusted: bool
+    ) -> tuple[ToolCallRecord, ToolResult | None]:
         record = ToolCallRecord(call_id=call.id, tool=call.name, arguments_json=call.arguments_json, ok=False)
         admission = await self.gate.admit(step, call, allowed, saw_untrusted)
         record.approval_request_id = admission.approval.request_id if admission.approval else None

@@ -6,22 +6,33 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.continuation import EntryKind, JournalEntry
     from contracts.goal import GoalRequest, StepProgress, StepResult, StepStatus
     from contracts.plan import PlanStep
     from contracts.verify import VERIFY_OUTPUT_ACTIVITY, AcceptanceCheck, Decision, Verdict, VerifyRequest, judged_count
     from core.options import VERIFIER
     from core.relevance import instruction_of
     from workflows.failures import BudgetExceeded
+    from workflows.journal import Journal
     from workflows.ledger import GoalLedger
 
 
 class Verification:
-    def __init__(self, request: GoalRequest, ledger: GoalLedger, progress: dict[str, StepProgress]) -> None:
+    def __init__(self, request: GoalRequest, ledger: GoalLedger, progress: dict[str, StepProgress], journal: Journal) -> None:
         self.request = request
         self.ledger = ledger
         self.progress = progress
+        self.journal = journal
 
     async def verify(self, step_id: str, instruction: str, output: str, checks: list[AcceptanceCheck], summary: str) -> Verdict:
+        replayed = self.journal.replayed(step_id, EntryKind.VERIFY)
+        if replayed and replayed.verdict:  # a resumed step's verification: charged before the goal continued as new
+            return replayed.verdict
+        verdict = await self._verify(step_id, instruction, output, checks, summary)
+        self.journal.record(step_id, JournalEntry(kind=EntryKind.VERIFY, verdict=verdict))
+        return verdict
+
+    async def _verify(self, step_id: str, instruction: str, output: str, checks: list[AcceptanceCheck], summary: str) -> Verdict:
         judged = judged_count(checks)
         for reserved in range(judged):
             try:

@@ -115,7 +115,7 @@ class AgentStepRunner:
             spec = spec.model_copy(update={"temperature": bumped})
         summary = f"{step.id}{'/' + label if label else ''}: model turn {result.turns}"
         cache = cache_use(self.context.request, step)
-        return await call_model(self.context.ledger, spec, messages, result, summary, tools=tools, cache=cache)
+        return await call_model(self.context.ledger, spec, messages, result, summary, tools=tools, cache=cache, journal=self.context.journal)
 
     async def _tool_message_text(self, step: AgentStep, call: ToolCallRequest, result: StepResult, allowed: set[str]) -> str:
         """The tool's output as the model sees it: untrusted, forged tags defused, or a typed error."""

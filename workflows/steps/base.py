@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.approval_router import ApprovalRouter
     from workflows.approvals import ApprovalDesk
     from workflows.failures import StepFailed
+    from workflows.journal import Journal
     from workflows.ledger import GoalLedger
     from workflows.tool_gate import ToolCaller
     from workflows.verification import Verification
@@ -33,6 +34,7 @@ class StepContext:
     router: ApprovalRouter  # subagents' approvals, listed and decided through this goal
     tools: ToolCaller
     verification: Verification
+    journal: Journal  # what running steps completed, for resuming a parked one after continue-as-new
 
 
 class StepRunner(Protocol):

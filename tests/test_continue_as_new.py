@@ -1,0 +1,144 @@
+"""Long goals continue as new (real dev server, scripted model): past `continue_as_new_after_events` the goal
+hands its state to a fresh run where no step is mid-call. A step waiting for an approval is parked across the
+boundary and resumes from its journal (its completed model call is not made again); the pending request keeps
+its id, is decided in the next run, and the gated write runs once. The final result is the one a single run
+gives; every run's history replays."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
+from temporalio.exceptions import ApplicationError
+
+from contracts.approvals import ApprovalEventKind, ApprovalStatus
+from contracts.continuation import DeskState, EscalationState, GoalCarry, LedgerState, SchedulerState
+from contracts.errors import ErrorType
+from contracts.goal import STATUS_QUERY, GoalProgress, GoalRequest, GoalResult, GoalStatus, StepResult, UsageTotals
+from contracts.llm import ModelRequest
+from contracts.plan import Plan
+from contracts.policy import Policy
+from tests.fakes import ScriptedModel, answer
+from tests.helpers import APPROVERS, decide, fake_activities, pending, replay, scheduled_activities, write_playbook
+from testkit.models import call_tool, step_role, tool_messages
+from worker import build_worker
+from workflows.goal import GoalWorkflow
+
+NOTES = 30
+TARGET = "published/long.md"
+
+
+def long_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A publisher agent step whose write is gated, beside NOTES independent note steps."""
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    steps = [{"type": "agent", "id": "publish", "role": "publisher", "instruction": "Publish the notice.", "tools": ["write_file"],
+              "max_turns": 3, "checks": [{"type": "non_empty"}]}]
+    steps += [{"type": "agent", "id": f"n{i:02d}", "role": "researcher", "instruction": f"Note fact {i}.", "max_turns": 1,
+               "checks": [{"type": "non_empty"}]} for i in range(NOTES)]
+    steps.append({"type": "agent", "id": "sum", "role": "researcher", "instruction": "Sum up.", "max_turns": 1,
+                  "depends_on": ["publish", "n00", f"n{NOTES - 1:02d}"]})
+    policy = {
+        "principals": [{"role": "publisher", "tools": ["write_file"], "side_effects": ["read", "write"]},
+                       {"role": "researcher", "tools": [], "side_effects": ["read"]}],
+        "approvers": APPROVERS,
+        "gates": [{"name": "publish", "when": [{"type": "path_outside", "prefixes": ["drafts/"]}], "approver_roles": ["editor"],
+                   "reason": "published files are visible to others", "expires_after_seconds": 600}],
+    }
+    return write_playbook(tmp_path / "playbooks", {"name": "long", "steps": steps, "policy": policy, "output_step": "sum"})
+
+
+def respond(request: ModelRequest):
+    if step_role(request) == "publisher":
+        if not tool_messages(request):
+            return call_tool("write_file", {"path": TARGET, "content": "Notice: approved words."})
+        return answer("Published the notice.")
+    task = request.messages[-1].content.rsplit("\n", 1)[-1]
+    return answer(f"Noted: {task} " + "Long enough to be archived by reference. " * 30)  # > 1,000 chars: carried by part
+
+
+async def run_long(client: Client, task_queue: str, playbook: str, events: int, model: ScriptedModel) -> tuple[GoalResult, list[WorkflowHistory]]:
+    """Run the goal; approve its one request only after it has continued as new at least once (if it does)."""
+    request = GoalRequest(goal="Publish a notice and note facts", playbook=playbook, max_parallel_steps=2,
+                          continue_as_new_after_events=events)
+    async with build_worker(client, task_queue, activities=fake_activities(model.activity())):
+        handle = await client.start_workflow(GoalWorkflow.run, request, id=f"long-{uuid.uuid4().hex[:10]}", task_queue=task_queue)
+        async with asyncio.timeout(120):
+            (waiting,) = await pending(handle)
+            if events < 2_000:  # decide only in a later run: the request must have crossed a boundary
+                while not (await handle.query(STATUS_QUERY, result_type=GoalProgress)).continuations:
+                    await asyncio.sleep(0.05)
+                assert [r.request_id for r in await pending(handle)] == [waiting.request_id]
+            await decide(handle, "alice", waiting)
+            result = await handle.result()
+        runs = [c.run_id for c in result.continuations] + [(await handle.describe()).run_id]
+        histories = [await client.get_workflow_handle(handle.id, run_id=run).fetch_history() for run in runs]
+    for history in histories:
+        await replay(history)
+    return result, histories
+
+
+def comparable(result: GoalResult) -> dict:
+    """What must not depend on continue-as-new: everything but ids, times and the continuations themselves."""
+    def step(s: StepResult) -> dict:
+        return s.model_dump(mode="json", exclude={"started_at": True, "finished_at": True, "tool_calls": {"__all__": {"approval_request_id"}}})
+    usage = result.usage.model_dump(exclude={"wall_seconds"})
+    return {"status": result.status, "output": result.output, "steps": [step(s) for s in result.steps], "usage": usage,
+            "approvals": [(a.step_id, a.action_sha256, a.status, [g.approver for g in a.approvals_given]) for a in result.approvals],
+            "audit": [(e.kind, e.step_id, e.tool, e.actor) for e in result.audit]}
+
+
+async def test_a_long_goal_continues_as_new_with_an_approval_pending_across_a_boundary(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, foreman_home: Path,
+) -> None:
+    playbook = long_playbook(tmp_path, monkeypatch)
+    single_model, long_model = ScriptedModel(respond), ScriptedModel(respond)
+    single, (single_history,) = await run_long(client, task_queue, playbook, 2_000, single_model)
+    (foreman_home / "workspace" / TARGET).unlink()
+    result, histories = await run_long(client, task_queue, playbook, 120, long_model)
+
+    assert single.status is result.status is GoalStatus.COMPLETED, result.error
+    assert not single.continuations and len(result.continuations) >= 2, result.continuations
+    assert [c.run for c in result.continuations] == list(range(1, len(result.continuations) + 1))
+    assert any("publish" in c.parked_steps for c in result.continuations)  # parked while it waited for alice
+    assert comparable(result) == comparable(single)
+
+    # The request crossed the boundary as it was: one request, asked once, decided in a later run, executed once.
+    (approval,) = result.approvals
+    assert approval.status is ApprovalStatus.APPROVED and approval.decided_by == "alice"
+    kinds = [e.kind for e in result.audit]
+    assert kinds.count(ApprovalEventKind.REQUESTED) == kinds.count(ApprovalEventKind.EXECUTED) == 1
+    assert (foreman_home / "workspace" / TARGET).read_text() == "Notice: approved words."
+    writes = [a for h in histories for a in scheduled_activities(h) if a == "write_file"]
+    assert writes == ["write_file"]
+
+    # The parked step's completed model call came from its journal: no call was made twice.
+    assert len(long_model.requests) == len(single_model.requests) == result.usage.model_calls
+    calls = sum(scheduled_activities(h).count("call_model") for h in histories)
+    assert calls == scheduled_activities(single_history).count("call_model")
+    for continuation, history in zip(result.continuations, histories, strict=False):
+        assert continuation.history_events == len(history.events) - 2  # then the task completes and the run closes
+    print(json.dumps({"single_run_events": len(single_history.events),
+                      "runs": [{"events": len(h.events), "parked": c.parked_steps} for h, c in zip(histories, result.continuations, strict=False)]
+                      + [{"events": len(histories[-1].events)}]}))
+
+
+async def test_a_client_cannot_start_a_goal_with_carried_state(client: Client, task_queue: str) -> None:
+    """`resume` would let a client hand a goal approvals nobody gave: only continue-as-new may set it."""
+    plan = Plan.model_validate({"goal": "x", "source": "playbook", "steps": [{"type": "agent", "id": "a", "role": "writer", "instruction": "x"}]})
+    forged = GoalCarry(
+        phase="executing", scheduler=SchedulerState(plan=plan, output_step="a"), progress=[],
+        ledger=LedgerState(usage=UsageTotals(), started="2026-01-01T00:00:00Z"), desk=DeskState(policy=Policy()),
+        escalations=EscalationState(policy=Policy()),
+    )
+    model = ScriptedModel(lambda r: answer("never"))
+    async with build_worker(client, task_queue, activities=fake_activities(model.activity())):
+        with pytest.raises(WorkflowFailureError) as failure:
+            await client.execute_workflow(GoalWorkflow.run, GoalRequest(goal="x", resume=forged),
+                                          id=f"forged-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == ErrorType.RESUME_REFUSED.value
+    assert not model.requests
