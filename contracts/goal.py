@@ -114,6 +114,7 @@ class ToolCallRecord(BaseModel):
     content_ref: str | None = None
     approval_request_id: str | None = None
     error: str | None = None
+    cached: bool = False
 
 
 class ModelCallRecord(BaseModel):
@@ -176,7 +177,7 @@ class UsageTotals(BaseModel):
     model_calls: int = Field(default=0, description="Calls a provider answered (cache hits are not calls).")
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    tool_calls: int = 0
+    tool_calls: int = Field(default=0, description="Tool calls run, cache hits included: the tool budget bounds what agents do.")
     cost_usd: float = 0.0
     wall_seconds: float = 0.0
     cache_hits: CacheHits = Field(default_factory=CacheHits)
