@@ -89,7 +89,7 @@ class GoalWorkflow:
             progress=self._progress,
             approvals=self._desk,
             router=self._approvals,
-            tools=ToolCaller(ToolGate(self._desk, self._ledger, self._progress, request.scopes)),
+            tools=ToolCaller(ToolGate(self._desk, self._ledger, self._progress, request)),
             verification=self._verification,
         )
         self._executor = StepExecutor(context, step_runners(context), self._escalations, can_replan=lambda: self._scheduler.can_revise())
