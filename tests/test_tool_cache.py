@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment
 
 import settings
@@ -30,7 +31,8 @@ from stores.protocols import CorpusIndex, CorpusSearch
 from tests.llama_server import Reply, ScriptedServer
 from testkit.goals import write_playbook
 from testkit.models import ScriptedModel, answer, call_tool, tool_messages
-from tests.helpers import APPROVERS, run_goal
+from tests.fakes import researcher_answers
+from tests.helpers import APPROVERS, fake_activities, run_goal, team_playbooks
 from worker import all_activities
 
 PAGE = b"Durable execution keeps a history of every step."
@@ -223,3 +225,15 @@ async def test_no_tool_cache_when_the_goal_or_the_step_says_no(client: Client, t
         assert result.usage.cache_hits.tool == 0 and not any(c for calls in cached_calls(result).values() for c in calls)
     # What the model sent stays in the record (visible in the audit); what ran was stamped.
     assert json.loads(off_for_steps.steps[2].tool_calls[0].arguments_json)["cache"] is True
+
+
+async def test_a_goals_cache_switch_holds_in_its_subagents(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    name = team_playbooks(tmp_path, monkeypatch)
+    request = GoalRequest(goal="durable execution", playbook=name, cache=False)
+    result, _ = await run_goal(client, task_queue, request, fake_activities(ScriptedModel(researcher_answers).activity()))
+    assert result.status is GoalStatus.COMPLETED, result.error
+    started = (await client.get_workflow_handle(f"{result.workflow_id}/r1").fetch_history()).events[0]
+    child = pydantic_data_converter.payload_converter.from_payload(
+        started.workflow_execution_started_event_attributes.input.payloads[0], GoalRequest
+    )
+    assert child.cache is False
