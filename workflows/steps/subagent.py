@@ -3,9 +3,10 @@ Temporal UI (Relationships), with a deterministic id `<parent>/<step>` (`/<n>` f
 replayed or resumed parent finds its child instead of starting another.
 
 The child gets a budget carved out of what the parent has left, the step role's principal as an outer
-policy scope (plus the parent's own scopes: never wider), the parent's model routing and its cache switch. Cancelling
-the parent cancels the child (REQUEST_CANCEL). The child's output is the step's output, verified by
-the step's checks; a child that fails, runs out of budget or ends escalated is a typed step outcome.
+policy scope (plus the parent's own scopes: never wider), the parent's model routing and its cache
+switch. Cancelling the parent cancels the child (REQUEST_CANCEL). The child's output is the step's output,
+verified by the step's checks; a child that fails, runs out of budget or ends escalated is a typed step
+outcome.
 """
 
 from __future__ import annotations
