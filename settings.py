@@ -126,7 +126,7 @@ def memory_path() -> Path:
 
 
 def cache_enabled() -> bool:
-    """FOREMAN_CACHE=off turns the model-call cache off for this worker (default: on)."""
+    """FOREMAN_CACHE=off turns the call cache (model calls and tool results) off for this worker (default: on)."""
     return (env("FOREMAN_CACHE", "on") or "on").lower() not in {"off", "0", "false", "no"}
 
 

@@ -69,7 +69,7 @@ class GoalRequest(BaseModel):
     models: ModelRouting = Field(default_factory=ModelRouting)
     max_parallel_steps: int = Field(default=4, ge=1, le=32)
     max_plan_revisions: int = Field(default=2, ge=0, le=5, description="How often the rest of the plan may be revised.")
-    cache: bool = Field(default=True, description="False: no model call of this goal is answered from the call cache.")
+    cache: bool = Field(default=True, description="False: no model call or tool call of this goal (or its subagents) is answered from the call cache.")
     parent: ParentLink | None = Field(default=None, description="Set when this goal is a subagent of another.")
     inherited_gates: list[GateRule] = Field(
         default_factory=list, description="A subagent's ancestors' gate rules: they apply in the child first, so delegating never skips an approval.",
@@ -130,6 +130,7 @@ class ToolCallRecord(BaseModel):
     content_ref: str | None = None
     approval_request_id: str | None = None
     error: str | None = None
+    cached: bool = False
 
 
 class ModelCallRecord(BaseModel):
@@ -192,7 +193,7 @@ class UsageTotals(BaseModel):
     model_calls: int = Field(default=0, description="Calls a provider answered (cache hits are not calls).")
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    tool_calls: int = 0
+    tool_calls: int = Field(default=0, description="Tool calls run, cache hits included: the tool budget bounds what agents do.")
     cost_usd: float = 0.0
     wall_seconds: float = 0.0
     cache_hits: CacheHits = Field(default_factory=CacheHits)

@@ -26,7 +26,18 @@ class ToolArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class HttpFetchArgs(ToolArgs):
+CACHE_FLAG = "cache"  # the stamped field of `CacheableArgs`; never part of what an action is (policy.canonical_arguments)
+
+
+class CacheableArgs(ToolArgs):
+    """Arguments of a tool whose result the worker may answer from its call cache (the catalogue says which
+    tools, `core.tools`). The flag is stamped by the workflow (the goal's and the step's `cache` switches):
+    the model does not see it (left out of the JSON schema) and whatever it sends is overwritten."""
+
+    cache: SkipJsonSchema[bool] = Field(default=False, description="May the worker answer from its call cache (workflow-stamped).")
+
+
+class HttpFetchArgs(CacheableArgs):
     """Fetch a URL over HTTP(S) and return the response body as text."""
 
     url: str = Field(description="Absolute http:// or https:// URL.", max_length=2048)
@@ -70,7 +81,7 @@ class CalculateArgs(ToolArgs):
     expression: str = Field(max_length=1_000)
 
 
-class SearchCorpusArgs(ToolArgs):
+class SearchCorpusArgs(CacheableArgs):
     """Full-text search (bm25) over the local document corpus."""
 
     query: str = Field(min_length=1, max_length=1_000)
@@ -114,3 +125,4 @@ class ToolResult(BaseModel):
     content_ref: str | None = Field(default=None, description="Content-store key of the full output.")
     size_bytes: int = 0
     error_type: str | None = None
+    cached: bool = Field(default=False, description="Answered from the worker's call cache: the tool did not run.")

@@ -27,7 +27,7 @@ from contracts.policy import (
     SqlNotSelectGate,
     ToolGate,
 )
-from contracts.tools import SideEffect, ToolArgs
+from contracts.tools import CACHE_FLAG, SideEffect, ToolArgs
 from core.hashing import sha256_text
 from core.hosts import host_matches
 from core.sql import sql_is_plain_select
@@ -41,8 +41,10 @@ class PolicyDecision:
 
 
 def canonical_arguments(args: ToolArgs) -> str:
-    """The canonical JSON of validated arguments (sorted keys, defaults included)."""
-    return json.dumps(args.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """The canonical JSON of validated arguments (sorted keys, defaults included). The stamped cache flag is
+    left out: whether the worker may answer from its cache is not part of the action, so approvals and cache
+    keys bind to what the tool does."""
+    return json.dumps(args.model_dump(mode="json", exclude={CACHE_FLAG}), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def action_sha256(tool: str, args: ToolArgs) -> str:

@@ -5,15 +5,22 @@ Workflow code reads this to validate arguments, check policy and pick activity o
 scheduling a tool by name; the planner reads it to describe tools; `activities/tools/` binds one
 activity to each entry (`registry.tool_activity`). So the workflow sandbox never imports httpx,
 sqlite3 or a tool's code.
+
+Each entry also decides, with a one-line reason, whether the worker may answer it from the call cache:
+only a read-only tool whose result is a function of its arguments for the time it is cached (`cache_for`,
+capped by the cache's TTL). A tool with side effects never is, nor one whose source an earlier step or
+another goal may change (workspace files, memory, the SQL database).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 
 from contracts.llm import ToolSchema
 from contracts.tools import (
+    CacheableArgs,
     CalculateArgs,
     HttpFetchArgs,
     ListFilesArgs,
@@ -39,7 +46,18 @@ class ToolSpec:
     description: str
     args_model: type[ToolArgs]
     side_effect: SideEffect
+    cache_why: str  # why the call cache may or may not answer this tool (one line, decided per tool)
+    cache_for: timedelta | None = None  # how long a cached result stands (capped by the cache's TTL); None: never cached
     config_override: ActivityConfig | None = None
+
+    def __post_init__(self) -> None:
+        # The stamped flag exists exactly on cacheable tools' arguments, and only reads can be cacheable.
+        if self.cacheable != issubclass(self.args_model, CacheableArgs) or (self.cacheable and self.side_effect is not SideEffect.READ):
+            raise TypeError(f"tool {self.name!r}: cacheable iff a read whose arguments are CacheableArgs")
+
+    @property
+    def cacheable(self) -> bool:
+        return self.cache_for is not None
 
     @property
     def config(self) -> ActivityConfig:
@@ -61,54 +79,65 @@ TOOLS: dict[str, ToolSpec] = {
             "Evaluate an arithmetic expression (+ - * / // % **, parentheses, sqrt, log, exp, sin, cos, min, max, abs, round, pi, e).",
             CalculateArgs,
             SideEffect.READ,
+            "not cached: a pure function of its arguments, but computing it is cheaper than a cache lookup",
         ),
         ToolSpec(
             "search_corpus",
             "Search the local document corpus (full text, bm25); each hit shows a `[source: <path>]` to cite.",
             SearchCorpusArgs,
             SideEffect.READ,
+            "cached: the corpus is the operator's documents, which no tool writes; an edit shows within the hour",
+            cache_for=timedelta(hours=1),
         ),
         ToolSpec(
             "http_fetch",
             "Fetch an http(s) URL (GET or HEAD) and return the status line and the response body as text.",
             HttpFetchArgs,
             SideEffect.READ,
+            "cached: GET and HEAD change nothing; a page is taken as unchanged for an hour (the worker's host list is checked first)",
+            cache_for=timedelta(hours=1),
         ),
         ToolSpec(
             "sql_query",
             "Run one read-only SQL query (SELECT or WITH) on the SQLite database; returns a pipe-separated table.",
             SqlQueryArgs,
             SideEffect.READ,
+            "not cached: the database is live data that other programs change at any time",
         ),
         ToolSpec(
             "read_file",
             "Read a UTF-8 text file from the workspace (path relative to the workspace root).",
             ReadFileArgs,
             SideEffect.READ,
+            "not cached: an earlier step (or another goal) may have written the file since",
         ),
         ToolSpec(
             "write_file",
             "Write a UTF-8 text file in the workspace, replacing it atomically and creating parent folders.",
             WriteFileArgs,
             SideEffect.WRITE,
+            "never cached: a side effect; answering it from a cache would skip the write",
         ),
         ToolSpec(
             "list_files",
             "List the files (recursively, with sizes in bytes) under a workspace folder.",
             ListFilesArgs,
             SideEffect.READ,
+            "not cached: steps write files into the workspace, so the listing changes",
         ),
         ToolSpec(
             "remember",
             "Keep a note in long-term memory for later goals (your role's memory; where it came from is recorded).",
             RememberArgs,
             SideEffect.WRITE,
+            "never cached: a side effect (a new memory, with provenance stamped per call)",
         ),
         ToolSpec(
             "recall",
             "Search long-term memory: notes your role kept in earlier goals, best matches first, with where each came from.",
             RecallArgs,
             SideEffect.READ,
+            "not cached: every `remember` changes what it finds, and it answers per role",
         ),
     )
 }

@@ -127,13 +127,16 @@ class ScriptedServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+            def do_GET(self) -> None:  # noqa: N802 (http.server naming): pages for http_fetch
+                self.do_POST("GET")
+
+            def do_POST(self, method: str = "POST") -> None:  # noqa: N802 (http.server naming)
                 raw = self.rfile.read(int(self.headers.get("content-length") or 0))
                 try:
                     body = json.loads(raw) if raw else None
                 except ValueError:
                     body = raw
-                recorded = Recorded("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                recorded = Recorded(method, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 server.requests.append(recorded)
                 reply = server.responder(recorded)
                 if reply.delay_seconds:

@@ -14,6 +14,7 @@ from activities.tools import TOOLS
 from contracts.goal import MAX_GOAL_BYTES, Budget, GoalRequest
 from contracts.plan import AgentStep, Plan, Playbook, ToolStep
 from contracts.tools import (
+    CacheableArgs,
     CalculateArgs,
     HttpFetchArgs,
     ListFilesArgs,
@@ -239,8 +240,14 @@ def test_the_model_never_sees_the_call_context() -> None:
         assert "context" in model.model_fields and "context" not in model.model_json_schema()["properties"]
 
 
+def test_the_model_never_sees_the_cache_flag() -> None:
+    """Cacheable tools take a cache flag the workflow stamps; it is not in the schema the model is shown."""
+    for model in (HttpFetchArgs, SearchCorpusArgs):
+        assert "cache" in model.model_fields and "cache" not in model.model_json_schema()["properties"]
+
+
 def test_every_tool_args_model_is_covered() -> None:
-    assert set(ToolArgs.__subclasses__()) == set(MINIMAL_ARGS)
+    assert (set(ToolArgs.__subclasses__()) - {CacheableArgs}) | set(CacheableArgs.__subclasses__()) == set(MINIMAL_ARGS)
     assert {t.args_model for t in TOOLS.values()} <= set(MINIMAL_ARGS)
 
 

@@ -98,7 +98,7 @@ class GoalWorkflow:
             progress=self._progress,
             approvals=self._desk,
             router=self._approvals,
-            tools=ToolCaller(ToolGate(self._desk, self._ledger, self._progress, request.scopes, self._journal)),
+            tools=ToolCaller(ToolGate(self._desk, self._ledger, self._progress, request, self._journal)),
             verification=self._verification,
             journal=self._journal,
         )

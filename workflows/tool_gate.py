@@ -2,9 +2,14 @@
 tool step), passes here before anything is scheduled.
 
 In order: the tool must be in the catalogue and allowed to the step; arguments must validate against
-its model; a named artifact must match; policy must allow it, or, when a gate rule matches, the
-approvals it demands must arrive; the budget must have room. A refusal schedules nothing and is
+its model, and the fields the model may not set are stamped (who is calling, for memory; whether the
+worker may answer from its call cache, for cacheable tools); a named artifact must match; policy must
+allow it, or, when a gate rule matches, the approvals it demands must arrive; the budget must have room. A refusal schedules nothing and is
 returned as a typed error for the model; only an admitted call reaches `ToolCaller.run`.
+
+A result the worker's cache answered still counts as a tool call against the budget (it is one more
+action the agent took, and a goal must end the same way whether the cache is warm or cold); it is also
+counted in `usage.cache_hits.tool`.
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ with workflow.unsafe.imports_passed_through():
     from contracts.approvals import ApprovalEventKind, ApprovalRequest, ApprovalStatus
     from contracts.continuation import EntryKind, JournalEntry
     from contracts.errors import ErrorType
-    from contracts.goal import StepProgress, StepStatus, ToolCallRecord
-    from contracts.llm import ToolCallRequest
+    from contracts.goal import GoalRequest, StepProgress, StepStatus, ToolCallRecord
+    from contracts.llm import CacheUse, ToolCallRequest
     from contracts.plan import PlanStep
     from contracts.policy import GateRule, Principal
-    from contracts.tools import CallContext, ToolArgs, ToolResult
+    from contracts.tools import CACHE_FLAG, CallContext, ToolArgs, ToolResult
     from core.artifacts import artifact_mismatch
     from core.policy import action_sha256, canonical_arguments, evaluate
     from core.tools import TOOLS, ToolSpec
@@ -32,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.failures import StepEscalated, WorkflowCodeError, failure_message
     from workflows.journal import Journal
     from workflows.ledger import GoalLedger
+    from workflows.model_calls import cache_use
 
 
 @dataclass(frozen=True)
@@ -53,12 +59,13 @@ class Refused:
 
 class ToolGate:
     def __init__(
-        self, desk: ApprovalDesk, ledger: GoalLedger, progress: dict[str, StepProgress], scopes: list[Principal], journal: Journal,
+        self, desk: ApprovalDesk, ledger: GoalLedger, progress: dict[str, StepProgress], request: GoalRequest, journal: Journal,
     ) -> None:
         self.desk = desk
         self.ledger = ledger
         self.progress = progress
-        self.scopes = scopes  # a subagent's outer limits, from its request; never from a model
+        self.request = request  # the goal's `cache` switch
+        self.scopes: list[Principal] = request.scopes  # a subagent's outer limits, from its request; never from a model
         self.journal = journal
 
     async def admit(self, step: PlanStep, call: ToolCallRequest, allowed: set[str], saw_untrusted: bool = False) -> Admitted | Refused:
@@ -76,6 +83,8 @@ class ToolGate:
             args = args.model_copy(update={"context": CallContext(
                 workflow_id=workflow.info().workflow_id, step_id=step.id, role=step.role, saw_untrusted=saw_untrusted,
             )})
+        if spec.cacheable:  # may the worker answer from its call cache: the goal's and the step's switches, whatever the model sent
+            args = args.model_copy(update={CACHE_FLAG: cache_use(self.request, step) is not CacheUse.OFF})
         problem = artifact_mismatch(args)
         if problem:
             return Refused(f"{ErrorType.ARTIFACT_MISMATCH.value}: {problem}")
@@ -156,5 +165,6 @@ class ToolCaller:
         if admission.approval is not None:
             self.gate.desk.record(ApprovalEventKind.EXECUTED, request_id=admission.approval.request_id, step_id=step.id,
                                   tool=call.name, detail=f"action {admission.approval.action_sha256}")
-        record.ok, record.content_sha256, record.content_ref = output.ok, output.content_sha256, output.content_ref
+        record.ok, record.content_sha256, record.content_ref, record.cached = output.ok, output.content_sha256, output.content_ref, output.cached
+        self.gate.ledger.usage.cache_hits.tool += int(output.cached)  # still a tool call (the module docstring says why)
         return record, output

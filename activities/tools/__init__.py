@@ -8,6 +8,7 @@ import (over the classes) and again when binding (over the instances).
 
 from __future__ import annotations
 
+from activities.tools.cache import ToolCache
 from activities.tools.calc import CalcTools
 from activities.tools.corpus import CorpusTools
 from activities.tools.http import HttpTools
@@ -25,11 +26,12 @@ check_implementations(TOOLSET_CLASSES)  # fail at import, not when the first wor
 
 
 def toolsets(stores: Stores) -> list[object]:
-    """One instance of each toolset class, each given the stores it needs."""
+    """One instance of each toolset class, each given the stores it needs (the cacheable ones share one `ToolCache`)."""
+    cache = ToolCache(stores.cache)
     return [
         CalcTools(stores.content),
-        CorpusTools(stores.corpus, stores.content),
-        HttpTools(stores.content),
+        CorpusTools(stores.corpus, stores.content, cache),
+        HttpTools(stores.content, cache),
         MemoryTools(stores.memory, stores.content),
         SqlTools(stores.database, stores.content),
         WorkspaceTools(stores.workspace, stores.content),

@@ -2,7 +2,8 @@
 
 Invariants: the index is brought up to date by the store before every search; this activity only turns
 hits into text, each with a `[source: <relative path>]` line the model can cite verbatim, and logs
-what was re-indexed. Blocking store calls run in a thread.
+what was re-indexed. A call the workflow allows may be answered from the worker's call cache (`ToolCache`).
+Blocking store calls run in a thread.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.content_store import tool_result
+from activities.tools.cache import ToolCache
 from activities.tools.registry import run_store, tool_activity
 from contracts.tools import SearchCorpusArgs, ToolResult
 from stores.protocols import ContentStore, CorpusHit, CorpusIndex
@@ -27,15 +29,19 @@ def format_hits(query: str, hits: list[CorpusHit]) -> str:
 
 
 class CorpusTools:
-    """`search_corpus`, bound to one corpus index and one content store."""
+    """`search_corpus`, bound to one corpus index, one content store and the worker's tool cache."""
 
-    def __init__(self, corpus: CorpusIndex, content: ContentStore) -> None:
+    def __init__(self, corpus: CorpusIndex, content: ContentStore, cache: ToolCache) -> None:
         self._corpus = corpus
         self._content = content
+        self._cache = cache
 
     @tool_activity("search_corpus")
     async def search_corpus(self, args: SearchCorpusArgs) -> ToolResult:
         """Search the local document corpus (full text, bm25); each hit shows a `[source: <path>]` to cite."""
+        return await self._cache.answer("search_corpus", args, lambda: self._search(args))
+
+    async def _search(self, args: SearchCorpusArgs) -> ToolResult:
         found = await run_store(self._corpus.search, args.query, args.limit)
         changes = found.reindexed
         if changes.changed:

@@ -4,8 +4,8 @@ Invariants: the client makes no retries of its own (Temporal owns retries); redi
 not followed, so each hop is a new tool call the workflow's policy checks (the role's hosts); every
 request is checked against the scheme and worker host allow-list; the body is read as a stream
 and never more than `max_bytes` is held; 4xx is final, 5xx/timeouts/connection errors are transient.
-The allow-list is `settings.http_allowed_hosts()`, read per call; large bodies go to the content store
-passed in.
+The allow-list is `settings.http_allowed_hosts()`, read per call (before the call cache is asked); large
+bodies go to the content store passed in.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 
 import settings
 from activities.content_store import tool_result
+from activities.tools.cache import ToolCache
 from activities.tools.registry import tool_activity, tool_error
 from contracts.errors import ErrorType
 from contracts.tools import HttpFetchArgs, ToolResult
@@ -110,10 +111,11 @@ async def _fetch(args: HttpFetchArgs, url: httpx.URL) -> str:
 
 
 class HttpTools:
-    """`http_fetch`, bound to one content store (for large bodies)."""
+    """`http_fetch`, bound to one content store (for large bodies) and the worker's tool cache."""
 
-    def __init__(self, content: ContentStore) -> None:
+    def __init__(self, content: ContentStore, cache: ToolCache) -> None:
         self._content = content
+        self._cache = cache
 
     @tool_activity("http_fetch")
     async def http_fetch(self, args: HttpFetchArgs) -> ToolResult:
@@ -122,7 +124,10 @@ class HttpTools:
             url = httpx.URL(args.url)
         except httpx.InvalidURL as exc:
             raise tool_error(ErrorType.TOOL_ARGUMENTS_INVALID, f"invalid URL: {exc}") from exc
-        _check_url(url)
+        _check_url(url)  # before the cache: a host this worker may not reach is refused even if another cached it
+        return await self._cache.answer("http_fetch", args, lambda: self._run(args, url))
+
+    async def _run(self, args: HttpFetchArgs, url: httpx.URL) -> ToolResult:
         try:
             async with asyncio.timeout(_DEADLINE_SECONDS):
                 text = await _fetch(args, url)

@@ -3,9 +3,10 @@ Temporal UI (Relationships), with a deterministic id `<parent>/<step>` (`/<n>` f
 replayed or resumed parent finds its child instead of starting another.
 
 The child gets a budget carved out of what the parent has left, the step role's principal as an outer
-policy scope (plus the parent's own scopes: never wider), and the parent's model routing. Cancelling
-the parent cancels the child (REQUEST_CANCEL). The child's output is the step's output, verified by
-the step's checks; a child that fails, runs out of budget or ends escalated is a typed step outcome.
+policy scope (plus the parent's own scopes: never wider), the parent's model routing and its cache
+switch. Cancelling the parent cancels the child (REQUEST_CANCEL). The child's output is the step's output,
+verified by the step's checks; a child that fails, runs out of budget or ends escalated is a typed step
+outcome.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ with workflow.unsafe.imports_passed_through():
         GOAL_WORKFLOW, MAX_SUBAGENT_DEPTH, Budget, GoalRequest, GoalResult, GoalStatus, ParentLink, StepResult, StepStatus,
         UsageTotals,
     )
+    from contracts.llm import CacheUse
     from contracts.plan import SubagentStep
     from contracts.policy import Principal
     from core.templating import render
     from workflows.failures import StepEscalated, StepFailed, failure_message
     from workflows.ledger import whole_carve
+    from workflows.model_calls import cache_use
     from workflows.steps.base import StepContext
 
 
@@ -47,6 +50,7 @@ class SubagentStepRunner:
             budget=budget,
             models=parent.models.model_copy(update={"executor": step.model}) if step.model else parent.models,
             max_parallel_steps=parent.max_parallel_steps,
+            cache=cache_use(parent, step) is not CacheUse.OFF,  # a goal's or a step's `cache: false` holds in the child too
             parent=ParentLink(workflow_id=workflow.info().workflow_id, step_id=step.id, role=step.role, depth=self.depth + 1),
             scopes=[*parent.scopes, own],
             # This goal's gates already include its ancestors' (first): the child inherits them all.
