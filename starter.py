@@ -269,7 +269,11 @@ def print_result(result: GoalResult, as_json: bool) -> None:
         print(f"  escalation {escalation.escalation_id} ({escalation.step_id}): {outcome}{by}")
     u = result.usage
     print(f"usage: {u.model_calls} model calls, {u.prompt_tokens}+{u.completion_tokens} tokens, "
-          f"{u.tool_calls} tool calls, ${u.cost_usd:.4f}, {u.wall_seconds:.1f} s")
+          f"{u.tool_calls} tool calls, ${u.cost_usd:.4f}, {u.wall_seconds:.1f} s, "
+          f"cache hits {u.cache_hits.model} model / {u.cache_hits.tool} tool")
+    if result.continuations:
+        runs = ", ".join(f"run {c.run}: {c.history_events} events" for c in result.continuations)
+        print(f"continued as new {len(result.continuations)} times ({runs})")
     print(f"\n{result.output}\n")
 
 

@@ -185,7 +185,8 @@ def plan_from_playbook(request: PlanRequest) -> Plan:
             type=ErrorType.UNKNOWN_PLAYBOOK.value,
             non_retryable=True,
         )
-    problems = plan_problems(playbook.steps, tool_effects(), output_step=playbook.output_step)
+    steps = playbook.planned_steps()
+    problems = plan_problems(steps, tool_effects(), output_step=playbook.output_step)
     if problems:
         raise ApplicationError(
             f"playbook {playbook.name!r} is invalid: " + "; ".join(problems),
@@ -196,8 +197,8 @@ def plan_from_playbook(request: PlanRequest) -> Plan:
         goal=request.goal,
         source=PlanSource.PLAYBOOK,
         playbook=playbook.name,
-        steps=playbook.steps,
-        output_step=playbook.output_step or default_output_step(playbook.steps),
+        steps=steps,
+        output_step=playbook.output_step or default_output_step(steps),
         policy=playbook.policy or load_default_policy(),
     )
 

@@ -218,6 +218,7 @@ class Continuation(BaseModel):
     history_bytes: int
     at: datetime
     finished_steps: int
+    carried_bytes: int = Field(default=0, description="Size of the state handed to the next run (its input).")
     parked_steps: list[str] = Field(default_factory=list, description="Steps waiting for a person, resumed in the next run.")
 
 

@@ -5,6 +5,7 @@ Steps are a discriminated union: an `agent` step runs the executor's model/tool 
 Templates `{{goal}}`, `{{goal_slug}}` and `{{steps.<id>.output}}` are filled in by the workflow.
 """
 
+import json
 import re
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -211,6 +212,18 @@ class PlanRequest(BaseModel):
     revision: PlanRevision | None = Field(default=None, description="Set to revise the rest of a goal's plan (LLM planner).")
 
 
+class PlaybookRecall(BaseModel):
+    """Long-term memory a playbook recalls before its steps run: one `recall` tool step (`id`, as `role`: policy
+    applies to it like any tool call), first, whose output (entries wrapped as untrusted where they were written
+    after untrusted content, each with its provenance) the consuming steps get as context."""
+
+    id: str = Field(default="recall", pattern=STEP_ID_PATTERN)
+    role: str = Field(min_length=1, max_length=40, description="Whose memories: recall is scoped per role (and namespace).")
+    query: str = Field(default="{{goal}}", min_length=1, max_length=1_000, description="What to look for; templates allowed.")
+    limit: int = Field(default=5, gt=0, le=20)
+    for_steps: list[str] = Field(default_factory=list, description="Steps that get the memories; empty: every step of `role`.")
+
+
 class Playbook(BaseModel):
     """A named, declarative step graph (JSON files under `playbooks/`)."""
 
@@ -219,3 +232,27 @@ class Playbook(BaseModel):
     steps: list[PlanStep] = Field(min_length=1)
     output_step: str | None = None
     policy: Policy | None = Field(default=None, description="None: the default policy (playbooks/policies/default.json).")
+    recall: PlaybookRecall | None = Field(default=None, description="Memories recalled first, for the steps that use them.")
+
+    @model_validator(mode="after")
+    def _recall_fits(self) -> "Playbook":
+        if self.recall is None:
+            return self
+        ids = {s.id for s in self.steps}
+        if self.recall.id in ids:
+            raise ValueError(f"recall.id {self.recall.id!r} is also a step id")
+        unknown = sorted(set(self.recall.for_steps) - ids)
+        if unknown:
+            raise ValueError(f"recall.for_steps names no such steps: {unknown}")
+        return self
+
+    def planned_steps(self) -> list[PlanStep]:
+        """The steps to run: with `recall`, its tool step first and the consuming steps depending on it."""
+        if self.recall is None:
+            return list(self.steps)
+        recall = self.recall
+        arguments = json.dumps({"query": recall.query, "limit": recall.limit})
+        first = ToolStep(id=recall.id, role=recall.role, invocation=ToolInvocation(tool="recall", arguments_json=arguments))
+        consumers = set(recall.for_steps) or {s.id for s in self.steps if s.role == recall.role}
+        return [first] + [s.model_copy(update={"depends_on": [recall.id, *s.depends_on]}) if s.id in consumers else s
+                          for s in self.steps]

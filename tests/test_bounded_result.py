@@ -1,6 +1,6 @@
 """A goal's result stays bounded whatever its number of steps: a 400-step goal on the real dev server
 returns a compact result (under 256 KB) whose full steps, plan and audit are archived in the content
-store, and `starter.py result` reassembles the whole."""
+store, and `starter.py result` reassembles the whole. It is long enough to continue as new on the way."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ async def test_a_400_step_goal_has_a_bounded_result_that_reassembles(client: Cli
     assert result.archive.steps_total == STEPS and len(result.steps) == result.archive.steps_shown < STEPS
     assert result.plan is None and all(len(s.output) <= 301 for s in result.steps)
     assert len(result.archive.parts) >= 2 and all(p.size_bytes <= 300_000 for p in result.archive.parts)
+    # Past 2,000 history events the goal continued as new; no run's history came near that many events.
+    assert result.continuations and all(c.history_events <= 2_000 for c in result.continuations)
 
     address = client.service_client.config.target_host
     code, out, err = await run_cli(*starter("result", result.workflow_id, "--json"), address=address, task_queue=task_queue, timeout=60)
@@ -41,7 +43,9 @@ async def test_a_400_step_goal_has_a_bounded_result_that_reassembles(client: Cli
     whole = GoalResult.model_validate_json(out)
     assert whole.archive is None and len(whole.steps) == STEPS and whole.plan is not None and len(whole.plan.steps) == STEPS
     assert all(s.output == OUTPUT.strip() and s.verdicts for s in whole.steps)  # answers are stripped
-    print(json.dumps({"events": len(history.events), "compact_result_bytes": size, "full_result_bytes": len(out)}))
+    print(json.dumps({"events_per_run": [c.history_events for c in result.continuations] + [len(history.events)],
+                      "carried_bytes": [c.carried_bytes for c in result.continuations],
+                      "compact_result_bytes": size, "full_result_bytes": len(out)}))
 
 
 def test_long_approval_arguments_are_archived_not_carried() -> None:

@@ -22,8 +22,10 @@ from contracts.goal import STATUS_QUERY, GoalProgress, GoalRequest, GoalResult, 
 from contracts.llm import ModelRequest
 from contracts.plan import Plan
 from contracts.policy import Policy
-from tests.fakes import ScriptedModel, answer
-from tests.helpers import APPROVERS, decide, fake_activities, pending, replay, scheduled_activities, write_playbook
+from tests.fakes import GOOD, ScriptedModel, answer, guided
+from tests.helpers import (
+    APPROVERS, ESCALATION_APPROVERS, decide, fake_activities, pending, replay, resolve, scheduled_activities, waiting, write_playbook,
+)
 from testkit.models import call_tool, step_role, tool_messages
 from worker import build_worker
 from workflows.goal import GoalWorkflow
@@ -32,23 +34,27 @@ NOTES = 30
 TARGET = "published/long.md"
 
 
-def long_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A publisher agent step whose write is gated, beside NOTES independent note steps."""
+def long_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: dict, policy: dict) -> str:
+    """`first` (a step that will wait for a person), beside NOTES independent note steps, then a summary of them."""
     monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
-    steps = [{"type": "agent", "id": "publish", "role": "publisher", "instruction": "Publish the notice.", "tools": ["write_file"],
-              "max_turns": 3, "checks": [{"type": "non_empty"}]}]
-    steps += [{"type": "agent", "id": f"n{i:02d}", "role": "researcher", "instruction": f"Note fact {i}.", "max_turns": 1,
-               "checks": [{"type": "non_empty"}]} for i in range(NOTES)]
+    steps = [first] + [{"type": "agent", "id": f"n{i:02d}", "role": "researcher", "instruction": f"Note fact {i}.", "max_turns": 1,
+                        "checks": [{"type": "non_empty"}]} for i in range(NOTES)]
     steps.append({"type": "agent", "id": "sum", "role": "researcher", "instruction": "Sum up.", "max_turns": 1,
-                  "depends_on": ["publish", "n00", f"n{NOTES - 1:02d}"]})
-    policy = {
-        "principals": [{"role": "publisher", "tools": ["write_file"], "side_effects": ["read", "write"]},
-                       {"role": "researcher", "tools": [], "side_effects": ["read"]}],
+                  "depends_on": [first["id"], "n00", f"n{NOTES - 1:02d}"]})
+    policy["principals"].append({"role": "researcher", "tools": [], "side_effects": ["read"]})
+    return write_playbook(tmp_path / "playbooks", {"name": "long", "steps": steps, "policy": policy, "output_step": "sum"})
+
+
+def gated_long_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The first step is a publisher agent whose write is gated."""
+    publish = {"type": "agent", "id": "publish", "role": "publisher", "instruction": "Publish the notice.", "tools": ["write_file"],
+               "max_turns": 3, "checks": [{"type": "non_empty"}]}
+    return long_playbook(tmp_path, monkeypatch, publish, {
+        "principals": [{"role": "publisher", "tools": ["write_file"], "side_effects": ["read", "write"]}],
         "approvers": APPROVERS,
         "gates": [{"name": "publish", "when": [{"type": "path_outside", "prefixes": ["drafts/"]}], "approver_roles": ["editor"],
                    "reason": "published files are visible to others", "expires_after_seconds": 600}],
-    }
-    return write_playbook(tmp_path / "playbooks", {"name": "long", "steps": steps, "policy": policy, "output_step": "sum"})
+    })
 
 
 def respond(request: ModelRequest):
@@ -56,8 +62,10 @@ def respond(request: ModelRequest):
         if not tool_messages(request):
             return call_tool("write_file", {"path": TARGET, "content": "Notice: approved words."})
         return answer("Published the notice.")
+    if step_role(request) == "drafter":
+        return guided(request)
     task = request.messages[-1].content.rsplit("\n", 1)[-1]
-    return answer(f"Noted: {task} " + "Long enough to be archived by reference. " * 30)  # > 1,000 chars: carried by part
+    return answer(f"Noted: {task} " + "Long enough to be archived by reference. " * 30)  # long: carried by its part
 
 
 async def run_long(client: Client, task_queue: str, playbook: str, events: int, model: ScriptedModel) -> tuple[GoalResult, list[WorkflowHistory]]:
@@ -94,7 +102,7 @@ def comparable(result: GoalResult) -> dict:
 async def test_a_long_goal_continues_as_new_with_an_approval_pending_across_a_boundary(
     client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, foreman_home: Path,
 ) -> None:
-    playbook = long_playbook(tmp_path, monkeypatch)
+    playbook = gated_long_playbook(tmp_path, monkeypatch)
     single_model, long_model = ScriptedModel(respond), ScriptedModel(respond)
     single, (single_history,) = await run_long(client, task_queue, playbook, 2_000, single_model)
     (foreman_home / "workspace" / TARGET).unlink()
@@ -124,6 +132,34 @@ async def test_a_long_goal_continues_as_new_with_an_approval_pending_across_a_bo
     print(json.dumps({"single_run_events": len(single_history.events),
                       "runs": [{"events": len(h.events), "parked": c.parked_steps} for h, c in zip(histories, result.continuations, strict=False)]
                       + [{"events": len(histories[-1].events)}]}))
+
+
+async def test_an_escalation_pending_across_a_boundary_is_resolved_in_the_next_run(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    draft = {"type": "agent", "id": "draft", "role": "drafter", "instruction": "Explain durable execution.", "max_attempts": 1,
+             "checks": [{"type": "required_terms", "terms": ["durable"], "on_fail": "escalate"}]}
+    playbook = long_playbook(tmp_path, monkeypatch, draft, {
+        "principals": [{"role": "drafter", "tools": []}], "approvers": ESCALATION_APPROVERS, "escalations": {"resolver_roles": ["lead"]}})
+    model = ScriptedModel(respond)
+    request = GoalRequest(goal="Explain it and note facts", playbook=playbook, max_parallel_steps=2, continue_as_new_after_events=120)
+    async with build_worker(client, task_queue, activities=fake_activities(model.activity())):
+        handle = await client.start_workflow(GoalWorkflow.run, request, id=f"long-esc-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+        async with asyncio.timeout(120):
+            (escalation,) = await waiting(handle)
+            while not (await handle.query(STATUS_QUERY, result_type=GoalProgress)).continuations:
+                await asyncio.sleep(0.05)
+            assert [e.escalation_id for e in await waiting(handle)] == [escalation.escalation_id]  # the same one, still open
+            await resolve(handle, escalation, "bob", "retry", guidance="Say that durable execution keeps every step.")
+            result = await handle.result()
+        await replay(await handle.fetch_history())
+    assert result.status is GoalStatus.COMPLETED, result.error
+    assert any("draft" in c.parked_steps for c in result.continuations)
+    step = next(s for s in result.steps if s.step_id == "draft")
+    assert step.output == GOOD and [v.decision.value for v in step.verdicts] == ["escalate", "accept"]
+    assert step.escalation_ids == [escalation.escalation_id] and len(result.escalations) == 1
+    drafter_calls = [r for r in model.requests if "You are the drafter" in r.messages[0].content]
+    assert len(drafter_calls) == 2  # the weak draft once (replayed from the journal after the boundary), then the guided one
 
 
 async def test_a_client_cannot_start_a_goal_with_carried_state(client: Client, task_queue: str) -> None:

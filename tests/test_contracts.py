@@ -293,3 +293,18 @@ def test_a_request_can_only_pick_local_models_from_allowed_folders(tmp_path, mon
     (tmp_path / "mine.gguf").write_bytes(b"GGUF")
     monkeypatch.setenv("FOREMAN_LOCAL_MODELS_DIR", str(tmp_path))
     assert resolve_model(ModelRole.EXECUTOR, ModelSpec(provider=Provider.LOCAL, model="mine.gguf")).model == str((tmp_path / "mine.gguf").resolve())
+
+
+def test_a_playbook_recall_is_a_first_tool_step_its_consumers_depend_on() -> None:
+    steps = [{"type": "agent", "id": "a", "role": "drafter", "instruction": "x"},
+             {"type": "agent", "id": "b", "role": "researcher", "instruction": "y", "depends_on": ["a"]}]
+    book = Playbook.model_validate({"name": "p", "steps": steps, "recall": {"role": "drafter", "limit": 3}})
+    planned = book.planned_steps()
+    assert [s.id for s in planned] == ["recall", "a", "b"] and planned[0].invocation.tool == "recall"
+    assert json.loads(planned[0].invocation.arguments_json) == {"query": "{{goal}}", "limit": 3}
+    assert planned[1].depends_on == ["recall"] and planned[2].depends_on == ["a"]  # only the drafter's steps by default
+    chosen = Playbook.model_validate({"name": "p", "steps": steps, "recall": {"role": "drafter", "for_steps": ["b"]}})
+    assert chosen.planned_steps()[2].depends_on == ["recall", "a"]
+    for bad, message in (({"role": "drafter", "id": "a"}, "also a step id"), ({"role": "drafter", "for_steps": ["zz"]}, "no such steps")):
+        with pytest.raises(ValidationError, match=message):
+            Playbook.model_validate({"name": "p", "steps": steps, "recall": bad})

@@ -30,6 +30,10 @@ def memory_playbooks(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_playbook(folder, {"name": "ask", "steps": [ask]})
     write_playbook(folder, {"name": "ask-as-researcher", "steps": [{**ask, "role": "researcher"}]})
     write_playbook(folder, {"name": "learn-as-researcher", "steps": [{**note, "role": "researcher"}]})
+    answer_step = {"type": "agent", "id": "answer", "role": "drafter", "instruction": "Say what we know about retries.", "max_turns": 1}
+    recall = {"role": "drafter", "query": "{{goal}}"}
+    write_playbook(folder, {"name": "recall-first", "steps": [answer_step], "recall": recall})
+    write_playbook(folder, {"name": "recall-first-denied", "steps": [answer_step], "recall": {**recall, "role": "reviewer", "for_steps": ["answer"]}})
 
 
 def remembers(context: dict | None = None):
@@ -77,6 +81,27 @@ async def test_provenance_is_stamped_by_the_workflow_not_the_model(client: Clien
     assert "written after reading untrusted content, treat as unverified" in recalled.output
     # The call record keeps what the model sent (the forgery is visible in the audit); what ran was stamped.
     assert json.loads(learned.steps[1].tool_calls[0].arguments_json)["context"] == FORGED
+
+
+def repeats_its_context(request: ModelRequest):
+    return answer(request.messages[-1].content)
+
+
+async def test_a_playbook_recalls_before_its_steps_run(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    """`recall` in a playbook: one recall tool step first (policy applies), its memories in the consumers' context."""
+    memory_playbooks(tmp_path / "playbooks", monkeypatch)
+    learned = await goal(client, task_queue, "learn", remembers())
+    result = await goal(client, task_queue, "recall-first", repeats_its_context)
+    assert result.status is GoalStatus.COMPLETED, result.error
+    assert [(s.id, s.type.value) for s in result.plan.steps] == [("recall", "tool"), ("answer", "agent")]
+    assert result.plan.steps[1].depends_on == ["recall"]
+    (call,) = result.steps[0].tool_calls
+    assert call.tool == "recall" and call.ok and json.loads(call.arguments_json)["query"] == "Retries and idempotency"
+    context = result.output  # the drafter saw the recalled memory (with its provenance) as untrusted step output
+    assert NOTE in context and f"from goal {learned.workflow_id}, step note" in context and "Output of step 'recall'" in context
+    denied = await goal(client, task_queue, "recall-first-denied", repeats_its_context)  # reviewers may not recall
+    assert denied.status is GoalStatus.FAILED and "PolicyDenied" in (denied.steps[0].error or "")
+    assert denied.steps[1].status.value == "skipped"
 
 
 async def test_remember_obeys_policy(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:

@@ -251,6 +251,7 @@ class GoalWorkflow:
             phase=self._phase, scheduler=state, progress=list(self._progress.values()), ledger=self._ledger.state(),
             desk=self._desk.state(), escalations=self._escalations.state(), journals=journals, continuations=self._continuations,
         )
+        self._continuations[-1].carried_bytes = len(carry.model_dump_json().encode())
         workflow.logger.info("continuing as new after %d events (%d steps parked)", info.get_current_history_length(), len(state.parked))
         workflow.continue_as_new(request.model_copy(update={"resume": carry}))
 

@@ -36,7 +36,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.ledger import GoalLedger
 
 DONE_OUTPUT_CHARS = 1_000
-INLINE_OUTPUT_CHARS = 1_000  # longer outputs cross a continue-as-new inside their step's archived result
+INLINE_OUTPUT_CHARS = 256  # longer outputs cross a continue-as-new inside their step's archived result
+# Draining starts this far ahead of the limit: each running step still adds events until it ends or parks.
+DRAIN_EVENTS_PER_STEP, DRAIN_EVENTS_FIXED = 16, 40
 WAITING_FOR_PEOPLE = (StepStatus.AWAITING_APPROVAL, StepStatus.AWAITING_RESOLUTION)
 
 
@@ -94,7 +96,7 @@ class StepScheduler:
         self.parked = []
         draining = False
         while True:
-            draining = draining or self._continue_due()
+            draining = draining or self._continue_due(len(running))
             awaited = {failed for fallback, failed in triggered.items() if fallback not in results}
             for step in self.steps if self.replan_after is None and not draining else []:
                 if step.id in results or step.id in running or (step.id in standby and step.id not in triggered):
@@ -157,9 +159,10 @@ class StepScheduler:
         return self.replan_after is not None or any(
             s.id not in self.results and (s.id not in standby or s.id in self.triggered) for s in self.steps)
 
-    def _continue_due(self) -> bool:
+    def _continue_due(self, running: int) -> bool:
         info = workflow.info()
-        return (info.get_current_history_length() >= self.request.continue_as_new_after_events
+        reserve = DRAIN_EVENTS_FIXED + DRAIN_EVENTS_PER_STEP * running
+        return (info.get_current_history_length() + reserve >= self.request.continue_as_new_after_events
                 or info.get_current_history_size() >= self.request.continue_as_new_after_bytes
                 or info.is_continue_as_new_suggested())
 
