@@ -15,6 +15,7 @@ from contracts.escalations import Escalation
 from contracts.llm import ModelSpec, TokenUsage
 from contracts.plan import PLAYBOOK_NAME_PATTERN, Plan
 from contracts.policy import Approver, GateRule, Principal
+from contracts.tools import MemoryWritten
 from contracts.verify import AcceptanceCheck, Decision, Verdict
 
 if TYPE_CHECKING:  # resolved when contracts.continuation is imported (contracts/__init__.py does it first)
@@ -129,6 +130,7 @@ class ToolCallRecord(BaseModel):
     content_sha256: str | None = None
     content_ref: str | None = None
     approval_request_id: str | None = None
+    memory: MemoryWritten | None = Field(default=None, description="The long-term memory entry a `remember` call wrote.")
     error: str | None = None
     cached: bool = False
 
@@ -173,6 +175,7 @@ class StepResult(BaseModel):
     model_calls: list[ModelCallRecord] = Field(default_factory=list)
     escalation_ids: list[str] = Field(default_factory=list, description="Escalations this step raised, in order.")
     child_workflow_ids: list[str] = Field(default_factory=list, description="Subagent runs of this step, in order.")
+    child_memories: list[MemoryWritten] = Field(default_factory=list, description="Memory entries its subagents wrote.")
     candidates: list[CandidateResult] = Field(default_factory=list, description="An explore step's candidates.")
     superseded_by: str | None = Field(
         default=None, description="Failed, but replaced: by its fallback step's id, or by `revision <n>` of the plan."
@@ -239,6 +242,7 @@ class GoalResult(BaseModel):
     audit: list[ApprovalEvent] = Field(default_factory=list, description="Policy and approval events, in order.")
     escalations: list[Escalation] = Field(default_factory=list, description="Every escalation, with its resolution.")
     continuations: list[Continuation] = Field(default_factory=list, description="Where the goal continued as new, in order.")
+    memories: list[MemoryWritten] = Field(default_factory=list, description="Long-term memory entries the goal and its subagents wrote.")
     error: str | None = None
     archive: ResultArchive | None = Field(
         default=None, description="Set when the full result was too large: `steps` is then a compact selection, `plan` "

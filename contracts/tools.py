@@ -114,6 +114,14 @@ class RecallArgs(ToolArgs):
     context: SkipJsonSchema[CallContext | None] = None
 
 
+class MemoryWritten(BaseModel):
+    """A long-term memory entry a `remember` call wrote: its id and the SHA-256 of its text."""
+
+    entry_id: int
+    content_sha256: str
+    untrusted: bool = False
+
+
 class ToolResult(BaseModel):
     """Output of every tool activity."""
 
@@ -126,3 +134,4 @@ class ToolResult(BaseModel):
     size_bytes: int = 0
     error_type: str | None = None
     cached: bool = Field(default=False, description="Answered from the worker's call cache: the tool did not run.")
+    memory: MemoryWritten | None = Field(default=None, description="Set by `remember`: the entry it wrote.")

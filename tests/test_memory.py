@@ -12,6 +12,7 @@ from temporalio.client import Client
 
 from contracts.goal import GoalRequest, GoalResult, GoalStatus
 from contracts.llm import ModelRequest
+from core.hashing import sha256_text
 from tests.fakes import ScriptedModel, answer, call_tool, tool_messages
 from tests.helpers import fake_activities, run_goal, write_playbook
 
@@ -63,6 +64,8 @@ async def test_remember_in_one_goal_recall_in_the_next(client: Client, task_queu
     memory_playbooks(tmp_path / "playbooks", monkeypatch)
     learned = await goal(client, task_queue, "learn", remembers())
     assert learned.status is GoalStatus.COMPLETED and learned.steps[0].tool_calls[0].ok
+    (written,) = learned.memories  # the machine-readable result lists what the goal wrote: id and hash
+    assert written.content_sha256 == sha256_text(NOTE) and not written.untrusted and written.entry_id >= 1
     recalled = await goal(client, task_queue, "ask", recalls)
     assert recalled.status is GoalStatus.COMPLETED
     assert NOTE in recalled.output and f"from goal {learned.workflow_id}, step note" in recalled.output

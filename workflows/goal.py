@@ -220,6 +220,8 @@ class GoalWorkflow:
             if not await self._scheduler.run():
                 await self._continue_as_new(request, reporting)
             result.steps = await self._scheduler.full_results()
+            result.memories = [c.memory for s in result.steps for c in s.tool_calls if c.memory]
+            result.memories += [m for s in result.steps for m in s.child_memories]
             result.plan_revisions = self._scheduler.revisions
             await self._finish(request, result)
         self._phase = "done"

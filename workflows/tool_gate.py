@@ -166,5 +166,6 @@ class ToolCaller:
             self.gate.desk.record(ApprovalEventKind.EXECUTED, request_id=admission.approval.request_id, step_id=step.id,
                                   tool=call.name, detail=f"action {admission.approval.action_sha256}")
         record.ok, record.content_sha256, record.content_ref, record.cached = output.ok, output.content_sha256, output.content_ref, output.cached
+        record.memory = output.memory
         self.gate.ledger.usage.cache_hits.tool += int(output.cached)  # still a tool call (the module docstring says why)
         return record, output

@@ -15,7 +15,7 @@ from temporalio import activity
 from activities.content_store import tool_result
 from activities.tools.registry import run_store, tool_activity, tool_error
 from contracts.errors import ErrorType
-from contracts.tools import CallContext, RecallArgs, RememberArgs, ToolResult
+from contracts.tools import CallContext, MemoryWritten, RecallArgs, RememberArgs, ToolResult
 from stores.protocols import ContentStore, MemoryEntry, MemoryStore
 
 
@@ -52,7 +52,9 @@ class MemoryTools:
             context.workflow_id, context.step_id, context.saw_untrusted,
         )
         marked = " (marked: written after reading untrusted content)" if entry.untrusted else ""
-        return tool_result(self._content, "remember", f"remembered as memory {entry.entry_id}, sha256 {entry.content_sha256}{marked}")
+        result = tool_result(self._content, "remember", f"remembered as memory {entry.entry_id}, sha256 {entry.content_sha256}{marked}")
+        return result.model_copy(update={"memory": MemoryWritten(entry_id=entry.entry_id, content_sha256=entry.content_sha256,
+                                                                 untrusted=entry.untrusted)})
 
     @tool_activity("recall")
     async def recall(self, args: RecallArgs) -> ToolResult:

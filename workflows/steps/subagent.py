@@ -91,6 +91,7 @@ class SubagentStepRunner:
             finally:
                 context.router.forget(child_id)
             context.ledger.settle(carved, child.usage)
+            result.child_memories += child.memories
             result.output = child.output  # what a resolver accepts if the child ended escalated
             if child.status is GoalStatus.ESCALATED:
                 raise StepEscalated(f"subagent {child_id} ended escalated: {child.error}")
