@@ -290,3 +290,26 @@ async def test_a_childs_escalation_is_listed_and_resolved_on_the_parent(client: 
     assert result.status is GoalStatus.COMPLETED, result.error
     assert result.output == "It is fine."  # accepted as it was, in the child
     await replay(await handle.fetch_history())
+
+
+def angle_one_reads_forever(request: ModelRequest):
+    """The angle-one researcher keeps reading and never answers; everyone else answers at once."""
+    if step_role(request) == "researcher" and "angle one" in request.messages[1].content:
+        return call_tool("read_file", {"path": "notes/one.md"})
+    return researcher_answers(request)
+
+
+async def test_a_budget_that_runs_out_inside_a_subagent_stops_it_gracefully(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
+    """The child spends its carve and ends budget_exceeded with what it did; the parent charges it and goes on
+    without it (the merge is skipped); together they stay within the parent's budget."""
+    name = team_playbooks(tmp_path, monkeypatch)
+    result, _ = await run_goal(client, task_queue, GoalRequest(goal="Explain durable execution", playbook=name,
+                                                               budget=Budget(max_model_calls=4)),
+                               fake_activities(ScriptedModel(angle_one_reads_forever).activity()))
+    r1, r2, merge = result.steps
+    child = await client.get_workflow_handle(r1.child_workflow_ids[0], result_type=GoalResult).result()
+    assert child.status is GoalStatus.BUDGET_EXCEEDED and child.error == "model call budget of 2 used up"
+    assert child.budget.max_model_calls == 2 and child.usage.model_calls == 2 and child.steps[0].tool_calls  # partial work kept
+    assert r1.status is StepStatus.FAILED and "ended budget_exceeded: model call budget of 2 used up" in r1.error
+    assert r2.status is StepStatus.COMPLETED and merge.status is StepStatus.SKIPPED
+    assert result.status is GoalStatus.FAILED and result.usage.model_calls == 3 <= result.budget.max_model_calls
