@@ -162,6 +162,37 @@ async def test_an_escalation_pending_across_a_boundary_is_resolved_in_the_next_r
     assert len(drafter_calls) == 2  # the weak draft once (replayed from the journal after the boundary), then the guided one
 
 
+async def test_a_subagent_continues_as_new_with_its_approval_decided_through_the_parent(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, foreman_home: Path,
+) -> None:
+    """The child inherits the parent's limit, continues as new while its request waits; the parent keeps listing it
+    and routes alice's approval to the child's current run; the parent's one step gets the child's whole result."""
+    gated_long_playbook(tmp_path, monkeypatch)
+    delegate = {"type": "subagent", "id": "team", "role": "lead", "goal": "{{goal}}", "playbook": "long", "budget_share": 0.9}
+    lead = {"role": "lead", "tools": ["write_file"], "side_effects": ["read", "write"]}
+    write_playbook(tmp_path / "playbooks", {"name": "delegating", "steps": [delegate],
+                                            "policy": {"principals": [lead], "approvers": APPROVERS}})
+    model = ScriptedModel(respond)
+    request = GoalRequest(goal="Publish a notice and note facts", playbook="delegating", continue_as_new_after_events=120)
+    async with build_worker(client, task_queue, activities=fake_activities(model.activity())):
+        handle = await client.start_workflow(GoalWorkflow.run, request, id=f"parent-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+        child = client.get_workflow_handle(f"{handle.id}/team")
+        async with asyncio.timeout(120):
+            (waiting_request,) = await pending(handle)
+            while not (await child.query(STATUS_QUERY, result_type=GoalProgress)).continuations:
+                await asyncio.sleep(0.05)
+            assert [r.request_id for r in await pending(handle)] == [waiting_request.request_id]
+            await decide(handle, "alice", waiting_request)  # through the parent, to the child's current run
+            result = await handle.result()
+        await replay(await handle.fetch_history())
+    assert result.status is GoalStatus.COMPLETED, result.error
+    (step,) = result.steps
+    child_result = await client.get_workflow_handle(step.child_workflow_ids[0], result_type=GoalResult).result()
+    assert child_result.continuations and any("publish" in c.parked_steps for c in child_result.continuations)
+    assert step.output == child_result.output and result.usage.model_calls == child_result.usage.model_calls
+    assert (foreman_home / "workspace" / TARGET).read_text() == "Notice: approved words."
+
+
 async def test_a_client_cannot_start_a_goal_with_carried_state(client: Client, task_queue: str) -> None:
     """`resume` would let a client hand a goal approvals nobody gave: only continue-as-new may set it."""
     plan = Plan.model_validate({"goal": "x", "source": "playbook", "steps": [{"type": "agent", "id": "a", "role": "writer", "instruction": "x"}]})

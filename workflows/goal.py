@@ -240,6 +240,7 @@ class GoalWorkflow:
         """Hand the goal to a fresh run (raises ContinueAsNewError): the scheduler has stopped where no step is
         mid-call; what it parked resumes first there."""
         journals = [j.model_copy(deep=True) for j in self._journal.parked(self._scheduler.parked)]
+        phase, self._phase = self._phase, "continuing as new"
         state = await self._scheduler.checkpoint()
         await workflow.wait_condition(workflow.all_handlers_finished)  # decisions arriving now are carried, not cut off
         reporting.cancel()  # the next run reports afresh to a parent
@@ -250,7 +251,7 @@ class GoalWorkflow:
             parked_steps=list(state.parked),
         ))
         carry = GoalCarry(
-            phase=self._phase, scheduler=state, progress=list(self._progress.values()), ledger=self._ledger.state(),
+            phase=phase, scheduler=state, progress=list(self._progress.values()), ledger=self._ledger.state(),
             desk=self._desk.state(), escalations=self._escalations.state(), journals=journals, continuations=self._continuations,
         )
         self._continuations[-1].carried_bytes = len(carry.model_dump_json().encode())

@@ -50,6 +50,8 @@ class SubagentStepRunner:
             budget=budget,
             models=parent.models.model_copy(update={"executor": step.model}) if step.model else parent.models,
             max_parallel_steps=parent.max_parallel_steps,
+            continue_as_new_after_events=parent.continue_as_new_after_events,
+            continue_as_new_after_bytes=parent.continue_as_new_after_bytes,
             cache=cache_use(parent, step) is not CacheUse.OFF,  # a goal's or a step's `cache: false` holds in the child too
             parent=ParentLink(workflow_id=workflow.info().workflow_id, step_id=step.id, role=step.role, depth=self.depth + 1),
             scopes=[*parent.scopes, own],
