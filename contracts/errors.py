@@ -28,6 +28,7 @@ class ErrorType(StrEnum):
     ARTIFACT_MISMATCH = "ArtifactMismatch"
     POLICY_DENIED = "PolicyDenied"
     APPROVAL_DENIED = "ApprovalDenied"
+    STORE_CONFIG = "StoreConfigError"
 
 
 # Errors that retrying cannot fix; activities raise them with non_retryable=True as well.

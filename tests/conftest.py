@@ -1,10 +1,12 @@
 """Shared fixtures: one real Temporal server per session (the dev server by default, or the
-time-skipping test server with --workflow-environment=time-skipping), never a downloaded binary."""
+time-skipping test server with --workflow-environment=time-skipping), never a downloaded binary; and,
+for the store backends, one PostgreSQL and one moto S3 server per session, started on first use."""
 
 from __future__ import annotations
 
+import subprocess
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import settings
 from devserver import find_binary
+from tests.store_servers import MotoS3Server, PostgresServer, ServerUnavailable
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,4 +68,38 @@ def foreman_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("FOREMAN_WORKSPACE", raising=False)
     monkeypatch.delenv("FOREMAN_CONTENT_STORE", raising=False)
     monkeypatch.delenv("FOREMAN_CORPUS_INDEX", raising=False)
+    for backend in ("FOREMAN_STORE_BACKEND", "FOREMAN_CONTENT_BACKEND"):  # tests build the default backends unless they say otherwise
+        monkeypatch.delenv(backend, raising=False)
     return home
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL for the session; a machine where it cannot start fails these tests (never skips them)."""
+    server = PostgresServer()
+    try:
+        server.start()
+        failure = None
+    except (ServerUnavailable, OSError, subprocess.SubprocessError) as err:
+        server.stop()
+        failure = f"PostgreSQL could not start for the store tests: {err}"
+    if failure:
+        pytest.fail(failure, pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoS3Server]:
+    """moto's S3 server for the session (real HTTP on 127.0.0.1)."""
+    server = MotoS3Server()
+    try:
+        server.start()
+        failure = None
+    except (ServerUnavailable, OSError) as err:
+        server.stop()
+        failure = f"moto's S3 server could not start for the store tests: {err}"
+    if failure:
+        pytest.fail(failure, pytrace=False)
+    yield server
+    server.stop()
