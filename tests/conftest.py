@@ -73,18 +73,20 @@ def foreman_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """One PostgreSQL for the session; a machine where it cannot start fails these tests (never skips them)."""
-    server = PostgresServer()
+def started(server: PostgresServer | MotoS3Server, what: str) -> PostgresServer | MotoS3Server:
+    """`server`, started; a machine where it cannot start fails the tests that need it (never skips them)."""
     try:
-        server.start()
-        failure = None
+        return server.start()
     except (ServerUnavailable, OSError, subprocess.SubprocessError) as err:
         server.stop()
-        failure = f"PostgreSQL could not start for the store tests: {err}"
-    if failure:
-        pytest.fail(failure, pytrace=False)
+        failure = f"{what} could not start for the store tests: {err}"
+    pytest.fail(failure, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throw-away PostgreSQL for the session, started on first use."""
+    server = started(PostgresServer(), "PostgreSQL")
     yield server
     server.stop()
 
@@ -92,14 +94,6 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[MotoS3Server]:
     """moto's S3 server for the session (real HTTP on 127.0.0.1)."""
-    server = MotoS3Server()
-    try:
-        server.start()
-        failure = None
-    except (ServerUnavailable, OSError) as err:
-        server.stop()
-        failure = f"moto's S3 server could not start for the store tests: {err}"
-    if failure:
-        pytest.fail(failure, pytrace=False)
+    server = started(MotoS3Server(), "moto's S3 server")
     yield server
     server.stop()

@@ -54,6 +54,18 @@ def _unprivileged_account() -> tuple[int, int] | None:
     raise ServerUnavailable("running as root and there is no 'postgres' or 'nobody' account to run PostgreSQL as")
 
 
+def _end(process: subprocess.Popen | None, stop_signal: signal.Signals) -> None:
+    """Ask `process` to stop; kill it if it has not within 15 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(stop_signal)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _tail(path: Path, lines: int = 20) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -116,13 +128,7 @@ class PostgresServer:
                 time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # "fast" shutdown: ends sessions, no waiting for clients
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        _end(self.process, signal.SIGINT)  # SIGINT is postgres's "fast" shutdown: it does not wait for clients
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -154,11 +160,5 @@ class MotoS3Server:
                 time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        _end(self.process, signal.SIGTERM)
         self.log.unlink(missing_ok=True)
