@@ -67,7 +67,7 @@ def _memory_and_cache() -> tuple[MemoryStore, CallCache | None]:
         from stores.cache_postgres import PostgresCallCache
         from stores.memory_postgres import PostgresMemoryStore
 
-        return PostgresMemoryStore(url), PostgresCallCache(url, ttl) if settings.cache_enabled() else None
+        return PostgresMemoryStore(url), (PostgresCallCache(url, ttl) if settings.cache_enabled() else None)
     raise _misconfigured(f"FOREMAN_STORE_BACKEND must be one of {', '.join(settings.STORE_BACKENDS)}, not {backend!r}")
 
 
