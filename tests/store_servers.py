@@ -78,8 +78,8 @@ class PostgresServer:
 
     def __init__(self) -> None:
         self.port = free_port()
-        # Not under pytest's tmp_path: its parents are root-only, and the server's account must reach the folder.
-        self.root = Path(tempfile.mkdtemp(prefix="foreman-pg-"))
+        # Not under pytest's tmp_path (nor a root-only TMPDIR): as root, the server's account must reach the folder.
+        self.root = Path(tempfile.mkdtemp(prefix="foreman-pg-", dir="/tmp" if os.geteuid() == 0 else None))
         self.data = self.root / "data"
         self.log = self.root / "postgres.log"
         self.process: subprocess.Popen | None = None
