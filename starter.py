@@ -41,7 +41,7 @@ from contracts.escalations import ESCALATIONS_QUERY, RESOLVE_UPDATE, Escalation,
 from contracts.goal import GOAL_WORKFLOW, STATUS_QUERY, ArchivePart, GoalProgress, GoalRequest, GoalResult, GoalStatus
 from contracts.llm import ModelSpec, Provider
 from playbooks import available_playbooks
-from stores import from_settings
+from stores import StoreError, from_settings
 from temporal_client import connect
 from workflows.archive import reassemble
 from core.hashing import sha256_text
@@ -229,10 +229,10 @@ def reassembled(result: GoalResult) -> GoalResult:
     """A large result whole again from its archived parts in the content store (if this machine reaches it)."""
     if result.archive is None:
         return result
-    content = from_settings().content
     try:
+        content = from_settings().content
         texts = [content.get(part.ref) for part in result.archive.parts]
-    except (KeyError, OSError) as err:
+    except (KeyError, OSError, StoreError) as err:  # StoreError: a bucket or configuration this machine cannot use
         print(f"note: the archived parts of this result are not in this machine's content store ({err}); "
               f"showing the compact result ({result.archive.steps_shown} of {result.archive.steps_total} steps)", file=sys.stderr)
         return result

@@ -75,13 +75,14 @@ async def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     configure_tracing("foreman-worker")
+    stores = from_settings()  # built once, before connecting: a misconfigured store stops the worker at once
     client = await connect(args.address, args.namespace)
     worker = build_worker(
         client,
         args.task_queue,
         max_concurrent_activities=args.max_activities,
         max_concurrent_workflow_tasks=args.max_workflow_tasks,
-        stores=from_settings(),  # built once; every tool activity of this worker shares them
+        stores=stores,  # every tool activity of this worker shares them
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -30,6 +30,7 @@ class ErrorType(StrEnum):
     APPROVAL_DENIED = "ApprovalDenied"
     CONTENT_MISSING = "ContentMissing"
     RESUME_REFUSED = "ResumeRefused"
+    STORE_CONFIG = "StoreConfigError"
 
 
 # Errors that retrying cannot fix; activities raise them with non_retryable=True as well.
@@ -47,6 +48,7 @@ NON_RETRYABLE_ERROR_TYPES: list[str] = [
     ErrorType.TOOL_FAILED,
     ErrorType.CONTENT_MISSING,
     ErrorType.RESUME_REFUSED,
+    ErrorType.STORE_CONFIG,
     ErrorType.PATH_OUTSIDE_WORKSPACE,
     ErrorType.BUDGET_EXCEEDED,
     ErrorType.ARTIFACT_MISMATCH,

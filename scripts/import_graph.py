@@ -84,7 +84,7 @@ def sandbox_report() -> None:
     import subprocess
 
     project = sorted({m.split(".", 1)[0] for m in project_modules()})
-    io = ["httpx", "sqlite3", "llama_cpp", "socket", "ssl", "subprocess", "httpcore", "anyio"]
+    io = ["httpx", "sqlite3", "llama_cpp", "socket", "ssl", "subprocess", "httpcore", "anyio", "psycopg", "boto3", "botocore"]
     code = f"PROJECT = {set(project)!r}\nIO_LIBRARIES = {set(io)!r}\n" + SANDBOX_PROBE
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 

@@ -3,7 +3,8 @@ bundled as `Stores` and built from settings in one place, `from_settings()`.
 
 Invariants: importing this package does no I/O and keeps no "current" store; a backend opens nothing
 until it is first used. The worker builds one `Stores` and hands it to the activities that need it
-(constructor injection); tests build theirs over tmp_path.
+(constructor injection); tests build theirs over tmp_path. A configuration that names no usable backend
+is a `StoreError(STORE_CONFIG)` when the stores are built, before a worker takes any task.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import settings
+from contracts.errors import ErrorType
 from stores.cache_sqlite import SqliteCallCache
 from stores.content_files import FileContentStore
 from stores.corpus_sqlite import SqliteCorpusIndex
@@ -35,12 +37,50 @@ class Stores:
 
 
 def from_settings() -> Stores:
-    """The stores the configuration names (paths from `settings`), read now; nothing is opened yet."""
+    """The stores the configuration names (backends and paths from `settings`), read now; nothing is opened yet."""
+    memory, cache = _memory_and_cache()
     return Stores(
-        content=FileContentStore(settings.content_store_dir()),
+        content=_content_store(),
         workspace=LocalWorkspace(settings.workspace_dir()),
         corpus=SqliteCorpusIndex(settings.corpus_dir(), settings.corpus_index_path()),
         database=SqliteDatabase(settings.sql_database_path(), seed=settings.sql_seed_path()),
-        memory=SqliteMemoryStore(settings.memory_path()),
-        cache=SqliteCallCache(settings.cache_path(), settings.cache_ttl_seconds()) if settings.cache_enabled() else None,
+        memory=memory,
+        cache=cache,
     )
+
+
+def _misconfigured(message: str) -> StoreError:
+    return StoreError(ErrorType.STORE_CONFIG, message)
+
+
+def _memory_and_cache() -> tuple[MemoryStore, CallCache | None]:
+    backend = settings.store_backend()
+    ttl = settings.cache_ttl_seconds()
+    if backend == "sqlite":
+        cache = SqliteCallCache(settings.cache_path(), ttl) if settings.cache_enabled() else None
+        return SqliteMemoryStore(settings.memory_path()), cache
+    if backend == "postgres":
+        url = settings.database_url()
+        if not url:
+            raise _misconfigured("FOREMAN_STORE_BACKEND=postgres needs FOREMAN_DATABASE_URL (postgresql://user:password@host:5432/dbname)")
+        # Imported only when chosen: workers on the default backends never load psycopg.
+        from stores.cache_postgres import PostgresCallCache
+        from stores.memory_postgres import PostgresMemoryStore
+
+        return PostgresMemoryStore(url), (PostgresCallCache(url, ttl) if settings.cache_enabled() else None)
+    raise _misconfigured(f"FOREMAN_STORE_BACKEND must be one of {', '.join(settings.STORE_BACKENDS)}, not {backend!r}")
+
+
+def _content_store() -> ContentStore:
+    backend = settings.content_backend()
+    if backend == "files":
+        return FileContentStore(settings.content_store_dir())
+    if backend == "s3":
+        location = settings.s3_location()
+        if not location.bucket:
+            raise _misconfigured("FOREMAN_CONTENT_BACKEND=s3 needs FOREMAN_S3_BUCKET (and FOREMAN_S3_ENDPOINT unless it is AWS S3)")
+        # Imported only when chosen: boto3 takes a tenth of a second to import and file-store workers never need it.
+        from stores.content_s3 import S3ContentStore
+
+        return S3ContentStore(location.bucket, endpoint_url=location.endpoint_url, prefix=location.prefix, region=location.region)
+    raise _misconfigured(f"FOREMAN_CONTENT_BACKEND must be one of {', '.join(settings.CONTENT_BACKENDS)}, not {backend!r}")

@@ -19,6 +19,15 @@ REF_PREFIX = "sha256:"
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
+def digest_of(ref: str) -> str:
+    """The SHA-256 hex digest `ref` names; KeyError unless it is exactly `sha256:<64 lowercase hex>`."""
+    digest = ref.removeprefix(REF_PREFIX)
+    # Only a well-formed digest names content: "sha256:../x" must not reach the filesystem or a bucket key.
+    if not ref.startswith(REF_PREFIX) or not _DIGEST.fullmatch(digest):
+        raise KeyError(ref)
+    return digest
+
+
 class FileContentStore:
     """Content-addressed text files under `root`."""
 
@@ -37,11 +46,7 @@ class FileContentStore:
         return REF_PREFIX + digest
 
     def get(self, ref: str) -> str:
-        digest = ref.removeprefix(REF_PREFIX)
-        # Only a well-formed digest names a file: "sha256:../x" must not reach the filesystem.
-        if not ref.startswith(REF_PREFIX) or not _DIGEST.fullmatch(digest):
-            raise KeyError(ref)
-        path = self.root / digest
+        path = self.root / digest_of(ref)
         if not path.is_file():
             raise KeyError(ref)
         return path.read_text(encoding="utf-8")

@@ -179,13 +179,16 @@ def _sync_locked(root: Path, index_path: Path) -> IndexChanges:
         connection.close()
 
 
+def query_words(text: str) -> list[str]:
+    """The words a free-text query searches for: lower-cased, unique, stopwords dropped unless nothing else is left.
+    Each matches \\w+, so no word contains a quote or an operator of any full-text query syntax."""
+    unique = list(dict.fromkeys(w.lower() for w in re.findall(r"\w+", text)))
+    return ([w for w in unique if w not in _STOPWORDS] or unique)[:MAX_QUERY_TOKENS]
+
+
 def fts_query(text: str) -> str | None:
     """A safe FTS5 MATCH expression: each word quoted, OR-ed; None when the text has no words."""
-    words = [w.lower() for w in re.findall(r"\w+", text)]
-    unique = list(dict.fromkeys(words))
-    meaningful = [w for w in unique if w not in _STOPWORDS] or unique
-    # \w never matches a double quote, so quoting cannot be broken out of.
-    return " OR ".join(f'"{w}"' for w in meaningful[:MAX_QUERY_TOKENS]) or None
+    return " OR ".join(f'"{w}"' for w in query_words(text)) or None
 
 
 class SqliteCorpusIndex:

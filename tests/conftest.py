@@ -1,10 +1,12 @@
 """Shared fixtures: one real Temporal server per session (the dev server by default, or the
-time-skipping test server with --workflow-environment=time-skipping), never a downloaded binary."""
+time-skipping test server with --workflow-environment=time-skipping), never a downloaded binary; and,
+for the store backends, one PostgreSQL and one moto S3 server per session, started on first use."""
 
 from __future__ import annotations
 
+import subprocess
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import settings
 from devserver import find_binary
+from tests.store_servers import MotoS3Server, PostgresServer, ServerUnavailable
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,4 +68,32 @@ def foreman_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("FOREMAN_WORKSPACE", raising=False)
     monkeypatch.delenv("FOREMAN_CONTENT_STORE", raising=False)
     monkeypatch.delenv("FOREMAN_CORPUS_INDEX", raising=False)
+    for backend in ("FOREMAN_STORE_BACKEND", "FOREMAN_CONTENT_BACKEND"):  # tests build the default backends unless they say otherwise
+        monkeypatch.delenv(backend, raising=False)
     return home
+
+
+def started(server: PostgresServer | MotoS3Server, what: str) -> PostgresServer | MotoS3Server:
+    """`server`, started; a machine where it cannot start fails the tests that need it (never skips them)."""
+    try:
+        return server.start()
+    except (ServerUnavailable, OSError, subprocess.SubprocessError) as err:
+        server.stop()
+        failure = f"{what} could not start for the store tests: {err}"
+    pytest.fail(failure, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throw-away PostgreSQL for the session, started on first use."""
+    server = started(PostgresServer(), "PostgreSQL")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoS3Server]:
+    """moto's S3 server for the session (real HTTP on 127.0.0.1)."""
+    server = started(MotoS3Server(), "moto's S3 server")
+    yield server
+    server.stop()

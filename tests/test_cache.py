@@ -1,12 +1,11 @@
-"""The model-call cache: the SQLite store (expiry, failures are misses), the `call_model` activity
-against a real local OpenAI-protocol server (what is cached, what is not), and whole goals on the real
-dev server (a second identical goal answered from the cache: fewer provider calls, the same result;
-none with `cache: false`)."""
+"""The model-call cache: the `call_model` activity against a real local OpenAI-protocol server (what is
+cached, what is not), and whole goals on the real dev server (a second identical goal answered from the
+cache: fewer provider calls, the same result; none with `cache: false`). The stores themselves, SQLite and
+PostgreSQL, are tested in test_sql_stores.py."""
 
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 
 from temporalio.client import Client
@@ -31,19 +30,6 @@ def completion(content: str) -> Reply:
 
 
 ANSWER = "Durable execution records every step, so a crashed agent resumes instead of starting over [source: a.md]."
-
-
-def test_the_store_expires_entries_and_treats_failures_as_misses(tmp_path: Path) -> None:
-    cache = SqliteCallCache(tmp_path / "cache.sqlite", ttl_seconds=0.2)
-    assert cache.get("k") is None
-    cache.put("k", "v")
-    assert cache.get("k") == "v" and SqliteCallCache(tmp_path / "cache.sqlite", 60).get("k") == "v"  # shared by workers
-    time.sleep(0.3)
-    assert cache.get("k") is None
-    (tmp_path / "not-a-dir").write_text("x")
-    broken = SqliteCallCache(tmp_path / "not-a-dir" / "cache.sqlite", 60)
-    broken.put("k", "v")  # logged, not raised
-    assert broken.get("k") is None
 
 
 async def test_what_the_activity_caches(tmp_path: Path) -> None:

@@ -3,8 +3,10 @@ protocol, and activities use the stores they are given, never a path of their ow
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
+import boto3
 import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -16,12 +18,18 @@ from activities.tools.registry import run_store
 from contracts.errors import ErrorType
 from contracts.tools import ReadFileArgs, WriteFileArgs
 from playbooks import available_playbooks, load_default_policy, load_playbook, playbook_folders
-from stores import ContentStore, CorpusIndex, SqlDatabase, StoreError, Stores, Workspace, from_settings
+from stores import CallCache, ContentStore, CorpusIndex, MemoryStore, SqlDatabase, StoreError, Stores, Workspace, from_settings
+from stores.cache_postgres import PostgresCallCache
+from stores.cache_sqlite import SqliteCallCache
 from stores.content_files import FileContentStore
+from stores.content_s3 import S3ContentStore
 from stores.corpus_sqlite import SqliteCorpusIndex
 from stores.database_sqlite import SqliteDatabase
+from stores.memory_postgres import PostgresMemoryStore
 from stores.memory_sqlite import SqliteMemoryStore
 from stores.workspace_files import LocalWorkspace
+from tests.llama_server import free_port
+from tests.store_servers import MotoS3Server
 from worker import all_activities
 
 
@@ -65,11 +73,86 @@ def test_only_the_demo_database_is_seeded(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_each_backend_satisfies_its_protocol(tmp_path: Path) -> None:
     assert isinstance(FileContentStore(tmp_path / "c"), ContentStore)
+    assert isinstance(S3ContentStore("bucket", endpoint_url="http://127.0.0.1:1"), ContentStore)
     assert isinstance(MemoryContentStore(), ContentStore)
     assert isinstance(LocalWorkspace(tmp_path / "w"), Workspace)
     assert isinstance(SqliteCorpusIndex(tmp_path / "corpus", tmp_path / "i.sqlite"), CorpusIndex)
     assert isinstance(SqliteDatabase(tmp_path / "d.sqlite"), SqlDatabase)
+    assert isinstance(SqliteMemoryStore(tmp_path / "m.sqlite"), MemoryStore)
+    assert isinstance(PostgresMemoryStore("postgresql://127.0.0.1:1/x"), MemoryStore)
+    assert isinstance(SqliteCallCache(tmp_path / "c.sqlite", 60), CallCache)
+    assert isinstance(PostgresCallCache("postgresql://127.0.0.1:1/x", 60), CallCache)
     assert not any(tmp_path.iterdir())
+
+
+def test_from_settings_builds_the_configured_backends_and_connects_to_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOREMAN_STORE_BACKEND", "Postgres")
+    monkeypatch.setenv("FOREMAN_DATABASE_URL", f"postgresql://foreman:pw@127.0.0.1:{free_port()}/foreman")  # nobody listens
+    monkeypatch.setenv("FOREMAN_CONTENT_BACKEND", "s3")
+    monkeypatch.setenv("FOREMAN_S3_BUCKET", "foreman")
+    monkeypatch.setenv("FOREMAN_S3_ENDPOINT", "http://minio:9000")
+    built = from_settings()
+    assert isinstance(built.memory, PostgresMemoryStore) and isinstance(built.cache, PostgresCallCache)
+    assert isinstance(built.content, S3ContentStore) and built.content._client is None  # no client until first use
+    assert (built.content.bucket, built.content.endpoint_url, built.content.prefix) == ("foreman", "http://minio:9000", "content/")
+    monkeypatch.setenv("FOREMAN_CACHE", "off")
+    assert from_settings().cache is None
+
+
+@pytest.mark.parametrize(("variables", "says"), [
+    ({"FOREMAN_STORE_BACKEND": "mysql"}, "FOREMAN_STORE_BACKEND must be one of sqlite, postgres, not 'mysql'"),
+    ({"FOREMAN_STORE_BACKEND": "postgres"}, "FOREMAN_STORE_BACKEND=postgres needs FOREMAN_DATABASE_URL"),
+    ({"FOREMAN_STORE_BACKEND": "postgres", "FOREMAN_DATABASE_URL": "host=db password=pw dbname"}, "FOREMAN_DATABASE_URL is not"),
+    ({"FOREMAN_CONTENT_BACKEND": "gcs"}, "FOREMAN_CONTENT_BACKEND must be one of files, s3, not 'gcs'"),
+    ({"FOREMAN_CONTENT_BACKEND": "s3"}, "FOREMAN_CONTENT_BACKEND=s3 needs FOREMAN_S3_BUCKET"),
+])
+def test_a_misconfigured_backend_is_a_typed_error(variables: dict[str, str], says: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FOREMAN_DATABASE_URL", raising=False)
+    monkeypatch.delenv("FOREMAN_S3_BUCKET", raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(StoreError) as refused:
+        from_settings()
+    assert refused.value.error_type is ErrorType.STORE_CONFIG and not refused.value.retryable
+    assert str(refused.value).startswith(says)
+
+
+@pytest.fixture
+def s3_bucket(s3_server: MotoS3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new bucket on moto's server; credentials come from the environment, as boto3 reads them in production."""
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    bucket = f"foreman-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_server.endpoint_url, region_name="us-east-1").create_bucket(Bucket=bucket)
+    return bucket
+
+
+def test_s3_content_store_keeps_the_file_stores_references(tmp_path: Path, s3_server: MotoS3Server, s3_bucket: str) -> None:
+    store = S3ContentStore(s3_bucket, endpoint_url=s3_server.endpoint_url, prefix="content/")
+    ref = store.put("hello ✓")
+    assert ref == FileContentStore(tmp_path / "content").put("hello ✓") and store.put("hello ✓") == ref
+    other_worker = S3ContentStore(s3_bucket, endpoint_url=s3_server.endpoint_url, prefix="content/")
+    assert other_worker.get(ref) == "hello ✓"
+    listed = boto3.client("s3", endpoint_url=s3_server.endpoint_url, region_name="us-east-1").list_objects_v2(Bucket=s3_bucket)
+    assert [o["Key"] for o in listed["Contents"]] == ["content/" + ref.removeprefix("sha256:")]
+    big = "line ✓\n" * 2_000
+    large = tool_result(store, "read_file", big)  # what a tool activity does with a large output
+    assert large.truncated and other_worker.get(large.content_ref) == big
+    for bad in ("sha256:" + "0" * 64, "hello", "sha256:../content", "sha256:" + "A" * 64, ""):
+        with pytest.raises(KeyError):
+            store.get(bad)
+
+
+def test_s3_failures_are_typed(s3_server: MotoS3Server, s3_bucket: str) -> None:
+    unreachable = S3ContentStore(s3_bucket, endpoint_url=f"http://127.0.0.1:{free_port()}")
+    missing_bucket = S3ContentStore(f"{s3_bucket}-missing", endpoint_url=s3_server.endpoint_url)
+    ref = "sha256:" + "0" * 64
+    for store, error_type, retryable in ((unreachable, ErrorType.TOOL_TRANSIENT, True), (missing_bucket, ErrorType.STORE_CONFIG, False)):
+        for call in (lambda: store.put("x"), lambda: store.get(ref)):
+            with pytest.raises(StoreError) as refused:
+                call()
+            assert (refused.value.error_type, refused.value.retryable) == (error_type, retryable)
 
 
 def test_content_store_round_trip_and_malformed_refs(tmp_path: Path) -> None:

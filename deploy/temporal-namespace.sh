@@ -1,0 +1,19 @@
+#!/bin/sh
+# One-shot in temporalio/admin-tools, once the server answers: register the namespace the workers use
+# (temporalio/server, unlike the deprecated auto-setup image, creates none). Safe to run again.
+set -eu
+NAMESPACE="${DEFAULT_NAMESPACE:-default}"
+ADDRESS="${TEMPORAL_ADDRESS:-temporal:7233}"
+
+attempt=1
+until temporal operator cluster health --address "$ADDRESS" >/dev/null 2>&1; do
+    [ "$attempt" -ge 60 ] && { echo "Temporal at $ADDRESS did not become healthy" >&2; exit 1; }
+    attempt=$((attempt + 1))
+    sleep 2
+done
+if temporal operator namespace describe --namespace "$NAMESPACE" --address "$ADDRESS" >/dev/null 2>&1; then
+    echo "namespace $NAMESPACE exists"
+else
+    temporal operator namespace create --namespace "$NAMESPACE" --address "$ADDRESS"
+    echo "namespace $NAMESPACE registered"
+fi

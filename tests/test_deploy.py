@@ -1,0 +1,62 @@
+"""docker-compose.yml, checked without a Docker engine: it parses, every dependency and mounted file
+exists, Temporal's images are pinned together, and the workers' store settings are ones `from_settings()`
+accepts and turn into the shared backends (PostgreSQL memory and cache, S3 contents)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+import settings
+from stores import from_settings
+from stores.cache_postgres import PostgresCallCache
+from stores.content_s3 import S3ContentStore
+from stores.memory_postgres import PostgresMemoryStore
+
+COMPOSE = settings.PROJECT_ROOT / "docker-compose.yml"
+
+
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def with_defaults(value: object) -> str:
+    """What compose substitutes for `${NAME:-default}` when NAME is unset."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value))
+
+
+def test_every_dependency_and_mounted_file_exists() -> None:
+    services = compose()["services"]
+    for name, service in services.items():
+        assert set(service.get("depends_on", {})) <= services.keys(), name
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("./"):
+                assert (settings.PROJECT_ROOT / source).is_file(), f"{name} mounts a missing {source}"
+    scripts = sorted((settings.PROJECT_ROOT / "deploy").glob("*.sh"))
+    assert scripts and all(subprocess.run(["sh", "-n", str(s)]).returncode == 0 for s in scripts)
+
+
+def test_temporal_images_are_pinned_together_and_not_auto_setup() -> None:
+    images = {name: with_defaults(service["image"]) for name, service in compose()["services"].items() if "image" in service}
+    assert not any("auto-setup" in image for image in images.values())
+    assert images["temporal"] == "temporalio/server:1.32.0"
+    assert images["temporal-schema"] == images["temporal-namespace"] == "temporalio/admin-tools:1.32.0"  # schema = server version
+    assert images["temporal-ui"].startswith("temporalio/ui:2.54.")
+    assert all(":" in image and not image.endswith(":latest") for image in images.values())
+
+
+def test_the_workers_settings_build_the_shared_backends(monkeypatch: pytest.MonkeyPatch) -> None:
+    worker_env = {name: with_defaults(value) for name, value in compose()["services"]["worker"]["environment"].items()}
+    for name, value in worker_env.items():
+        monkeypatch.setenv(name, value)
+    built = from_settings()  # raises StoreError(STORE_CONFIG) on a misconfiguration
+    assert isinstance(built.memory, PostgresMemoryStore) and isinstance(built.cache, PostgresCallCache)
+    assert isinstance(built.content, S3ContentStore)
+    assert (built.content.endpoint_url, built.content.bucket) == ("http://minio:9000", "foreman")
+    bucket_job = compose()["services"]["minio-bucket"]["entrypoint"]
+    assert bucket_job[-1].split("/", 1)[1] == built.content.bucket  # the one-shot creates the bucket the workers use

@@ -1,0 +1,193 @@
+"""The SQL-backed stores, SQLite and PostgreSQL, held to the same tests: the call cache (expiry, shared by
+workers, replaced values, a cache that cannot be used is a miss) and long-term memory (the same entries
+with their provenance and untrusted flag, scope per namespace and role, ranking, stemming, queries that
+are never syntax errors). PostgreSQL is a real server from the machine's binaries, one per session
+(`postgres_server` in conftest.py), with a fresh schema per test."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from contracts.errors import ErrorType
+from core.hashing import sha256_text
+from stores.cache_postgres import PostgresCallCache
+from stores.cache_sqlite import SqliteCallCache
+from stores.memory_postgres import PostgresMemoryStore
+from stores.memory_sqlite import SqliteMemoryStore
+from stores.protocols import CallCache, MemoryEntry, MemoryStore, StoreError
+from tests.llama_server import free_port
+from tests.store_servers import PostgresServer
+
+NOTE = "Idempotency keys make retried tool calls safe: a retry with the same key changes nothing."
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How one backend builds its stores (each call is another worker's store over the same data)."""
+
+    name: str
+    memory: Callable[[], MemoryStore]
+    cache: Callable[[float], CallCache]
+    unusable_cache: Callable[[], CallCache]
+
+
+def fresh_schema_url(server: PostgresServer) -> str:
+    """A URL whose tables land in a new, empty schema: each test starts from an empty store."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.url(), autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    return server.url(options=f"-csearch_path%3D{schema}")
+
+
+def unreachable_url() -> str:
+    return f"postgresql://foreman@127.0.0.1:{free_port()}/foreman"  # a port nobody listens on
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "sqlite":
+        (tmp_path / "not-a-dir").write_text("x")
+        return Backend(
+            "sqlite",
+            memory=lambda: SqliteMemoryStore(tmp_path / "memory.sqlite"),
+            cache=lambda ttl: SqliteCallCache(tmp_path / "cache.sqlite", ttl),
+            unusable_cache=lambda: SqliteCallCache(tmp_path / "not-a-dir" / "cache.sqlite", 60),
+        )
+    url = fresh_schema_url(request.getfixturevalue("postgres_server"))
+    return Backend(
+        "postgres",
+        memory=lambda: PostgresMemoryStore(url),
+        cache=lambda ttl: PostgresCallCache(url, ttl),
+        unusable_cache=lambda: PostgresCallCache(unreachable_url(), 60),
+    )
+
+
+def test_the_cache_keeps_replaces_and_shares_entries(backend: Backend) -> None:
+    cache = backend.cache(60)
+    assert cache.get("k") is None
+    cache.put("k", "v")
+    assert cache.get("k") == "v" and backend.cache(60).get("k") == "v"  # shared by workers
+    backend.cache(60).put("k", "newer")
+    assert cache.get("k") == "newer"
+
+
+def test_cache_entries_expire(backend: Backend) -> None:
+    backend.cache(-1).put("stale", "v")  # expired the moment it was written
+    assert backend.cache(60).get("stale") is None
+    short = backend.cache(0.2)
+    short.put("k", "v")
+    time.sleep(0.3)
+    assert short.get("k") is None and backend.cache(60).get("k") is None
+
+
+def test_a_cache_that_cannot_be_used_is_a_miss(backend: Backend) -> None:
+    broken = backend.unusable_cache()
+    broken.put("k", "v")  # logged, not raised
+    assert broken.get("k") is None
+
+
+def remember(memory: MemoryStore, text: str, *, namespace: str = "ns", role: str = "drafter", topic: str = "retries",
+             untrusted: bool = False) -> MemoryEntry:
+    return memory.remember(namespace, role, text, topic, "goal-1", "note", untrusted)
+
+
+def test_recall_returns_the_entry_remember_wrote_with_its_provenance(backend: Backend) -> None:
+    before = time.time()
+    entry = remember(backend.memory(), NOTE)
+    assert entry.entry_id > 0 and entry.content_sha256 == sha256_text(NOTE) and before <= entry.created_at <= time.time()
+    assert (entry.namespace, entry.role, entry.text, entry.topic, entry.workflow_id, entry.step_id, entry.untrusted) == (
+        "ns", "drafter", NOTE, "retries", "goal-1", "note", False)
+    (found,) = backend.memory().recall("ns", "drafter", "idempotency keys", 5)  # another worker's store
+    assert replace(found, score=0.0) == entry and found.score < 0  # lower is better, as with bm25
+
+
+def test_the_untrusted_flag_is_kept(backend: Backend) -> None:
+    memory = backend.memory()
+    remember(memory, "A fetched page says retries are always safe.", untrusted=True)
+    remember(memory, "Retries are safe with idempotency keys.", untrusted=False)
+    recalled = {entry.text: entry.untrusted for entry in memory.recall("ns", "drafter", "retries safe", 10)}
+    assert recalled == {"A fetched page says retries are always safe.": True, "Retries are safe with idempotency keys.": False}
+    assert all(type(flag) is bool for flag in recalled.values())
+
+
+def test_recall_sees_only_its_namespace_and_role(backend: Backend) -> None:
+    memory = backend.memory()
+    scopes = [("ns", "drafter"), ("ns", "researcher"), ("other", "drafter")]
+    for namespace, role in scopes:
+        remember(memory, f"retries note of {namespace} {role}", namespace=namespace, role=role)
+    for namespace, role in scopes:
+        assert [(e.namespace, e.role) for e in memory.recall(namespace, role, "retries", 10)] == [(namespace, role)]
+    assert memory.recall("ns", "publisher", "retries", 10) == []
+
+
+def test_recall_ranks_stems_and_limits(backend: Backend) -> None:
+    memory = backend.memory()
+    remember(memory, NOTE)
+    remember(memory, "The planner splits a goal into steps.", topic="planning")
+    remember(memory, "Retry budgets bound what a goal may spend.", topic="budgets")
+    hits = memory.recall("ns", "drafter", "retrying idempotency", 10)
+    # "retrying" finds "retried", "retry" and "Retry" (stemming); the note matching both words ranks first.
+    assert [h.text for h in hits] == [NOTE, "Retry budgets bound what a goal may spend."]
+    assert hits[0].score < hits[1].score
+    assert [h.text for h in memory.recall("ns", "drafter", "retrying idempotency", 1)] == [NOTE]
+    assert [h.topic for h in memory.recall("ns", "drafter", "planning", 10)] == ["planning"]  # the topic is searched too
+
+
+def test_no_query_is_a_syntax_error(backend: Backend) -> None:
+    memory = backend.memory()
+    remember(memory, "Quote marks (\" and ') and operators like OR, NOT, & and | are only text here.")
+    hostile = ['"unbalanced', "a' OR '1'='1", "x:* & !y | (z", "NEAR(a b)", "-- ;DROP TABLE foreman_memories; DROP TABLE memories", "\\'"]
+    for query in hostile:
+        assert isinstance(memory.recall("ns", "drafter", query, 5), list), query
+    assert memory.recall("ns", "drafter", "   ?!  ", 5) == []  # no words: nothing to match
+    (found,) = memory.recall("ns", "drafter", "operators quote", 5)  # the table is still there
+    assert found.text.startswith("Quote marks")
+
+
+# PostgreSQL only: what a networked database adds (connecting, configuration, several workers at once).
+
+
+def test_postgres_stores_connect_on_first_use_and_fail_typed() -> None:
+    memory = PostgresMemoryStore(unreachable_url())  # building connects to nothing
+    for call in (lambda: memory.recall("ns", "drafter", "retries", 5), lambda: remember(memory, NOTE)):
+        with pytest.raises(StoreError) as refused:
+            call()
+        assert refused.value.error_type is ErrorType.TOOL_TRANSIENT and refused.value.retryable
+        assert isinstance(refused.value.__cause__, psycopg.OperationalError)
+
+
+def test_a_malformed_database_url_is_a_config_error_that_hides_the_password() -> None:
+    for build in (PostgresMemoryStore, lambda url: PostgresCallCache(url, 60)):
+        with pytest.raises(StoreError) as refused:
+            build("host=db password=s3cret dbname")
+        assert refused.value.error_type is ErrorType.STORE_CONFIG and not refused.value.retryable
+        assert "s3cret" not in str(refused.value) and refused.value.__cause__ is None
+
+
+def test_workers_starting_together_create_the_tables_once(postgres_server: PostgresServer) -> None:
+    url = fresh_schema_url(postgres_server)
+    entries: list[MemoryEntry] = []
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            entries.append(remember(PostgresMemoryStore(url), f"retries note {n}"))
+            PostgresCallCache(url, 60).put(f"k{n}", "v")
+        except BaseException as err:  # noqa: BLE001 (reported below)
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == [] and len({e.entry_id for e in entries}) == 6
+    assert all(PostgresCallCache(url, 60).get(f"k{n}") == "v" for n in range(6))
