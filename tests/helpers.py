@@ -26,10 +26,11 @@ import settings
 from contracts.approvals import APPROVE_UPDATE, PENDING_QUERY, ApprovalDecision, ApprovalRequest
 from contracts.escalations import ESCALATIONS_QUERY, RESOLVE_UPDATE, Escalation, ResolveRequest
 from contracts.goal import GoalRequest, GoalResult, ModelRouting
-from contracts.llm import ModelSpec, Provider
+from contracts.llm import ChatMessage, ModelRequest, ModelSpec, Provider
+from tests.fakes import guided
 from tests.llama_server import Recorded, Reply, ScriptedServer
 from testkit.goals import approve_everything, approve_pending, write_playbook
-from testkit.models import ScriptedModel, answer
+from testkit.models import ScriptedModel, answer, call_tool, step_role, tool_messages
 from starter import reassembled
 from worker import all_activities, build_worker
 from workflows.goal import GoalWorkflow
@@ -44,6 +45,7 @@ __all__ = [
     "replan_resolver_plans", "replannable_playbook", "replay", "resolve", "run_cli", "run_goal", "scheduled_activities",
     "single_step_playbook", "sql_chain_steps", "sql_step", "start_worker", "starter", "team_playbooks",
     "update_events", "waiting", "write_playbook",
+    "LONG_NOTES", "LONG_TARGET", "gated_long_playbook", "long_goal_reply", "long_playbook",
 ]
 
 
@@ -436,3 +438,45 @@ def fan_in_playbook(folder: Path) -> str:
         {"type": "agent", "id": "join", "role": "drafter", "instruction": "J", "depends_on": ["left", "right"]},
     ]
     return write_playbook(folder, {"name": "fan-in", "steps": steps})
+
+
+# --- long goals: continue as new (tests/test_continue_as_new.py, the `continue-as-new` recipe) ----
+
+LONG_NOTES = 30
+LONG_TARGET = "published/long.md"
+
+
+def long_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: dict, policy: dict, notes: int = LONG_NOTES) -> str:
+    """`first` (a step that will wait for a person), beside `notes` independent note steps, then a summary of them."""
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    steps = [first] + [{"type": "agent", "id": f"n{i:02d}", "role": "researcher", "instruction": f"Note fact {i}.", "max_turns": 1,
+                        "checks": [{"type": "non_empty"}]} for i in range(notes)]
+    steps.append({"type": "agent", "id": "sum", "role": "researcher", "instruction": "Sum up.", "max_turns": 1,
+                  "depends_on": [first["id"], "n00", f"n{notes - 1:02d}"]})
+    policy["principals"].append({"role": "researcher", "tools": [], "side_effects": ["read"]})
+    return write_playbook(tmp_path / "playbooks", {"name": "long", "steps": steps, "policy": policy, "output_step": "sum"})
+
+
+def gated_long_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, notes: int = LONG_NOTES) -> str:
+    """The first step, `publish`, is a publisher agent whose write of LONG_TARGET is gated (editors approve)."""
+    publish = {"type": "agent", "id": "publish", "role": "publisher", "instruction": "Publish the notice.", "tools": ["write_file"],
+               "max_turns": 3, "checks": [{"type": "non_empty"}]}
+    return long_playbook(tmp_path, monkeypatch, publish, {
+        "principals": [{"role": "publisher", "tools": ["write_file"], "side_effects": ["read", "write"]}],
+        "approvers": APPROVERS,
+        "gates": [{"name": "publish", "when": [{"type": "path_outside", "prefixes": ["drafts/"]}], "approver_roles": ["editor"],
+                   "reason": "published files are visible to others", "expires_after_seconds": 600}],
+    }, notes)
+
+
+def long_goal_reply(request: ModelRequest) -> ChatMessage:
+    """The scripted model of a long goal: the publisher writes LONG_TARGET, then reports; a drafter is `guided`;
+    a note is long (over INLINE_OUTPUT_CHARS: it crosses a continue-as-new in its archived part)."""
+    if step_role(request) == "publisher":
+        if not tool_messages(request):
+            return call_tool("write_file", {"path": LONG_TARGET, "content": "Notice: approved words."})
+        return answer("Published the notice.")
+    if step_role(request) == "drafter":
+        return guided(request)
+    task = request.messages[-1].content.rsplit("\n", 1)[-1]
+    return answer(f"Noted: {task} " + "Long enough to be archived by reference. " * 30)

@@ -18,7 +18,10 @@ refused, and nothing is written.
 Each goal runs under the workflow id `recorded-NAME`, and tests/test_replay.py replays NAME.json under
 the same id (a parent's child ids derive from its own, and replay compares them). A recipe whose goal
 delegates to subagents may also keep some children's histories (each a `GoalWorkflow` of its own, id
-`recorded-NAME/STEP`) as NAME-STEP.json.
+`recorded-NAME/STEP`) as NAME-STEP.json. A recipe whose goal continues as new says how many runs it takes:
+each run that ended there (WORKFLOW_EXECUTION_CONTINUED_AS_NEW, its next run's input in its last event) is
+kept as NAME-runN.json (N from 1), the final run as NAME.json; all under the same id, each replayed; a chain
+of another length is refused.
 
 Re-record when a workflow change is *meant* to change histories; otherwise a failing replay test means
 the change broke determinism for runs already in flight. tests/test_replay.py checks each history against
@@ -45,7 +48,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import settings
 from contracts.approvals import APPROVAL_SIGNAL, DENY_UPDATE, ApprovalSignal
-from contracts.goal import Budget, GoalRequest, GoalResult, GoalStatus
+from contracts.goal import STATUS_QUERY, Budget, GoalProgress, GoalRequest, GoalResult, GoalStatus, StepStatus
 from contracts.llm import ChatMessage, ModelRequest
 from devserver import find_binary
 from tests.fakes import (
@@ -76,7 +79,9 @@ from tests.helpers import (
     fan_in_playbook,
     explore_playbook,
     fallback_playbook,
+    gated_long_playbook,
     gated_playbook,
+    long_goal_reply,
     models,
     pending,
     replan_llm_plans,
@@ -94,6 +99,7 @@ from workflows.goal import GoalWorkflow
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 GOAL_TIMEOUT_S = 120  # the embedded model plans and writes in well under a minute
+CONTINUED_NOTES = 6  # `continue-as-new`: the first run drains after 4 or 5 notes (120 events), the second finishes
 Drive = Callable[[WorkflowHandle], Awaitable[None]]
 Setup = Callable[[Path, pytest.MonkeyPatch], GoalRequest]
 
@@ -110,6 +116,7 @@ class Recipe:
     drive: Drive | None = None
     children: tuple[str, ...] = ()  # subagent step ids whose child workflow's history is kept too
     plans: tuple[str, ...] = ()  # a PlannerServer's plans, in order: the goal plans and judges on it
+    runs: int = 1  # the goal's runs (it continues as new runs - 1 times): each ended run is kept as NAME-runN.json
 
 
 def workflow_id(name: str) -> str:
@@ -120,6 +127,17 @@ def workflow_id(name: str) -> str:
 
 def child_file(name: str, step: str) -> str:
     return f"{name}-{step}"
+
+
+def run_file(name: str, run: int) -> str:
+    """Run RUN (1 for the first) of recipe NAME's goal, one that ended by continuing as new."""
+    return f"{name}-run{run}"
+
+
+def recipe_of(stem: str) -> str:
+    """The recipe whose goal a history file belongs to: NAME for NAME.json and for its runs NAME-runN.json
+    (all recorded under `workflow_id(NAME)`); a child's file names its parent in its own request."""
+    return next((name for name, recipe in RECIPES.items() if stem in {run_file(name, run) for run in range(1, recipe.runs)}), stem)
 
 
 # --- what the humans do --------------------------------------------------------------------------
@@ -150,6 +168,22 @@ async def approve_as_alice(handle: WorkflowHandle) -> None:
 async def retry_with_guidance(handle: WorkflowHandle) -> None:
     (escalation,) = await waiting(handle)
     await resolve(handle, escalation, "bob", "retry", guidance="Say that durable execution keeps every step.")
+
+
+async def approve_after_continuing(handle: WorkflowHandle) -> None:
+    """Alice approves the one request only once the goal has continued as new (the request crossed the boundary
+    still pending, under the same id) and every other step that can run has finished: the publish's last turn
+    and the summary then run alone in the final run, whatever the timing."""
+    (request,) = await pending(handle)
+    while True:
+        progress = await handle.query(STATUS_QUERY, result_type=GoalProgress)
+        others = [s for s in progress.steps if s.step_id not in ("publish", "sum")]
+        if progress.continuations and all(s.status is StepStatus.COMPLETED for s in others):
+            break
+        await asyncio.sleep(0.05)
+    if [r.request_id for r in await pending(handle)] != [request.request_id]:
+        raise SystemExit(f"the request {request.request_id} did not cross the boundary as it was")
+    await decide(handle, "alice", request)
 
 
 def resolve_with(decision: str, guidance: str = "") -> Drive:
@@ -193,6 +227,13 @@ def builtin(goal: str, playbook: str | None = None) -> Setup:
 
 def escalating(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
     return GoalRequest(goal="Explain durable execution", playbook=escalating_playbook(folder, monkeypatch))
+
+
+def long_gated(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
+    """tests/helpers.py's `gated_long_playbook` (tests/test_continue_as_new.py's goal, fewer notes): a gated
+    publish beside independent note steps, two at a time, continuing as new past 120 history events."""
+    return GoalRequest(goal="Publish a notice and note facts", playbook=gated_long_playbook(folder, monkeypatch, CONTINUED_NOTES),
+                       max_parallel_steps=2, continue_as_new_after_events=120)
 
 
 def team(**options: object) -> Setup:
@@ -344,6 +385,10 @@ RECIPES: dict[str, Recipe] = {
         "two sql_query tool steps chained by extraction; one model call fills the second's SQL (model_fills)",
         sql_chain, GoalStatus.COMPLETED, fills_sql("SELECT COUNT(*) AS n FROM runs WHERE model = 'gpt-4o-mini'"),
     ),
+    "continue-as-new": Recipe(
+        "a long goal continues as new with its gated publish parked (approval pending); alice approves in the next run",
+        long_gated, GoalStatus.COMPLETED, long_goal_reply, approve_after_continuing, runs=2,
+    ),
 }
 
 
@@ -367,11 +412,14 @@ async def outcome(handle: WorkflowHandle, drive: Drive | None) -> GoalResult:
         await asyncio.gather(*tasks, return_exceptions=True)  # e.g. an Update's reply cut off by the cancel
 
 
-async def completed_history(handle: WorkflowHandle, name: str) -> WorkflowHistory:
-    """The workflow's history, once it ended COMPLETED (whatever the goal's status), replayed."""
+async def ended_history(
+    handle: WorkflowHandle, name: str, ended: EventType.ValueType = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+) -> WorkflowHistory:
+    """The run's history, once it ended as `ended` (COMPLETED whatever the goal's status, or CONTINUED_AS_NEW),
+    replayed."""
     history = await handle.fetch_history()
-    if history.events[-1].event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
-        raise SystemExit(f"{name}: the workflow did not complete: {EventType.Name(history.events[-1].event_type)}")
+    if history.events[-1].event_type != ended:
+        raise SystemExit(f"{name}: the run did not end {EventType.Name(ended)}: {EventType.Name(history.events[-1].event_type)}")
     await replay(history)
     return history
 
@@ -392,10 +440,17 @@ async def record(client: Client, name: str, folder: Path, out: Path) -> list[Pat
             result = await outcome(handle, recipe.drive)
     if result.status is not recipe.status:
         raise SystemExit(f"{name}: the goal ended {result.status.value}, not {recipe.status.value}: {result.error}")
-    histories = {name: await completed_history(handle, name)}
+    if len(result.continuations) != recipe.runs - 1:
+        raise SystemExit(f"{name}: the goal took {len(result.continuations) + 1} runs, not {recipe.runs}")
+    histories = {}
+    for continuation in result.continuations:  # each ended run, by its run id; the handle's id names the last
+        stem = run_file(name, continuation.run)
+        ran = client.get_workflow_handle(handle.id, run_id=continuation.run_id)
+        histories[stem] = await ended_history(ran, stem, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW)
+    histories[name] = await ended_history(client.get_workflow_handle(handle.id, run_id=(await handle.describe()).run_id), name)
     for step in recipe.children:
         child = client.get_workflow_handle(f"{handle.id}/{step}")
-        histories[child_file(name, step)] = await completed_history(child, child_file(name, step))
+        histories[child_file(name, step)] = await ended_history(child, child_file(name, step))
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for stem, history in histories.items():
@@ -433,7 +488,8 @@ def main() -> None:
         width = max(map(len, RECIPES))
         for name, recipe in RECIPES.items():
             model = "embedded" if recipe.respond is None else "scripted"
-            files = ", ".join(f"{child_file(name, step)}.json" for step in recipe.children)
+            stems = [child_file(name, step) for step in recipe.children] + [run_file(name, run) for run in range(1, recipe.runs)]
+            files = ", ".join(f"{stem}.json" for stem in stems)
             server = " (plans and judges on a PlannerServer)" if recipe.plans else ""
             print(f"{name:<{width}}  {model:<8}  {recipe.status.value:<15}  {recipe.scenario}{server}" + (f" (also {files})" if files else ""))
         return

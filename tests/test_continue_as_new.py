@@ -18,55 +18,16 @@ from temporalio.exceptions import ApplicationError
 from contracts.approvals import ApprovalEventKind, ApprovalStatus
 from contracts.continuation import DeskState, EscalationState, GoalCarry, LedgerState, SchedulerState
 from contracts.errors import ErrorType
-from contracts.goal import STATUS_QUERY, GoalProgress, GoalRequest, GoalResult, GoalStatus, StepResult, UsageTotals
-from contracts.llm import ModelRequest
+from contracts.goal import STATUS_QUERY, Continuation, GoalProgress, GoalRequest, GoalResult, GoalStatus, StepResult, UsageTotals
 from contracts.plan import Plan
 from contracts.policy import Policy
-from tests.fakes import GOOD, ScriptedModel, answer, guided
+from tests.fakes import GOOD, ScriptedModel, answer
 from tests.helpers import (
-    APPROVERS, ESCALATION_APPROVERS, decide, fake_activities, pending, replay, resolve, scheduled_activities, waiting, write_playbook,
+    APPROVERS, ESCALATION_APPROVERS, LONG_TARGET as TARGET, decide, fake_activities, gated_long_playbook, long_goal_reply as respond,
+    long_playbook, pending, replay, resolve, scheduled_activities, waiting, write_playbook,
 )
-from testkit.models import call_tool, step_role, tool_messages
 from worker import build_worker
-from workflows.goal import GoalWorkflow
-
-NOTES = 30
-TARGET = "published/long.md"
-
-
-def long_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: dict, policy: dict) -> str:
-    """`first` (a step that will wait for a person), beside NOTES independent note steps, then a summary of them."""
-    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
-    steps = [first] + [{"type": "agent", "id": f"n{i:02d}", "role": "researcher", "instruction": f"Note fact {i}.", "max_turns": 1,
-                        "checks": [{"type": "non_empty"}]} for i in range(NOTES)]
-    steps.append({"type": "agent", "id": "sum", "role": "researcher", "instruction": "Sum up.", "max_turns": 1,
-                  "depends_on": [first["id"], "n00", f"n{NOTES - 1:02d}"]})
-    policy["principals"].append({"role": "researcher", "tools": [], "side_effects": ["read"]})
-    return write_playbook(tmp_path / "playbooks", {"name": "long", "steps": steps, "policy": policy, "output_step": "sum"})
-
-
-def gated_long_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The first step is a publisher agent whose write is gated."""
-    publish = {"type": "agent", "id": "publish", "role": "publisher", "instruction": "Publish the notice.", "tools": ["write_file"],
-               "max_turns": 3, "checks": [{"type": "non_empty"}]}
-    return long_playbook(tmp_path, monkeypatch, publish, {
-        "principals": [{"role": "publisher", "tools": ["write_file"], "side_effects": ["read", "write"]}],
-        "approvers": APPROVERS,
-        "gates": [{"name": "publish", "when": [{"type": "path_outside", "prefixes": ["drafts/"]}], "approver_roles": ["editor"],
-                   "reason": "published files are visible to others", "expires_after_seconds": 600}],
-    })
-
-
-def respond(request: ModelRequest):
-    if step_role(request) == "publisher":
-        if not tool_messages(request):
-            return call_tool("write_file", {"path": TARGET, "content": "Notice: approved words."})
-        return answer("Published the notice.")
-    if step_role(request) == "drafter":
-        return guided(request)
-    task = request.messages[-1].content.rsplit("\n", 1)[-1]
-    return answer(f"Noted: {task} " + "Long enough to be archived by reference. " * 30)  # long: carried by its part
-
+from workflows.goal import GoalWorkflow, handed_on
 
 async def run_long(client: Client, task_queue: str, playbook: str, events: int, model: ScriptedModel) -> tuple[GoalResult, list[WorkflowHistory]]:
     """Run the goal; approve its one request only after it has continued as new at least once (if it does)."""
@@ -193,14 +154,19 @@ async def test_a_subagent_continues_as_new_with_its_approval_decided_through_the
     assert (foreman_home / "workspace" / TARGET).read_text() == "Notice: approved words."
 
 
-async def test_a_client_cannot_start_a_goal_with_carried_state(client: Client, task_queue: str) -> None:
-    """`resume` would let a client hand a goal approvals nobody gave: only continue-as-new may set it."""
+def made_up_carry() -> GoalCarry:
+    """Carried state a client wrote itself: a one-step plan, nothing spent, no approvals."""
     plan = Plan.model_validate({"goal": "x", "source": "playbook", "steps": [{"type": "agent", "id": "a", "role": "writer", "instruction": "x"}]})
-    forged = GoalCarry(
+    return GoalCarry(
         phase="executing", scheduler=SchedulerState(plan=plan, output_step="a"), progress=[],
         ledger=LedgerState(usage=UsageTotals(), started="2026-01-01T00:00:00Z"), desk=DeskState(policy=Policy()),
         escalations=EscalationState(policy=Policy()),
     )
+
+
+async def test_a_client_cannot_start_a_goal_with_carried_state(client: Client, task_queue: str) -> None:
+    """`resume` would let a client hand a goal approvals nobody gave: only continue-as-new may set it."""
+    forged = made_up_carry()
     model = ScriptedModel(lambda r: answer("never"))
     async with build_worker(client, task_queue, activities=fake_activities(model.activity())):
         with pytest.raises(WorkflowFailureError) as failure:
@@ -209,3 +175,12 @@ async def test_a_client_cannot_start_a_goal_with_carried_state(client: Client, t
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == ErrorType.RESUME_REFUSED.value
     assert not model.requests
+
+
+def test_only_the_run_a_carry_names_may_resume_from_it() -> None:
+    """A cron schedule's next run also has a continued_run_id: the carry must name that very run."""
+    carry = made_up_carry()
+    assert not handed_on(carry, None) and not handed_on(carry, "run-1")  # no continuation recorded: made up
+    carry.continuations.append(Continuation(run=1, run_id="run-1", history_events=10, history_bytes=100, at="2026-01-01T00:00:00Z",
+                                            finished_steps=0))
+    assert handed_on(carry, "run-1") and not handed_on(carry, "cron-run-7") and not handed_on(carry, None)

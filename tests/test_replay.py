@@ -3,7 +3,9 @@ break determinism for goals already in flight (re-record only when that is inten
 
 Each history is also checked against its row in SCENARIOS (keyed by file name): the events and the
 recorded GoalResult that make it the scenario its name says, so a re-recorded file cannot quietly
-stop covering its path. Recipes: `python -m tests.record_history --list`.
+stop covering its path. A run that continued as new (NAME-runN.json) has no GoalResult: its row is
+checked against the request it handed the next run (its carried state). Recipes: `python -m
+tests.record_history --list`.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
 from tests.helpers import replay, scheduled_activities
-from tests.record_history import workflow_id
+from tests.record_history import recipe_of, workflow_id
 
 HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"))
+CONTINUED = "continued_as_new"  # a Scenario's status for a run that handed the goal on instead of returning
 ACTIVITY_ENDS = {
     EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",
     EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: "activity_task_failed_event_attributes",
@@ -38,6 +41,11 @@ def goal_result(history: WorkflowHistory) -> dict:
 
 def goal_request(history: WorkflowHistory) -> dict:
     return json.loads(history.events[0].workflow_execution_started_event_attributes.input.payloads[0].data)
+
+
+def handed_on(history: WorkflowHistory) -> dict:
+    """The GoalRequest a run that continued as new handed its next run (`resume`: the carried state), as recorded."""
+    return json.loads(history.events[-1].workflow_execution_continued_as_new_event_attributes.input.payloads[0].data)
 
 
 def messages(history: WorkflowHistory) -> list[str]:
@@ -245,6 +253,54 @@ def chained_with_one_fill(h: WorkflowHistory, r: dict) -> bool:
             and json.loads(count["tool_calls"][0]["arguments_json"])["sql"].endswith("WHERE model = 'gpt-4o-mini'"))
 
 
+def parked_at_the_boundary(h: WorkflowHistory, handed: dict) -> bool:
+    """Run 1 of `continue-as-new`: the publish asked once and waited; the run drained and handed on its own
+    request with `resume` set: the publish parked with a journal of its completed model call (the write it
+    asked for), the request still pending under its id, and the notes finished so far (archived)."""
+    carry = handed["resume"]
+    (journal,) = carry["journals"]
+    (entry,) = journal["entries"]
+    (approval,) = carry["desk"]["requests"]
+    (continuation,) = carry["continuations"]
+    finished = [f["step_id"] for f in carry["scheduler"]["finished"]]
+    started = h.events[0].workflow_execution_started_event_attributes
+    return ("write_file" not in scheduled_activities(h) and summaries(h, "call_model")[0] == "publish: model turn 1"
+            and "archive_content" in scheduled_activities(h)  # finished steps cross the boundary by reference
+            and {k: v for k, v in handed.items() if k != "resume"} == {k: v for k, v in goal_request(h).items() if k != "resume"}
+            and goal_request(h)["resume"] is None and not started.continued_execution_run_id
+            and carry["scheduler"]["parked"] == ["publish"] and journal["step_id"] == "publish"
+            and entry["kind"] == "model" and [c["name"] for c in entry["response"]["message"]["tool_calls"]] == ["write_file"]
+            and journal["awaiting_request_id"] == approval["request_id"]
+            and (approval["step_id"], approval["tool"], approval["status"]) == ("publish", "write_file", "pending")
+            and [(e["kind"], e["request_id"]) for e in carry["desk"]["events"]] == [("requested", approval["request_id"])]
+            and (continuation["run"], continuation["parked_steps"]) == (1, ["publish"])
+            and continuation["run_id"] == started.original_execution_run_id
+            and continuation["history_events"] == len(h.events) - 2  # then the task completes and the run closes
+            and finished and all(f.startswith("n") for f in finished) and len(finished) == continuation["finished_steps"])
+
+
+def resumed_and_approved(h: WorkflowHistory, r: dict) -> bool:
+    """The final run of `continue-as-new`: it starts from run 1's carry (publish parked, no new plan); the
+    publish resumes from its journal (its first model turn is not made again) and waits on the same request;
+    alice's Update is accepted here; the write is scheduled once, after it; the goal completes whole."""
+    carry = goal_request(h)["resume"]
+    (continuation,) = r["continuations"]
+    (approval,) = r["approvals"]
+    kinds = [e["kind"] for e in r["audit"]]
+    started = h.events[0].workflow_execution_started_event_attributes
+    return (carry is not None and carry["scheduler"]["parked"] == ["publish"] and continuation["parked_steps"] == ["publish"]
+            and started.continued_execution_run_id == continuation["run_id"] and "plan_goal" not in scheduled_activities(h)
+            and scheduled_activities(h).count("write_file") == 1
+            and scheduled_only_after(h, "write_file", EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
+            and "publish: model turn 1" not in summaries(h, "call_model")  # answered from the journal
+            and summaries(h, "call_model")[-2:] == ["publish: model turn 2", "sum: model turn 1"]
+            and approval["request_id"] == carry["journals"][0]["awaiting_request_id"]
+            and (approval["status"], approval["decided_by"]) == ("approved", "alice")
+            and kinds.count("requested") == kinds.count("executed") == 1
+            and all(s["status"] == "completed" for s in r["steps"]) and r["output"] == r["steps"][-1]["output"]
+            and r["usage"]["model_calls"] == len(r["steps"]) + 1 and r["usage"]["tool_calls"] == 1)  # publish took two turns
+
+
 # --- what each scenario must show ----------------------------------------------------------------
 
 Proof = Callable[[WorkflowHistory, dict], bool]
@@ -252,8 +308,9 @@ Proof = Callable[[WorkflowHistory, dict], bool]
 
 @dataclass(frozen=True)
 class Scenario:
-    """The GoalResult status; every accepted Update and received Signal, in order; how many timers
-    fired; the most model calls in flight at once; and a proof of the rest, given (history, result)."""
+    """The GoalResult status (CONTINUED for a run that continued as new); every accepted Update and received
+    Signal, in order; how many timers fired; the most model calls in flight at once; and a proof of the rest,
+    given (history, result), or (history, the request handed on) for a run that continued as new."""
 
     status: str
     messages: tuple[str, ...] = ()
@@ -335,13 +392,17 @@ SCENARIOS: dict[str, Scenario] = {
     "replan-resolver": Scenario("completed", ("update:resolve",), proof=replanned_by_a_resolver),
     "fallback": Scenario("completed", proof=a_fallback_stood_in),
     "tool-chain": Scenario("completed", proof=chained_with_one_fill),
+    # The publish and a note start together; later notes run one at a time beside the waiting publish.
+    "continue-as-new-run1": Scenario(CONTINUED, model_calls_in_flight=2, proof=parked_at_the_boundary),
+    "continue-as-new": Scenario("completed", ("update:approve",), proof=resumed_and_approved),
 }
 
 
 def load(path: Path) -> WorkflowHistory:
-    """The history under the id it was recorded with: `recorded-NAME`, or a subagent's `<parent>/<step>`."""
+    """The history under the id it was recorded with: `recorded-NAME` (each run of NAME's chain too), or a
+    subagent's `<parent>/<step>`."""
     text = path.read_text()
-    history = WorkflowHistory.from_json(workflow_id(path.stem), text)
+    history = WorkflowHistory.from_json(workflow_id(recipe_of(path.stem)), text)
     parent = goal_request(history).get("parent")
     return WorkflowHistory.from_json(f"{parent['workflow_id']}/{parent['step_id']}", text) if parent else history
 
@@ -364,10 +425,14 @@ async def test_recorded_history_replays(path: Path) -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 def test_recorded_history_is_its_scenario(path: Path) -> None:
     assert path.stem in SCENARIOS, f"{path.name}: add a row to SCENARIOS that proves what its name says"
-    history = load(path)
-    assert history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
-    scenario, result = SCENARIOS[path.stem], goal_result(history)
-    assert result["status"] == scenario.status, result.get("error")
+    history, scenario = load(path), SCENARIOS[path.stem]
+    if scenario.status == CONTINUED:
+        assert history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+        result = handed_on(history)
+    else:
+        assert history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+        result = goal_result(history)
+        assert result["status"] == scenario.status, result.get("error")
     assert messages(history) == list(scenario.messages)
     assert timers_fired(history) == scenario.timers_fired
     assert most_in_flight(history) == scenario.model_calls_in_flight

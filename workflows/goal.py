@@ -79,6 +79,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.verification import Verification
 
 
+def handed_on(carry: GoalCarry, continued_run_id: str | None) -> bool:
+    """The carry came from the run this one continues: only the server sets `continued_run_id`, and the carry must
+    name that very run (a cron schedule's next run has one too), so a client cannot make up a goal's state (approvals!)."""
+    return continued_run_id is not None and bool(carry.continuations) and carry.continuations[-1].run_id == continued_run_id
+
+
 # An input that fails GoalRequest validation fails the run with a typed error instead of retrying forever.
 @workflow.defn(name=GOAL_WORKFLOW, failure_exception_types=[ValidationError])
 class GoalWorkflow:
@@ -105,8 +111,7 @@ class GoalWorkflow:
         self._executor = StepExecutor(context, step_runners(context), self._escalations, can_replan=lambda: self._scheduler.can_revise())
         self._scheduler = StepScheduler(request, self._executor, self._ledger, self._progress)
         self._continuations: list[Continuation] = []
-        # Only the server sets continued_run_id: a client cannot start a goal with state (approvals!) it made up.
-        self._resume_refused = request.resume is not None and workflow.info().continued_run_id is None
+        self._resume_refused = request.resume is not None and not handed_on(request.resume, workflow.info().continued_run_id)
         if request.resume is not None and not self._resume_refused:
             self._restore(request.resume)  # here, not in run(): queries and updates see the carried state at once
 

@@ -61,6 +61,7 @@ class StepScheduler:
         self.archived_outputs: dict[str, ArchivedOutput] = {}
         self.parts: list[ContentRef] = []
         self.archived: dict[str, int] = {}
+        self._loaded: dict[int, dict[str, StepResult]] = {}  # parts already loaded in this run: never twice
         self.triggered: dict[str, str] = {}  # fallback step id -> the failed step it stands in for
         self.replan_after: StepResult | None = None
         self.parked: list[str] = []  # steps to resume first (carried), then the steps parked for the next run
@@ -194,11 +195,13 @@ class StepScheduler:
         """Full results of the steps in the archived parts named, by step id."""
         loaded: dict[str, StepResult] = {}
         for index in sorted(set(indexes)):
-            text = await workflow.execute_activity(
-                LOAD_CONTENT_ACTIVITY, self.parts[index], result_type=ContentText,
-                summary=f"load finished steps (part {index + 1})", **ARCHIVE.kwargs(),
-            )
-            loaded |= {r.step_id: r for r in ArchivePart.model_validate_json(text.text).steps}
+            if index not in self._loaded:
+                text = await workflow.execute_activity(
+                    LOAD_CONTENT_ACTIVITY, self.parts[index], result_type=ContentText,
+                    summary=f"load finished steps (part {index + 1})", **ARCHIVE.kwargs(),
+                )
+                self._loaded[index] = {r.step_id: r for r in ArchivePart.model_validate_json(text.text).steps}
+            loaded |= self._loaded[index]
         return loaded
 
     async def _load_outputs(self, step_ids: Iterable[str]) -> None:
