@@ -13,7 +13,7 @@ from contracts.approvals import ApprovalEvent, ApprovalRequest
 from contracts.archive import ResultArchive
 from contracts.escalations import Escalation
 from contracts.llm import ModelSpec, TokenUsage
-from contracts.plan import PLAYBOOK_NAME_PATTERN, Plan
+from contracts.plan import PLAYBOOK_NAME_PATTERN, Plan, PlanStep
 from contracts.policy import Approver, GateRule, Principal
 from contracts.tools import MemoryWritten
 from contracts.verify import AcceptanceCheck, Decision, Verdict
@@ -250,7 +250,23 @@ class GoalResult(BaseModel):
     )
 
 
+class Artifact(BaseModel):
+    """Something a step produced, by hash: a tool's output (`ref`: its full text in the content store, when large)
+    or a long-term memory entry it wrote."""
+
+    tool: str
+    sha256: str
+    ref: str | None = None
+    memory_entry_id: int | None = None
+
+
+PREVIEW_CHARS = 160
+
+
 class StepProgress(BaseModel):
+    """One step in the `status` query: where it is, what it has spent against its own limits, and its working
+    memory (output by hash with a short preview, what its tools produced by hash). Carried across continue-as-new."""
+
     step_id: str
     role: str
     status: StepStatus
@@ -259,6 +275,27 @@ class StepProgress(BaseModel):
     score: float | None = None
     child_workflow_id: str | None = None
     candidates: list[CandidateResult] = Field(default_factory=list)
+    model_calls: int = 0
+    tool_calls: int = 0
+    max_model_calls: int | None = Field(default=None, description="The step's own limit, if it has one (the goal's applies too).")
+    max_tool_calls: int | None = None
+    output_sha256: str | None = None
+    output_preview: str = Field(default="", description=f"The output's first {PREVIEW_CHARS} characters.")
+    artifacts: list[Artifact] = Field(default_factory=list)
+
+    @classmethod
+    def pending(cls, step: PlanStep) -> StepProgress:
+        return cls(step_id=step.id, role=step.role, status=StepStatus.PENDING,
+                   max_model_calls=step.max_model_calls, max_tool_calls=step.max_tool_calls)
+
+    def sync(self, result: StepResult) -> None:
+        """Spend and working memory from the step's result so far."""
+        self.model_calls, self.tool_calls = len(result.model_calls), len(result.tool_calls)
+        self.artifacts = [Artifact(tool=c.tool, sha256=c.content_sha256, ref=c.content_ref,
+                                   memory_entry_id=c.memory.entry_id if c.memory else None)
+                          for c in result.tool_calls if c.ok and c.content_sha256]
+        if result.output_sha256:
+            self.output_sha256, self.output_preview = result.output_sha256, result.output[:PREVIEW_CHARS]
 
 
 class GoalProgress(BaseModel):

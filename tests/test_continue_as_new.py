@@ -43,6 +43,11 @@ async def run_long(client: Client, task_queue: str, playbook: str, events: int, 
                 assert [r.request_id for r in await pending(handle)] == [waiting.request_id]
             await decide(handle, "alice", waiting)
             result = await handle.result()
+            progress = await handle.query(STATUS_QUERY, result_type=GoalProgress)
+        # Working memory crosses the boundaries too: every step's output hash, the publish's written file by hash.
+        working = {p.step_id: p for p in progress.steps}
+        assert all(working[s.step_id].output_sha256 == s.output_sha256 for s in result.steps)
+        assert [a.tool for a in working["publish"].artifacts] == ["write_file"]
         runs = [c.run_id for c in result.continuations] + [(await handle.describe()).run_id]
         histories = [await client.get_workflow_handle(handle.id, run_id=run).fetch_history() for run in runs]
     for history in histories:

@@ -315,3 +315,7 @@ async def test_wall_clock_and_per_step_limits(client: Client, task_queue: str, t
     assert once.status is StepStatus.FAILED and once.error == "StepLimit: step 'once' used its 1 model calls"
     assert other.status is StepStatus.COMPLETED and result.status is GoalStatus.FAILED  # the goal went on
     assert progress.budget == Budget() and progress.usage.model_calls == 2
+    # Each step's spend against its own limit, and its working memory: the output by hash with a preview.
+    once_now, other_now = progress.steps
+    assert (once_now.model_calls, once_now.max_model_calls, once_now.output_sha256) == (1, 1, None)
+    assert other_now.output_sha256 == other.output_sha256 and other_now.output_preview == "nope" and other_now.max_model_calls is None

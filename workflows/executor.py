@@ -88,6 +88,7 @@ class StepExecutor:
         if result.status is StepStatus.COMPLETED:
             result.output_sha256 = sha256_text(result.output)
         progress.status = result.status
+        progress.sync(result)
         journal.end(step.id)
         return result
 

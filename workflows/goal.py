@@ -282,7 +282,7 @@ class GoalWorkflow:
         self._ledger.usage.add_model(plan.usage, plan.cost_usd, calls=plan.model_calls)
         self._desk.policy = self._escalations.policy = with_inherited(plan.policy, request.inherited_gates, request.inherited_approvers)
         for step in plan.steps:
-            self._progress[step.id] = StepProgress(step_id=step.id, role=step.role, status=StepStatus.PENDING)
+            self._progress[step.id] = StepProgress.pending(step)
         return plan
 
     async def _finish(self, request: GoalRequest, result: GoalResult) -> None:

@@ -268,7 +268,7 @@ class StepScheduler:
                                               error=f"replaced by plan {marker}", superseded_by=marker)
                 self.progress[step.id].status = StepStatus.SKIPPED
         for step in revised.steps:
-            self.progress[step.id] = StepProgress(step_id=step.id, role=step.role, status=StepStatus.PENDING)
+            self.progress[step.id] = StepProgress.pending(step)
         self.steps += revised.steps
         self.output_step = revised.output_step or revised.steps[-1].id
         return True

@@ -89,6 +89,7 @@ class AgentStepRunner:
         for turn in range(step.max_turns):
             result.turns += 1
             progress.turn = result.turns
+            progress.sync(result)
             last_turn = turn == step.max_turns - 1
             # The last turn offers no tools, so the loop always ends with an answer.
             response = await self._call_model(step, messages, [] if last_turn else schemas, result, spec, label)
