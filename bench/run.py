@@ -7,9 +7,12 @@ ratio against a baseline measured in the same run.
 3. replay cost of every history recorded above (temporalio Replayer), per event;
 4. history size of the research-brief playbook (and a wider search that overflows the 4,000-char preview)
    with the content store vs its tool outputs inline;
-5. the embedded model (LocalProvider, in process): load, chat latency and tokens/s, JSON-schema cost.
+5. the embedded model (LocalProvider, in process): load, chat latency and tokens/s, JSON-schema cost;
+6. the call cache on the embedded model: research-brief and research-team goals with the cache off vs on
+   (a cold run, then a warm one), through the real `call_model` and tools;
+7. a long goal: 400 steps continuing as new at the default 2,000 events vs the same goal in one history.
 
-    .venv/bin/python bench/run.py [--goals 3] [--steps 20] [--skip-embedded] [--keep-home]
+    .venv/bin/python bench/run.py [--goals 3] [--steps 20] [--skip-embedded] [--only 6 7] [--keep-home]
 """
 
 from __future__ import annotations
@@ -38,9 +41,12 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
 import settings  # noqa: E402
 from bench import embedded  # noqa: E402
+from bench.call_cache import CacheRun, cache_runs, load_embedded_model  # noqa: E402
+from bench.long_goal import DEFAULT_EVENTS, ONE_RUN_EVENTS, STEPS, LongRun, long_goal  # noqa: E402
 from bench.workloads import (  # noqa: E402
     SLEEPY_MODEL_SECONDS,
     Run,
+    bytes_by_kind,
     history_size,
     instant_model,
     median,
@@ -62,6 +68,14 @@ FANOUT_STEPS = 8
 WIDE_SEARCH_LIMIT = 50
 SECTION_TIMEOUT_S = 150
 GOAL_TIMEOUT_S = 60
+# Sections 6 and 7 run longer goals than 1 to 4: 8 goals on the embedded model (a research-team goal makes
+# about ten model calls; one call takes 0.5 s on an idle core and 6 to 9 s when another process keeps the
+# cores busy, see section 5), and two 400-step goals (tests/test_bounded_result.py allows 240 s for one).
+CACHE_SECTION_TIMEOUT_S, CACHE_GOAL_TIMEOUT_S = 900, 240
+LONG_SECTION_TIMEOUT_S, LONG_GOAL_TIMEOUT_S = 600, 280
+CACHE_PLAYBOOKS = ("research-brief", "research-team")
+CACHE_GOAL = "Explain how durable execution makes AI agents safe to retry"  # starter.DEMO_GOAL
+SECTIONS = ("1", "2", "3", "4", "5", "6", "7")
 PHASES = {
     "dispatch": "workflow task wait (scheduled -> started, server)",
     "workflow task": "workflow task run (started -> completed, worker)",
@@ -78,7 +92,8 @@ class Report:
 
     def add(self, section: str, measure: str, value: str, baseline: str = "", ratio: str = "") -> None:
         self.rows.append((section, measure, value, baseline, ratio))
-        extra = f"   (baseline {baseline}; {ratio})" if baseline or ratio else ""
+        notes = "; ".join(part for part in (f"baseline {baseline}" if baseline else "", ratio) if part)
+        extra = f"   ({notes})" if notes else ""
         print(f"  {measure}: {value}{extra}", flush=True)
 
     def skip(self, section: str, reason: str) -> None:
@@ -250,14 +265,109 @@ async def embedded_model(report: Report) -> None:
         print(f"  {name} calls: [{each}] ms; sample reply: {calls.sample[:140]!r}")
 
 
-async def section(report: Report, name: str, title: str, body: Callable[[], Awaitable[None]]) -> None:
+def _tokens(run: Run) -> str:
+    usage = run.result.usage
+    return f"{usage.prompt_tokens:,}+{usage.completion_tokens:,} tokens"
+
+
+def report_cache_run(report: Report, item: CacheRun) -> None:
+    """One goal of section 6, as soon as it finished."""
+    usage, run = item.run.result.usage, item.run
+    model_rows, tool_rows = item.entries
+    error = f" ({run.result.error})" if run.result.error else ""
+    report.add("6", f"{item.playbook}, {item.mode}",
+               f"{run.result.status.value}{error}, {usage.model_calls} model calls, {_tokens(run)}, "
+               f"cache hits {usage.cache_hits.model} model / {usage.cache_hits.tool} tool, {usage.tool_calls} tool calls, "
+               f"{run.wall_ms / 1000:,.1f} s",
+               f"cache file {item.cache_file.name}: {model_rows} model / {tool_rows} tool entries after")
+
+
+def report_cache_ratio(report: Report, runs: list[CacheRun]) -> None:
+    """Warm run against the median of the two cache-off runs, per playbook."""
+    for playbook in CACHE_PLAYBOOKS:
+        off = [r.run for r in runs if r.playbook == playbook and r.mode.startswith("cache off")]
+        warm = [r.run for r in runs if r.playbook == playbook and r.mode.endswith("warm")]
+        if not off or not warm:
+            continue
+        w, off_wall = warm[0], median([r.wall_ms for r in off])
+        off_calls = median([r.result.usage.model_calls for r in off])
+        off_tokens = median([r.result.usage.total_tokens for r in off])
+        report.add("6", f"{playbook}: warm vs cache off (median of {len(off)})",
+                   f"{w.wall_ms / 1000:,.1f} s, {w.result.usage.model_calls} model calls, {w.result.usage.total_tokens:,} tokens",
+                   f"{off_wall / 1000:,.1f} s, {off_calls:g} model calls, {off_tokens:,.0f} tokens",
+                   f"{off_wall / w.wall_ms:.1f}x faster; {w.result.usage.model_calls}/{off_calls:g} calls, "
+                   f"{w.result.usage.total_tokens:,}/{off_tokens:,.0f} tokens")
+
+
+async def call_cache(client: Client, report: Report, tmp: Path) -> None:
+    model_file = await load_embedded_model()
+    report.add("6", "embedded model", f"{model_file} (loaded before the first goal)")
+    runs: list[CacheRun] = []
+    for playbook in CACHE_PLAYBOOKS:
+        runs += await cache_runs(client, tmp / "call-cache", playbook, CACHE_GOAL, CACHE_GOAL_TIMEOUT_S,
+                                 lambda item: report_cache_run(report, item))
+    report_cache_ratio(report, runs)
+    for item in runs:
+        calls = [c for s in item.run.result.steps for c in s.model_calls]
+        print(f"  {item.playbook}, {item.mode}: top-level steps' model calls cached "
+              f"{[c.cached for c in calls]}; output {item.run.result.output[:100]!r}")
+
+
+def _sizes(values: list[int]) -> str:
+    return "[" + ", ".join(f"{v:,}" for v in values) + "]"
+
+
+def _kinds(history) -> str:
+    """The three kinds of event that weigh most in a history."""
+    top = list(bytes_by_kind(history).items())[:3]
+    return "; ".join(f"{kind.lower()} {size:,} B ({count})" for kind, (count, size) in top)
+
+
+def report_long(report: Report, long: LongRun, one: LongRun) -> None:
+    label = f"wide{STEPS}"
+    for item in (long, one):
+        r = item.run.result
+        report.add("7", f"{label}, continue as new after {item.limit:,} events: status, runs",
+                   f"{r.status.value}, {len(item.histories)} run(s), {r.usage.model_calls} model calls, "
+                   f"{item.full_steps} steps", "", r.error or "")
+    report.add("7", f"{label}: history events per run (whole histories)", _sizes(long.events_per_run),
+               f"{_sizes(one.events_per_run)} at limit {one.limit:,}",
+               f"largest run {max(long.events_per_run) / max(one.events_per_run):.2f}x the single history")
+    report.add("7", f"{label}: Continuation.history_events / history_bytes when each run continued (limit {long.limit:,} events)",
+               f"{_sizes([c.history_events for c in long.continuations])} / {_sizes([c.history_bytes for c in long.continuations])} B",
+               "", f"{max(c.history_events for c in long.continuations) / long.limit:.0%} of the limit" if long.continuations else "")
+    report.add("7", f"{label}: history bytes per run (sum of event sizes)", _sizes(long.bytes_per_run) + " B",
+               _sizes(one.bytes_per_run) + " B", f"all runs {sum(long.bytes_per_run) / sum(one.bytes_per_run):.2f}x the single history")
+    report.add("7", f"{label}: carried bytes per continuation (next run's input)",
+               _sizes([c.carried_bytes for c in long.continuations]) + " B")
+    report.add("7", f"{label}: finished steps at each continuation", _sizes([c.finished_steps for c in long.continuations]))
+    report.add("7", f"{label}: compact GoalResult / reassembled full result",
+               f"{long.compact_bytes:,} B / {long.full_bytes:,} B",
+               f"{one.compact_bytes:,} B / {one.full_bytes:,} B",
+               f"full {long.full_bytes / long.compact_bytes:.1f}x compact")
+    report.add("7", f"{label}: goal wall time", f"{long.run.wall_ms / 1000:,.1f} s", f"{one.run.wall_ms / 1000:,.1f} s one history",
+               f"{long.run.wall_ms / one.run.wall_ms:.2f}x")
+    for item in (long, one):
+        for i, history in enumerate(item.histories, 1):
+            report.add("7", f"{label}, limit {item.limit:,}, run {i}: heaviest events (count)", _kinds(history))
+
+
+async def long_goals(client: Client, report: Report, folder: Path) -> None:
+    long = await long_goal(client, folder, DEFAULT_EVENTS, LONG_GOAL_TIMEOUT_S)
+    one = await long_goal(client, folder, ONE_RUN_EVENTS, LONG_GOAL_TIMEOUT_S)
+    report_long(report, long, one)
+
+
+async def section(report: Report, name: str, title: str, body: Callable[[], Awaitable[None]],
+                  limits: tuple[float, float] = (SECTION_TIMEOUT_S, GOAL_TIMEOUT_S)) -> None:
+    """Run one section within its time limit (`limits`: a section, a goal); a failure skips only it."""
     print(f"\n[{name}] {title}", flush=True)
     started = time.perf_counter()
     try:
-        async with asyncio.timeout(SECTION_TIMEOUT_S):
+        async with asyncio.timeout(limits[0]):
             await body()
     except TimeoutError:
-        report.skip(name, f"timed out (limits: {GOAL_TIMEOUT_S} s a goal, {SECTION_TIMEOUT_S} s a section); see the load average")
+        report.skip(name, f"timed out (limits: {limits[1]:.0f} s a goal, {limits[0]:.0f} s a section); see the load average")
     except Exception as exc:  # one broken section must not hide the others' numbers
         report.skip(name, f"{type(exc).__name__}: {exc}")
         traceback.print_exc(limit=3)
@@ -272,7 +382,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description="Foreman benchmarks (prints numbers; asserts nothing).")
     parser.add_argument("--goals", type=int, default=3, help="measured goals per configuration")
     parser.add_argument("--steps", type=int, default=20, help="steps in the orchestration playbook")
-    parser.add_argument("--skip-embedded", action="store_true")
+    parser.add_argument("--skip-embedded", action="store_true", help="skip sections 5 and 6 (the embedded model)")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                        help="run only these sections (any of 1 to 4 runs sections 1 to 4 together)")
     parser.add_argument("--keep-home", action="store_true", help="keep the temporary FOREMAN_HOME and playbooks")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -280,7 +392,7 @@ async def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="foreman-bench-"))
     os.environ["FOREMAN_HOME"] = str(tmp / "home")
     os.environ["FOREMAN_PLAYBOOKS_DIR"] = str(tmp / "playbooks")
-    for name in ("FOREMAN_WORKSPACE", "FOREMAN_CONTENT_STORE", "FOREMAN_CORPUS_INDEX", "FOREMAN_CORPUS"):
+    for name in ("FOREMAN_WORKSPACE", "FOREMAN_CONTENT_STORE", "FOREMAN_CORPUS_INDEX", "FOREMAN_CORPUS", "FOREMAN_CACHE_PATH"):
         os.environ.pop(name, None)
     folder = tmp / "playbooks"
     chain = steps_playbook(folder, f"bench-chain{args.steps}", args.steps, chained=True)
@@ -311,13 +423,30 @@ async def main() -> None:
             await section(report, "4", "history size with the content store",
                           lambda: extend(runs, history_sizes(client, report, tmp, folder)))
 
-    await section(report, "1a", "baseline: dev server with its default dynamic config", baseline)
-    await section(report, "1-4", "dev server with settings.DEV_SERVER_FLAGS", tuned)
-    await section(report, "3", "replay cost", lambda: replay_cost(report, runs + default_runs))
-    if args.skip_embedded:
-        report.skip("5", "--skip-embedded")
-    else:
-        await section(report, "5", "embedded model (LocalProvider, in process)", lambda: embedded_model(report))
+    async def cache_section() -> None:
+        async with dev_server(settings.DEV_SERVER_FLAGS) as client:
+            await call_cache(client, report, tmp)
+
+    async def long_section() -> None:
+        async with dev_server(settings.DEV_SERVER_FLAGS) as client:
+            await long_goals(client, report, folder)
+
+    if {"1", "2", "3", "4"} & set(args.only):
+        await section(report, "1a", "baseline: dev server with its default dynamic config", baseline)
+        await section(report, "1-4", "dev server with settings.DEV_SERVER_FLAGS", tuned)
+        await section(report, "3", "replay cost", lambda: replay_cost(report, runs + default_runs))
+    for name, title, body in (("5", "embedded model (LocalProvider, in process)", lambda: embedded_model(report)),
+                              ("6", "call cache on the embedded model: cache off vs cold vs warm", cache_section)):
+        if name not in args.only:
+            continue
+        if args.skip_embedded:
+            report.skip(name, "--skip-embedded")
+        else:
+            await section(report, name, title, body, (CACHE_SECTION_TIMEOUT_S, CACHE_GOAL_TIMEOUT_S) if name == "6" else
+                          (SECTION_TIMEOUT_S, GOAL_TIMEOUT_S))
+    if "7" in args.only:
+        await section(report, "7", f"long goal: {STEPS} steps, continue as new at {DEFAULT_EVENTS:,} events vs one history",
+                      long_section, (LONG_SECTION_TIMEOUT_S, LONG_GOAL_TIMEOUT_S))
 
     print(f"\nSummary ({time.perf_counter() - started:.0f} s total, {os.cpu_count()} CPUs, {load()}):\n")
     print(report.table())

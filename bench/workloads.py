@@ -120,16 +120,18 @@ class Run:
         return self.result.status is GoalStatus.COMPLETED
 
 
-async def timed_goal(client: Client, task_queue: str, request: GoalRequest, label: str, timeout: float = 60) -> Run:
-    """Start a goal, wait for its result (wall time from start request to result), fetch its history.
-    Gated actions (research-brief's publish) are approved at once, as a waiting human would."""
+async def timed_goal(client: Client, task_queue: str, request: GoalRequest, label: str, timeout: float = 60,
+                     approvers: tuple[str, ...] = ("bob", "carol")) -> Run:
+    """Start a goal, wait for its result (wall time from start request to result), fetch its history (the
+    last run's, when the goal continued as new). Gated actions (research-brief's publish) are approved at
+    once by `approvers`, as a waiting human would."""
     async with asyncio.timeout(timeout):
         started = time.perf_counter()
         handle = await client.start_workflow(
             GoalWorkflow.run, request, id=f"bench-{re.sub(r'[^a-z0-9]+', '-', label.lower())}-{uuid.uuid4().hex[:8]}",
             task_queue=task_queue,
         )
-        approver = asyncio.create_task(approve_everything(handle, ("bob", "carol")))
+        approver = asyncio.create_task(approve_everything(handle, approvers))
         try:
             result = await handle.result()
         finally:
@@ -262,6 +264,26 @@ def history_size(history: WorkflowHistory, tool: str = "search_corpus") -> Histo
         preview_bytes=preview_bytes,
         inline_total_bytes=total + extra,
     )
+
+
+def bytes_by_kind(history: WorkflowHistory) -> dict[str, tuple[int, int]]:
+    """{event kind: (events, bytes)}, largest first; activity events are split by activity type
+    ("ACTIVITY_TASK_SCHEDULED:archive_content")."""
+    scheduled = {
+        e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    }
+    kinds: dict[str, tuple[int, int]] = {}
+    for e in history.events:
+        kind = EventType.Name(e.event_type).removeprefix("EVENT_TYPE_")
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            kind += ":" + scheduled[e.event_id]
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            kind += ":" + scheduled.get(e.activity_task_completed_event_attributes.scheduled_event_id, "?")
+        count, size = kinds.get(kind, (0, 0))
+        kinds[kind] = (count + 1, size + e.ByteSize())
+    return dict(sorted(kinds.items(), key=lambda item: -item[1][1]))
 
 
 async def replay_ms(histories: list[WorkflowHistory], repeats: int = 5) -> list[tuple[int, float]]:
