@@ -60,6 +60,11 @@ def foreman_home() -> Path:
     return Path(env("FOREMAN_HOME", str(PROJECT_ROOT / ".foreman")) or "").resolve()
 
 
+def keys_dir() -> Path:
+    """Where `starter.py keygen` keeps approvers' signing keys (FOREMAN_KEYS_DIR, default ~/.config/foreman/keys)."""
+    return Path(env("FOREMAN_KEYS_DIR", str(Path.home() / ".config" / "foreman" / "keys")) or "").expanduser()
+
+
 def workspace_dir() -> Path:
     return Path(env("FOREMAN_WORKSPACE", str(foreman_home() / "workspace")) or "").resolve()
 

@@ -3,10 +3,11 @@
     python starter.py run "GOAL" [--playbook NAME] [--id ID] [--no-wait] [--json] [--executor-provider openai ...]
     python starter.py status ID | result ID [--json] | cancel ID
     python starter.py pending ID [--json]
-    python starter.py approve ID REQUEST_ID --as NAME [--comment TEXT] [--action-sha256 HASH]
-    python starter.py deny ID REQUEST_ID --as NAME [--comment TEXT]
+    python starter.py approve ID REQUEST_ID --as NAME [--comment TEXT] [--action-sha256 HASH] [--key FILE]
+    python starter.py deny ID REQUEST_ID --as NAME [--comment TEXT] [--key FILE]
     python starter.py escalations ID [--json]
-    python starter.py resolve ID ESCALATION_ID --as NAME --decision accept|retry|abort [--guidance TEXT]
+    python starter.py resolve ID ESCALATION_ID --as NAME --decision accept|retry|abort [--guidance TEXT] [--key FILE]
+    python starter.py keygen --as NAME [--force]        # an approver's signing key pair (public key for the policy)
     python starter.py demo [--playbook research-team]   # dev server (if none) + worker + a demo goal
 """
 
@@ -35,6 +36,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 import devserver
+import approver_keys
 import settings
 from contracts.approvals import APPROVE_UPDATE, DENY_UPDATE, PENDING_QUERY, ApprovalDecision, ApprovalRequest
 from contracts.escalations import ESCALATIONS_QUERY, RESOLVE_UPDATE, Escalation, EscalationDecision, ResolveRequest
@@ -157,11 +159,20 @@ def _describe_arguments(arguments_json: str) -> str:
 
 
 async def decide(handle: WorkflowHandle, verdict: str, request_id: str, approver: str, comment: str = "",
-                 action_sha256: str | None = None) -> ApprovalRequest:
-    """One approve/deny Update; its id makes a repeated identical call idempotent."""
+                 action_sha256: str | None = None, key: bytes | None = None) -> ApprovalRequest:
+    """One approve/deny Update; its id makes a repeated identical call idempotent. With `key`, the decision is
+    signed over the request as the goal lists it (the workflow it waits in, its action hash)."""
+    signature = None
+    if key is not None:
+        requests = await handle.query(PENDING_QUERY, result_type=list[ApprovalRequest])
+        request = next((r for r in requests if r.request_id == request_id), None)
+        if request is None:
+            fail(f"request {request_id} is not pending in {handle.id}: nothing to sign", code=1)
+        signature = approver_keys.signed(key, request.workflow_id or handle.id, request_id, request.action_sha256, verdict, approver)
+        action_sha256 = action_sha256 or request.action_sha256
     return await handle.execute_update(
         APPROVE_UPDATE if verdict == "approve" else DENY_UPDATE,
-        ApprovalDecision(request_id=request_id, approver=approver, comment=comment, action_sha256=action_sha256),
+        ApprovalDecision(request_id=request_id, approver=approver, comment=comment, action_sha256=action_sha256, signature=signature),
         id=f"{verdict}-{request_id}-{approver}",
         result_type=ApprovalRequest,
     )
@@ -349,7 +360,8 @@ async def cmd_pending(args: argparse.Namespace) -> int:
 async def cmd_decide(args: argparse.Namespace) -> int:
     handle = (await _client()).get_workflow_handle(args.workflow_id)
     try:
-        request = await decide(handle, args.command, args.request_id, args.approver, args.comment or "", args.action_sha256)
+        key = _key(args.approver, args.key)
+        request = await decide(handle, args.command, args.request_id, args.approver, args.comment or "", args.action_sha256, key)
     except WorkflowUpdateFailedError as err:
         fail(f"{args.command} rejected: {getattr(err.cause, 'message', err.cause)}", code=1)
     except Exception as err:  # noqa: BLE001 - e.g. the workflow is not running
@@ -368,7 +380,15 @@ async def cmd_resolve(args: argparse.Namespace) -> int:
     request = ResolveRequest(
         escalation_id=args.escalation_id, resolver=args.resolver, decision=args.decision, guidance=args.guidance or ""
     )
+    key = _key(args.resolver, args.key)
     try:
+        if key is not None:  # signed over the escalation as the goal lists it
+            open_ = await handle.query(ESCALATIONS_QUERY, result_type=list[Escalation])
+            escalation = next((e for e in open_ if e.escalation_id == args.escalation_id), None)
+            if escalation is None:
+                fail(f"escalation {args.escalation_id} is not open in {args.workflow_id}: nothing to sign", code=1)
+            request.signature = approver_keys.signed(key, escalation.workflow_id or args.workflow_id, escalation.escalation_id,
+                                                     escalation.output_sha256 or "", args.decision, args.resolver)
         escalation = await handle.execute_update(
             RESOLVE_UPDATE, request, id=f"resolve-{args.escalation_id}-{args.resolver}", result_type=Escalation
         )
@@ -377,6 +397,25 @@ async def cmd_resolve(args: argparse.Namespace) -> int:
     except _UPDATE_ERRORS as err:
         fail(f"cannot resolve on {args.workflow_id}: {_failure_text(err)}", code=1)
     print(f"escalation {escalation.escalation_id}: {args.decision} by {args.resolver}")
+    return 0
+
+
+def _key(name: str, key_file: str | None) -> bytes | None:
+    """The signing key for decisions made as `name` (`--key`, else the one `keygen` made, if any)."""
+    try:
+        return approver_keys.private_key(name, key_file)
+    except (OSError, ValueError) as err:
+        fail(f"cannot read the signing key for {name!r}: {err}", code=1)
+
+
+async def cmd_keygen(args: argparse.Namespace) -> int:
+    try:
+        path, public = approver_keys.keygen(args.approver, args.force)
+    except (OSError, ValueError) as err:
+        fail(f"cannot make a key for {args.approver!r}: {err}", code=1)
+    print(f"private key: {path} (keep it; decisions as {args.approver} are signed with it)")
+    print(f"public key:  {public}")
+    print(f'policy:      {{"name": "{args.approver}", "roles": [...], "public_key": "{public}"}}')
     return 0
 
 
@@ -438,12 +477,17 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--as", dest="approver", required=True, help="the approver's name (see the policy's approvers)")
         p.add_argument("--comment")
         p.add_argument("--action-sha256", help="refuse unless the request's action has this hash")
+        p.add_argument("--key", help="sign with this private key (default: the one `keygen --as NAME` made, if any)")
     p = sub.add_parser("resolve", help="decide an escalated step")
     p.add_argument("workflow_id")
     p.add_argument("escalation_id")
     p.add_argument("--as", dest="resolver", required=True, help="the resolver's name (an approver in the policy)")
     p.add_argument("--decision", required=True, choices=[d.value for d in EscalationDecision])
     p.add_argument("--guidance", help="added to the step's instruction on retry")
+    p.add_argument("--key", help="sign with this private key (default: the one `keygen --as NAME` made, if any)")
+    p = sub.add_parser("keygen", help="make an approver's signing key pair")
+    p.add_argument("--as", dest="approver", required=True)
+    p.add_argument("--force", action="store_true", help="replace an existing key")
     for name in ("status", "result", "cancel", "pending", "escalations"):
         p = sub.add_parser(name)
         p.add_argument("workflow_id")
@@ -457,7 +501,7 @@ def main() -> None:
     handler = {
         "run": cmd_run, "demo": cmd_demo, "status": cmd_status, "result": cmd_result, "cancel": cmd_cancel,
         "pending": cmd_pending, "approve": cmd_decide, "deny": cmd_decide,
-        "escalations": cmd_escalations, "resolve": cmd_resolve,
+        "escalations": cmd_escalations, "resolve": cmd_resolve, "keygen": cmd_keygen,
     }
     try:
         code = asyncio.run(handler[args.command](args))

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from contracts.escalations import Escalation
+from contracts.policy import DecisionSignature
 
 APPROVE_UPDATE = "approve"
 DENY_UPDATE = "deny"
@@ -65,6 +66,7 @@ class ApprovalDecision(BaseModel):
     approver: str
     comment: str = ""
     action_sha256: str | None = Field(default=None, description="If given, must match the request's action.")
+    signature: DecisionSignature | None = Field(default=None, description="Required when the approver has a key.")
 
 
 class ApprovalSignal(BaseModel):
@@ -75,6 +77,7 @@ class ApprovalSignal(BaseModel):
     decision: Literal["approve", "deny"]
     comment: str = ""
     action_sha256: str | None = None
+    signature: DecisionSignature | None = None
 
 
 class ApprovalEventKind(StrEnum):

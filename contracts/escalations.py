@@ -11,6 +11,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from contracts.policy import DecisionSignature
+
 RESOLVE_UPDATE = "resolve"
 RESOLVE_SIGNAL = "resolve_signal"  # the same decision for clients (and parent goals) that can only signal
 ESCALATIONS_QUERY = "escalations"
@@ -67,3 +69,4 @@ class ResolveRequest(BaseModel):
     resolver: str = Field(min_length=1, max_length=200)
     decision: EscalationDecision
     guidance: str = Field(default="", max_length=4_000, description="Added to the step's instruction on retry.")
+    signature: DecisionSignature | None = Field(default=None, description="Required when the resolver has a key.")

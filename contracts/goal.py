@@ -76,6 +76,7 @@ class GoalRequest(BaseModel):
         default_factory=list, description="A subagent's ancestors' gate rules: they apply in the child first, so delegating never skips an approval.",
     )
     inherited_approvers: list[Approver] = Field(default_factory=list, description="The ancestors' approvers, for those rules.")
+    inherited_require_signatures: bool = Field(default=False, description="An ancestor's policy requires signed decisions.")
     scopes: list[Principal] = Field(
         default_factory=list,
         description="Outer limits on every role's permissions: a subagent gets its parent role's principal (and the parent's scopes).",

@@ -4,10 +4,12 @@ A policy ships with its playbook (or is the default policy file); it is declared
 never in prompts, and the planner's model cannot change it. Everything not allowed is denied.
 """
 
+import base64
+import binascii
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from contracts.tools import SideEffect
 
@@ -22,11 +24,35 @@ class Principal(BaseModel):
     paths: list[str] = Field(default_factory=lambda: ["*"], description="Workspace path globs for file tools.")
 
 
+def valid_public_key(public_key: str) -> bool:
+    """A raw 32-byte key in base64 (Ed25519's public key size)."""
+    try:
+        return len(base64.b64decode(public_key, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
 class Approver(BaseModel):
-    """A human who may decide approval requests, with the roles they hold."""
+    """A human who may decide approval requests, with the roles they hold. With a `public_key`, every decision
+    made in their name must carry their signature (`core/signatures.py`)."""
 
     name: str = Field(min_length=1)
     roles: list[str] = Field(default_factory=list)
+    public_key: str | None = Field(default=None, description="Ed25519 public key, raw 32 bytes in base64.")
+
+    @field_validator("public_key")
+    @classmethod
+    def _key_is_ed25519(cls, value: str | None) -> str | None:
+        if value is not None and not valid_public_key(value):
+            raise ValueError("public_key must be a raw 32-byte Ed25519 public key in base64")
+        return value
+
+
+class DecisionSignature(BaseModel):
+    """An approver's signature over a decision (`core/signatures.py` says what is signed and how)."""
+
+    signed_at: int = Field(description="Unix seconds when it was signed (part of the signed message).")
+    signature: str = Field(min_length=1, max_length=200, description="Base64 Ed25519 signature.")
 
 
 class GateKind(StrEnum):
@@ -105,6 +131,7 @@ class Policy(BaseModel):
     approvers: list[Approver] = Field(default_factory=list)
     gates: list[GateRule] = Field(default_factory=list)
     escalations: EscalationPolicy = Field(default_factory=EscalationPolicy)
+    require_signatures: bool = Field(default=False, description="Every decision must be signed by its approver's key.")
 
     def principal(self, role: str) -> Principal | None:
         return next((p for p in self.principals if p.role == role), None)

@@ -114,13 +114,15 @@ def evaluate(
     return PolicyDecision("allow")
 
 
-def with_inherited(policy: Policy, gates: Sequence[GateRule], approvers: Sequence[Approver]) -> Policy:
+def with_inherited(policy: Policy, gates: Sequence[GateRule], approvers: Sequence[Approver], require_signatures: bool = False) -> Policy:
     """A subagent's policy: its ancestors' gate rules first (the first matching rule decides, so theirs govern),
-    then its own; its own approvers plus the ancestors' (an approver it names itself keeps its own roles)."""
-    if not gates and not approvers:
+    then its own; the ancestors' approvers as they defined them (roles and key: a child's playbook cannot
+    redefine who an approver is), then its own others; signatures required if any ancestor requires them."""
+    if not gates and not approvers and not require_signatures:
         return policy
-    own = {a.name for a in policy.approvers}
+    inherited = {a.name for a in approvers}
     return policy.model_copy(update={
         "gates": [*gates, *policy.gates],
-        "approvers": [*policy.approvers, *(a for a in approvers if a.name not in own)],
+        "approvers": [*approvers, *(a for a in policy.approvers if a.name not in inherited)],
+        "require_signatures": policy.require_signatures or require_signatures,
     })

@@ -215,7 +215,7 @@ class ApprovalRouter:
     async def forward(self, child: str, decision: ApprovalDecision, verdict: Verdict) -> None:
         signal = ApprovalSignal(
             request_id=decision.request_id, approver=decision.approver, decision=verdict,
-            comment=decision.comment, action_sha256=decision.action_sha256,
+            comment=decision.comment, action_sha256=decision.action_sha256, signature=decision.signature,
         )
         await workflow.get_external_workflow_handle(child).signal(APPROVAL_SIGNAL, signal)
 

@@ -26,10 +26,12 @@ with workflow.unsafe.imports_passed_through():
         ApprovalStatus,
     )
     from contracts.continuation import DeskState
-    from contracts.policy import Approver, GateRule, Policy
+    from contracts.policy import Approver, DecisionSignature, GateRule, Policy
+    from core.signatures import decision_message, verify
 
 Verdict = Literal["approve", "deny"]
 REJECTED = "ApprovalRejected"
+SIGNATURE_SKEW_SECONDS = 300  # clocks differ: a signature may be dated this far outside the request's lifetime
 
 
 def reject(message: str, error_type: str = REJECTED) -> ApplicationError:
@@ -55,6 +57,27 @@ def human_approver(policy: Policy, name: str, requested_by: str | None = None, e
     if approver is None:
         raise reject(f"{name!r} is not an approver in this goal's policy", error_type)
     return approver
+
+
+def check_signature(
+    policy: Policy, approver: Approver, signature: DecisionSignature | None, *, subject: str, action_sha256: str,
+    decision: str, asked_at: datetime, error_type: str = REJECTED,
+) -> None:
+    """An approver with a key (or any, under `require_signatures`) must have signed exactly this decision on this
+    request in this workflow, within its lifetime: a name alone, a signature by another key, or one replayed from
+    another request, decision or goal is refused."""
+    if approver.public_key is None:
+        if policy.require_signatures:
+            raise reject(f"{approver.name!r} has no public key and this goal's policy requires signed decisions", error_type)
+        return
+    if signature is None:
+        raise reject(f"decisions by {approver.name!r} must be signed with their key (starter.py approve --as {approver.name})", error_type)
+    now, asked = workflow.now().timestamp(), asked_at.timestamp()
+    if not asked - SIGNATURE_SKEW_SECONDS <= signature.signed_at <= now + SIGNATURE_SKEW_SECONDS:
+        raise reject(f"the signature's time ({signature.signed_at}) is outside this request's lifetime", error_type)
+    message = decision_message(workflow.info().workflow_id, subject, action_sha256, decision, approver.name, signature.signed_at)
+    if not verify(approver.public_key, message, signature.signature):
+        raise reject(f"the signature is not one by {approver.name!r} of this decision", error_type)
 
 
 class ApprovalDesk:
@@ -115,6 +138,8 @@ class ApprovalDesk:
         if decision.action_sha256 is not None and decision.action_sha256 != request.action_sha256:
             raise reject(f"action_sha256 does not match request {request.request_id}: the action is not the one you reviewed")
         approver = human_approver(self.policy, decision.approver, request.requested_by)
+        check_signature(self.policy, approver, decision.signature, subject=request.request_id, action_sha256=request.action_sha256,
+                        decision=verdict, asked_at=request.created_at)
         if verdict == "approve" and any(given.approver == approver.name for given in request.approvals_given):
             raise reject(f"{approver.name!r} has already approved request {request.request_id}; approvals must come from distinct approvers")
         if request.sequence:

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.continuation import EscalationState
     from contracts.policy import Policy
-    from workflows.approvals import human_approver, reject, wait_until
+    from workflows.approvals import check_signature, human_approver, reject, wait_until
 
 RESOLUTION_REJECTED = "ResolutionRejected"
 STEP_DECISIONS = [EscalationDecision.ACCEPT, EscalationDecision.RETRY, EscalationDecision.REPLAN, EscalationDecision.ABORT]
@@ -71,6 +71,9 @@ class EscalationDesk:
             allowed = ", ".join(d.value for d in escalation.decisions)
             raise reject(f"{request.decision.value!r} is not possible for this escalation (possible: {allowed})", RESOLUTION_REJECTED)
         resolver = human_approver(self.policy, request.resolver, error_type=RESOLUTION_REJECTED)
+        check_signature(self.policy, resolver, request.signature, subject=escalation.escalation_id,
+                        action_sha256=escalation.output_sha256 or "", decision=request.decision.value,
+                        asked_at=escalation.created_at, error_type=RESOLUTION_REJECTED)
         if escalation.resolver_roles and not set(escalation.resolver_roles) & set(resolver.roles):
             raise reject(f"{resolver.name!r} lacks a resolver role: one of {escalation.resolver_roles}", RESOLUTION_REJECTED)
 

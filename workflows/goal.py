@@ -197,7 +197,8 @@ class GoalWorkflow:
             self._desk.record(ApprovalEventKind.REFUSED, detail=f"malformed approval signal: {str(err)[:300]}")
             return
         decision = ApprovalDecision(
-            request_id=signal.request_id, approver=signal.approver, comment=signal.comment, action_sha256=signal.action_sha256
+            request_id=signal.request_id, approver=signal.approver, comment=signal.comment, action_sha256=signal.action_sha256,
+            signature=signal.signature,
         )
         await self._approvals.signalled(decision, signal.decision)
 
@@ -280,7 +281,8 @@ class GoalWorkflow:
             result.error = f"planning failed: {failure_message(err)}"
             return None
         self._ledger.usage.add_model(plan.usage, plan.cost_usd, calls=plan.model_calls)
-        self._desk.policy = self._escalations.policy = with_inherited(plan.policy, request.inherited_gates, request.inherited_approvers)
+        self._desk.policy = self._escalations.policy = with_inherited(
+            plan.policy, request.inherited_gates, request.inherited_approvers, request.inherited_require_signatures)
         for step in plan.steps:
             self._progress[step.id] = StepProgress.pending(step)
         return plan

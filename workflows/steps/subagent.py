@@ -58,6 +58,7 @@ class SubagentStepRunner:
             # This goal's gates already include its ancestors' (first): the child inherits them all.
             inherited_gates=list(self.context.approvals.policy.gates),
             inherited_approvers=list(self.context.approvals.policy.approvers),
+            inherited_require_signatures=self.context.approvals.policy.require_signatures,
         )
 
     async def run(self, step: SubagentStep, outputs: Mapping[str, str], result: StepResult) -> None:
