@@ -90,6 +90,7 @@ class SchedulerState(BaseModel):
     archived: dict[str, int] = Field(default_factory=dict, description="Step id -> index of the part with its full result.")
     outputs: dict[str, str] = Field(default_factory=dict, description="Short outputs, inline.")
     archived_outputs: dict[str, ArchivedOutput] = Field(default_factory=dict)
+    full_outputs: dict[str, ContentRef] = Field(default_factory=dict, description="Whole outputs of steps whose output is a preview.")
     triggered: dict[str, str] = Field(default_factory=dict, description="Fallback step id -> the failed step it stands in for.")
     replan_after: str | None = None
     parked: list[str] = Field(default_factory=list, description="Steps to resume first, in order.")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field, field_validator
 
 from contracts.approvals import ApprovalEvent, ApprovalRequest
-from contracts.archive import ResultArchive
+from contracts.archive import ContentRef, ResultArchive
 from contracts.escalations import Escalation
 from contracts.llm import ModelSpec, TokenUsage
 from contracts.plan import PLAYBOOK_NAME_PATTERN, Plan, PlanStep
@@ -168,6 +168,10 @@ class StepResult(BaseModel):
     status: StepStatus
     output: str = ""
     output_sha256: str | None = None
+    full_output: ContentRef | None = Field(
+        default=None, description="Set when `output` is a marked preview: the full output in the content store (its hash "
+        "is `output_sha256`); later steps whose templates name this step get the full text.",
+    )
     attempts: int = 0
     turns: int = 0
     verdicts: list[Verdict] = Field(default_factory=list)

@@ -12,8 +12,9 @@ from temporalio.client import Client
 from contracts.goal import GoalRequest, GoalStatus, StepStatus
 from contracts.plan import OutputExtraction
 from core.extraction import ExtractionFailed, extract, json_pointer
+from core.hashing import sha256_text
 from tests.fakes import ScriptedModel, answer, fills_sql
-from tests.helpers import chain, fake_activities, run_goal, sql_chain_steps, sql_step
+from tests.helpers import chain, fake_activities, run_goal, sql_chain_steps, sql_step, write_playbook
 
 
 async def test_a_chain_passes_one_field_and_the_model_fills_one_argument(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
@@ -60,3 +61,36 @@ def test_json_pointer_and_regex_extraction() -> None:
         OutputExtraction(json_pointer="/a", regex="a")
     with pytest.raises(ValueError, match="does not compile"):
         OutputExtraction(regex="(")
+
+
+async def test_a_50_kb_output_passes_whole_through_a_chain_and_is_written_with_a_matching_hash(
+    client: Client, task_queue: str, tmp_path, monkeypatch, foreman_home,
+) -> None:
+    """Past the 4,000-character preview: a template that names the step gets the whole text (its `sha256` too, so the
+    write's artifact check holds); an extraction reads past the preview; an agent that only depends on it sees a
+    marked preview."""
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    big = "".join(f"line {i:05d}: durable execution keeps every step\n" for i in range(1_100))  # about 50 KB
+    (foreman_home / "workspace" / "notes").mkdir(parents=True)
+    (foreman_home / "workspace" / "notes" / "big.md").write_text(big)
+    (foreman_home / "workspace" / "notes" / "big.json").write_text(json.dumps({"filler": big, "answer": "found it"}))
+    steps = [
+        {"type": "tool", "id": "read", "role": "drafter", "invocation": {"tool": "read_file", "arguments_json": '{"path": "notes/big.md"}'}},
+        {"type": "tool", "id": "copy", "role": "drafter", "depends_on": ["read"], "invocation": {"tool": "write_file", "arguments_json": json.dumps(
+            {"path": "drafts/copy.md", "content": "{{steps.read.output}}", "expected_sha256": "{{steps.read.sha256}}"})}},
+        {"type": "tool", "id": "pick", "role": "drafter", "extract": {"json_pointer": "/answer"},
+         "invocation": {"tool": "read_file", "arguments_json": '{"path": "notes/big.json"}'}},
+        {"type": "agent", "id": "sum", "role": "drafter", "depends_on": ["read", "copy", "pick"], "instruction": "Sum it up."},
+    ]
+    principals = [{"role": "drafter", "tools": ["read_file", "write_file"], "side_effects": ["read", "write"], "paths": ["notes/*", "drafts/*"]}]
+    name = write_playbook(tmp_path / "playbooks", {"name": "big-chain", "steps": steps, "policy": {"principals": principals}})
+    model = ScriptedModel(lambda r: answer("summed"))
+    result, history = await run_goal(client, task_queue, GoalRequest(goal="Copy the notes", playbook=name), fake_activities(model.activity()))
+    assert result.status is GoalStatus.COMPLETED, result.error
+    read, copy, pick, _ = result.steps
+    assert (foreman_home / "workspace" / "drafts" / "copy.md").read_text() == big  # whole, not the preview
+    assert read.output_sha256 == sha256_text(big) and read.full_output and read.full_output.size_bytes == len(big.encode())
+    assert read.output.startswith(big[:4_000]) and "[preview: the first 4000 characters" in read.output
+    assert copy.tool_calls[0].ok and pick.output == "found it"  # the artifact check passed; the field past the preview found
+    context = model.requests[0].messages[-1].content
+    assert "[preview: the first 4000 characters" in context and big[-200:] not in context  # the agent saw the marked preview

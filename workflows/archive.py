@@ -12,7 +12,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from contracts.approvals import ApprovalRequest
-    from contracts.archive import ARCHIVE_CONTENT_ACTIVITY, ContentRef, ContentText, ResultArchive
+    from contracts.archive import ARCHIVE_CONTENT_ACTIVITY, LOAD_CONTENT_ACTIVITY, ContentRef, ContentText, ResultArchive
     from contracts.goal import ArchivePart, GoalResult, StepResult, StepStatus
     from core.hashing import sha256_text
     from core.options import ARCHIVE
@@ -89,3 +89,9 @@ def reassemble(result: GoalResult, parts: list[ArchivePart]) -> GoalResult:
         "plan_revisions": first.plan_revisions, "audit": first.audit, "approvals": first.approvals or result.approvals,
         "archive": None,
     })
+
+
+async def load_text(ref: ContentRef, summary: str) -> str:
+    """Text from the content store (checked against its hash by the activity)."""
+    loaded = await workflow.execute_activity(LOAD_CONTENT_ACTIVITY, ref, result_type=ContentText, summary=summary, **ARCHIVE.kwargs())
+    return loaded.text

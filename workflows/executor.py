@@ -30,6 +30,11 @@ with workflow.unsafe.imports_passed_through():
 GUIDED_FIELDS = {StepKind.AGENT: "instruction", StepKind.EXPLORE: "instruction", StepKind.SUBAGENT: "goal"}
 
 
+def output_hash_of(result: StepResult) -> str:
+    """The hash of the step's whole output (a previewed one's is the full content's, from the tool)."""
+    return result.full_output.sha256 if result.full_output is not None else sha256_text(result.output)
+
+
 def with_guidance(step: PlanStep, resolution: Resolution) -> PlanStep:
     """The step to retry: what it is asked to do gains the resolver's guidance (a human's words, trusted), kept
     within the field's limit; a tool step gains it only where a model fills its arguments."""
@@ -66,7 +71,7 @@ class StepExecutor:
             if result.status is not StepStatus.ESCALATED:
                 break
             progress.status = StepStatus.AWAITING_RESOLUTION
-            output_hash = sha256_text(result.output) if result.output else None
+            output_hash = output_hash_of(result) if result.output else None
             escalation = self._escalation(step.id, result.error or "escalated", output_hash)
             result.escalation_ids.append(escalation.escalation_id)
             decision = await self.escalations.wait(escalation)
@@ -86,7 +91,7 @@ class StepExecutor:
             break
         result.finished_at = workflow.now()
         if result.status is StepStatus.COMPLETED:
-            result.output_sha256 = sha256_text(result.output)
+            result.output_sha256 = output_hash_of(result)
         progress.status = result.status
         progress.sync(result)
         journal.end(step.id)

@@ -17,19 +17,20 @@ when a later step needs them).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.archive import ARCHIVE_CONTENT_ACTIVITY, LOAD_CONTENT_ACTIVITY, ContentRef, ContentText
+    from contracts.archive import ARCHIVE_CONTENT_ACTIVITY, ContentRef, ContentText
     from contracts.continuation import ArchivedOutput, SchedulerState
     from contracts.goal import ArchivePart, GoalRequest, StepProgress, StepResult, StepStatus
     from contracts.plan import PLAN_GOAL_ACTIVITY, DoneStep, Plan, PlanRequest, PlanRevision, PlanSource, PlanStep
     from core.options import ARCHIVE, PLANNER
     from core.relevance import instruction_of
-    from workflows.archive import split_parts
+    from core.templating import referenced_steps
+    from workflows.archive import load_text, split_parts
     from workflows.executor import StepExecutor
     from workflows.failures import failure_message
     from workflows.journal import PARKABLE
@@ -59,6 +60,7 @@ class StepScheduler:
         self.outputs: dict[str, str] = {}  # a failed step a fallback stood in for has the fallback's output
         self.output_sources: dict[str, str] = {}  # step id -> the step whose output it has (itself, or its fallback)
         self.archived_outputs: dict[str, ArchivedOutput] = {}
+        self.full_outputs: dict[str, ContentRef] = {}  # step id -> its whole output, when `outputs` has a marked preview
         self.parts: list[ContentRef] = []
         self.archived: dict[str, int] = {}
         self._loaded: dict[int, dict[str, StepResult]] = {}  # parts already loaded in this run: never twice
@@ -78,6 +80,7 @@ class StepScheduler:
         self.outputs = dict(state.outputs)
         self.output_sources = {s: s for s in state.outputs}
         self.archived_outputs = dict(state.archived_outputs)
+        self.full_outputs = dict(state.full_outputs)
         self.parts, self.archived = list(state.parts), dict(state.archived)
         self.triggered = dict(state.triggered)
         self.replan_after = self.results.get(state.replan_after) if state.replan_after else None
@@ -134,9 +137,11 @@ class StepScheduler:
                 del running[step_id]
                 result = results[step_id] = task.result()
                 if result.status is StepStatus.COMPLETED:
-                    outputs[step_id], self.output_sources[step_id] = result.output, step_id
+                    for stands_for in [step_id, *([triggered[step_id]] if step_id in triggered else [])]:
+                        outputs[stands_for], self.output_sources[stands_for] = result.output, step_id
+                        if result.full_output:
+                            self.full_outputs[stands_for] = result.full_output
                     if step_id in triggered:  # a fallback that worked stands in for the step that failed
-                        outputs[triggered[step_id]], self.output_sources[triggered[step_id]] = result.output, step_id
                         results[triggered[step_id]].superseded_by = step_id
                 elif result.status is StepStatus.FAILED:
                     step = by_id[step_id]
@@ -151,7 +156,18 @@ class StepScheduler:
 
     async def _launch(self, step: PlanStep) -> StepResult:
         await self._load_outputs(step.depends_on)
-        return await self.executor.run(step, self.outputs)
+        return await self.executor.run(step, await self._with_full_outputs(step))
+
+    async def _with_full_outputs(self, step: PlanStep) -> Mapping[str, str]:
+        """The outputs `step` sees: where its templates name a step whose output is a marked preview, the whole
+        text (so a pasted output, and its `sha256`, are of the full content); elsewhere the preview."""
+        named = [s for s in referenced_steps(templates_of(step)) if s in self.full_outputs]
+        if not named:
+            return self.outputs
+        full = dict(self.outputs)
+        for step_id in named:
+            full[step_id] = await load_text(self.full_outputs[step_id], f"{step.id}: full output of {step_id}")
+        return full
 
     def _parkable(self, step: PlanStep) -> bool:
         return step.type in PARKABLE and self.progress[step.id].status in WAITING_FOR_PEOPLE
@@ -187,7 +203,7 @@ class StepScheduler:
         return SchedulerState(
             plan=self.plan, revisions=self.revisions, revision_errors=self.revision_errors, output_step=self.output_step,
             finished=[outcome(r) for r in self.results.values()], parts=self.parts, archived=self.archived,
-            outputs=inline, archived_outputs=self.archived_outputs, triggered=self.triggered,
+            outputs=inline, archived_outputs=self.archived_outputs, full_outputs=self.full_outputs, triggered=self.triggered,
             replan_after=self.replan_after.step_id if self.replan_after else None, parked=self.parked,
         )
 
@@ -196,11 +212,8 @@ class StepScheduler:
         loaded: dict[str, StepResult] = {}
         for index in sorted(set(indexes)):
             if index not in self._loaded:
-                text = await workflow.execute_activity(
-                    LOAD_CONTENT_ACTIVITY, self.parts[index], result_type=ContentText,
-                    summary=f"load finished steps (part {index + 1})", **ARCHIVE.kwargs(),
-                )
-                self._loaded[index] = {r.step_id: r for r in ArchivePart.model_validate_json(text.text).steps}
+                text = await load_text(self.parts[index], f"load finished steps (part {index + 1})")
+                self._loaded[index] = {r.step_id: r for r in ArchivePart.model_validate_json(text).steps}
             loaded |= self._loaded[index]
         return loaded
 
@@ -280,3 +293,12 @@ def outcome(result: StepResult) -> StepResult:
         step_id=result.step_id, role=result.role, status=result.status, output_sha256=result.output_sha256, score=result.score,
         superseded_by=result.superseded_by, replan_guidance=result.replan_guidance, error=result.error,
     )
+
+
+def templates_of(step: PlanStep) -> str:
+    """Every template string a step renders (its declared tool arguments, instruction, fill instruction, sub-goal)."""
+    parts = [getattr(step, name, "") or "" for name in ("instruction", "fill_instruction", "goal")]
+    invocation = getattr(step, "invocation", None)
+    parts += [invocation.arguments_json] if invocation else []
+    parts += [i.arguments_json for i in getattr(step, "prefetch", [])]
+    return "\n".join(parts)

@@ -18,9 +18,24 @@ with workflow.unsafe.imports_passed_through():
     from core.templating import render
     from core.tools import TOOLS
     from core.untrusted import UNTRUSTED_NOTE, step_output
+    from contracts.archive import ContentRef
+    from contracts.tools import ToolResult
+    from workflows.archive import load_text
     from workflows.failures import StepFailed
     from workflows.model_calls import cache_use, call_model
     from workflows.steps.base import StepContext, declared_call, within_step_limits
+
+
+def full_output(output: ToolResult) -> ContentRef | None:
+    """Where a tool's whole output is, when the result carries only its preview."""
+    if not output.truncated or output.content_ref is None:
+        return None
+    return ContentRef(ref=output.content_ref, sha256=output.content_sha256, size_bytes=output.size_bytes)
+
+
+def marked_preview(output: ToolResult) -> str:
+    return (f"{output.content}\n[preview: the first {len(output.content)} characters of a {output.size_bytes}-byte output, "
+            f"sha256 {output.content_sha256}]")
 
 
 def fill_schema(tool: str, names: list[str]) -> dict:
@@ -49,11 +64,16 @@ class ToolStepRunner:
             result.tool_calls.append(record)
             if output is None:
                 raise StepFailed(record.error or "tool call failed")
-            if step.extract and output.truncated:  # the field may lie past the preview: never extract from part of it
-                raise StepFailed(f"output extraction failed: the {output.size_bytes}-byte output is larger than the preview "
-                                 f"a step can read (full content: {output.content_ref})")
+            full = full_output(output)
+            result.full_output = None
             try:
-                result.output = extract(output.content, step.extract) if step.extract else output.content
+                if step.extract:  # from the whole output: the field may lie past the preview
+                    text = await load_text(full, f"{step.id}: full output") if full else output.content
+                    result.output = extract(text, step.extract)
+                elif full:  # later steps see a marked preview; those whose templates name this step get the whole text
+                    result.output, result.full_output = marked_preview(output), full
+                else:
+                    result.output = output.content
             except ExtractionFailed as err:
                 raise StepFailed(f"output extraction failed: {err}") from err
             if await context.verification.accepted(step, result.output, result) or result.status is StepStatus.ESCALATED:
