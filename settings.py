@@ -143,12 +143,23 @@ def cache_ttl_seconds() -> float:
     return float(env("FOREMAN_CACHE_TTL_SECONDS", str(7 * 24 * 3600)) or 0)
 
 
+def idempotency_path() -> Path:
+    """The idempotency ledger (SQLite backend): what side-effecting tools did, shared by the workers on this machine."""
+    return Path(env("FOREMAN_IDEMPOTENCY_PATH", str(foreman_home() / "idempotency.sqlite")) or "").resolve()
+
+
+def idempotency_retention_seconds() -> float:
+    """How long a ledger entry is kept (FOREMAN_IDEMPOTENCY_RETENTION_SECONDS, default 30 days): far longer than
+    any tool activity's retries, which are all the ledger has to outlive."""
+    return float(env("FOREMAN_IDEMPOTENCY_RETENTION_SECONDS", str(30 * 24 * 3600)) or 0)
+
+
 STORE_BACKENDS = ("sqlite", "postgres")
 CONTENT_BACKENDS = ("files", "s3")
 
 
 def store_backend() -> str:
-    """Where long-term memory and the call cache live (FOREMAN_STORE_BACKEND): `sqlite` files under
+    """Where long-term memory, the call cache and the idempotency ledger live (FOREMAN_STORE_BACKEND): `sqlite` files under
     FOREMAN_HOME (default, one machine) or `postgres` at FOREMAN_DATABASE_URL (shared by workers on any host)."""
     return (env("FOREMAN_STORE_BACKEND", "sqlite") or "sqlite").strip().lower()
 

@@ -17,11 +17,15 @@ from stores.cache_sqlite import SqliteCallCache
 from stores.content_files import FileContentStore
 from stores.corpus_sqlite import SqliteCorpusIndex
 from stores.database_sqlite import SqliteDatabase
+from stores.idempotency_sqlite import SqliteIdempotencyLedger
 from stores.memory_sqlite import SqliteMemoryStore
-from stores.protocols import CallCache, ContentStore, CorpusIndex, MemoryStore, SqlDatabase, StoreError, Workspace
+from stores.protocols import CallCache, ContentStore, CorpusIndex, IdempotencyLedger, MemoryStore, SqlDatabase, StoreError, Workspace
 from stores.workspace_files import LocalWorkspace
 
-__all__ = ["CallCache", "ContentStore", "MemoryStore", "CorpusIndex", "SqlDatabase", "StoreError", "Stores", "Workspace", "from_settings"]
+__all__ = [
+    "CallCache", "ContentStore", "IdempotencyLedger", "MemoryStore", "CorpusIndex", "SqlDatabase", "StoreError", "Stores", "Workspace",
+    "from_settings",
+]
 
 
 @dataclass(frozen=True)
@@ -34,11 +38,14 @@ class Stores:
     database: SqlDatabase
     memory: MemoryStore
     cache: CallCache | None = None  # None: no call cache (FOREMAN_CACHE=off)
+    # None: side-effecting tools run without one, so a retried attempt may repeat its effect. `from_settings`
+    # always builds one; the default keeps hand-built test stores short.
+    ledger: IdempotencyLedger | None = None
 
 
 def from_settings() -> Stores:
     """The stores the configuration names (backends and paths from `settings`), read now; nothing is opened yet."""
-    memory, cache = _memory_and_cache()
+    memory, cache, ledger = _sql_stores()
     return Stores(
         content=_content_store(),
         workspace=LocalWorkspace(settings.workspace_dir()),
@@ -46,6 +53,7 @@ def from_settings() -> Stores:
         database=SqliteDatabase(settings.sql_database_path(), seed=settings.sql_seed_path()),
         memory=memory,
         cache=cache,
+        ledger=ledger,
     )
 
 
@@ -53,21 +61,25 @@ def _misconfigured(message: str) -> StoreError:
     return StoreError(ErrorType.STORE_CONFIG, message)
 
 
-def _memory_and_cache() -> tuple[MemoryStore, CallCache | None]:
+def _sql_stores() -> tuple[MemoryStore, CallCache | None, IdempotencyLedger]:
+    """Long-term memory, the call cache (None when off) and the idempotency ledger, on the configured backend."""
     backend = settings.store_backend()
     ttl = settings.cache_ttl_seconds()
+    retention = settings.idempotency_retention_seconds()
     if backend == "sqlite":
         cache = SqliteCallCache(settings.cache_path(), ttl) if settings.cache_enabled() else None
-        return SqliteMemoryStore(settings.memory_path()), cache
+        return SqliteMemoryStore(settings.memory_path()), cache, SqliteIdempotencyLedger(settings.idempotency_path(), retention)
     if backend == "postgres":
         url = settings.database_url()
         if not url:
             raise _misconfigured("FOREMAN_STORE_BACKEND=postgres needs FOREMAN_DATABASE_URL (postgresql://user:password@host:5432/dbname)")
         # Imported only when chosen: workers on the default backends never load psycopg.
         from stores.cache_postgres import PostgresCallCache
+        from stores.idempotency_postgres import PostgresIdempotencyLedger
         from stores.memory_postgres import PostgresMemoryStore
 
-        return PostgresMemoryStore(url), (PostgresCallCache(url, ttl) if settings.cache_enabled() else None)
+        cache = PostgresCallCache(url, ttl) if settings.cache_enabled() else None
+        return PostgresMemoryStore(url), cache, PostgresIdempotencyLedger(url, retention)
     raise _misconfigured(f"FOREMAN_STORE_BACKEND must be one of {', '.join(settings.STORE_BACKENDS)}, not {backend!r}")
 
 

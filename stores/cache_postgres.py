@@ -12,7 +12,7 @@ import logging
 
 import psycopg
 
-from stores.postgres_conn import PostgresTables
+from stores.postgres_conn import DB_NOW, PostgresTables
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,6 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS foreman_call_cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL)",
     "CREATE INDEX IF NOT EXISTS foreman_call_cache_expires ON foreman_call_cache (expires)",
 )
-_NOW = "extract(epoch FROM clock_timestamp())"
 _LOCK_ID = 4_673_001  # advisory lock key serialising this table's DDL (any fixed number, one per store)
 
 
@@ -32,7 +31,7 @@ class PostgresCallCache:
     def get(self, key: str) -> str | None:
         try:
             with self._tables.connect() as connection:
-                row = connection.execute(f"SELECT value FROM foreman_call_cache WHERE key = %s AND expires > {_NOW}", (key,)).fetchone()
+                row = connection.execute(f"SELECT value FROM foreman_call_cache WHERE key = %s AND expires > {DB_NOW}", (key,)).fetchone()
         except (psycopg.Error, OSError) as err:
             log.warning("call cache unreadable (%s): treated as a miss", err)
             return None
@@ -42,14 +41,14 @@ class PostgresCallCache:
         try:
             with self._tables.connect() as connection:
                 connection.execute(
-                    f"INSERT INTO foreman_call_cache (key, value, expires) VALUES (%s, %s, {_NOW} + %s)"
+                    f"INSERT INTO foreman_call_cache (key, value, expires) VALUES (%s, %s, {DB_NOW} + %s)"
                     " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires = EXCLUDED.expires",
                     (key, value, self.ttl_seconds),
                 )
                 # SKIP LOCKED: workers cleaning up at the same moment never wait on (or deadlock over) each other's rows.
                 connection.execute(
                     "DELETE FROM foreman_call_cache WHERE key IN"
-                    f" (SELECT key FROM foreman_call_cache WHERE expires <= {_NOW} FOR UPDATE SKIP LOCKED)"
+                    f" (SELECT key FROM foreman_call_cache WHERE expires <= {DB_NOW} FOR UPDATE SKIP LOCKED)"
                 )
         except (psycopg.Error, OSError) as err:
             log.warning("call cache unwritable (%s): result not cached", err)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 import time
+from contextlib import closing
 from pathlib import Path
+
+from stores.sqlite_conn import SqliteFile
 
 log = logging.getLogger(__name__)
 
@@ -22,26 +24,12 @@ class SqliteCallCache:
     def __init__(self, path: Path, ttl_seconds: float) -> None:
         self.path = path
         self.ttl_seconds = ttl_seconds
-        self._lock = threading.Lock()
-        self._ready = False
-
-    def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
-        if not self._ready:
-            with self._lock:
-                connection.execute("PRAGMA journal_mode = WAL")
-                connection.execute(_SCHEMA)
-                self._ready = True
-        return connection
+        self._file = SqliteFile(path, _SCHEMA, timeout_seconds=10.0)
 
     def get(self, key: str) -> str | None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = self._connect()
-            try:
+            with closing(self._file.connect()) as connection:
                 row = connection.execute("SELECT value FROM calls WHERE key = ? AND expires > ?", (key, time.time())).fetchone()
-            finally:
-                connection.close()
         except (sqlite3.Error, OSError) as err:
             log.warning("call cache unreadable (%s): treated as a miss", err)
             return None
@@ -50,12 +38,8 @@ class SqliteCallCache:
     def put(self, key: str, value: str) -> None:
         now = time.time()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = self._connect()
-            try:
+            with closing(self._file.connect()) as connection:
                 connection.execute("INSERT OR REPLACE INTO calls (key, value, expires) VALUES (?, ?, ?)", (key, value, now + self.ttl_seconds))
                 connection.execute("DELETE FROM calls WHERE expires <= ?", (now,))
-            finally:
-                connection.close()
         except (sqlite3.Error, OSError) as err:
             log.warning("call cache unwritable (%s): result not cached", err)

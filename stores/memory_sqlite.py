@@ -7,14 +7,14 @@ to quoted words (`fts_query`), so no input is an FTS5 syntax error. Nothing is o
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 from core.hashing import sha256_text
 from stores.corpus_sqlite import fts_query
 from stores.protocols import MemoryEntry
+from stores.sqlite_conn import SqliteFile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS memories (
@@ -30,23 +30,11 @@ _COLUMNS = "m.id, m.namespace, m.role, m.text, m.topic, m.workflow_id, m.step_id
 class SqliteMemoryStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.Lock()
-        self._ready = False
-
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        connection.execute("PRAGMA busy_timeout = 30000")
-        if not self._ready:
-            with self._lock:
-                connection.execute("PRAGMA journal_mode = WAL")
-                connection.executescript(_SCHEMA)
-                self._ready = True
-        return connection
+        self._file = SqliteFile(path, _SCHEMA)
 
     def remember(self, namespace: str, role: str, text: str, topic: str, workflow_id: str, step_id: str, untrusted: bool) -> MemoryEntry:
         entry = MemoryEntry(0, namespace, role, text, topic, workflow_id, step_id, sha256_text(text), time.time(), untrusted)
-        connection = self._connect()
+        connection = self._file.connect()
         try:
             connection.execute("BEGIN IMMEDIATE")  # if this fails there is no transaction to roll back
         except BaseException:
@@ -72,13 +60,10 @@ class SqliteMemoryStore:
         match = fts_query(query)
         if match is None:
             return []
-        connection = self._connect()
-        try:
+        with closing(self._file.connect()) as connection:
             rows = connection.execute(
                 f"SELECT {_COLUMNS}, bm25(memories_fts) AS score FROM memories_fts JOIN memories m ON m.id = memories_fts.rowid"
                 " WHERE memories_fts MATCH ? AND m.namespace = ? AND m.role = ? ORDER BY score LIMIT ?",
                 (match, namespace, role, limit),
             ).fetchall()
-        finally:
-            connection.close()
         return [MemoryEntry(*row[:9], bool(row[9]), score=row[10]) for row in rows]

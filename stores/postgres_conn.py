@@ -20,6 +20,9 @@ from stores.protocols import StoreError
 
 # An unreachable database should cost a call seconds, not the OS's TCP timeout (minutes).
 CONNECT_TIMEOUT_SECONDS = 5
+# The database's clock in seconds since the epoch, for SQL text: what expires or ages out is decided on one
+# clock, so workers whose clocks disagree still agree.
+DB_NOW = "extract(epoch FROM clock_timestamp())"
 
 
 def checked_conninfo(url: str) -> str:

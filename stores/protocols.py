@@ -172,3 +172,29 @@ class MemoryStore(Protocol):
     def recall(self, namespace: str, role: str, query: str, limit: int) -> list[MemoryEntry]:
         """The best matches (bm25) in this namespace and role only."""
         ...
+
+
+@runtime_checkable
+class IdempotencyLedger(Protocol):
+    """What side-effecting tool activities already did, by idempotency key (the activity's identity, see
+    `activities.tools.idempotency`): a retried attempt finds the first attempt's result and returns it
+    instead of doing the effect again.
+
+    Unlike the call cache, a ledger that cannot be read is never a miss: treating it as one could repeat an
+    effect, so `get` and `put` raise a retryable `StoreError(TOOL_TRANSIENT)` and the attempt is tried later.
+
+    What it guarantees: once a result is recorded under a key, every later `get` (from any worker sharing
+    the ledger) returns it, and it is never replaced (first writer wins: a later `put` returns the recorded
+    result, not its own). What it cannot: the effect and the record are two steps, so an attempt that dies
+    between them leaves nothing recorded, and two attempts that overlap before either records (a timed-out
+    attempt still running beside its retry) both see nothing; both then do the effect, and both return
+    the first recorded result.
+    """
+
+    def get(self, key: str) -> str | None:
+        """The result recorded under `key`, or None when none is."""
+        ...
+
+    def put(self, key: str, result: str) -> str:
+        """Record `result` under `key` unless one is recorded already; return the one recorded (first writer wins)."""
+        ...

@@ -1,7 +1,8 @@
 """The SQL-backed stores, SQLite and PostgreSQL, held to the same tests: the call cache (expiry, shared by
-workers, replaced values, a cache that cannot be used is a miss) and long-term memory (the same entries
+workers, replaced values, a cache that cannot be used is a miss), long-term memory (the same entries
 with their provenance and untrusted flag, scope per namespace and role, ranking, stemming, queries that
-are never syntax errors). PostgreSQL is a real server from the machine's binaries, one per session
+are never syntax errors) and the idempotency ledger (first writer wins, also under concurrent writers;
+a ledger that cannot be used is a retryable failure, never a miss). PostgreSQL is a real server from the machine's binaries, one per session
 (`postgres_server` in conftest.py), with a fresh schema per test."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 import pytest
@@ -20,12 +22,15 @@ from contracts.errors import ErrorType
 from core.hashing import sha256_text
 from stores.cache_postgres import PostgresCallCache
 from stores.cache_sqlite import SqliteCallCache
+from stores.idempotency_postgres import PostgresIdempotencyLedger
+from stores.idempotency_sqlite import SqliteIdempotencyLedger
 from stores.memory_postgres import PostgresMemoryStore
 from stores.memory_sqlite import SqliteMemoryStore
-from stores.protocols import CallCache, MemoryEntry, MemoryStore, StoreError
+from stores.protocols import CallCache, IdempotencyLedger, MemoryEntry, MemoryStore, StoreError
 from tests.llama_server import free_port
 from tests.store_servers import PostgresServer
 
+T = TypeVar("T")
 NOTE = "Idempotency keys make retried tool calls safe: a retry with the same key changes nothing."
 
 
@@ -37,6 +42,8 @@ class Backend:
     memory: Callable[[], MemoryStore]
     cache: Callable[[float], CallCache]
     unusable_cache: Callable[[], CallCache]
+    ledger: Callable[[float], IdempotencyLedger]  # by retention in seconds
+    unusable_ledger: Callable[[], IdempotencyLedger]
 
 
 def fresh_schema_url(server: PostgresServer) -> str:
@@ -51,6 +58,29 @@ def unreachable_url() -> str:
     return f"postgresql://foreman@127.0.0.1:{free_port()}/foreman"  # a port nobody listens on
 
 
+def together(work: Callable[[int], T], count: int = 6) -> list[T]:
+    """`work(0)` to `work(count - 1)`, each in its own thread (another worker), released at once; their results,
+    in no set order. Any error fails the test."""
+    results: list[T] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(count)
+
+    def run(n: int) -> None:
+        try:
+            start.wait(timeout=10)
+            results.append(work(n))
+        except BaseException as err:  # noqa: BLE001 (reported below)
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == [] and len(results) == count
+    return results
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "sqlite":
@@ -60,6 +90,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
             memory=lambda: SqliteMemoryStore(tmp_path / "memory.sqlite"),
             cache=lambda ttl: SqliteCallCache(tmp_path / "cache.sqlite", ttl),
             unusable_cache=lambda: SqliteCallCache(tmp_path / "not-a-dir" / "cache.sqlite", 60),
+            ledger=lambda retention: SqliteIdempotencyLedger(tmp_path / "idempotency.sqlite", retention),
+            unusable_ledger=lambda: SqliteIdempotencyLedger(tmp_path / "not-a-dir" / "idempotency.sqlite", 3600),
         )
     url = fresh_schema_url(request.getfixturevalue("postgres_server"))
     return Backend(
@@ -67,6 +99,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
         memory=lambda: PostgresMemoryStore(url),
         cache=lambda ttl: PostgresCallCache(url, ttl),
         unusable_cache=lambda: PostgresCallCache(unreachable_url(), 60),
+        ledger=lambda retention: PostgresIdempotencyLedger(url, retention),
+        unusable_ledger=lambda: PostgresIdempotencyLedger(unreachable_url(), 3600),
     )
 
 
@@ -92,6 +126,38 @@ def test_a_cache_that_cannot_be_used_is_a_miss(backend: Backend) -> None:
     broken = backend.unusable_cache()
     broken.put("k", "v")  # logged, not raised
     assert broken.get("k") is None
+
+
+def test_the_ledger_keeps_the_first_result_and_shares_it(backend: Backend) -> None:
+    ledger = backend.ledger(3600)
+    assert ledger.get("k") is None
+    assert ledger.put("k", "first") == "first"
+    assert ledger.get("k") == "first" and backend.ledger(3600).get("k") == "first"  # shared by workers
+    assert backend.ledger(3600).put("k", "second") == "first"  # never replaced: the recorded result comes back
+    assert ledger.get("k") == "first" and ledger.get("other") is None
+
+
+def test_of_concurrent_writers_one_wins_and_all_see_its_result(backend: Backend) -> None:
+    returned = together(lambda n: backend.ledger(3600).put("k", f"attempt {n}"))  # each its own worker's store
+    assert len(set(returned)) == 1 and backend.ledger(3600).get("k") == returned[0]
+
+
+def test_ledger_entries_outlive_retries_then_are_dropped(backend: Backend) -> None:
+    short = backend.ledger(0.2)
+    short.put("old", "v")
+    assert short.get("old") == "v"
+    time.sleep(0.3)
+    short.put("new", "w")  # writing drops what has outlived the retention
+    assert short.get("old") is None and short.get("new") == "w"
+
+
+def test_a_ledger_that_cannot_be_used_fails_retryably_and_is_never_a_miss(backend: Backend) -> None:
+    broken = backend.unusable_ledger()
+    for call in (lambda: broken.get("k"), lambda: broken.put("k", "v")):
+        with pytest.raises(StoreError) as refused:
+            call()
+        assert refused.value.error_type is ErrorType.TOOL_TRANSIENT and refused.value.retryable
+        assert "idempotency ledger unavailable" in str(refused.value)
 
 
 def remember(memory: MemoryStore, text: str, *, namespace: str = "ns", role: str = "drafter", topic: str = "retries",
@@ -165,7 +231,7 @@ def test_postgres_stores_connect_on_first_use_and_fail_typed() -> None:
 
 
 def test_a_malformed_database_url_is_a_config_error_that_hides_the_password() -> None:
-    for build in (PostgresMemoryStore, lambda url: PostgresCallCache(url, 60)):
+    for build in (PostgresMemoryStore, lambda url: PostgresCallCache(url, 60), lambda url: PostgresIdempotencyLedger(url, 60)):
         with pytest.raises(StoreError) as refused:
             build("host=db password=s3cret dbname")
         assert refused.value.error_type is ErrorType.STORE_CONFIG and not refused.value.retryable
@@ -174,20 +240,12 @@ def test_a_malformed_database_url_is_a_config_error_that_hides_the_password() ->
 
 def test_workers_starting_together_create_the_tables_once(postgres_server: PostgresServer) -> None:
     url = fresh_schema_url(postgres_server)
-    entries: list[MemoryEntry] = []
-    errors: list[BaseException] = []
 
-    def worker(n: int) -> None:
-        try:
-            entries.append(remember(PostgresMemoryStore(url), f"retries note {n}"))
-            PostgresCallCache(url, 60).put(f"k{n}", "v")
-        except BaseException as err:  # noqa: BLE001 (reported below)
-            errors.append(err)
+    def worker(n: int) -> MemoryEntry:
+        entry = remember(PostgresMemoryStore(url), f"retries note {n}")
+        PostgresCallCache(url, 60).put(f"k{n}", "v")
+        PostgresIdempotencyLedger(url, 60).put(f"k{n}", "v")
+        return entry
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert errors == [] and len({e.entry_id for e in entries}) == 6
-    assert all(PostgresCallCache(url, 60).get(f"k{n}") == "v" for n in range(6))
+    assert len({e.entry_id for e in together(worker)}) == 6
+    assert all(PostgresCallCache(url, 60).get(f"k{n}") == "v" == PostgresIdempotencyLedger(url, 60).get(f"k{n}") for n in range(6))

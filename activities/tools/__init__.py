@@ -12,6 +12,7 @@ from activities.tools.cache import ToolCache
 from activities.tools.calc import CalcTools
 from activities.tools.corpus import CorpusTools
 from activities.tools.http import HttpTools
+from activities.tools.idempotency import Idempotency
 from activities.tools.memory import MemoryTools
 from activities.tools.registry import ToolActivity, bind, check_implementations, tool_activity, tool_error
 from activities.tools.sql import SqlTools
@@ -26,15 +27,17 @@ check_implementations(TOOLSET_CLASSES)  # fail at import, not when the first wor
 
 
 def toolsets(stores: Stores) -> list[object]:
-    """One instance of each toolset class, each given the stores it needs (the cacheable ones share one `ToolCache`)."""
+    """One instance of each toolset class, each given the stores it needs (the cacheable ones share one `ToolCache`,
+    the side-effecting ones one `Idempotency` over the ledger)."""
     cache = ToolCache(stores.cache)
+    once = Idempotency(stores.ledger)
     return [
         CalcTools(stores.content),
         CorpusTools(stores.corpus, stores.content, cache),
-        HttpTools(stores.content, cache),
-        MemoryTools(stores.memory, stores.content),
+        HttpTools(stores.content, cache, once),
+        MemoryTools(stores.memory, stores.content, once),
         SqlTools(stores.database, stores.content),
-        WorkspaceTools(stores.workspace, stores.content),
+        WorkspaceTools(stores.workspace, stores.content, once),
     ]
 
 

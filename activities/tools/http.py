@@ -5,7 +5,11 @@ not followed, so each hop is a new tool call the workflow's policy checks (the r
 request is checked against the scheme and worker host allow-list; the body is read as a stream
 and never more than `max_bytes` is held; 4xx is final, 5xx/timeouts/connection errors are transient.
 The allow-list is `settings.http_allowed_hosts()`, read per call (before the call cache is asked); large
-bodies go to the content store passed in.
+bodies go to the content store passed in. A method other than GET and HEAD (the argument contract does
+not admit one today; the default policy's `http-not-get` rule would ask for approval) changes something
+at the server: it is never answered from the cache, it is sent once per activity however often Temporal
+retries it (`Idempotency`), and it carries that activity's key as `Idempotency-Key`, for servers that
+deduplicate by it themselves.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 import settings
 from activities.content_store import tool_result
 from activities.tools.cache import ToolCache
+from activities.tools.idempotency import Idempotency, idempotency_key
 from activities.tools.registry import tool_activity, tool_error
 from contracts.errors import ErrorType
 from contracts.tools import HttpFetchArgs, ToolResult
@@ -34,6 +39,8 @@ _DEADLINE_SECONDS = 45.0
 # Client errors that do clear up on their own.
 _RETRYABLE_4XX = {408, 425, 429}
 _SHOWN_HEAD_HEADERS = ("content-type", "content-length", "last-modified", "etag", "location")
+# Methods that change nothing at the server: cacheable, and never recorded in the idempotency ledger.
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
 def _check_url(url: httpx.URL) -> None:
@@ -69,7 +76,7 @@ def _decode(body: bytes, encoding: str | None) -> str:
         return body.decode("utf-8", errors="replace")
 
 
-async def _fetch(args: HttpFetchArgs, url: httpx.URL) -> str:
+async def _fetch(args: HttpFetchArgs, url: httpx.URL, headers: dict[str, str]) -> str:
     transport = httpx.AsyncHTTPTransport(retries=0)
     async with httpx.AsyncClient(
         transport=transport,
@@ -79,7 +86,7 @@ async def _fetch(args: HttpFetchArgs, url: httpx.URL) -> str:
         follow_redirects=False,
         event_hooks={"request": [_check_request]},
     ) as client:
-        async with client.stream(args.method, url) as response:
+        async with client.stream(args.method, url, headers=headers) as response:
             if response.status_code >= 400:
                 raise _status_error(response)
             if response.is_redirect:
@@ -111,11 +118,12 @@ async def _fetch(args: HttpFetchArgs, url: httpx.URL) -> str:
 
 
 class HttpTools:
-    """`http_fetch`, bound to one content store (for large bodies) and the worker's tool cache."""
+    """`http_fetch`, bound to one content store (for large bodies), the worker's tool cache and its ledger."""
 
-    def __init__(self, content: ContentStore, cache: ToolCache) -> None:
+    def __init__(self, content: ContentStore, cache: ToolCache, once: Idempotency) -> None:
         self._content = content
         self._cache = cache
+        self._once = once
 
     @tool_activity("http_fetch")
     async def http_fetch(self, args: HttpFetchArgs) -> ToolResult:
@@ -125,12 +133,15 @@ class HttpTools:
         except httpx.InvalidURL as exc:
             raise tool_error(ErrorType.TOOL_ARGUMENTS_INVALID, f"invalid URL: {exc}") from exc
         _check_url(url)  # before the cache: a host this worker may not reach is refused even if another cached it
+        if args.method not in _SAFE_METHODS:
+            headers = {"Idempotency-Key": idempotency_key("http_fetch", args)}
+            return await self._once.once("http_fetch", args, lambda: self._run(args, url, headers))
         return await self._cache.answer("http_fetch", args, lambda: self._run(args, url))
 
-    async def _run(self, args: HttpFetchArgs, url: httpx.URL) -> ToolResult:
+    async def _run(self, args: HttpFetchArgs, url: httpx.URL, headers: dict[str, str] | None = None) -> ToolResult:
         try:
             async with asyncio.timeout(_DEADLINE_SECONDS):
-                text = await _fetch(args, url)
+                text = await _fetch(args, url, headers or {})
         except ApplicationError:
             raise
         except (TimeoutError, httpx.TimeoutException) as exc:

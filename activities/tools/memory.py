@@ -3,7 +3,8 @@
 Invariants: scope and provenance come from the call context the workflow stamps (goal, step, role,
 whether the step saw untrusted content) and the activity's own namespace, never from the model; a
 recalled note from a writer that had seen untrusted content says so, and like every tool output it
-reaches the model as untrusted data.
+reaches the model as untrusted data. A retried `remember` returns the entry its first attempt wrote
+instead of writing another (`Idempotency`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from temporalio import activity
 
 from activities.content_store import tool_result
+from activities.tools.idempotency import Idempotency
 from activities.tools.registry import run_store, tool_activity, tool_error
 from contracts.errors import ErrorType
 from contracts.tools import CallContext, MemoryWritten, RecallArgs, RememberArgs, ToolResult
@@ -39,14 +41,18 @@ def format_memories(query: str, entries: list[MemoryEntry]) -> str:
 
 
 class MemoryTools:
-    def __init__(self, memory: MemoryStore, content: ContentStore) -> None:
+    def __init__(self, memory: MemoryStore, content: ContentStore, once: Idempotency) -> None:
         self._memory = memory
         self._content = content
+        self._once = once
 
     @tool_activity("remember")
     async def remember(self, args: RememberArgs) -> ToolResult:
         """Keep a note in long-term memory, with its provenance."""
         context = _context(args.context)
+        return await self._once.once("remember", args, lambda: self._remember(args, context))
+
+    async def _remember(self, args: RememberArgs, context: CallContext) -> ToolResult:
         entry = await run_store(
             self._memory.remember, activity.info().workflow_namespace, context.role, args.text, args.topic,
             context.workflow_id, context.step_id, context.saw_untrusted,

@@ -2,12 +2,15 @@
 
 Invariants: the store confines every path to the workspace (PathOutsideWorkspace otherwise) and writes
 atomically; these activities add the artifact check (a write bound to a content hash carries exactly
-that content) and the text the model sees. Blocking store calls run in a thread.
+that content) and the text the model sees. A retried `write_file` returns what its first attempt wrote
+(path, size, hash) instead of writing again (`Idempotency`), so it never overwrites a later change to the
+file. Blocking store calls run in a thread.
 """
 
 from __future__ import annotations
 
 from activities.content_store import tool_result
+from activities.tools.idempotency import Idempotency
 from activities.tools.registry import run_store, tool_activity, tool_error
 from contracts.errors import ErrorType
 from contracts.tools import ListFilesArgs, ReadFileArgs, ToolResult, WriteFileArgs
@@ -30,9 +33,10 @@ def format_listing(listing: FileListing) -> str:
 class WorkspaceTools:
     """The workspace tools, bound to one workspace and one content store."""
 
-    def __init__(self, workspace: Workspace, content: ContentStore) -> None:
+    def __init__(self, workspace: Workspace, content: ContentStore, once: Idempotency) -> None:
         self._workspace = workspace
         self._content = content
+        self._once = once
 
     @tool_activity("read_file")
     async def read_file(self, args: ReadFileArgs) -> ToolResult:
@@ -45,6 +49,9 @@ class WorkspaceTools:
         problem = artifact_mismatch(args)
         if problem:  # checked again here: an approval bound to one artifact must never write another
             raise tool_error(ErrorType.ARTIFACT_MISMATCH, problem)
+        return await self._once.once("write_file", args, lambda: self._write(args))
+
+    async def _write(self, args: WriteFileArgs) -> ToolResult:
         written = await run_store(self._workspace.write_text, args.path, args.content)
         text = f"wrote {written.path} ({written.size_bytes} bytes, sha256 {written.sha256})"
         return tool_result(self._content, "write_file", text)
