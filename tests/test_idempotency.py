@@ -95,7 +95,8 @@ class _Recorder(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def server() -> Iterator[ThreadingHTTPServer]:
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadingHTTPServer]:
+    monkeypatch.setenv("FOREMAN_HTTP_PRIVATE_HOSTS", "127.0.0.1")  # a test server on loopback: named, as on-premise hosts are
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
     httpd.daemon_threads = True
     httpd.requests = []

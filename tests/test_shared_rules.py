@@ -8,6 +8,7 @@ providers' error mapping and `http_fetch`'s status errors, both against real HTT
 
 from __future__ import annotations
 
+import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -22,8 +23,9 @@ from temporalio.testing import ActivityEnvironment
 
 import settings
 from activities.providers.http_errors import error_from_response
-from activities.tools import http as http_tool
 from activities.tools import tool_implementations
+from activities.tools.cache import ToolCache
+from activities.tools.http import HttpTools
 from contracts.policy import Policy, Principal, SqlNotSelectGate
 from contracts.tools import HttpFetchArgs, SideEffect, SqlQueryArgs
 from core.policy import evaluate
@@ -70,15 +72,28 @@ def test_the_gate_matches_hosts(host: str, patterns: list[str], allowed: bool) -
     assert (decision.outcome == "allow") is allowed, decision
 
 
+class NoSuchNames:
+    """A resolver that notes each name it is asked and says none exists: the test sends no DNS query."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def resolve(self, host: str) -> list[str]:
+        self.asked.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
 @pytest.mark.parametrize("host, patterns, allowed", HOSTS)
 async def test_http_fetch_matches_hosts_the_same_way(
-    host: str, patterns: list[str], allowed: bool, tools: dict, monkeypatch: pytest.MonkeyPatch
+    host: str, patterns: list[str], allowed: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FOREMAN_HTTP_ALLOWED_HOSTS", ",".join(patterns))
-    monkeypatch.setattr(http_tool, "_TIMEOUT", httpx.Timeout(1.0))  # an allowed host is then merely unreachable
+    resolver = NoSuchNames()
+    http_fetch = HttpTools(FileContentStore(tmp_path / "content"), ToolCache(None), resolver=resolver).http_fetch
     with pytest.raises(ApplicationError) as refused:
-        await ActivityEnvironment().run(tools["http_fetch"], HttpFetchArgs(url=f"http://{host}:9/"))
+        await ActivityEnvironment().run(http_fetch, HttpFetchArgs(url=f"http://{host}:9/"))
     assert (refused.value.type != "ToolNotAllowed") is allowed, refused.value
+    assert bool(resolver.asked) is allowed  # an allowed host goes on to be resolved (and to fail there: no such name)
 
 
 # --- SQL -----------------------------------------------------------------------------------------
@@ -191,7 +206,10 @@ async def test_model_providers_honour_retry_after(headers: dict, expected: float
 
 
 @pytest.mark.parametrize("headers, expected", RETRY_AFTER, ids=[str(h) for h, _ in RETRY_AFTER])
-async def test_http_fetch_honours_retry_after_the_same_way(headers: dict, expected: float | None, too_many: str, tools: dict) -> None:
+async def test_http_fetch_honours_retry_after_the_same_way(
+    headers: dict, expected: float | None, too_many: str, tools: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FOREMAN_HTTP_PRIVATE_HOSTS", "127.0.0.1")  # the 429 server is local
     url = str(httpx.URL(f"{too_many}/page", params=http_dates(headers)))
     with pytest.raises(ApplicationError) as transient:
         await ActivityEnvironment().run(tools["http_fetch"], HttpFetchArgs(url=url))

@@ -105,6 +105,7 @@ async def test_what_the_tool_cache_stores_and_what_is_a_miss(tmp_path: Path) -> 
 
 async def test_a_host_this_worker_may_not_reach_is_refused_even_when_cached(monkeypatch) -> None:
     http_fetch = tool_implementations(from_settings())["http_fetch"]
+    monkeypatch.setenv("FOREMAN_HTTP_PRIVATE_HOSTS", "127.0.0.1")
     with ScriptedServer(page) as server:
         args = HttpFetchArgs(url=f"{server.base_url}/page", cache=True)
         assert not (await ActivityEnvironment().run(http_fetch, args)).cached
@@ -112,6 +113,11 @@ async def test_a_host_this_worker_may_not_reach_is_refused_even_when_cached(monk
         monkeypatch.setenv("FOREMAN_HTTP_ALLOWED_HOSTS", "example.com")
         with pytest.raises(Exception, match="not in FOREMAN_HTTP_ALLOWED_HOSTS"):
             await ActivityEnvironment().run(http_fetch, args)
+        monkeypatch.delenv("FOREMAN_HTTP_ALLOWED_HOSTS")
+        monkeypatch.delenv("FOREMAN_HTTP_PRIVATE_HOSTS")  # a worker that may not reach private addresses
+        with pytest.raises(Exception, match=r"\(loopback\): http_fetch reaches public addresses only"):
+            await ActivityEnvironment().run(http_fetch, args)
+        assert len(server.requests) == 1
 
 
 # --- whole goals on the dev server ----------------------------------------------------------------
@@ -193,6 +199,7 @@ def cached_calls(result: GoalResult) -> dict[str, list[bool]]:
 
 async def test_a_second_identical_goal_reads_from_the_tool_cache(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    monkeypatch.setenv("FOREMAN_HTTP_PRIVATE_HOSTS", "127.0.0.1")  # the page server is local
     with ScriptedServer(page) as server:
         playbook = reads_playbook(tmp_path / "playbooks", server.base_url)
         reads = Reads(client, task_queue, server, sent_flag=False)  # the model asks for no cache: not its decision
@@ -212,6 +219,7 @@ async def test_a_second_identical_goal_reads_from_the_tool_cache(client: Client,
 
 async def test_no_tool_cache_when_the_goal_or_the_step_says_no(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    monkeypatch.setenv("FOREMAN_HTTP_PRIVATE_HOSTS", "127.0.0.1")  # the page server is local
     with ScriptedServer(page) as server:
         playbook = reads_playbook(tmp_path / "playbooks", server.base_url)
         uncached = reads_playbook(tmp_path / "playbooks", server.base_url, name="reads-uncached", cache=False)

@@ -62,6 +62,8 @@ def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     }
     shutil.copytree(DEMO_CORPUS, paths["corpus"])
     monkeypatch.delenv("FOREMAN_HTTP_ALLOWED_HOSTS", raising=False)
+    # The HTTP tests' server is on 127.0.0.1, which http_fetch refuses unless the worker names it (tests/test_http_ssrf.py).
+    monkeypatch.setenv("FOREMAN_HTTP_PRIVATE_HOSTS", "127.0.0.1")
     return paths
 
 

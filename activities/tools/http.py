@@ -1,20 +1,23 @@
 """`http_fetch`: GET or HEAD one http(s) URL and return the body as text.
 
 Invariants: the client makes no retries of its own (Temporal owns retries); redirects are reported,
-not followed, so each hop is a new tool call the workflow's policy checks (the role's hosts); every
-request is checked against the scheme and worker host allow-list; the body is read as a stream
-and never more than `max_bytes` is held; 4xx is final, 5xx/timeouts/connection errors are transient.
-The allow-list is `settings.http_allowed_hosts()`, read per call (before the call cache is asked); large
-bodies go to the content store passed in. A method other than GET and HEAD (the argument contract does
-not admit one today; the default policy's `http-not-get` rule would ask for approval) changes something
-at the server: it is never answered from the cache, it is sent once per activity however often Temporal
-retries it (`Idempotency`), and it carries that activity's key as `Idempotency-Key`, for servers that
-deduplicate by it themselves.
+not followed, so each hop is a new tool call the workflow's policy checks (the role's hosts) and this
+tool checks again; every request is checked against the scheme and worker host allow-list; the host is
+resolved once and every address checked (`pinning`: public addresses only, unless the host is named in
+FOREMAN_HTTP_PRIVATE_HOSTS), and the connection goes to that checked address; no proxy, netrc or CA
+bundle from the environment is used; the body is read as a stream and never more than `max_bytes` is
+held; 4xx is final, 5xx/timeouts/connection errors are transient. Both host lists are read per call,
+before the call cache is asked; large bodies go to the content store passed in. A method other than GET
+and HEAD (the argument contract does not admit one today; the default policy's `http-not-get` rule would
+ask for approval) changes something at the server: it is never answered from the cache, it is sent once per
+activity however often Temporal retries it (`Idempotency`), and it carries that activity's key as
+`Idempotency-Key`, for servers that deduplicate by it themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from datetime import UTC, datetime
 
 import httpx
@@ -24,6 +27,7 @@ import settings
 from activities.content_store import tool_result
 from activities.tools.cache import ToolCache
 from activities.tools.idempotency import Idempotency, idempotency_key
+from activities.tools.pinning import Pin, PinnedTransport, Resolver, SystemResolver, pin_host
 from activities.tools.registry import tool_activity, tool_error
 from contracts.errors import ErrorType
 from contracts.tools import HttpFetchArgs, ToolResult
@@ -53,11 +57,6 @@ def _check_url(url: httpx.URL) -> None:
         raise tool_error(ErrorType.TOOL_NOT_ALLOWED, f"host {url.host!r} is not in FOREMAN_HTTP_ALLOWED_HOSTS")
 
 
-async def _check_request(request: httpx.Request) -> None:
-    # Runs for every request the client sends (redirects are not followed, see the module docstring).
-    _check_url(request.url)
-
-
 def _status_error(response: httpx.Response) -> ApplicationError:
     status = response.status_code
     message = f"HTTP {status} {response.reason_phrase} from {response.url}"
@@ -76,15 +75,25 @@ def _decode(body: bytes, encoding: str | None) -> str:
         return body.decode("utf-8", errors="replace")
 
 
-async def _fetch(args: HttpFetchArgs, url: httpx.URL, headers: dict[str, str]) -> str:
-    transport = httpx.AsyncHTTPTransport(retries=0)
+def _certificate_rejected(exc: BaseException) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+async def _fetch(args: HttpFetchArgs, url: httpx.URL, pin: Pin, verify: ssl.SSLContext | bool, headers: dict[str, str]) -> str:
+    # trust_env=False: no proxy, .netrc or SSL_CERT_FILE from the environment decides where this goes.
+    transport = PinnedTransport(pin, httpx.AsyncHTTPTransport(retries=0, verify=verify, trust_env=False))
     async with httpx.AsyncClient(
         transport=transport,
         timeout=_TIMEOUT,
         # Redirects are reported, not followed: the next hop is a new tool call, checked by policy
-        # (the role's hosts) in the workflow like the first one.
+        # (the role's hosts) in the workflow and by this tool like the first one.
         follow_redirects=False,
-        event_hooks={"request": [_check_request]},
+        trust_env=False,
     ) as client:
         async with client.stream(args.method, url, headers=headers) as response:
             if response.status_code >= 400:
@@ -118,12 +127,18 @@ async def _fetch(args: HttpFetchArgs, url: httpx.URL, headers: dict[str, str]) -
 
 
 class HttpTools:
-    """`http_fetch`, bound to one content store (for large bodies), the worker's tool cache and its ledger."""
+    """`http_fetch`, bound to one content store (for large bodies), the worker's tool cache and its ledger;
+    `resolver` (default: the system's) answers every host lookup, `verify` the CAs trusted for HTTPS (default: certifi's)."""
 
-    def __init__(self, content: ContentStore, cache: ToolCache, once: Idempotency) -> None:
+    def __init__(
+        self, content: ContentStore, cache: ToolCache, once: Idempotency | None = None, resolver: Resolver | None = None,
+        verify: ssl.SSLContext | None = None,
+    ) -> None:
         self._content = content
         self._cache = cache
-        self._once = once
+        self._once = once or Idempotency(None)
+        self._resolver = resolver or SystemResolver()
+        self._verify: ssl.SSLContext | bool = verify or True
 
     @tool_activity("http_fetch")
     async def http_fetch(self, args: HttpFetchArgs) -> ToolResult:
@@ -132,16 +147,18 @@ class HttpTools:
             url = httpx.URL(args.url)
         except httpx.InvalidURL as exc:
             raise tool_error(ErrorType.TOOL_ARGUMENTS_INVALID, f"invalid URL: {exc}") from exc
-        _check_url(url)  # before the cache: a host this worker may not reach is refused even if another cached it
+        # Both checks before the cache: a host or address this worker may not reach is refused even if another cached it.
+        _check_url(url)
+        pin = await pin_host(url, self._resolver, settings.http_private_hosts())
         if args.method not in _SAFE_METHODS:
             headers = {"Idempotency-Key": idempotency_key("http_fetch", args)}
-            return await self._once.once("http_fetch", args, lambda: self._run(args, url, headers))
-        return await self._cache.answer("http_fetch", args, lambda: self._run(args, url))
+            return await self._once.once("http_fetch", args, lambda: self._run(args, url, pin, headers))
+        return await self._cache.answer("http_fetch", args, lambda: self._run(args, url, pin))
 
-    async def _run(self, args: HttpFetchArgs, url: httpx.URL, headers: dict[str, str] | None = None) -> ToolResult:
+    async def _run(self, args: HttpFetchArgs, url: httpx.URL, pin: Pin, headers: dict[str, str] | None = None) -> ToolResult:
         try:
             async with asyncio.timeout(_DEADLINE_SECONDS):
-                text = await _fetch(args, url, headers or {})
+                text = await _fetch(args, url, pin, self._verify, headers or {})
         except ApplicationError:
             raise
         except (TimeoutError, httpx.TimeoutException) as exc:
@@ -149,6 +166,8 @@ class HttpTools:
         except httpx.UnsupportedProtocol as exc:
             raise tool_error(ErrorType.TOOL_ARGUMENTS_INVALID, f"unsupported protocol: {exc}") from exc
         except httpx.TransportError as exc:
-            # Connection refused/reset, DNS failure, protocol hiccups: worth another attempt.
+            if _certificate_rejected(exc):  # the same certificate comes back on every attempt
+                raise tool_error(ErrorType.TOOL_FAILED, f"TLS certificate of {url.host!r} rejected: {exc}") from exc
+            # Connection refused/reset, protocol hiccups: worth another attempt.
             raise tool_error(ErrorType.TOOL_TRANSIENT, f"network error fetching {url}: {exc!r}", retryable=True) from exc
         return tool_result(self._content, "http_fetch", text)
