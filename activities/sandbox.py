@@ -87,7 +87,8 @@ class Sandbox:
     def limits(self, wall_seconds: float | None = None) -> SandboxLimits:
         """The worker's limits, the wall clock cut to `wall_seconds` when that is lower."""
         wall = min(wall_seconds or self.config.wall_seconds, self.config.wall_seconds)
-        return SandboxLimits(wall_seconds=wall, cpu_seconds=max(1, int(wall)), memory_bytes=self.config.memory_bytes)
+        # CPU seconds are half the wall clock: a busy loop is then stopped by (and named after) the CPU limit.
+        return SandboxLimits(wall_seconds=wall, cpu_seconds=max(1, int(wall / 2)), memory_bytes=self.config.memory_bytes)
 
     def check(self) -> None:
         """Raise SandboxUnavailable unless a run can happen here."""
@@ -154,7 +155,8 @@ class Sandbox:
             "--unshare-all", "--unshare-user", "--uid", uid, "--gid", uid, "--hostname", "sandbox", "--disable-userns",
             "--die-with-parent", "--new-session", "--clearenv", "--cap-drop", "ALL",
             *mounts, "--proc", "/proc", "--dev", "/dev", "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
-            "--ro-bind", str(scratch / "program"), "/program", "--bind", str(scratch / "work"), "/work", "--chdir", "/work",
+            "--ro-bind", str(scratch / "program"), "/program", "--bind", str(scratch / "work"), "/work",
+            "--remount-ro", "/", "--chdir", "/work",  # the root bwrap builds is a tmpfs: read-only, so /work and /tmp are all it may write
             self.config.python, "-E", "-s", "-B", "-c", LAUNCHER, json.dumps(rlimits), f"/program/{entry}",
         ]
 
@@ -168,12 +170,12 @@ class Sandbox:
         too_much = asyncio.Event()
 
         async def drain(stream: asyncio.StreamReader, capture: _Capture) -> None:
+            # Read to EOF whatever happens: an unread pipe would keep the process transport (and `wait()`) open.
             while chunk := await stream.read(65536):
                 capture.data += chunk[: max(0, capture.keep - len(capture.data))]
                 capture.total += len(chunk)
                 if out.total + err.total > limits.kill_output_bytes:
                     too_much.set()
-                    return
 
         assert process.stdout is not None and process.stderr is not None
         readers = asyncio.gather(drain(process.stdout, out), drain(process.stderr, err))
