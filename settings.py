@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -302,4 +303,33 @@ def resolve_model(role: ModelRole, spec: ModelSpec) -> ResolvedModel:
         input_usd_per_mtok=price_in,
         output_usd_per_mtok=price_out,
         timeout_seconds=float(pick("TIMEOUT_SECONDS") or 120),
+    )
+
+
+def sandbox_task_queue() -> str | None:
+    """The task queue of the sandbox workers (FOREMAN_SANDBOX_TASK_QUEUE): when set, the planner stamps it on
+    every plan, so goals schedule `run_python` and the `tests` check there, and the main workers do not run code."""
+    return env("FOREMAN_SANDBOX_TASK_QUEUE")
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    """Where and how the worker runs sandboxed code (`activities.sandbox`)."""
+
+    bwrap: str | None  # None: bubblewrap is not installed, and sandboxed calls fail with SandboxUnavailable
+    python: str  # the interpreter inside the sandbox: must live under the read-only system folders it mounts
+    uid: int  # the unprivileged uid (and gid) the code runs as, inside and outside the sandbox
+    scratch_dir: Path  # per-call scratch copies of the workspace (put it on a size-limited filesystem in production)
+    wall_seconds: float  # the ceiling a call's own `timeout_seconds` is cut to
+    memory_bytes: int
+
+
+def sandbox_settings() -> SandboxSettings:
+    return SandboxSettings(
+        bwrap=env("FOREMAN_BWRAP") or shutil.which("bwrap"),
+        python=env("FOREMAN_SANDBOX_PYTHON", "/usr/bin/python3") or "/usr/bin/python3",
+        uid=int(env("FOREMAN_SANDBOX_UID", "65534") or 65534),
+        scratch_dir=Path(env("FOREMAN_SANDBOX_SCRATCH", str(foreman_home() / "sandbox")) or "").resolve(),
+        wall_seconds=float(env("FOREMAN_SANDBOX_MAX_WALL_SECONDS", "60") or 60),
+        memory_bytes=int(env("FOREMAN_SANDBOX_MEMORY_BYTES", str(512 * 1024**2)) or 512 * 1024**2),
     )

@@ -1,6 +1,11 @@
-"""Run a Foreman worker: `GoalWorkflow` plus every activity (planner, model calls, verifier, tools).
+"""Run a Foreman worker: `GoalWorkflow` plus every activity (planner, model calls, verifier, tools); or, with
+`--sandbox`, a sandbox-only worker that runs model-written code (`run_python`, the `tests` check) and nothing else.
 
     python worker.py [--address HOST:PORT] [--namespace NS] [--task-queue Q] [--max-activities N]
+    python worker.py --sandbox [--task-queue Q]     # Q defaults to FOREMAN_SANDBOX_TASK_QUEUE
+
+With FOREMAN_SANDBOX_TASK_QUEUE set, the main worker registers no code-running activity: goals send those to the
+sandbox workers (their plans name the queue), which can run on separate, locked-down machines.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from temporalio.worker import Worker
 
 import settings
 from activities.content_store import ContentActivities
+from activities.check_tests import CheckTests
 from activities.model_call import ModelCalls
 from activities.planner import plan_goal
+from activities.sandbox import Sandbox
 from activities.tools import tool_activities
 from activities.verifier import verify_output
 from observability import configure_tracing
@@ -27,14 +34,24 @@ from temporal_client import connect
 from workflows.goal import GoalWorkflow
 
 
-def all_activities(call_model: Callable | None = None, stores: Stores | None = None) -> list:
+def all_activities(call_model: Callable | None = None, stores: Stores | None = None, *, with_sandbox: bool | None = None) -> list:
     """Every activity: planner, `call_model` (or a stand-in under the same activity name), verifier, and
-    every tool bound to `stores` (default: the stores the settings name, built now)."""
+    every tool bound to `stores` (default: the stores the settings name, built now). The code-running ones
+    only `with_sandbox` (default: unless FOREMAN_SANDBOX_TASK_QUEUE sends them to sandbox workers)."""
     stores = stores or from_settings()
+    if with_sandbox is None:
+        with_sandbox = settings.sandbox_task_queue() is None
     return [
         plan_goal, call_model or ModelCalls(stores.cache).call_model, verify_output,
-        *_content_activities(stores), *tool_activities(stores),
+        *_content_activities(stores), *tool_activities(stores, sandboxed=None if with_sandbox else False),
+        *([CheckTests(Sandbox.from_settings(stores.workspace)).run_check_tests] if with_sandbox else []),
     ]
+
+
+def sandbox_activities(stores: Stores | None = None) -> list:
+    """What a sandbox worker runs: the tools that run code, and the `tests` check's runs."""
+    stores = stores or from_settings()
+    return [*tool_activities(stores, sandboxed=True), CheckTests(Sandbox.from_settings(stores.workspace)).run_check_tests]
 
 
 def _content_activities(stores: Stores) -> list:
@@ -65,6 +82,11 @@ def build_worker(
     )
 
 
+def build_sandbox_worker(client: Client, task_queue: str, *, max_concurrent_activities: int = 2, stores: Stores | None = None) -> Worker:
+    """A worker that only runs sandboxed code: no workflow, no model, no other tool."""
+    return Worker(client, task_queue=task_queue, activities=sandbox_activities(stores), max_concurrent_activities=max_concurrent_activities)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description="Run a Foreman worker.")
     parser.add_argument("--address", default=settings.temporal_address())
@@ -72,18 +94,28 @@ async def main() -> None:
     parser.add_argument("--task-queue", default=settings.task_queue())
     parser.add_argument("--max-activities", type=int, default=8, help="concurrent activities (model calls, tools)")
     parser.add_argument("--max-workflow-tasks", type=int, default=16)
+    parser.add_argument("--sandbox", action="store_true", help="run only sandboxed code (queue: FOREMAN_SANDBOX_TASK_QUEUE)")
     args = parser.parse_args()
+    if args.sandbox:
+        # The sandbox queue unless --task-queue names another: a sandbox worker never polls the goals' queue by default.
+        args.task_queue = settings.sandbox_task_queue() if args.task_queue == settings.task_queue() else args.task_queue
+        if not args.task_queue:
+            parser.error("--sandbox needs FOREMAN_SANDBOX_TASK_QUEUE (or --task-queue)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     configure_tracing("foreman-worker")
     stores = from_settings()  # built once, before connecting: a misconfigured store stops the worker at once
     client = await connect(args.address, args.namespace)
-    worker = build_worker(
-        client,
-        args.task_queue,
-        max_concurrent_activities=args.max_activities,
-        max_concurrent_workflow_tasks=args.max_workflow_tasks,
-        stores=stores,  # every tool activity of this worker shares them
-    )
+    if args.sandbox:
+        Sandbox.from_settings(stores.workspace).check()  # a sandbox worker without bwrap stops at once, never runs code bare
+        worker = build_sandbox_worker(client, args.task_queue, max_concurrent_activities=args.max_activities, stores=stores)
+    else:
+        worker = build_worker(
+            client,
+            args.task_queue,
+            max_concurrent_activities=args.max_activities,
+            max_concurrent_workflow_tasks=args.max_workflow_tasks,
+            stores=stores,  # every tool activity of this worker shares them
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

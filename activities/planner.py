@@ -26,7 +26,7 @@ from core.tools import TOOLS, tool_effects
 from core.untrusted import UNTRUSTED_NOTE, step_output
 from playbooks import available_playbooks, load_default_policy, load_playbook
 
-LLM_PLAN_ROLES = ["researcher", "analyst", "drafter", "reviewer", "publisher"]
+LLM_PLAN_ROLES = ["researcher", "analyst", "coder", "drafter", "reviewer", "publisher"]
 MAX_INSTRUCTION_CHARS = 8_000  # AgentStep.instruction's limit
 
 
@@ -72,6 +72,7 @@ def _planner_messages(request: PlanRequest, models: list[str]) -> list[ChatMessa
         "step 1 needs nothing), tools (only the tools it needs), and optionally mode: agent (default: do it), "
         "subagent (a sub-question big enough to plan and research on its own), explore (try it three ways "
         "and keep the best) or tool (one call of the one tool in tools, no reasoning: a step of a tool chain). "
+        "A coder computes things by writing and running Python (tool run_python) and reports the result. "
         "Steps that write files come last.\n"
         + (f"Each step may name its model: one of {', '.join(models)} (pick the larger only where a step needs "
            "careful reasoning; it costs more).\n" if models else "")
@@ -179,6 +180,8 @@ def plan_from_playbook(request: PlanRequest) -> Plan:
             type=ErrorType.PLAN_INVALID.value,
             non_retryable=True,
         ) from err
+    except ValueError as err:  # a `tests` check's script that cannot be read
+        raise ApplicationError(str(err), type=ErrorType.PLAN_INVALID.value, non_retryable=True) from err
     if playbook is None:
         raise ApplicationError(
             f"unknown playbook {request.playbook!r}; available: {', '.join(available_playbooks())}",
@@ -307,6 +310,6 @@ def fallback_steps(goal: str) -> list[AgentStep]:
 @activity.defn(name=PLAN_GOAL_ACTIVITY)
 async def plan_goal(request: PlanRequest) -> Plan:
     """Plan a goal from its playbook, or with the planner model when no playbook is named."""
-    if request.playbook and request.revision is None:
-        return plan_from_playbook(request)
-    return await plan_with_model(request)
+    plan = plan_from_playbook(request) if request.playbook and request.revision is None else await plan_with_model(request)
+    # Stamped here, in the activity's result: the workflow routes code to the sandbox workers from its history, never from env.
+    return plan.model_copy(update={"sandbox_task_queue": settings.sandbox_task_queue()})

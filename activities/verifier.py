@@ -15,6 +15,7 @@ from temporalio import activity
 import settings
 from activities.providers.base import get_provider
 from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole
+from contracts.sandbox import SandboxRun
 from core.untrusted import UNTRUSTED_NOTE, step_output
 from contracts.verify import (
     VERIFY_OUTPUT_ACTIVITY,
@@ -30,6 +31,7 @@ from contracts.verify import (
     RegexCheck,
     RelevanceCheck,
     RequiredTermsCheck,
+    TestsCheck,
     Verdict,
     VerifyRequest,
 )
@@ -92,6 +94,22 @@ def check_output(check: AcceptanceCheck, output: str) -> CheckResult:
         detail = "" if ok else (f"the output does not match /{check.pattern}/" if check.must_match else f"the output must not match /{check.pattern}/")
         return CheckResult(kind=check.type, passed=ok, detail=detail)
     raise TypeError(f"not a deterministic check: {check!r}")
+
+
+TEST_REPORT_CHARS = 1_500
+
+
+def tests_result(check: TestsCheck, run: SandboxRun | None) -> CheckResult:
+    """A `tests` check from its sandboxed run: exit 0 passes; otherwise the reason ends with what the tests printed."""
+    if run is None:
+        return CheckResult(kind=check.type, passed=False, detail="the tests did not run")
+    if run.passed:
+        return CheckResult(kind=check.type, passed=True)
+    if run.exit_code is None:
+        return CheckResult(kind=check.type, passed=False, detail=f"the tests could not run: {run.stderr}"[:TEST_REPORT_CHARS])
+    stopped = f", stopped by the {run.killed_by.value} limit" if run.killed_by else ""
+    printed = (run.stdout.rstrip() + "\n" + run.stderr.rstrip()).strip()
+    return CheckResult(kind=check.type, passed=False, detail=f"the tests failed (exit code {run.exit_code}{stopped}): {printed[-TEST_REPORT_CHARS:]}")
 
 
 def _judge_prompt(request: VerifyRequest, check: JudgedCheck) -> tuple[str, dict]:
@@ -157,9 +175,12 @@ async def verify_output(request: VerifyRequest) -> Verdict:
     """Check a step's output; accept, or say why it must be refined or escalated."""
     verdict = Verdict(step_id=request.step_id, decision=Decision.ACCEPT)
     escalate = False
+    test_runs = iter(request.test_runs)
     for check in request.checks:
         if isinstance(check, JudgedCheck):
             result = await _judge(request, check, verdict)
+        elif isinstance(check, TestsCheck):
+            result = tests_result(check, next(test_runs, None))
         else:
             result = check_output(check, request.output)
         verdict.results.append(result)

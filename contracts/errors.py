@@ -31,6 +31,8 @@ class ErrorType(StrEnum):
     CONTENT_MISSING = "ContentMissing"
     RESUME_REFUSED = "ResumeRefused"
     STORE_CONFIG = "StoreConfigError"
+    SANDBOX_UNAVAILABLE = "SandboxUnavailable"
+    SANDBOX_LIMIT = "SandboxLimitExceeded"
 
 
 # Errors that retrying cannot fix; activities raise them with non_retryable=True as well.
@@ -52,4 +54,6 @@ NON_RETRYABLE_ERROR_TYPES: list[str] = [
     ErrorType.PATH_OUTSIDE_WORKSPACE,
     ErrorType.BUDGET_EXCEEDED,
     ErrorType.ARTIFACT_MISMATCH,
+    ErrorType.SANDBOX_UNAVAILABLE,
+    ErrorType.SANDBOX_LIMIT,
 ]

@@ -177,6 +177,9 @@ class Plan(BaseModel):
     usage: TokenUsage = Field(default_factory=TokenUsage)
     model_calls: int = 0
     cost_usd: float = 0.0
+    sandbox_task_queue: str | None = Field(
+        default=None, description="Where sandboxed code runs (the planning worker's FOREMAN_SANDBOX_TASK_QUEUE); None: the goal's own queue.",
+    )
 
 
 PLAN_GOAL_ACTIVITY = "plan_goal"  # PlanRequest -> Plan

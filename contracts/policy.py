@@ -108,6 +108,7 @@ class GateRule(BaseModel):
     expires_after_seconds: int = Field(default=3600, ge=1, le=30 * 24 * 3600)
     on_expiry: Literal["deny", "escalate"] = "deny"
     reason: str = ""
+    exempt_roles: list[str] = Field(default_factory=list, description="Agent roles explicitly granted what this rule gates.")
 
     @model_validator(mode="after")
     def _sequence_sets_the_count(self) -> "GateRule":

@@ -8,8 +8,10 @@ content-store reference of the full output.
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
+
+from contracts.sandbox import SandboxRun
 
 
 class SideEffect(StrEnum):
@@ -18,6 +20,7 @@ class SideEffect(StrEnum):
     READ = "read"
     WRITE = "write"
     DESTRUCTIVE = "destructive"
+    EXECUTE = "execute"  # runs code the model wrote (in the sandbox)
 
 
 class ToolArgs(BaseModel):
@@ -88,6 +91,25 @@ class SearchCorpusArgs(CacheableArgs):
     limit: int = Field(default=5, gt=0, le=50)
 
 
+class RunPythonArgs(ToolArgs):
+    """Run a Python 3 program in a sandbox (no network, a scratch copy of the workspace, strict limits).
+    Files come back to the workspace only if listed in `outputs`."""
+
+    code: str = Field(min_length=1, max_length=200_000, description="The program; print what you want to see.")
+    outputs: list[str] = Field(
+        default_factory=list, max_length=20,
+        description="Workspace-relative files the program writes that should be kept (each at most 1 MB of UTF-8 text).",
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="Wall-clock limit (the worker may set a lower one).")
+
+    @field_validator("outputs")
+    @classmethod
+    def _short_paths(cls, outputs: list[str]) -> list[str]:
+        if any(not p or len(p) > 512 for p in outputs):
+            raise ValueError("each output is a non-empty path of at most 512 characters")
+        return outputs
+
+
 class CallContext(BaseModel):
     """Who is calling, stamped by the workflow on tools that need it (memory): never taken from the model,
     which does not see the field (it is left out of the JSON schema) and whose value for it is overwritten."""
@@ -135,3 +157,4 @@ class ToolResult(BaseModel):
     error_type: str | None = None
     cached: bool = Field(default=False, description="Answered from the worker's call cache: the tool did not run.")
     memory: MemoryWritten | None = Field(default=None, description="Set by `remember`: the entry it wrote.")
+    sandbox: SandboxRun | None = Field(default=None, description="Set by `run_python`: exit code, output, limits hit, files kept.")

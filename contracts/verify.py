@@ -9,6 +9,7 @@ import jsonschema
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from contracts.llm import ModelSpec, TokenUsage
+from contracts.sandbox import SandboxLimits, SandboxRun
 
 
 class CheckKind(StrEnum):
@@ -20,6 +21,7 @@ class CheckKind(StrEnum):
     REGEX = "regex"
     MODEL_JUDGE = "model_judge"
     RELEVANCE = "relevance"
+    TESTS = "tests"
 
 
 class _Check(BaseModel):
@@ -104,6 +106,24 @@ class RelevanceCheck(JudgedCheck):
     min_score: float = Field(default=0.5, ge=0.0, le=1.0)
 
 
+class TestsCheck(_Check):
+    """Test code run against the output in the sandbox (`import solution` is the Python in the output, `output.txt`
+    the output itself); it passes when the test program exits 0. `script` names a file beside the playbook, which
+    the planner reads into `code`, so the test code is in the plan (and the history) before it runs."""
+
+    __test__ = False  # not a pytest class, whatever its name
+    type: Literal[CheckKind.TESTS] = CheckKind.TESTS
+    code: str | None = Field(default=None, min_length=1, max_length=200_000)
+    script: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}$", description="A file under the playbook's folder.")
+    limits: SandboxLimits = Field(default_factory=lambda: SandboxLimits(wall_seconds=20, cpu_seconds=20))
+
+    @model_validator(mode="after")
+    def _has_code(self) -> "TestsCheck":
+        if self.code is None and self.script is None:
+            raise ValueError("a tests check needs `code` or a `script`")
+        return self
+
+
 AcceptanceCheck = Annotated[
     NonEmptyCheck
     | LengthCheck
@@ -112,7 +132,8 @@ AcceptanceCheck = Annotated[
     | CitationsCheck
     | RegexCheck
     | ModelJudgeCheck
-    | RelevanceCheck,
+    | RelevanceCheck
+    | TestsCheck,
     Field(discriminator="type"),
 ]
 
@@ -153,6 +174,7 @@ class VerifyRequest(BaseModel):
     output: str
     checks: list[AcceptanceCheck]
     judge: ModelSpec = Field(default_factory=ModelSpec)
+    test_runs: list[SandboxRun] = Field(default_factory=list, description="The sandboxed runs of the `tests` checks, in their order.")
 
 
 class Verdict(BaseModel):

@@ -72,3 +72,7 @@ TOOL_WRITE = ActivityConfig(start_to_close_timeout=timedelta(seconds=60), retry_
 TOOL_DESTRUCTIVE = ActivityConfig(start_to_close_timeout=timedelta(seconds=120), retry_policy=_retry(1.0, 1.0, 1))
 # Archiving a large result's parts: idempotent by content hash, retried like a write.
 ARCHIVE = ActivityConfig(start_to_close_timeout=timedelta(seconds=60), retry_policy=_retry(1.0, 20.0, 5))
+# Sandboxed code: a call's own timeout is its wall-clock limit plus this margin (start-up, copying the workspace);
+# one retry, for a lost worker only: a run stopped by a limit or a missing sandbox is non-retryable.
+SANDBOX_MARGIN = timedelta(seconds=30)
+SANDBOX = ActivityConfig(start_to_close_timeout=timedelta(seconds=60) + SANDBOX_MARGIN, retry_policy=_retry(1.0, 5.0, 2))

@@ -87,9 +87,10 @@ def _denial(principal: Principal, role: str, tool: str, side_effect: SideEffect,
         host = urlsplit(url).hostname or ""
         if not host_matches(host, principal.hosts):
             return f"{whose} may not reach host {host!r}"
-    path = _path(args)
-    if path is not None and not any(fnmatch.fnmatchcase(path, pattern) for pattern in principal.paths):
-        return f"{whose} may not use path {path!r}"
+    outputs = getattr(args, "outputs", None)  # files a sandboxed run brings back into the workspace
+    for path in [_path(args), *(posixpath.normpath(p) for p in outputs or [])]:
+        if path is not None and not any(fnmatch.fnmatchcase(path, pattern) for pattern in principal.paths):
+            return f"{whose} may not use path {path!r}"
     return None
 
 
@@ -109,6 +110,8 @@ def evaluate(
     if denial is not None:
         return PolicyDecision("deny", denial)
     for rule in policy.gates:
+        if role in rule.exempt_roles:
+            continue  # the role is granted what this rule gates for everyone else
         if any(condition_matches(c, tool, side_effect, args) for c in rule.when):
             return PolicyDecision("gate", rule.reason or f"gated by rule {rule.name!r}", rule)
     return PolicyDecision("allow")

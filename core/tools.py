@@ -27,15 +27,18 @@ from contracts.tools import (
     ReadFileArgs,
     RecallArgs,
     RememberArgs,
+    RunPythonArgs,
     SearchCorpusArgs,
     SideEffect,
     SqlQueryArgs,
     ToolArgs,
     WriteFileArgs,
 )
-from core.options import TOOL_DESTRUCTIVE, TOOL_READ, TOOL_WRITE, ActivityConfig
+from core.options import SANDBOX, SANDBOX_MARGIN, TOOL_DESTRUCTIVE, TOOL_READ, TOOL_WRITE, ActivityConfig
 
-_DEFAULT_CONFIG = {SideEffect.READ: TOOL_READ, SideEffect.WRITE: TOOL_WRITE, SideEffect.DESTRUCTIVE: TOOL_DESTRUCTIVE}
+_DEFAULT_CONFIG = {
+    SideEffect.READ: TOOL_READ, SideEffect.WRITE: TOOL_WRITE, SideEffect.DESTRUCTIVE: TOOL_DESTRUCTIVE, SideEffect.EXECUTE: SANDBOX,
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class ToolSpec:
     cache_why: str  # why the call cache may or may not answer this tool (one line, decided per tool)
     cache_for: timedelta | None = None  # how long a cached result stands (capped by the cache's TTL); None: never cached
     config_override: ActivityConfig | None = None
+    sandboxed: bool = False  # runs model-written code: scheduled on the sandbox task queue when the plan names one
 
     def __post_init__(self) -> None:
         # The stamped flag exists exactly on cacheable tools' arguments, and only reads can be cacheable.
@@ -63,6 +67,13 @@ class ToolSpec:
     def config(self) -> ActivityConfig:
         """Timeouts and retries: the side-effect class's preset unless this tool overrides it."""
         return self.config_override or _DEFAULT_CONFIG[self.side_effect]
+
+    def config_for(self, args: ToolArgs) -> ActivityConfig:
+        """This call's options: a call that names its own wall-clock limit gets that (plus a margin) as its timeout."""
+        limit = getattr(args, "timeout_seconds", None)
+        if isinstance(limit, (int, float)):
+            return self.config.with_overrides(start_to_close_timeout=timedelta(seconds=limit) + SANDBOX_MARGIN)
+        return self.config
 
     def schema(self) -> ToolSchema:
         """What the model sees: name, description and the argument model's JSON schema."""
@@ -138,6 +149,15 @@ TOOLS: dict[str, ToolSpec] = {
             RecallArgs,
             SideEffect.READ,
             "not cached: every `remember` changes what it finds, and it answers per role",
+        ),
+        ToolSpec(
+            "run_python",
+            "Run a Python 3 program in a sandbox (standard library only, no network, a scratch copy of the workspace, "
+            "strict time and memory limits); returns its exit code, stdout and stderr. List files to keep in `outputs`.",
+            RunPythonArgs,
+            SideEffect.EXECUTE,
+            "never cached: it runs arbitrary code, whose result may depend on the workspace, the clock or chance",
+            sandboxed=True,
         ),
     )
 }

@@ -16,6 +16,7 @@ from pathlib import Path
 import settings
 from contracts.plan import PLAYBOOK_NAME_PATTERN, Playbook
 from contracts.policy import Policy
+from contracts.verify import TestsCheck
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 DEFAULT_POLICY_FILE = BUILTIN_DIR / "policies" / "default.json"
@@ -41,8 +42,25 @@ def load_playbook(name: str, folders: Sequence[Path] | None = None) -> Playbook 
     for folder in folders if folders is not None else playbook_folders():
         path = folder / f"{name}.json"
         if path.is_file():
-            return Playbook.model_validate_json(path.read_text(encoding="utf-8"))
+            return with_check_scripts(Playbook.model_validate_json(path.read_text(encoding="utf-8")), folder)
     return None
+
+
+def with_check_scripts(playbook: Playbook, folder: Path) -> Playbook:
+    """The playbook with each `tests` check's `script` (a file under `folder`) read into its `code`, so the test
+    code travels in the plan to whichever worker runs it. A script outside the folder or missing is a ValueError."""
+    root = folder.resolve()
+
+    def read(check: TestsCheck) -> TestsCheck:
+        if check.code is not None or check.script is None:
+            return check
+        path = (root / check.script).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise ValueError(f"playbook {playbook.name!r}: check script {check.script!r} is not a file under {folder}")
+        return check.model_copy(update={"code": path.read_text(encoding="utf-8")})
+
+    steps = [s.model_copy(update={"checks": [read(c) if isinstance(c, TestsCheck) else c for c in s.checks]}) for s in playbook.steps]
+    return playbook.model_copy(update={"steps": steps})
 
 
 def load_default_policy(path: Path | None = None) -> Policy:

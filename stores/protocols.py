@@ -74,6 +74,12 @@ class Workspace(Protocol):
         """Files under the folder `path`, recursively, at most `limit`."""
         ...
 
+    def export(self, dest: str, max_bytes: int) -> int:
+        """Copy the workspace into the empty folder `dest` (a sandbox's scratch copy) without following any symlink:
+        regular files are copied, symlinks recreated as they are, anything else left out; returns the bytes copied.
+        StoreError(TOOL_FAILED) when the files pass `max_bytes`."""
+        ...
+
 
 @dataclass(frozen=True)
 class CorpusHit:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 
@@ -32,10 +33,23 @@ class SqliteFile:
             if not self._ready:
                 with self._lock:
                     if not self._ready:
-                        connection.execute("PRAGMA journal_mode = WAL")
-                        connection.executescript(self._schema)
+                        self._set_up(connection)
                         self._ready = True
         except BaseException:
             connection.close()
             raise
         return connection
+
+    def _set_up(self, connection: sqlite3.Connection) -> None:
+        # Switching a new file to WAL needs it to itself and answers "locked" at once (no busy wait) while another
+        # process's first connection does the same: try again for a while rather than fail a store call.
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode = WAL")
+                connection.executescript(self._schema)
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)

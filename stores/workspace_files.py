@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
+import stat
 import tempfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -117,3 +119,30 @@ class LocalWorkspace:
                     return FileListing(folder=shown, files=files, more=True)
                 files.append((entry.relative_to(root).as_posix(), real.stat().st_size))
         return FileListing(folder=shown, files=files)
+
+    def export(self, dest: str, max_bytes: int) -> int:
+        root, target = self._real_root(), Path(dest)
+        copied = 0
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            here = Path(dirpath)
+            out = target / here.relative_to(root)
+            out.mkdir(exist_ok=True)
+            for name in sorted(dirnames + filenames):
+                source = here / name
+                info = source.lstat()
+                if stat.S_ISLNK(info.st_mode):
+                    # Recreated, never followed: inside the sandbox it resolves against the sandbox's own view.
+                    os.symlink(os.readlink(source), out / name)
+                elif stat.S_ISREG(info.st_mode) and not name.startswith(TEMP_PREFIX):
+                    copied += info.st_size
+                    if copied > max_bytes:
+                        raise StoreError(ErrorType.TOOL_FAILED, f"the workspace is over {max_bytes} bytes: too large to copy into the sandbox")
+                    _copy_no_follow(source, out / name)
+        return copied
+
+
+def _copy_no_follow(source: Path, dest: Path) -> None:
+    """Copy one regular file; O_NOFOLLOW: a file swapped for a symlink meanwhile is refused, not read through."""
+    fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as reader, open(dest, "xb") as writer:
+        shutil.copyfileobj(reader, writer)

@@ -4,7 +4,9 @@ for the store backends, one PostgreSQL and one moto S3 server per session, start
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -60,14 +62,25 @@ def task_queue() -> str:
     return f"tq-{uuid.uuid4().hex[:12]}"
 
 
+@pytest.fixture(scope="session")
+def sandbox_scratch() -> Iterator[Path]:
+    """Scratch copies for sandboxed runs: outside pytest's 0700 tmp folders, which the sandbox's uid cannot pass."""
+    folder = Path(tempfile.mkdtemp(prefix="foreman-sandbox-"))
+    folder.chmod(0o711)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
-def foreman_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def foreman_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox_scratch: Path) -> Path:
     """Each test gets its own workspace, content store and corpus index (stores are built from these when a test builds its worker)."""
     home = tmp_path / "foreman"
     monkeypatch.setenv("FOREMAN_HOME", str(home))
     monkeypatch.delenv("FOREMAN_WORKSPACE", raising=False)
     monkeypatch.delenv("FOREMAN_CONTENT_STORE", raising=False)
     monkeypatch.delenv("FOREMAN_CORPUS_INDEX", raising=False)
+    monkeypatch.setenv("FOREMAN_SANDBOX_SCRATCH", str(sandbox_scratch))
+    monkeypatch.delenv("FOREMAN_SANDBOX_TASK_QUEUE", raising=False)
     for backend in ("FOREMAN_STORE_BACKEND", "FOREMAN_CONTENT_BACKEND"):  # tests build the default backends unless they say otherwise
         monkeypatch.delenv(backend, raising=False)
     return home

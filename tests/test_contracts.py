@@ -20,6 +20,7 @@ from contracts.tools import (
     ListFilesArgs,
     ReadFileArgs,
     RecallArgs,
+    RunPythonArgs,
     RememberArgs,
     SearchCorpusArgs,
     SqlQueryArgs,
@@ -231,6 +232,7 @@ MINIMAL_ARGS: dict[type[ToolArgs], dict] = {
     SearchCorpusArgs: {"query": "retries"},
     RememberArgs: {"text": "retries need idempotency keys"},
     RecallArgs: {"query": "retries"},
+    RunPythonArgs: {"code": "print(1)"},
 }
 
 

@@ -449,6 +449,7 @@ def test_registry_lists_all_tools(stores: Stores) -> None:
         "search_corpus": SideEffect.READ,
         "remember": SideEffect.WRITE,
         "recall": SideEffect.READ,
+        "run_python": SideEffect.EXECUTE,
     }
     assert {name: definition.side_effect for name, definition in TOOLS.items()} == expected
     implementations = tool_implementations(stores)

@@ -75,6 +75,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.ledger import GoalLedger
     from workflows.scheduler import StepScheduler
     from workflows.steps import StepContext, step_runners
+    from workflows.routing import SandboxRoute
     from workflows.tool_gate import ToolCaller, ToolGate
     from workflows.verification import Verification
 
@@ -97,14 +98,15 @@ class GoalWorkflow:
         self._escalations = EscalationDesk()
         self._approvals = ApprovalRouter(self._desk, self._escalations, request.parent)
         self._journal = Journal()
-        self._verification = Verification(request, self._ledger, self._progress, self._journal)
+        self._route = SandboxRoute()  # the plan names the sandbox task queue (set in _plan, or restored)
+        self._verification = Verification(request, self._ledger, self._progress, self._journal, self._route)
         context = StepContext(
             request=request,
             ledger=self._ledger,
             progress=self._progress,
             approvals=self._desk,
             router=self._approvals,
-            tools=ToolCaller(ToolGate(self._desk, self._ledger, self._progress, request, self._journal)),
+            tools=ToolCaller(ToolGate(self._desk, self._ledger, self._progress, request, self._journal), self._route),
             verification=self._verification,
             journal=self._journal,
         )
@@ -123,6 +125,7 @@ class GoalWorkflow:
         self._escalations.restore(carry.escalations)
         self._journal.restore(carry.journals)
         self._scheduler.restore(carry.scheduler)
+        self._route.task_queue = carry.scheduler.plan.sandbox_task_queue
         self._continuations = list(carry.continuations)
 
     @workflow.query(name=STATUS_QUERY)
@@ -281,6 +284,7 @@ class GoalWorkflow:
             result.error = f"planning failed: {failure_message(err)}"
             return None
         self._ledger.usage.add_model(plan.usage, plan.cost_usd, calls=plan.model_calls)
+        self._route.task_queue = plan.sandbox_task_queue
         self._desk.policy = self._escalations.policy = with_inherited(
             plan.policy, request.inherited_gates, request.inherited_approvers, request.inherited_require_signatures)
         for step in plan.steps:

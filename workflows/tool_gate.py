@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.journal import Journal
     from workflows.ledger import GoalLedger
     from workflows.model_calls import cache_use
+    from workflows.routing import SandboxRoute
 
 
 @dataclass(frozen=True)
@@ -124,10 +125,12 @@ class ToolGate:
 
 
 class ToolCaller:
-    """Runs tool calls through the gate, each admitted one as its own activity; records the outcome."""
+    """Runs tool calls through the gate, each admitted one as its own activity; records the outcome.
+    A tool that runs code goes to the sandbox task queue `route` names, with its own timeout."""
 
-    def __init__(self, gate: ToolGate) -> None:
+    def __init__(self, gate: ToolGate, route: SandboxRoute | None = None) -> None:
         self.gate = gate
+        self.route = route or SandboxRoute()
 
     async def call(
         self, step: PlanStep, call: ToolCallRequest, allowed: set[str], saw_untrusted: bool = False
@@ -157,7 +160,8 @@ class ToolCaller:
                 admission.args,
                 result_type=ToolResult,
                 summary=f"{step.id}: {admission.spec.name}",
-                **admission.spec.config.kwargs(),
+                **admission.spec.config_for(admission.args).kwargs(),
+                **(self.route.options() if admission.spec.sandboxed else {}),
             )
         except ActivityError as err:
             record.error = failure_message(err)

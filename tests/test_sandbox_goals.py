@@ -1,0 +1,105 @@
+"""Sandboxed code in goals on the real dev server: `run_python` from a playbook (a scripted model writes the code,
+the result comes back), routed to a sandbox-only worker on its own task queue; and the `tests` check accepting
+passing code, refining failing code and refusing code that never passes. Each goal is replayed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
+
+from contracts.goal import GoalRequest, GoalStatus
+from contracts.llm import ChatMessage, ChatRole, ModelRequest
+from contracts.sandbox import RUN_CHECK_TESTS_ACTIVITY
+from tests.helpers import fake_activities, run_goal, write_playbook
+from testkit.models import ScriptedModel, answer, call_tool, tool_messages
+from worker import build_sandbox_worker
+
+CODE = "print(sum(i * i for i in range(1, 11)))"
+TEST_CODE = "from solution import sum_squares\nassert sum_squares(10) == 385, sum_squares(10)\n"
+GOOD = "```python\ndef sum_squares(n):\n    return sum(i * i for i in range(1, n + 1))\n```"
+BAD = "```python\ndef sum_squares(n):\n    return n * n\n```"
+CODER = {"role": "coder", "tools": ["run_python"], "side_effects": ["read", "execute"]}
+
+
+def scheduled_on(history: WorkflowHistory) -> dict[str, set[str]]:
+    """Activity type -> the task queues it was scheduled on."""
+    queues: dict[str, set[str]] = {}
+    for e in history.events:
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = e.activity_task_scheduled_event_attributes
+            queues.setdefault(attrs.activity_type.name, set()).add(attrs.task_queue.name)
+    return queues
+
+
+def coder(request: ModelRequest) -> ChatMessage:
+    """Writes the program, then reports what it printed."""
+    results = tool_messages(request)
+    if not results:
+        return call_tool("run_python", {"code": CODE})
+    return answer(f"The sum of the squares of 1 to 10 is {results[-1].content.split('--- stdout ---')[1].strip().split()[0]}.")
+
+
+async def test_run_python_from_a_playbook_runs_on_the_sandbox_workers(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sandbox_queue = f"{task_queue}-sandbox"
+    monkeypatch.setenv("FOREMAN_SANDBOX_TASK_QUEUE", sandbox_queue)  # read by the planner and the worker wiring only
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    step = {"type": "agent", "id": "compute", "role": "coder", "instruction": "Compute the sum of squares of 1..10 in code.",
+            "tools": ["run_python"], "checks": [{"type": "required_terms", "terms": ["385"]}]}
+    playbook = write_playbook(tmp_path / "playbooks", {"name": "compute", "steps": [step], "policy": {"principals": [CODER]}})
+    model = ScriptedModel(coder)
+    activities = fake_activities(model.activity())
+    assert "run_python" not in {getattr(a, "__temporal_activity_definition").name for a in activities}  # main workers run no code
+    async with build_sandbox_worker(client, sandbox_queue):
+        result, history = await run_goal(client, task_queue, GoalRequest(goal="sum of squares", playbook=playbook), activities)
+    assert result.status is GoalStatus.COMPLETED, result.error
+    assert result.plan is not None and result.plan.sandbox_task_queue == sandbox_queue
+    (call,) = result.steps[0].tool_calls
+    assert call.tool == "run_python" and call.ok
+    assert result.output == "The sum of the squares of 1 to 10 is 385."
+    queues = scheduled_on(history)
+    assert queues["run_python"] == {sandbox_queue} and queues["call_model"] == {task_queue}
+
+
+def playbook_with_tests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_attempts: int) -> str:
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    (tmp_path / "playbooks" / "checks").mkdir(parents=True)
+    (tmp_path / "playbooks" / "checks" / "sum_squares.py").write_text(TEST_CODE)
+    step = {"type": "agent", "id": "code", "role": "coder", "instruction": "Write sum_squares(n) in Python.", "max_attempts": max_attempts,
+            "checks": [{"type": "non_empty"}, {"type": "tests", "script": "checks/sum_squares.py"}]}
+    return write_playbook(tmp_path / "playbooks", {"name": "code", "steps": [step], "policy": {"principals": [CODER]}})
+
+
+async def test_the_tests_check_refines_failing_code_until_it_passes(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    playbook = playbook_with_tests(tmp_path, monkeypatch, max_attempts=2)
+    model = ScriptedModel(lambda r: answer(GOOD if any("not accepted" in m.content for m in r.messages) else BAD))
+    result, history = await run_goal(client, task_queue, GoalRequest(goal="sum of squares", playbook=playbook), fake_activities(model.activity()))
+    assert result.status is GoalStatus.COMPLETED, result.error
+    step = result.steps[0]
+    assert step.attempts == 2 and step.output == GOOD and step.score == 1.0
+    first, second = step.verdicts
+    assert first.decision == "refine" and first.score == 0.5 and "AssertionError: 100" in first.reasons[0]
+    assert second.decision == "accept" and second.reasons == []
+    assert "AssertionError: 100" in model.requests[-1].messages[-1].content  # the failure went back to the model
+    assert scheduled_on(history)[RUN_CHECK_TESTS_ACTIVITY] == {task_queue}  # no sandbox queue configured: the goal's own
+
+
+async def test_the_tests_check_refuses_code_that_never_passes(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    playbook = playbook_with_tests(tmp_path, monkeypatch, max_attempts=2)
+    model = ScriptedModel(lambda r: answer(BAD))
+    result, _ = await run_goal(client, task_queue, GoalRequest(goal="sum of squares", playbook=playbook), fake_activities(model.activity()))
+    assert result.status is GoalStatus.FAILED
+    step = result.steps[0]
+    assert step.status == "failed" and step.attempts == 2 and "tests: the tests failed (exit code 1)" in (step.error or "")
+    assert [v.score for v in step.verdicts] == [0.5, 0.5]
