@@ -31,6 +31,12 @@ class ErrorType(StrEnum):
     CONTENT_MISSING = "ContentMissing"
     RESUME_REFUSED = "ResumeRefused"
     STORE_CONFIG = "StoreConfigError"
+    MCP_CONFIG = "McpConfigError"
+    MCP_SERVER_MISSING = "McpServerMissing"
+    MCP_TOOL_MISSING = "McpToolMissing"
+    MCP_TOOL_ERROR = "McpToolError"
+    MCP_TIMEOUT = "McpTimeout"
+    MCP_UNAVAILABLE = "McpUnavailable"
 
 
 # Errors that retrying cannot fix; activities raise them with non_retryable=True as well.
@@ -52,4 +58,8 @@ NON_RETRYABLE_ERROR_TYPES: list[str] = [
     ErrorType.PATH_OUTSIDE_WORKSPACE,
     ErrorType.BUDGET_EXCEEDED,
     ErrorType.ARTIFACT_MISMATCH,
+    ErrorType.MCP_CONFIG,
+    ErrorType.MCP_SERVER_MISSING,
+    ErrorType.MCP_TOOL_MISSING,
+    ErrorType.MCP_TOOL_ERROR,
 ]

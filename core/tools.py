@@ -18,6 +18,8 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 
+from pydantic import ValidationError
+
 from contracts.llm import ToolSchema
 from contracts.tools import (
     CacheableArgs,
@@ -34,6 +36,11 @@ from contracts.tools import (
     WriteFileArgs,
 )
 from core.options import TOOL_DESTRUCTIVE, TOOL_READ, TOOL_WRITE, ActivityConfig
+
+
+class ArgumentsInvalid(ValueError):
+    """A tool call's arguments do not validate; the message (every problem, by location) is told to the model."""
+
 
 _DEFAULT_CONFIG = {SideEffect.READ: TOOL_READ, SideEffect.WRITE: TOOL_WRITE, SideEffect.DESTRUCTIVE: TOOL_DESTRUCTIVE}
 
@@ -64,11 +71,26 @@ class ToolSpec:
         """Timeouts and retries: the side-effect class's preset unless this tool overrides it."""
         return self.config_override or _DEFAULT_CONFIG[self.side_effect]
 
+    @property
+    def activity(self) -> str:
+        """The activity that runs it: each built-in tool has its own, named after it."""
+        return self.name
+
+    def input_schema(self) -> dict:
+        return self.args_model.model_json_schema()
+
     def schema(self) -> ToolSchema:
         """What the model sees: name, description and the argument model's JSON schema."""
-        return ToolSchema(
-            name=self.name, description=self.description, parameters_json=json.dumps(self.args_model.model_json_schema())
-        )
+        return ToolSchema(name=self.name, description=self.description, parameters_json=json.dumps(self.input_schema()))
+
+    def parse(self, arguments_json: str) -> ToolArgs:
+        """The validated argument model; ArgumentsInvalid (every problem, by location) otherwise."""
+        try:
+            return self.args_model.model_validate_json(arguments_json or "{}")
+        except ValidationError as err:
+            raise ArgumentsInvalid(
+                "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in err.errors())
+            ) from err
 
 
 TOOLS: dict[str, ToolSpec] = {
