@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -85,18 +86,10 @@ class McpConfig(BaseModel):
 
     @model_validator(mode="after")
     def _names(self) -> "McpConfig":
-        bad = [n for n in self.servers if not _valid_server_name(n)]
+        bad = [n for n in self.servers if not re.fullmatch(SERVER_NAME_PATTERN, n)]
         if bad:
             raise ValueError(f"server names must match {SERVER_NAME_PATTERN}: {bad}")
         return self
-
-
-def _valid_server_name(name: str) -> bool:
-    try:
-        McpCall(server=name, tool="t")
-    except ValidationError:
-        return False
-    return True
 
 
 def config_error(message: str) -> ApplicationError:
@@ -206,7 +199,8 @@ class _Connection:
             else:
                 logger.warning("MCP session %s ended: %s", self.name, _describe(err))
         finally:
-            self._client = None
+            if self._task is asyncio.current_task():  # a newer session may have replaced this one meanwhile
+                self._client = None
 
     async def _transport(self, stack: AsyncExitStack) -> object:
         config = self.config
@@ -346,6 +340,7 @@ class McpServers:
             if err.code == mcp_types.REQUEST_TIMEOUT:
                 raise _error(ErrorType.MCP_TIMEOUT, f"{call.name} did not answer within {timeout:g} s", retryable=True) from err
             if err.code == mcp_types.CONNECTION_CLOSED:
+                await connection.close()  # the next call (a retry, say) opens a new session: a stdio server is started again
                 raise _error(ErrorType.MCP_UNAVAILABLE, f"MCP server {call.server!r} closed the session", retryable=True) from err
             raise _error(ErrorType.MCP_TOOL_ERROR, f"{call.name}: {err.error.message}"[:MAX_ERROR_CHARS]) from err
 
