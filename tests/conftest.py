@@ -68,6 +68,7 @@ def foreman_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("FOREMAN_WORKSPACE", raising=False)
     monkeypatch.delenv("FOREMAN_CONTENT_STORE", raising=False)
     monkeypatch.delenv("FOREMAN_CORPUS_INDEX", raising=False)
+    monkeypatch.delenv("FOREMAN_MCP_CONFIG", raising=False)  # no MCP server unless a test configures one
     for backend in ("FOREMAN_STORE_BACKEND", "FOREMAN_CONTENT_BACKEND"):  # tests build the default backends unless they say otherwise
         monkeypatch.delenv(backend, raising=False)
     return home
