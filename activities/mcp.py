@@ -20,7 +20,7 @@ import logging
 import re
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx2
@@ -249,8 +249,8 @@ def _describe(err: BaseException) -> str:
 class Listing:
     """The MCP tools asked for that were found, and why the others were not."""
 
-    specs: list[McpToolSpec]
-    problems: list[str]
+    specs: list[McpToolSpec] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
 
 class McpServers:
@@ -293,7 +293,7 @@ class McpServers:
             parts = split_mcp_name(name)
             if parts is not None:
                 wanted.setdefault(parts[0], set()).add(parts[1])
-        listing = Listing(specs=[], problems=[])
+        listing = Listing()
         for server in sorted(wanted):
             if server not in self._connections:
                 listing.problems.append(f"MCP server {server!r} is not configured on this worker (FOREMAN_MCP_CONFIG)")

@@ -26,10 +26,10 @@ from activities.providers.base import get_provider
 from contracts.errors import ErrorType
 from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole, ModelSpec, TokenUsage
 from contracts.mcp import McpToolSpec
-from contracts.tools import SideEffect
 from contracts.plan import PLAN_GOAL_ACTIVITY, AgentStep, ExploreStep, ExploreVariant, PlanRevision, PlanStep, SubagentStep, ToolInvocation, ToolStep, Plan, PlanAttempt, PlanRequest, PlanSource, Playbook
 from contracts.verify import AcceptanceCheck, NonEmptyCheck, RelevanceCheck
-from core.tools import TOOLS, tool_effects
+from core.catalogue import ToolCatalogue
+from core.tools import TOOLS
 from core.untrusted import UNTRUSTED_NOTE, step_output
 from playbooks import available_playbooks, load_default_policy, load_playbook
 
@@ -200,9 +200,9 @@ def requested_playbook(request: PlanRequest) -> Playbook:
 def plan_from_playbook(request: PlanRequest, playbook: Playbook | None = None, mcp: Listing | None = None) -> Plan:
     """The playbook's plan; `mcp`: the MCP tools its steps name, as listed (an unlisted one is a problem)."""
     playbook = playbook or requested_playbook(request)
-    mcp = mcp or Listing(specs=[], problems=[])
+    mcp = mcp or Listing()
     steps = playbook.planned_steps()
-    problems = mcp.problems + plan_problems(steps, tool_effects() | _effects(mcp.specs), output_step=playbook.output_step)
+    problems = mcp.problems + plan_problems(steps, ToolCatalogue(mcp.specs).effects(), output_step=playbook.output_step)
     if problems:
         raise ApplicationError(
             f"playbook {playbook.name!r} is invalid: " + "; ".join(problems),
@@ -218,10 +218,6 @@ def plan_from_playbook(request: PlanRequest, playbook: Playbook | None = None, m
         policy=playbook.policy or load_default_policy(),
         mcp_tools=mcp.specs,
     )
-
-
-def _effects(specs: list[McpToolSpec]) -> dict[str, SideEffect]:
-    return {s.name: s.side_effect for s in specs}
 
 
 async def plan_with_model(request: PlanRequest, mcp_tools: list[McpToolSpec] | None = None) -> Plan:
@@ -248,7 +244,7 @@ async def plan_with_model(request: PlanRequest, mcp_tools: list[McpToolSpec] | N
         steps, problems, notes = parse_draft(raw, request.max_steps, catalogue)
         if steps and not problems:
             problems = plan_problems(
-                steps, tool_effects() | _effects(mcp_tools), allowed_roles=set(LLM_PLAN_ROLES), effects_last=True
+                steps, ToolCatalogue(mcp_tools).effects(), allowed_roles=set(LLM_PLAN_ROLES), effects_last=True
             ) or ungrounded_steps(request.goal, steps)
         attempts.append(PlanAttempt(raw_output=raw, problems=problems, normalised=notes))
         if not problems:
@@ -341,7 +337,7 @@ class Planner:
         if request.playbook and request.revision is None:
             playbook = requested_playbook(request)
             named = tools_named(playbook.planned_steps())
-            listing = await self._mcp.specs(named) if self._mcp is not None else Listing(specs=[], problems=[])
+            listing = await self._mcp.specs(named) if self._mcp is not None else Listing()
             return plan_from_playbook(request, playbook, listing)
         return await plan_with_model(request, await self._mcp.every_spec() if self._mcp is not None else [])
 

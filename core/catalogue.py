@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from contracts.mcp import McpToolSpec
 from contracts.tools import SideEffect
 from core.mcp import McpTool, wire_name
-from core.tools import TOOLS, ToolSpec
+from core.tools import TOOLS, ToolSpec, tool_effects
 
 Tool = ToolSpec | McpTool
 
@@ -40,4 +40,4 @@ class ToolCatalogue:
 
     def effects(self) -> dict[str, SideEffect]:
         """Tool name -> side-effect class, for plan validation."""
-        return {name: spec.side_effect for name, spec in TOOLS.items()} | {n: t.side_effect for n, t in self._mcp.items()}
+        return tool_effects() | {name: tool.side_effect for name, tool in self._mcp.items()}
