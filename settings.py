@@ -103,6 +103,12 @@ def policy_file() -> Path | None:
     return Path(path) if path else None
 
 
+def mcp_config_path() -> Path | None:
+    """The MCP servers file (FOREMAN_MCP_CONFIG: JSON, `{"mcpServers": {...}}` as Claude Desktop's); unset: no MCP tools."""
+    path = env("FOREMAN_MCP_CONFIG")
+    return Path(path) if path else None
+
+
 def otel_exporter() -> str:
     """Where spans go: `console`, `otlp` or `none` (FOREMAN_OTEL_EXPORTER, default none)."""
     return (env("FOREMAN_OTEL_EXPORTER", "none") or "none").lower()

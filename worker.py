@@ -23,8 +23,9 @@ from temporalio.worker import Worker
 import settings
 from activities.content_store import ContentActivities
 from activities.check_tests import CheckTests
+from activities.mcp import McpServers, McpTools
 from activities.model_call import ModelCalls
-from activities.planner import plan_goal
+from activities.planner import Planner
 from activities.sandbox import Sandbox
 from activities.tools import tool_activities
 from activities.verifier import verify_output
@@ -34,16 +35,21 @@ from temporal_client import connect
 from workflows.goal import GoalWorkflow
 
 
-def all_activities(call_model: Callable | None = None, stores: Stores | None = None, *, with_sandbox: bool | None = None) -> list:
-    """Every activity: planner, `call_model` (or a stand-in under the same activity name), verifier, and
-    every tool bound to `stores` (default: the stores the settings name, built now). The code-running ones
-    only `with_sandbox` (default: unless FOREMAN_SANDBOX_TASK_QUEUE sends them to sandbox workers)."""
+def all_activities(
+    call_model: Callable | None = None, stores: Stores | None = None, mcp: McpServers | None = None, *, with_sandbox: bool | None = None,
+) -> list:
+    """Every activity: planner, `call_model` (or a stand-in under the same activity name), verifier, every
+    tool bound to `stores` (default: the stores the settings name, built now), and `call_mcp_tool` with the
+    planner bound to `mcp` (default: the servers FOREMAN_MCP_CONFIG names; sessions open on first use). The
+    code-running ones only `with_sandbox` (default: unless FOREMAN_SANDBOX_TASK_QUEUE sends them to sandbox workers)."""
     stores = stores or from_settings()
+    mcp = mcp or McpServers.from_settings()
     if with_sandbox is None:
         with_sandbox = settings.sandbox_task_queue() is None
     return [
-        plan_goal, call_model or ModelCalls(stores.cache).call_model, verify_output,
+        Planner(mcp).plan_goal, call_model or ModelCalls(stores.cache).call_model, verify_output,
         *_content_activities(stores), *tool_activities(stores, sandboxed=None if with_sandbox else False),
+        McpTools(mcp, stores.content).call_mcp_tool,
         *([CheckTests(Sandbox.from_settings(stores.workspace)).run_check_tests] if with_sandbox else []),
     ]
 
@@ -67,14 +73,15 @@ def build_worker(
     max_concurrent_workflow_tasks: int = 16,
     activities: list | None = None,
     stores: Stores | None = None,
+    mcp: McpServers | None = None,
 ) -> Worker:
     """The worker the CLI runs; tests build theirs here too (optionally with fake activities).
-    Without `activities`, every real activity is registered, its tools bound to `stores`."""
+    Without `activities`, every real activity is registered, its tools bound to `stores` and `mcp`."""
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue(),
         workflows=[GoalWorkflow],
-        activities=activities if activities is not None else all_activities(stores=stores),
+        activities=activities if activities is not None else all_activities(stores=stores, mcp=mcp),
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
         # A dead worker's cached workflows move to a live worker after this (SDK default 10 s).
@@ -104,6 +111,7 @@ async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     configure_tracing("foreman-worker")
     stores = from_settings()  # built once, before connecting: a misconfigured store stops the worker at once
+    mcp = McpServers.from_settings()  # the same for a malformed FOREMAN_MCP_CONFIG; servers start on first use
     client = await connect(args.address, args.namespace)
     if args.sandbox:
         Sandbox.from_settings(stores.workspace).check()  # a sandbox worker without bwrap stops at once, never runs code bare
@@ -115,14 +123,18 @@ async def main() -> None:
             max_concurrent_activities=args.max_activities,
             max_concurrent_workflow_tasks=args.max_workflow_tasks,
             stores=stores,  # every tool activity of this worker shares them
+            mcp=mcp,
         )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     logging.getLogger("foreman").info("worker polling %s on %s (%s)", args.task_queue, args.address, args.namespace)
-    async with worker:
-        await stop.wait()
+    try:
+        async with worker:
+            await stop.wait()
+    finally:
+        await mcp.close()  # stdio servers the worker started end with it
 
 
 if __name__ == "__main__":

@@ -3,6 +3,10 @@
 Two planners behind one contract: a named playbook (deterministic, declarative) or the LLM planner
 (output constrained to a JSON schema, then checked by `plan_validation`; problems are fed back for a
 bounded number of repair attempts, then the activity fails with a typed, non-retryable PlanInvalid).
+
+MCP tools (`mcp:<server>:<tool>`) are listed from the worker's servers here, and the ones the plan's steps
+name go into `Plan.mcp_tools`: that recorded listing is what the workflow validates calls against. With no
+MCP server configured, nothing is listed and plans are what they were.
 """
 
 from __future__ import annotations
@@ -15,14 +19,17 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import settings
-from core.plan_validation import plan_problems
+from core.plan_validation import plan_problems, tools_named
 from core.relevance import ungrounded_steps
+from activities.mcp import Listing, McpServers
 from activities.providers.base import get_provider
 from contracts.errors import ErrorType
 from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole, ModelSpec, TokenUsage
-from contracts.plan import PLAN_GOAL_ACTIVITY, AgentStep, ExploreStep, ExploreVariant, PlanRevision, PlanStep, SubagentStep, ToolInvocation, ToolStep, Plan, PlanAttempt, PlanRequest, PlanSource
+from contracts.mcp import McpToolSpec
+from contracts.plan import PLAN_GOAL_ACTIVITY, AgentStep, ExploreStep, ExploreVariant, PlanRevision, PlanStep, SubagentStep, ToolInvocation, ToolStep, Plan, PlanAttempt, PlanRequest, PlanSource, Playbook
 from contracts.verify import AcceptanceCheck, NonEmptyCheck, RelevanceCheck
-from core.tools import TOOLS, tool_effects
+from core.catalogue import ToolCatalogue
+from core.tools import TOOLS
 from core.untrusted import UNTRUSTED_NOTE, step_output
 from playbooks import available_playbooks, load_default_policy, load_playbook
 
@@ -30,8 +37,8 @@ LLM_PLAN_ROLES = ["researcher", "analyst", "coder", "drafter", "reviewer", "publ
 MAX_INSTRUCTION_CHARS = 8_000  # AgentStep.instruction's limit
 
 
-def draft_schema(max_steps: int, models: list[str] | None = None) -> dict:
-    """The JSON schema the LLM planner's output is constrained to.
+def draft_schema(max_steps: int, models: list[str] | None = None, tools: list[str] | None = None) -> dict:
+    """The JSON schema the LLM planner's output is constrained to (`tools`: the names it may pick; default the built-ins).
 
     The model never invents ids: steps are numbered in order and `needs` names earlier step numbers,
     so duplicate ids, self-references and cycles cannot be expressed at all.
@@ -50,7 +57,7 @@ def draft_schema(max_steps: int, models: list[str] | None = None) -> dict:
                         # Bounded lengths keep a small model's plan inside its token budget (no cut-off JSON).
                         "instruction": {"type": "string", "minLength": 1, "maxLength": 300},
                         "needs": {"type": "array", "maxItems": 4, "items": {"type": "integer", "minimum": 1}},
-                        "tools": {"type": "array", "maxItems": 3, "items": {"type": "string", "enum": sorted(TOOLS)}},
+                        "tools": {"type": "array", "maxItems": 3, "items": {"type": "string", "enum": tools or sorted(TOOLS)}},
                         "mode": {"type": "string", "enum": [m.value for m in StepMode]},
                         **({"model": {"type": "string", "enum": models}} if models else {}),
                     },
@@ -62,8 +69,9 @@ def draft_schema(max_steps: int, models: list[str] | None = None) -> dict:
     }
 
 
-def _planner_messages(request: PlanRequest, models: list[str]) -> list[ChatMessage]:
-    tool_lines = "\n".join(f"- {t.name} ({t.side_effect.value}): {t.description}" for t in TOOLS.values())
+def _planner_messages(request: PlanRequest, models: list[str], mcp_tools: list[McpToolSpec] | None = None) -> list[ChatMessage]:
+    offered = [*TOOLS.values(), *(mcp_tools or [])]
+    tool_lines = "\n".join(f"- {t.name} ({t.side_effect.value}): {t.description}" for t in offered)
     system = (
         "You are the planner of an agent system. " + (UNTRUSTED_NOTE + " " if request.revision else "") +
         "Split the user's goal into 1 to "
@@ -170,7 +178,8 @@ def default_output_step(steps: list[PlanStep]) -> str:
     return next(s.id for s in reversed(steps) if s.id not in fallbacks)
 
 
-def plan_from_playbook(request: PlanRequest) -> Plan:
+def requested_playbook(request: PlanRequest) -> Playbook:
+    """The playbook the request names; a typed, non-retryable error when it is unknown or malformed."""
     assert request.playbook is not None
     try:
         playbook = load_playbook(request.playbook)
@@ -188,8 +197,15 @@ def plan_from_playbook(request: PlanRequest) -> Plan:
             type=ErrorType.UNKNOWN_PLAYBOOK.value,
             non_retryable=True,
         )
+    return playbook
+
+
+def plan_from_playbook(request: PlanRequest, playbook: Playbook | None = None, mcp: Listing | None = None) -> Plan:
+    """The playbook's plan; `mcp`: the MCP tools its steps name, as listed (an unlisted one is a problem)."""
+    playbook = playbook or requested_playbook(request)
+    mcp = mcp or Listing()
     steps = playbook.planned_steps()
-    problems = plan_problems(steps, tool_effects(), output_step=playbook.output_step)
+    problems = mcp.problems + plan_problems(steps, ToolCatalogue(mcp.specs).effects(), output_step=playbook.output_step)
     if problems:
         raise ApplicationError(
             f"playbook {playbook.name!r} is invalid: " + "; ".join(problems),
@@ -203,15 +219,19 @@ def plan_from_playbook(request: PlanRequest) -> Plan:
         steps=steps,
         output_step=playbook.output_step or default_output_step(steps),
         policy=playbook.policy or load_default_policy(),
+        mcp_tools=mcp.specs,
     )
 
 
-async def plan_with_model(request: PlanRequest) -> Plan:
+async def plan_with_model(request: PlanRequest, mcp_tools: list[McpToolSpec] | None = None) -> Plan:
+    """`mcp_tools`: MCP tools the planner's model may give steps (beside the built-ins)."""
+    mcp_tools = mcp_tools or []
     model = settings.resolve_model(ModelRole.PLANNER, request.spec)
     provider = get_provider(model.provider)
     catalogue = settings.model_catalogue()
-    schema_json = json.dumps(draft_schema(request.max_steps, sorted(catalogue)))
-    messages = _planner_messages(request, sorted(catalogue))
+    offered = sorted(TOOLS) + [s.name for s in mcp_tools] if mcp_tools else None
+    schema_json = json.dumps(draft_schema(request.max_steps, sorted(catalogue), offered))
+    messages = _planner_messages(request, sorted(catalogue), mcp_tools)
     attempts: list[PlanAttempt] = []
     usage = TokenUsage()
     cost = 0.0
@@ -227,11 +247,12 @@ async def plan_with_model(request: PlanRequest) -> Plan:
         steps, problems, notes = parse_draft(raw, request.max_steps, catalogue)
         if steps and not problems:
             problems = plan_problems(
-                steps, tool_effects(), allowed_roles=set(LLM_PLAN_ROLES), effects_last=True
+                steps, ToolCatalogue(mcp_tools).effects(), allowed_roles=set(LLM_PLAN_ROLES), effects_last=True
             ) or ungrounded_steps(request.goal, steps)
         attempts.append(PlanAttempt(raw_output=raw, problems=problems, normalised=notes))
         if not problems:
-            return llm_plan(request, steps, attempts, usage, cost)
+            named = set(tools_named(steps))
+            return llm_plan(request, steps, attempts, usage, cost, mcp_tools=[s for s in mcp_tools if s.name in named])
         activity.logger.info("plan attempt %d rejected: %s", len(attempts), problems)
         messages = messages + [
             ChatMessage(role=ChatRole.ASSISTANT, content=raw),
@@ -248,7 +269,7 @@ async def plan_with_model(request: PlanRequest) -> Plan:
 
 def llm_plan(
     request: PlanRequest, steps: list[PlanStep], attempts: list[PlanAttempt], usage: TokenUsage, cost: float,
-    fallback_reason: str | None = None,
+    fallback_reason: str | None = None, mcp_tools: list[McpToolSpec] | None = None,
 ) -> Plan:
     """An LLM-made plan (or its fallback) under the default policy, with every attempt kept for audit.
     (A revision's policy is never used: the goal keeps the policy it started with.)"""
@@ -257,7 +278,7 @@ def llm_plan(
     return Plan(
         goal=request.goal, source=PlanSource.LLM, revision=request.revision.number if request.revision else 0,
         steps=steps, output_step=steps[-1].id, policy=load_default_policy(), attempts=attempts,
-        fallback_reason=fallback_reason, usage=usage, model_calls=len(attempts), cost_usd=cost,
+        fallback_reason=fallback_reason, usage=usage, model_calls=len(attempts), cost_usd=cost, mcp_tools=mcp_tools or [],
     )
 
 
@@ -307,9 +328,24 @@ def fallback_steps(goal: str) -> list[AgentStep]:
     return [AgentStep(id="analyst-1", role="analyst", instruction=instruction, checks=llm_step_checks())]
 
 
-@activity.defn(name=PLAN_GOAL_ACTIVITY)
-async def plan_goal(request: PlanRequest) -> Plan:
-    """Plan a goal from its playbook, or with the planner model when no playbook is named."""
-    plan = plan_from_playbook(request) if request.playbook and request.revision is None else await plan_with_model(request)
-    # Stamped here, in the activity's result: the workflow routes code to the sandbox workers from its history, never from env.
-    return plan.model_copy(update={"sandbox_task_queue": settings.sandbox_task_queue()})
+class Planner:
+    """`plan_goal`, bound to the worker's MCP servers (whose tools playbooks may name and the LLM planner may offer)."""
+
+    def __init__(self, mcp: McpServers | None = None) -> None:
+        self._mcp = mcp
+
+    @activity.defn(name=PLAN_GOAL_ACTIVITY)
+    async def plan_goal(self, request: PlanRequest) -> Plan:
+        """Plan a goal from its playbook, or with the planner model when no playbook is named."""
+        if request.playbook and request.revision is None:
+            playbook = requested_playbook(request)
+            named = tools_named(playbook.planned_steps())
+            listing = await self._mcp.specs(named) if self._mcp is not None else Listing()
+            plan = plan_from_playbook(request, playbook, listing)
+        else:
+            plan = await plan_with_model(request, await self._mcp.every_spec() if self._mcp is not None else [])
+        # Stamped here, in the activity's result: the workflow routes code to the sandbox workers from its history, never from env.
+        return plan.model_copy(update={"sandbox_task_queue": settings.sandbox_task_queue()})
+
+
+plan_goal = Planner().plan_goal  # without MCP servers: for tests and tools that plan outside a worker

@@ -33,6 +33,12 @@ class ErrorType(StrEnum):
     STORE_CONFIG = "StoreConfigError"
     SANDBOX_UNAVAILABLE = "SandboxUnavailable"
     SANDBOX_LIMIT = "SandboxLimitExceeded"
+    MCP_CONFIG = "McpConfigError"
+    MCP_SERVER_MISSING = "McpServerMissing"
+    MCP_TOOL_MISSING = "McpToolMissing"
+    MCP_TOOL_ERROR = "McpToolError"
+    MCP_TIMEOUT = "McpTimeout"
+    MCP_UNAVAILABLE = "McpUnavailable"
 
 
 # Errors that retrying cannot fix; activities raise them with non_retryable=True as well.
@@ -56,4 +62,8 @@ NON_RETRYABLE_ERROR_TYPES: list[str] = [
     ErrorType.ARTIFACT_MISMATCH,
     ErrorType.SANDBOX_UNAVAILABLE,
     ErrorType.SANDBOX_LIMIT,
+    ErrorType.MCP_CONFIG,
+    ErrorType.MCP_SERVER_MISSING,
+    ErrorType.MCP_TOOL_MISSING,
+    ErrorType.MCP_TOOL_ERROR,
 ]

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from contracts.llm import ModelSpec, TokenUsage
+from contracts.mcp import McpToolSpec
 from contracts.policy import Policy
 from contracts.verify import AcceptanceCheck
 
@@ -170,6 +171,9 @@ class Plan(BaseModel):
     steps: list[PlanStep] = Field(min_length=1)
     output_step: str | None = Field(default=None, description="Step whose output is the goal's output.")
     policy: Policy = Field(default_factory=Policy, description="From the playbook or the default policy file; never from a model.")
+    mcp_tools: list[McpToolSpec] = Field(
+        default_factory=list, description="The MCP tools the steps name, as the worker listed them: what the workflow validates against."
+    )
     attempts: list[PlanAttempt] = Field(default_factory=list)
     fallback_reason: str | None = Field(
         default=None, description="Set when the planner's model produced no valid plan: `steps` is then the one-step fallback."

@@ -18,7 +18,9 @@ class Principal(BaseModel):
     """What one agent role may do."""
 
     role: str
-    tools: list[str] = Field(default_factory=list, description="Tools this role may call.")
+    tools: list[str] = Field(
+        default_factory=list, description="Tools this role may call ('mcp:<server>:*' grants every tool of one MCP server)."
+    )
     side_effects: list[SideEffect] = Field(default_factory=lambda: [SideEffect.READ])
     hosts: list[str] = Field(default_factory=list, description="Hosts http_fetch may reach ('*.example.com' allowed).")
     paths: list[str] = Field(default_factory=lambda: ["*"], description="Workspace path globs for file tools.")
@@ -61,6 +63,7 @@ class GateKind(StrEnum):
     PATH_OUTSIDE = "path_outside"
     HTTP_METHOD_NOT = "http_method_not"
     SQL_NOT_SELECT = "sql_not_select"
+    MCP_TOOL = "mcp_tool"
 
 
 class ToolGate(BaseModel):
@@ -90,8 +93,16 @@ class SqlNotSelectGate(BaseModel):
     type: Literal[GateKind.SQL_NOT_SELECT] = GateKind.SQL_NOT_SELECT
 
 
+class McpToolGate(BaseModel):
+    """A tool from an MCP server in `servers` ('*': any) whose side-effect class is one of `side_effects`."""
+
+    type: Literal[GateKind.MCP_TOOL] = GateKind.MCP_TOOL
+    servers: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    side_effects: list[SideEffect] = Field(default_factory=lambda: [SideEffect.WRITE, SideEffect.DESTRUCTIVE], min_length=1)
+
+
 GateCondition = Annotated[
-    ToolGate | SideEffectGate | PathOutsideGate | HttpMethodGate | SqlNotSelectGate, Field(discriminator="type")
+    ToolGate | SideEffectGate | PathOutsideGate | HttpMethodGate | SqlNotSelectGate | McpToolGate, Field(discriminator="type")
 ]
 
 

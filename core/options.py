@@ -70,6 +70,8 @@ TOOL_READ = ActivityConfig(start_to_close_timeout=timedelta(seconds=60), retry_p
 TOOL_WRITE = ActivityConfig(start_to_close_timeout=timedelta(seconds=60), retry_policy=_retry(1.0, 20.0, 3))
 # Destructive tools never retry on their own: a second attempt must be a new, visible decision.
 TOOL_DESTRUCTIVE = ActivityConfig(start_to_close_timeout=timedelta(seconds=120), retry_policy=_retry(1.0, 1.0, 1))
+# An MCP tool that writes is not known to be idempotent: one attempt; a timeout is reported, never repeated blindly.
+TOOL_MCP_WRITE = ActivityConfig(start_to_close_timeout=timedelta(seconds=60), retry_policy=_retry(1.0, 1.0, 1))
 # Archiving a large result's parts: idempotent by content hash, retried like a write.
 ARCHIVE = ActivityConfig(start_to_close_timeout=timedelta(seconds=60), retry_policy=_retry(1.0, 20.0, 5))
 # Sandboxed code: a call's own timeout is its wall-clock limit plus this margin (start-up, copying the workspace);

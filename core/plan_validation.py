@@ -26,6 +26,11 @@ def _tools_of(step: PlanStep) -> list[str]:
     return list(step.tools) + [p.tool for p in step.prefetch]
 
 
+def tools_named(steps: Sequence[PlanStep]) -> list[str]:
+    """Every tool the steps name, once each, in order (what a plan needs the catalogue to know)."""
+    return list(dict.fromkeys(tool for step in steps for tool in _tools_of(step)))
+
+
 def _invocations_of(step: PlanStep) -> list[ToolInvocation]:
     if isinstance(step, ToolStep):
         return [step.invocation]
@@ -46,7 +51,7 @@ def _fill_problems(step: ToolStep) -> list[str]:
     """`model_fills` must name arguments of the tool that the step does not declare itself."""
     spec = TOOLS.get(step.invocation.tool)
     if spec is None:
-        return []  # reported as an unknown tool
+        return []  # an unknown tool is reported as such; an MCP tool's fields are checked against its listed schema when the step runs
     fields = set(spec.args_model.model_fields)
     try:
         declared = set(json.loads(step.invocation.arguments_json))

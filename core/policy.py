@@ -3,6 +3,9 @@
 Order: the requesting role must be a principal, the tool and its side-effect class in its scopes,
 hosts and paths inside its scopes (deny-by-default); then the first gate rule that matches turns
 the call into an approval request. Arguments are the validated pydantic model, never model text.
+An MCP tool (`mcp:<server>:<tool>`) is judged by its name (a grant may name its whole server,
+`mcp:<server>:*`) and its side-effect class; the argument scopes (hosts, paths, HTTP method, SQL)
+read the built-in tools' argument models, which an MCP call does not have.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from contracts.policy import (
     GateCondition,
     GateRule,
     HttpMethodGate,
+    McpToolGate,
     PathOutsideGate,
     Policy,
     Principal,
@@ -27,9 +31,11 @@ from contracts.policy import (
     SqlNotSelectGate,
     ToolGate,
 )
+from contracts.mcp import McpCall
 from contracts.tools import CACHE_FLAG, SideEffect, ToolArgs
 from core.hashing import sha256_text
 from core.hosts import host_matches
+from core.mcp import granted, split_mcp_name
 from core.sql import sql_is_plain_select
 
 
@@ -40,14 +46,16 @@ class PolicyDecision:
     rule: GateRule | None = None
 
 
-def canonical_arguments(args: ToolArgs) -> str:
+def canonical_arguments(args: ToolArgs | McpCall) -> str:
     """The canonical JSON of validated arguments (sorted keys, defaults included). The stamped cache flag is
     left out: whether the worker may answer from its cache is not part of the action, so approvals and cache
-    keys bind to what the tool does."""
+    keys bind to what the tool does. An MCP call's arguments are canonical already (the gate made them so)."""
+    if isinstance(args, McpCall):
+        return args.arguments_json
     return json.dumps(args.model_dump(mode="json", exclude={CACHE_FLAG}), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def action_sha256(tool: str, args: ToolArgs) -> str:
+def action_sha256(tool: str, args: ToolArgs | McpCall) -> str:
     """SHA-256 of the canonical action; an approval binds to exactly this."""
     return sha256_text(f"{tool}\n{canonical_arguments(args)}")
 
@@ -57,9 +65,12 @@ def _path(args: ToolArgs) -> str | None:
     return posixpath.normpath(path) if isinstance(path, str) else None
 
 
-def condition_matches(condition: GateCondition, tool: str, side_effect: SideEffect, args: ToolArgs) -> bool:
+def condition_matches(condition: GateCondition, tool: str, side_effect: SideEffect, args: ToolArgs | McpCall) -> bool:
     if isinstance(condition, ToolGate):
-        return tool in condition.tools
+        return granted(tool, condition.tools)
+    if isinstance(condition, McpToolGate):
+        parts = split_mcp_name(tool)
+        return parts is not None and ("*" in condition.servers or parts[0] in condition.servers) and side_effect in condition.side_effects
     if isinstance(condition, SideEffectGate):
         return side_effect in condition.side_effects
     if isinstance(condition, PathOutsideGate):
@@ -76,9 +87,9 @@ def condition_matches(condition: GateCondition, tool: str, side_effect: SideEffe
     return False
 
 
-def _denial(principal: Principal, role: str, tool: str, side_effect: SideEffect, args: ToolArgs, whose: str) -> str | None:
+def _denial(principal: Principal, role: str, tool: str, side_effect: SideEffect, args: ToolArgs | McpCall, whose: str) -> str | None:
     """Why `principal`'s scopes do not cover this call, or None."""
-    if tool not in principal.tools:
+    if not granted(tool, principal.tools):
         return f"{whose} may not use tool {tool!r}"
     if side_effect not in principal.side_effects:
         return f"{whose} may not perform {side_effect.value} actions"
@@ -95,7 +106,7 @@ def _denial(principal: Principal, role: str, tool: str, side_effect: SideEffect,
 
 
 def evaluate(
-    policy: Policy, role: str, tool: str, side_effect: SideEffect, args: ToolArgs, scopes: Sequence[Principal] = ()
+    policy: Policy, role: str, tool: str, side_effect: SideEffect, args: ToolArgs | McpCall, scopes: Sequence[Principal] = ()
 ) -> PolicyDecision:
     """Allow, deny (with the reason the model is told) or gate (with the matching rule).
 

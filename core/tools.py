@@ -18,6 +18,8 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 
+from pydantic import ValidationError
+
 from contracts.llm import ToolSchema
 from contracts.tools import (
     CacheableArgs,
@@ -35,6 +37,11 @@ from contracts.tools import (
     WriteFileArgs,
 )
 from core.options import SANDBOX, SANDBOX_MARGIN, TOOL_DESTRUCTIVE, TOOL_READ, TOOL_WRITE, ActivityConfig
+
+
+class ArgumentsInvalid(ValueError):
+    """A tool call's arguments do not validate; the message (every problem, by location) is told to the model."""
+
 
 _DEFAULT_CONFIG = {
     SideEffect.READ: TOOL_READ, SideEffect.WRITE: TOOL_WRITE, SideEffect.DESTRUCTIVE: TOOL_DESTRUCTIVE, SideEffect.EXECUTE: SANDBOX,
@@ -75,11 +82,26 @@ class ToolSpec:
             return self.config.with_overrides(start_to_close_timeout=timedelta(seconds=limit) + SANDBOX_MARGIN)
         return self.config
 
+    @property
+    def activity(self) -> str:
+        """The activity that runs it: each built-in tool has its own, named after it."""
+        return self.name
+
+    def input_schema(self) -> dict:
+        return self.args_model.model_json_schema()
+
     def schema(self) -> ToolSchema:
         """What the model sees: name, description and the argument model's JSON schema."""
-        return ToolSchema(
-            name=self.name, description=self.description, parameters_json=json.dumps(self.args_model.model_json_schema())
-        )
+        return ToolSchema(name=self.name, description=self.description, parameters_json=json.dumps(self.input_schema()))
+
+    def parse(self, arguments_json: str) -> ToolArgs:
+        """The validated argument model; ArgumentsInvalid (every problem, by location) otherwise."""
+        try:
+            return self.args_model.model_validate_json(arguments_json or "{}")
+        except ValidationError as err:
+            raise ArgumentsInvalid(
+                "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in err.errors())
+            ) from err
 
 
 TOOLS: dict[str, ToolSpec] = {

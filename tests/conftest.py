@@ -81,6 +81,7 @@ def foreman_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox_scratc
     monkeypatch.delenv("FOREMAN_CORPUS_INDEX", raising=False)
     monkeypatch.setenv("FOREMAN_SANDBOX_SCRATCH", str(sandbox_scratch))
     monkeypatch.delenv("FOREMAN_SANDBOX_TASK_QUEUE", raising=False)
+    monkeypatch.delenv("FOREMAN_MCP_CONFIG", raising=False)  # no MCP server unless a test configures one
     for backend in ("FOREMAN_STORE_BACKEND", "FOREMAN_CONTENT_BACKEND"):  # tests build the default backends unless they say otherwise
         monkeypatch.delenv(backend, raising=False)
     return home

@@ -13,7 +13,7 @@ from testkit.models import Responder, ScriptedModel, answer, call_tool, demo_res
 
 __all__ = [
     "ANSWERS", "COMPARISON", "GOOD", "WEAK", "Responder", "ScriptedModel", "answer", "by_instruction", "call_tool",
-    "demo_responder", "executor", "fills_sql", "guided", "notes_from_memory", "researcher_answers", "step_role",
+    "calls_then_reports", "demo_responder", "executor", "fills_sql", "guided", "notes_from_memory", "researcher_answers", "step_role",
     "tool_messages", "weak_then_good",
 ]
 
@@ -80,4 +80,18 @@ def fills_sql(sql: str):
     def respond(request: ModelRequest):
         assert json.loads(request.response_schema_json)["required"] == ["sql"]  # just the filled argument
         return answer(json.dumps({"sql": sql}))
+    return respond
+
+
+# --- MCP tools: a model that calls one tool (tests/test_mcp.py, the `mcp-gated` recipe) --------------
+
+
+def calls_then_reports(name: str, *arguments: dict) -> Responder:
+    """Each of `arguments` as one call of the tool `name` (as the model was offered it), then a report of the last
+    tool message."""
+    def respond(request: ModelRequest) -> ChatMessage:
+        seen = tool_messages(request)
+        if len(seen) < len(arguments):
+            return call_tool(name, arguments[len(seen)], call_id=f"call-{len(seen)}")
+        return answer(f"{step_role(request)} saw: {seen[-1].content}")
     return respond

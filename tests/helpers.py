@@ -29,6 +29,7 @@ from contracts.goal import GoalRequest, GoalResult, ModelRouting
 from contracts.llm import ChatMessage, ModelRequest, ModelSpec, Provider
 from tests.fakes import guided
 from tests.llama_server import Recorded, Reply, ScriptedServer
+from playbooks import load_default_policy
 from testkit.goals import approve_everything, approve_pending, write_playbook
 from testkit.models import ScriptedModel, answer, call_tool, step_role, tool_messages
 from starter import reassembled
@@ -46,6 +47,7 @@ __all__ = [
     "single_step_playbook", "sql_chain_steps", "sql_step", "start_worker", "starter", "team_playbooks",
     "update_events", "waiting", "write_playbook",
     "LONG_NOTES", "LONG_TARGET", "gated_long_playbook", "long_goal_reply", "long_playbook",
+    "mcp_playbook", "notes_config", "notes_server",
 ]
 
 
@@ -480,3 +482,38 @@ def long_goal_reply(request: ModelRequest) -> ChatMessage:
         return guided(request)
     task = request.messages[-1].content.rsplit("\n", 1)[-1]
     return answer(f"Noted: {task} " + "Long enough to be archived by reference. " * 30)
+
+
+# --- MCP tools: the notes server of tests/mcp_notes_server.py and a playbook using it (tests/test_mcp.py) -
+
+
+def notes_server(notes_dir: Path, **extra: object) -> dict:
+    """The stdio notes server as a FOREMAN_MCP_CONFIG entry (the worker starts it with this interpreter)."""
+    return {"command": sys.executable, "args": ["-m", "tests.mcp_notes_server"], "cwd": str(settings.PROJECT_ROOT),
+            "env": {"NOTES_DIR": str(notes_dir)}, **extra}
+
+
+def notes_config(folder: Path, monkeypatch: pytest.MonkeyPatch, **extra: object) -> Path:
+    """FOREMAN_MCP_CONFIG naming the notes server `notes` (its notes under `folder`/notes); returns the file."""
+    (folder / "notes").mkdir(parents=True, exist_ok=True)
+    path = folder / "mcp.json"
+    path.write_text(json.dumps({"mcpServers": {"notes": notes_server(folder / "notes", **extra)}}))
+    monkeypatch.setenv("FOREMAN_MCP_CONFIG", str(path))
+    return path
+
+
+def mcp_playbook(folder: Path, monkeypatch: pytest.MonkeyPatch, role: str, tools: list[str]) -> str:
+    """`notes`: one agent step as `role` with `tools`; the default policy's gates and approvers, MCP grants per role
+    (researcher: lookup; publisher: the whole notes server; stranger: none)."""
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(folder / "playbooks"))
+    default = load_default_policy()
+    policy = {
+        "principals": [{"role": "researcher", "tools": ["mcp:notes:lookup"], "side_effects": ["read"]},
+                       {"role": "publisher", "tools": ["mcp:notes:*"], "side_effects": ["read", "write"]},
+                       {"role": "stranger", "tools": ["calculate"], "side_effects": ["read", "write"]}],
+        "approvers": [a.model_dump(mode="json") for a in default.approvers],
+        "gates": [g.model_dump(mode="json") for g in default.gates],
+    }
+    step = {"type": "agent", "id": "work", "role": role, "instruction": "Work with the notes on retries.", "tools": tools,
+            "max_turns": 3}
+    return write_playbook(folder / "playbooks", {"name": "notes", "steps": [step], "policy": policy})

@@ -58,6 +58,7 @@ from tests.fakes import (
     answer,
     by_instruction,
     call_tool,
+    calls_then_reports,
     executor,
     fills_sql,
     guided,
@@ -82,7 +83,9 @@ from tests.helpers import (
     gated_long_playbook,
     gated_playbook,
     long_goal_reply,
+    mcp_playbook,
     models,
+    notes_config,
     pending,
     replan_llm_plans,
     replan_resolver_plans,
@@ -205,6 +208,12 @@ def gated(**rule: object) -> Setup:
         return GoalRequest(goal="Publish a short note on durable execution", playbook=name)
 
     return setup
+
+
+def mcp_write(folder: Path, monkeypatch: pytest.MonkeyPatch) -> GoalRequest:
+    """A publisher posts a note through the test notes server's `post_note` (no side effect declared: write)."""
+    notes_config(folder, monkeypatch)
+    return GoalRequest(goal="Post the note on retries", playbook=mcp_playbook(folder, monkeypatch, "publisher", ["mcp:notes:post_note"]))
 
 
 def one_step(goal: str, budget: Budget | None = None, **step: object) -> Setup:
@@ -384,6 +393,11 @@ RECIPES: dict[str, Recipe] = {
     "tool-chain": Recipe(
         "two sql_query tool steps chained by extraction; one model call fills the second's SQL (model_fills)",
         sql_chain, GoalStatus.COMPLETED, fills_sql("SELECT COUNT(*) AS n FROM runs WHERE model = 'gpt-4o-mini'"),
+    ),
+    "mcp-gated": Recipe(
+        "an MCP tool with no declared side effect (write) waits for an editor's approval, then runs once as call_mcp_tool",
+        mcp_write, GoalStatus.COMPLETED,
+        calls_then_reports("mcp__notes__post_note", {"topic": "retries", "text": "Retries need idempotency."}), approve_as_alice,
     ),
     "continue-as-new": Recipe(
         "a long goal continues as new with its gated publish parked (approval pending); alice approves in the next run",

@@ -393,6 +393,13 @@ SCENARIOS: dict[str, Scenario] = {
     "fallback": Scenario("completed", proof=a_fallback_stood_in),
     "tool-chain": Scenario("completed", proof=chained_with_one_fill),
     # The publish and a note start together; later notes run one at a time beside the waiting publish.
+    "mcp-gated": Scenario(
+        "completed", ("update:approve",),
+        proof=lambda h, r: scheduled_only_after(h, "call_mcp_tool", EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
+        and scheduled_activities(h).count("call_mcp_tool") == 1
+        and [(t["server"], t["tool"], t["side_effect"]) for t in r["plan"]["mcp_tools"]] == [("notes", "post_note", "write")]
+        and [(a["tool"], a["rule"]) for a in r["approvals"]] == [("mcp:notes:post_note", "mcp-writes")],
+    ),
     "continue-as-new-run1": Scenario(CONTINUED, model_calls_in_flight=2, proof=parked_at_the_boundary),
     "continue-as-new": Scenario("completed", ("update:approve",), proof=resumed_and_approved),
 }

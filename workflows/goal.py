@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.plan import PLAN_GOAL_ACTIVITY, Plan, PlanRequest
     from contracts.verify import Decision
+    from core.catalogue import ToolCatalogue
     from core.hashing import sha256_text
     from core.options import PLANNER
     from core.policy import with_inherited
@@ -100,18 +101,20 @@ class GoalWorkflow:
         self._journal = Journal()
         self._route = SandboxRoute()  # the plan names the sandbox task queue (set in _plan, or restored)
         self._verification = Verification(request, self._ledger, self._progress, self._journal, self._route)
+        catalogue = ToolCatalogue()  # the MCP tools arrive with the plan (an activity result), never from the worker's config
         context = StepContext(
             request=request,
             ledger=self._ledger,
             progress=self._progress,
             approvals=self._desk,
             router=self._approvals,
-            tools=ToolCaller(ToolGate(self._desk, self._ledger, self._progress, request, self._journal), self._route),
+            tools=ToolCaller(ToolGate(self._desk, self._ledger, self._progress, request, self._journal, catalogue), self._route),
             verification=self._verification,
             journal=self._journal,
+            catalogue=catalogue,
         )
         self._executor = StepExecutor(context, step_runners(context), self._escalations, can_replan=lambda: self._scheduler.can_revise())
-        self._scheduler = StepScheduler(request, self._executor, self._ledger, self._progress)
+        self._scheduler = StepScheduler(request, self._executor, self._ledger, self._progress, catalogue)
         self._continuations: list[Continuation] = []
         self._resume_refused = request.resume is not None and not handed_on(request.resume, workflow.info().continued_run_id)
         if request.resume is not None and not self._resume_refused:

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.continuation import ArchivedOutput, SchedulerState
     from contracts.goal import ArchivePart, GoalRequest, StepProgress, StepResult, StepStatus
     from contracts.plan import PLAN_GOAL_ACTIVITY, DoneStep, Plan, PlanRequest, PlanRevision, PlanSource, PlanStep
+    from core.catalogue import ToolCatalogue
     from core.options import ARCHIVE, PLANNER
     from core.relevance import instruction_of
     from core.templating import referenced_steps
@@ -45,9 +46,11 @@ WAITING_FOR_PEOPLE = (StepStatus.AWAITING_APPROVAL, StepStatus.AWAITING_RESOLUTI
 
 class StepScheduler:
     def __init__(
-        self, request: GoalRequest, executor: StepExecutor, ledger: GoalLedger, progress: dict[str, StepProgress]
+        self, request: GoalRequest, executor: StepExecutor, ledger: GoalLedger, progress: dict[str, StepProgress],
+        catalogue: ToolCatalogue,
     ) -> None:
         self.request = request
+        self.catalogue = catalogue  # learns each plan's (and revision's) MCP tools
         self.executor = executor
         self.ledger = ledger
         self.progress = progress
@@ -70,11 +73,14 @@ class StepScheduler:
 
     def start(self, plan: Plan) -> None:
         self.plan, self.steps, self.output_step = plan, list(plan.steps), plan.output_step or plan.steps[-1].id
+        self.catalogue.add(plan.mcp_tools)
 
     def restore(self, state: SchedulerState) -> None:
         """Go on from a previous run's checkpoint."""
         self.plan, self.revisions, self.revision_errors = state.plan, list(state.revisions), list(state.revision_errors)
         self.steps = [s for p in [state.plan, *state.revisions] for s in p.steps]
+        for plan in [state.plan, *state.revisions]:
+            self.catalogue.add(plan.mcp_tools)
         self.output_step = state.output_step
         self.results = {r.step_id: r for r in state.finished}
         self.outputs = dict(state.outputs)
@@ -271,6 +277,7 @@ class StepScheduler:
             return False
         self.ledger.usage.add_model(revised.usage, revised.cost_usd, calls=revised.model_calls)
         self.revisions.append(revised)
+        self.catalogue.add(revised.mcp_tools)
         marker = f"revision {number}"
         for result in results.values():  # every failure still standing (steps that failed in parallel too) is dealt with
             if result.status is StepStatus.FAILED and result.superseded_by is None:

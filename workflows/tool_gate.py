@@ -1,8 +1,8 @@
 """The tool gate (workflow code): every tool call, whoever asks for it (the model, a prefetch, a
 tool step), passes here before anything is scheduled.
 
-In order: the tool must be in the catalogue and allowed to the step; arguments must validate against
-its model, and the fields the model may not set are stamped (who is calling, for memory; whether the
+In order: the tool must be in the goal's catalogue (built-ins, plus the MCP tools its plans recorded) and
+allowed to the step; arguments must validate against its model (an MCP tool's: its recorded JSON schema), and the fields the model may not set are stamped (who is calling, for memory; whether the
 worker may answer from its call cache, for cacheable tools); a named artifact must match; policy must
 allow it, or, when a gate rule matches, the approvals it demands must arrive; the budget must have room. A refusal schedules nothing and is
 returned as a typed error for the model; only an admitted call reaches `ToolCaller.run`.
@@ -20,8 +20,6 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
-
     from contracts.approvals import ApprovalEventKind, ApprovalRequest, ApprovalStatus
     from contracts.continuation import EntryKind, JournalEntry
     from contracts.errors import ErrorType
@@ -29,10 +27,12 @@ with workflow.unsafe.imports_passed_through():
     from contracts.llm import CacheUse, ToolCallRequest
     from contracts.plan import PlanStep
     from contracts.policy import GateRule, Principal
+    from contracts.mcp import McpCall
     from contracts.tools import CACHE_FLAG, CallContext, ToolArgs, ToolResult
     from core.artifacts import artifact_mismatch
+    from core.catalogue import Tool, ToolCatalogue
     from core.policy import action_sha256, canonical_arguments, evaluate
-    from core.tools import TOOLS, ToolSpec
+    from core.tools import ArgumentsInvalid, ToolSpec
     from workflows.approvals import ApprovalDesk
     from workflows.failures import StepEscalated, WorkflowCodeError, failure_message
     from workflows.journal import Journal
@@ -45,8 +45,8 @@ with workflow.unsafe.imports_passed_through():
 class Admitted:
     """A call that may run: its catalogue entry, validated arguments and the approval it got, if gated."""
 
-    spec: ToolSpec
-    args: ToolArgs
+    spec: Tool
+    args: ToolArgs | McpCall
     approval: ApprovalRequest | None = None
 
 
@@ -61,6 +61,7 @@ class Refused:
 class ToolGate:
     def __init__(
         self, desk: ApprovalDesk, ledger: GoalLedger, progress: dict[str, StepProgress], request: GoalRequest, journal: Journal,
+        catalogue: ToolCatalogue,
     ) -> None:
         self.desk = desk
         self.ledger = ledger
@@ -68,19 +69,19 @@ class ToolGate:
         self.request = request  # the goal's `cache` switch
         self.scopes: list[Principal] = request.scopes  # a subagent's outer limits, from its request; never from a model
         self.journal = journal
+        self.catalogue = catalogue  # built-ins plus the MCP tools the goal's plans recorded
 
     async def admit(self, step: PlanStep, call: ToolCallRequest, allowed: set[str], saw_untrusted: bool = False) -> Admitted | Refused:
         """Validate, check policy, wait for approval if gated, reserve budget. Raises StepEscalated when
         an approval expires into escalation, BudgetExceeded when the budget is spent."""
-        spec = TOOLS.get(call.name)
-        if spec is None or call.name not in allowed:
+        spec = self.catalogue.get(call.name)
+        if spec is None or spec.name not in allowed:
             return Refused(f"ToolNotAllowed: tool {call.name!r} is not available to this step (allowed: {sorted(allowed)})")
         try:
-            args = spec.args_model.model_validate_json(call.arguments_json or "{}")
-        except ValidationError as err:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in err.errors())
-            return Refused(f"{ErrorType.TOOL_ARGUMENTS_INVALID.value}: {problems}")
-        if "context" in spec.args_model.model_fields:  # who is calling: stamped here, whatever the model sent
+            args = spec.parse(call.arguments_json)
+        except ArgumentsInvalid as err:
+            return Refused(f"{ErrorType.TOOL_ARGUMENTS_INVALID.value}: {err}")
+        if isinstance(spec, ToolSpec) and "context" in spec.args_model.model_fields:  # who is calling: stamped here, whatever the model sent
             args = args.model_copy(update={"context": CallContext(
                 workflow_id=workflow.info().workflow_id, step_id=step.id, role=step.role, saw_untrusted=saw_untrusted,
             )})
@@ -108,7 +109,7 @@ class ToolGate:
         self.ledger.before_tool_call()
         return Admitted(spec, args, approval)
 
-    def _request(self, step: PlanStep, spec: ToolSpec, args: ToolArgs, rule: GateRule, reason: str) -> ApprovalRequest:
+    def _request(self, step: PlanStep, spec: Tool, args: ToolArgs | McpCall, rule: GateRule, reason: str) -> ApprovalRequest:
         """A new approval request, or, for a step resumed after continue-as-new, the one it was waiting on
         (decided meanwhile, perhaps), which must be for this very action."""
         action = action_sha256(spec.name, args)
@@ -148,6 +149,7 @@ class ToolCaller:
     async def _call(
         self, step: PlanStep, call: ToolCallRequest, allowed: set[str], saw_untrusted: bool
     ) -> tuple[ToolCallRecord, ToolResult | None]:
+        call = call.model_copy(update={"name": self.gate.catalogue.canonical(call.name)})  # an MCP tool by its own name, not the model's
         record = ToolCallRecord(call_id=call.id, tool=call.name, arguments_json=call.arguments_json, ok=False)
         admission = await self.gate.admit(step, call, allowed, saw_untrusted)
         record.approval_request_id = admission.approval.request_id if admission.approval else None
@@ -156,7 +158,7 @@ class ToolCaller:
             return record, None
         try:
             output = await workflow.execute_activity(
-                admission.spec.name,
+                admission.spec.activity,
                 admission.args,
                 result_type=ToolResult,
                 summary=f"{step.id}: {admission.spec.name}",

@@ -22,8 +22,8 @@ with workflow.unsafe.imports_passed_through():
         ToolSchema,
     )
     from contracts.plan import AgentStep
+    from core.mcp import wire_name
     from core.templating import render
-    from core.tools import TOOLS
     from core.untrusted import UNTRUSTED_NOTE, defuse, step_output
     from workflows.model_calls import cache_use, call_model
     from workflows.steps.base import StepContext, declared_call, within_step_limits
@@ -60,7 +60,8 @@ class AgentStepRunner:
         ]
 
     def _system_prompt(self, step: AgentStep) -> str:
-        tools = f" You may call these tools: {', '.join(step.tools)}." if step.tools else ""
+        # The names the model is offered: an MCP tool's has no colons (providers refuse them).
+        tools = f" You may call these tools: {', '.join(map(wire_name, step.tools))}." if step.tools else ""
         return (
             f"You are the {step.role} in a team working toward a goal. Do only your own step.{tools} "
             f"{UNTRUSTED_NOTE} When you are done, reply with your final answer only."
@@ -85,7 +86,7 @@ class AgentStepRunner:
         """Model turns and tool calls until a final answer (`spec`: another model or temperature; `label`
         names an explore candidate in activity summaries)."""
         progress = self.context.progress[step.id]
-        schemas = [TOOLS[name].schema() for name in step.tools if name in TOOLS]
+        schemas = [tool.schema() for tool in self.context.catalogue.offered(step.tools)]
         for turn in range(step.max_turns):
             result.turns += 1
             progress.turn = result.turns

@@ -13,6 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.goal import GoalRequest, StepProgress, StepResult
     from contracts.llm import ToolCallRequest
     from contracts.plan import PlanStep, ToolInvocation
+    from core.catalogue import ToolCatalogue
     from core.templating import render_arguments
     from workflows.approval_router import ApprovalRouter
     from workflows.approvals import ApprovalDesk
@@ -35,6 +36,7 @@ class StepContext:
     tools: ToolCaller
     verification: Verification
     journal: Journal  # what running steps completed, for resuming a parked one after continue-as-new
+    catalogue: ToolCatalogue  # built-ins plus the MCP tools the goal's plans recorded
 
 
 class StepRunner(Protocol):

@@ -14,9 +14,9 @@ with workflow.unsafe.imports_passed_through():
     from contracts.goal import StepResult, StepStatus
     from contracts.llm import ChatMessage, ChatRole, ToolCallRequest
     from contracts.plan import ToolStep
+    from core.catalogue import ToolCatalogue
     from core.extraction import ExtractionFailed, extract
     from core.templating import render
-    from core.tools import TOOLS
     from core.untrusted import UNTRUSTED_NOTE, step_output
     from contracts.archive import ContentRef
     from contracts.tools import ToolResult
@@ -38,9 +38,15 @@ def marked_preview(output: ToolResult) -> str:
             f"sha256 {output.content_sha256}]")
 
 
-def fill_schema(tool: str, names: list[str]) -> dict:
-    """The JSON schema of just the arguments the model fills (with the tool model's shared definitions)."""
-    full = TOOLS[tool].args_model.model_json_schema()
+def fill_schema(catalogue: ToolCatalogue, tool: str, names: list[str]) -> dict:
+    """The JSON schema of just the arguments the model fills (with the tool's shared definitions)."""
+    spec = catalogue.get(tool)
+    if spec is None:
+        raise StepFailed(f"tool {tool!r} is not in this goal's catalogue")
+    full = spec.input_schema()
+    missing = [n for n in names if n not in full.get("properties", {})]
+    if missing:  # plan validation checks built-in tools' fields; an MCP tool's schema is only known here
+        raise StepFailed(f"{tool} has no arguments {missing} to fill")
     schema: dict = {"type": "object", "properties": {n: full["properties"][n] for n in names}, "required": list(names)}
     if "$defs" in full:
         schema["$defs"] = full["$defs"]
@@ -95,7 +101,7 @@ class ToolStepRunner:
         ]
         response = await call_model(
             self.context.ledger, step.model or self.context.request.models.executor, messages, result,
-            summary=f"{step.id}: fill {', '.join(names)}", response_schema_json=json.dumps(fill_schema(tool, names)),
+            summary=f"{step.id}: fill {', '.join(names)}", response_schema_json=json.dumps(fill_schema(self.context.catalogue, tool, names)),
             cache=cache_use(self.context.request, step), journal=self.context.journal,
         )
         try:
