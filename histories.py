@@ -60,10 +60,10 @@ class Replayed:
 async def fetch(client: Client, workflow_id: str, run_id: str | None = None, all_runs: bool = False) -> list[WorkflowHistory]:
     """The history of run `run_id` (default: the latest run); with `all_runs`, that run and every run it
     continued from, oldest first (each run's first event names the run it continued from)."""
-    histories = [await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()]
-    while all_runs and (previous := _started(histories[0]).continued_execution_run_id):
-        histories.insert(0, await client.get_workflow_handle(workflow_id, run_id=previous).fetch_history())
-    return histories
+    runs = [await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()]
+    while all_runs and (previous := runs[0].events[0].workflow_execution_started_event_attributes.continued_execution_run_id):
+        runs.insert(0, await client.get_workflow_handle(workflow_id, run_id=previous).fetch_history())
+    return runs
 
 
 def run_paths(out: Path, runs: int) -> list[Path]:
@@ -179,7 +179,3 @@ def _quiet_runtime() -> Runtime:
         filter_ = TelemetryFilter(core_level="ERROR", other_level="ERROR")
         _runtime = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=filter_), metrics=None))
     return _runtime
-
-
-def _started(history: WorkflowHistory):
-    return history.events[0].workflow_execution_started_event_attributes
