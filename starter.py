@@ -7,6 +7,8 @@
     python starter.py deny ID REQUEST_ID --as NAME [--comment TEXT] [--key FILE]
     python starter.py escalations ID [--json]
     python starter.py resolve ID ESCALATION_ID --as NAME --decision accept|retry|abort [--guidance TEXT] [--key FILE]
+    python starter.py history ID [--out FILE.json] [--run-id RUN | --all-runs]   # as `temporal workflow show -o json`
+    python starter.py replay FILE.json...               # against today's workflow code; exit 1 on any nondeterminism
     python starter.py keygen --as NAME [--force]        # an approver's signing key pair (public key for the policy)
     python starter.py demo [--playbook research-team]   # dev server (if none) + worker + a demo goal
 """
@@ -20,6 +22,7 @@ import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 from typing import NoReturn
 
 from pydantic import ValidationError
@@ -37,6 +40,7 @@ from temporalio.service import RPCError
 
 import devserver
 import approver_keys
+import histories
 import settings
 from contracts.approvals import APPROVE_UPDATE, DENY_UPDATE, PENDING_QUERY, ApprovalDecision, ApprovalRequest
 from contracts.escalations import ESCALATIONS_QUERY, RESOLVE_UPDATE, Escalation, EscalationDecision, ResolveRequest
@@ -428,6 +432,35 @@ async def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_history(args: argparse.Namespace) -> int:
+    if args.all_runs and not args.out:
+        fail("--all-runs writes one file per run: give --out FILE.json")
+    try:
+        runs = await histories.fetch(await _client(), args.workflow_id, args.run_id, args.all_runs)
+    except RPCError as err:
+        fail(f"cannot fetch the history of {args.workflow_id}: {err.message}", code=1)
+    if not args.out:
+        print(histories.to_json(runs[0]), end="")
+        return 0
+    for path, history in zip(histories.run_paths(Path(args.out), len(runs)), runs, strict=True):
+        try:
+            path.write_text(histories.to_json(history), encoding="utf-8")
+        except OSError as err:
+            fail(f"cannot write {path}: {err.strerror or err}", code=1)
+        print(f"wrote {path} ({len(history.events)} events, run {history.run_id})")
+    return 0
+
+
+async def cmd_replay(args: argparse.Namespace) -> int:
+    try:
+        replayed = await histories.replay_files([Path(p) for p in args.files])
+    except histories.HistoryFileError as err:
+        fail(str(err))
+    for one in replayed:
+        print(one.line())
+    return 0 if all(one.ok for one in replayed) else 1
+
+
 async def cmd_demo(args: argparse.Namespace) -> int:
     started = devserver.ensure(settings.temporal_address())
     print(f"{'started' if started else 'using'} Temporal dev server at {settings.temporal_address()} (Web UI {devserver.ui_url()})")
@@ -485,6 +518,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--decision", required=True, choices=[d.value for d in EscalationDecision])
     p.add_argument("--guidance", help="added to the step's instruction on retry")
     p.add_argument("--key", help="sign with this private key (default: the one `keygen --as NAME` made, if any)")
+    p = sub.add_parser("history", help="write a goal's history as `temporal workflow show -o json` does",
+                       description="A goal's history as JSON (the same as `temporal workflow show -o json`), for "
+                       "`replay` or tests/histories/. A subagent is a workflow of its own: its history is ID/STEP.")
+    p.add_argument("workflow_id")
+    p.add_argument("--out", help="write to this file (default: print)")
+    runs = p.add_mutually_exclusive_group()
+    runs.add_argument("--run-id", help="this run (default: the latest)")
+    runs.add_argument("--all-runs", action="store_true",
+                      help="every run of a goal that continued as new: FILE-run1.json, ... and FILE.json for the latest")
+    p = sub.add_parser("replay", help="replay exported histories against today's workflow code",
+                       description="Replays each file under the workflow id in it; prints OK or the first "
+                       "nondeterminism per file; exit 1 if any fails, 2 if a file is not a history.")
+    p.add_argument("files", nargs="+", metavar="FILE.json")
     p = sub.add_parser("keygen", help="make an approver's signing key pair")
     p.add_argument("--as", dest="approver", required=True)
     p.add_argument("--force", action="store_true", help="replace an existing key")
@@ -502,6 +548,7 @@ def main() -> None:
         "run": cmd_run, "demo": cmd_demo, "status": cmd_status, "result": cmd_result, "cancel": cmd_cancel,
         "pending": cmd_pending, "approve": cmd_decide, "deny": cmd_decide,
         "escalations": cmd_escalations, "resolve": cmd_resolve, "keygen": cmd_keygen,
+        "history": cmd_history, "replay": cmd_replay,
     }
     try:
         code = asyncio.run(handler[args.command](args))
