@@ -30,10 +30,11 @@ def keygen(name: str, force: bool = False) -> tuple[Path, str]:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     pem = new_private_key_pem()
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others, even briefly
+    os.fchmod(descriptor, 0o600)  # a replaced (--force) file keeps no older, looser mode
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(pem)
     public = public_key_of(pem)
-    path.with_suffix(".pub").write_text(public + "\n")
+    path.with_name(path.name + ".pub").write_text(public + "\n")  # alice.smith -> alice.smith.pub, never alice.pub
     return path, public
 
 
@@ -45,7 +46,8 @@ def private_key(name: str, key_file: str | None = None) -> bytes | None:
     return path.read_bytes() if path.exists() else None
 
 
-def signed(pem: bytes, workflow_id: str, subject: str, action_sha256: str, decision: str, approver: str) -> DecisionSignature:
-    """A signature of this decision, dated now."""
+def signed(pem: bytes, workflow_id: str, subject: str, action_sha256: str, decision: str, approver: str, note: str = "") -> DecisionSignature:
+    """A signature of this decision and its comment or guidance (`note`), dated now."""
     at = int(time.time())
-    return DecisionSignature(signed_at=at, signature=sign(pem, decision_message(workflow_id, subject, action_sha256, decision, approver, at)))
+    message = decision_message(workflow_id, subject, action_sha256, decision, approver, at, note)
+    return DecisionSignature(signed_at=at, signature=sign(pem, message))

@@ -172,7 +172,9 @@ async def decide(handle: WorkflowHandle, verdict: str, request_id: str, approver
         request = next((r for r in requests if r.request_id == request_id), None)
         if request is None:
             fail(f"request {request_id} is not pending in {handle.id}: nothing to sign", code=1)
-        signature = approver_keys.signed(key, request.workflow_id or handle.id, request_id, request.action_sha256, verdict, approver)
+        if not in_this_goal(request.workflow_id, handle.id):
+            fail(f"request {request_id} names {request.workflow_id!r}, not {handle.id} or one of its subagents: not signed", code=1)
+        signature = approver_keys.signed(key, request.workflow_id or handle.id, request_id, request.action_sha256, verdict, approver, comment)
         action_sha256 = action_sha256 or request.action_sha256
     return await handle.execute_update(
         APPROVE_UPDATE if verdict == "approve" else DENY_UPDATE,
@@ -391,8 +393,10 @@ async def cmd_resolve(args: argparse.Namespace) -> int:
             escalation = next((e for e in open_ if e.escalation_id == args.escalation_id), None)
             if escalation is None:
                 fail(f"escalation {args.escalation_id} is not open in {args.workflow_id}: nothing to sign", code=1)
+            if not in_this_goal(escalation.workflow_id, args.workflow_id):
+                fail(f"escalation {args.escalation_id} names {escalation.workflow_id!r}, not a subagent of {args.workflow_id}: not signed", code=1)
             request.signature = approver_keys.signed(key, escalation.workflow_id or args.workflow_id, escalation.escalation_id,
-                                                     escalation.output_sha256 or "", args.decision, args.resolver)
+                                                     escalation.output_sha256 or "", args.decision, args.resolver, request.guidance)
         escalation = await handle.execute_update(
             RESOLVE_UPDATE, request, id=f"resolve-{args.escalation_id}-{args.resolver}", result_type=Escalation
         )
@@ -402,6 +406,12 @@ async def cmd_resolve(args: argparse.Namespace) -> int:
         fail(f"cannot resolve on {args.workflow_id}: {_failure_text(err)}", code=1)
     print(f"escalation {escalation.escalation_id}: {args.decision} by {args.resolver}")
     return 0
+
+
+def in_this_goal(workflow_id: str | None, goal_id: str) -> bool:
+    """A listed request's workflow is this goal or one of its subagents (ids `<goal>/<step>...`): never sign for a
+    workflow a forged report names."""
+    return workflow_id is None or workflow_id == goal_id or workflow_id.startswith(goal_id + "/")
 
 
 def _key(name: str, key_file: str | None) -> bytes | None:

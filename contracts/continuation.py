@@ -40,6 +40,7 @@ class JournalEntry(BaseModel):
     verdict: Verdict | None = None
     record: ToolCallRecord | None = None
     output: ToolResult | None = None
+    escalated: str | None = Field(default=None, description="A tool call whose approval expired into an escalation: why.")
     escalation_id: str | None = None
 
 

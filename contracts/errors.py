@@ -30,6 +30,7 @@ class ErrorType(StrEnum):
     APPROVAL_DENIED = "ApprovalDenied"
     CONTENT_MISSING = "ContentMissing"
     RESUME_REFUSED = "ResumeRefused"
+    PARENT_REFUSED = "ParentRefused"
     STORE_CONFIG = "StoreConfigError"
     SANDBOX_UNAVAILABLE = "SandboxUnavailable"
     SANDBOX_LIMIT = "SandboxLimitExceeded"
@@ -56,6 +57,7 @@ NON_RETRYABLE_ERROR_TYPES: list[str] = [
     ErrorType.TOOL_FAILED,
     ErrorType.CONTENT_MISSING,
     ErrorType.RESUME_REFUSED,
+    ErrorType.PARENT_REFUSED,
     ErrorType.STORE_CONFIG,
     ErrorType.PATH_OUTSIDE_WORKSPACE,
     ErrorType.BUDGET_EXCEEDED,

@@ -37,7 +37,8 @@ def _invocations_of(step: PlanStep) -> list[ToolInvocation]:
     return list(step.prefetch) if isinstance(step, AgentStep) else []
 
 
-def _templates_of(step: PlanStep) -> list[str]:
+def templates_of(step: PlanStep) -> list[str]:
+    """Every template string a step renders (validation checks them; the scheduler loads whole outputs they name)."""
     if isinstance(step, ToolStep):
         return [step.invocation.arguments_json, step.fill_instruction]
     if isinstance(step, SubagentStep):
@@ -120,7 +121,7 @@ def plan_problems(
                 reason = "not a JSON object"
             if not isinstance(arguments, dict):
                 problems.append(f"step {step.id!r}: arguments for {invocation.tool!r} are {reason}")
-        for template in _templates_of(step):
+        for template in templates_of(step):
             for ref in sorted(referenced_steps(template)):
                 if ref not in step.depends_on:
                     problems.append(f"step {step.id!r} uses the output of {ref!r} without depending on it")

@@ -1,10 +1,11 @@
 """Signed decisions: an approver's Ed25519 signature over exactly what they decided, so an approver's name is
 no longer a claim anyone with Update access can make.
 
-The signed message is canonical JSON of `["foreman-decision-v1", workflow_id, subject, action_sha256, decision,
-approver, signed_at]` (no spaces, ASCII): `subject` is the approval request or escalation id, `action_sha256`
-the request's action hash (an escalation's output hash, or ""), `decision` "approve", "deny" or the resolution,
-`signed_at` Unix seconds. Public keys are the raw 32 bytes, base64; private keys are PKCS#8 PEM, so
+The signed message is canonical JSON of `["foreman-decision-v2", workflow_id, subject, action_sha256, decision,
+approver, signed_at, note_sha256]` (no spaces, ASCII): `subject` is the approval request or escalation id,
+`action_sha256` the request's action hash (an escalation's output hash, or ""), `decision` "approve", "deny" or the
+resolution, `signed_at` Unix seconds, `note_sha256` the SHA-256 of the decision's comment (a resolution's guidance,
+which a retried step is given as a person's trusted words), so nobody can swap the words under a signature. Public keys are the raw 32 bytes, base64; private keys are PKCS#8 PEM, so
 `openssl genpkey -algorithm ed25519` and `openssl pkeyutl -sign -rawin` make and use the same keys.
 
 Pure functions (verification is deterministic), shared by the workflow's checks and by clients that sign.
@@ -20,11 +21,16 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-VERSION = "foreman-decision-v1"
+from core.hashing import sha256_text
+
+VERSION = "foreman-decision-v2"
 
 
-def decision_message(workflow_id: str, subject: str, action_sha256: str, decision: str, approver: str, signed_at: int) -> bytes:
-    return json.dumps([VERSION, workflow_id, subject, action_sha256, decision, approver, signed_at], separators=(",", ":")).encode()
+def decision_message(
+    workflow_id: str, subject: str, action_sha256: str, decision: str, approver: str, signed_at: int, note: str = "",
+) -> bytes:
+    fields = [VERSION, workflow_id, subject, action_sha256, decision, approver, signed_at, sha256_text(note)]
+    return json.dumps(fields, separators=(",", ":")).encode()
 
 
 def new_private_key_pem() -> bytes:

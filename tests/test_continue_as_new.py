@@ -27,7 +27,7 @@ from tests.helpers import (
     long_playbook, pending, replay, resolve, scheduled_activities, waiting, write_playbook,
 )
 from worker import build_worker
-from workflows.goal import GoalWorkflow, handed_on
+from workflows.goal import GoalWorkflow, from_its_parent, handed_on
 
 async def run_long(client: Client, task_queue: str, playbook: str, events: int, model: ScriptedModel) -> tuple[GoalResult, list[WorkflowHistory]]:
     """Run the goal; approve its one request only after it has continued as new at least once (if it does)."""
@@ -128,6 +128,54 @@ async def test_an_escalation_pending_across_a_boundary_is_resolved_in_the_next_r
     assert len(drafter_calls) == 2  # the weak draft once (replayed from the journal after the boundary), then the guided one
 
 
+async def test_an_approval_that_expired_into_an_escalation_crosses_a_boundary(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, foreman_home: Path,
+) -> None:
+    """The gate's expiry escalates; the step, parked across boundaries, replays its escalated call (not a tool call
+    that never ran) and waits on the same escalation, which a later run resolves."""
+    publish = {"type": "agent", "id": "publish", "role": "publisher", "instruction": "Publish the notice.", "tools": ["write_file"],
+               "max_turns": 3, "checks": [{"type": "non_empty"}]}
+    playbook = long_playbook(tmp_path, monkeypatch, publish, {
+        "principals": [{"role": "publisher", "tools": ["write_file"], "side_effects": ["read", "write"]}],
+        "approvers": APPROVERS,
+        "gates": [{"name": "publish", "when": [{"type": "path_outside", "prefixes": ["drafts/"]}], "approver_roles": ["editor"],
+                   "expires_after_seconds": 1, "on_expiry": "escalate"}],
+    })
+    request = GoalRequest(goal="Publish a notice and note facts", playbook=playbook, max_parallel_steps=2, continue_as_new_after_events=120)
+    async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(respond).activity())):
+        handle = await client.start_workflow(GoalWorkflow.run, request, id=f"long-exp-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+        async with asyncio.timeout(120):
+            (escalation,) = await waiting(handle)
+            async def crossed() -> bool:
+                runs = (await handle.query(STATUS_QUERY, result_type=GoalProgress)).continuations
+                return any("publish" in c.parked_steps for c in runs)
+            while not await crossed():
+                await asyncio.sleep(0.05)
+            assert [e.escalation_id for e in await waiting(handle)] == [escalation.escalation_id]
+            await resolve(handle, escalation, "alice", "abort")
+            result = await handle.result()
+        await replay(await handle.fetch_history())
+    assert result.status is GoalStatus.ESCALATED and len(result.escalations) == 1
+    assert not (foreman_home / "workspace" / TARGET).exists()  # the expired request never ran
+
+
+async def test_a_run_hands_over_only_after_it_got_something_done(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a byte limit below what a run starts with (its carried state), each run still finishes steps before it
+    continues as new: no chain of runs that do nothing."""
+    first = {"type": "agent", "id": "first", "role": "researcher", "instruction": "Note the first fact.", "max_turns": 1}
+    playbook = long_playbook(tmp_path, monkeypatch, first, {"principals": []})
+    request = GoalRequest(goal="Note facts", playbook=playbook, max_parallel_steps=4, continue_as_new_after_bytes=64 * 1024)
+    async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(respond).activity())):
+        handle = await client.start_workflow(GoalWorkflow.run, request, id=f"long-bytes-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+        async with asyncio.timeout(120):
+            result = await handle.result()
+    assert result.status is GoalStatus.COMPLETED, result.error
+    finished = [c.finished_steps for c in result.continuations]
+    assert len(result.continuations) >= 2 and finished == sorted(set(finished))  # every run finished more steps
+
+
 async def test_a_subagent_continues_as_new_with_its_approval_decided_through_the_parent(
     client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, foreman_home: Path,
 ) -> None:
@@ -180,6 +228,19 @@ async def test_a_client_cannot_start_a_goal_with_carried_state(client: Client, t
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == ErrorType.RESUME_REFUSED.value
     assert not model.requests
+
+
+async def test_a_client_cannot_name_a_parent_or_inherited_approvers(client: Client, task_queue: str) -> None:
+    """Inherited approvers win over a playbook's own (keys included): only a real parent may hand them down."""
+    forged = GoalRequest(goal="x", playbook="research-brief", inherited_approvers=[{"name": "alice", "roles": ["editor"]}])
+    model = ScriptedModel(lambda r: answer("never"))
+    async with build_worker(client, task_queue, activities=fake_activities(model.activity())):
+        with pytest.raises(WorkflowFailureError) as failure:
+            await client.execute_workflow(GoalWorkflow.run, forged, id=f"orphan-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+    assert failure.value.cause.type == ErrorType.PARENT_REFUSED.value and not model.requests
+    linked = GoalRequest(goal="x", parent={"workflow_id": "some-goal", "step_id": "s", "role": "lead"})
+    assert from_its_parent(linked, "some-goal") and not from_its_parent(linked, None) and not from_its_parent(linked, "other")
+    assert from_its_parent(GoalRequest(goal="x"), None)
 
 
 def test_only_the_run_a_carry_names_may_resume_from_it() -> None:

@@ -378,7 +378,7 @@ def test_unknown_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert info.value.type == ErrorType.UNKNOWN_PLAYBOOK
     assert info.value.non_retryable
     assert "'no-such-playbook'" in info.value.message
-    assert "available: mine, research-brief" in info.value.message
+    assert "available: compute, mine, research-brief" in info.value.message
 
 
 def test_user_playbook_found_and_searched_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

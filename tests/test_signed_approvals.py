@@ -31,6 +31,9 @@ def test_a_signature_verifies_only_for_its_key_and_message() -> None:
     assert not verify(public_key_of(ALICE), message.replace(b"approve", b"deny"), signature)  # another decision
     assert not verify(public_key_of(ALICE), message, base64.b64encode(b"x" * 64).decode())  # forged
     assert not verify(public_key_of(ALICE), message, "not base64!")
+    # The comment (a resolution's guidance) is signed too: the words cannot be swapped under the signature.
+    with_note = decision_message("goal-1", "req-1", "a" * 64, "approve", "alice", 1_800_000_000, "ship it")
+    assert not verify(public_key_of(ALICE), with_note, signature)
 
 
 def signed_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:

@@ -24,7 +24,7 @@ from worker import build_worker
     [
         (("run", ""), "invalid goal: Value error, goal is empty"),
         (("run", "x" * 33_000), "invalid goal: Value error, goal is 33000 bytes; the limit is 32768"),
-        (("run", "g", "--playbook", "nope"), "unknown playbook 'nope'; available: research-brief, research-notes, research-team"),
+        (("run", "g", "--playbook", "nope"), "unknown playbook 'nope'; available: compute, research-brief, research-notes, research-team"),
         (("run", "g", "--max-model-calls", "0"), "invalid budget.max_model_calls: Input should be greater than 0"),
         (("run", "g", "--max-cost-usd", "-1"), "invalid budget.max_cost_usd: Input should be greater than or equal to 0"),
     ],

@@ -61,7 +61,7 @@ def human_approver(policy: Policy, name: str, requested_by: str | None = None, e
 
 def check_signature(
     policy: Policy, approver: Approver, signature: DecisionSignature | None, *, subject: str, action_sha256: str,
-    decision: str, asked_at: datetime, error_type: str = REJECTED,
+    decision: str, asked_at: datetime, note: str = "", error_type: str = REJECTED,
 ) -> None:
     """An approver with a key (or any, under `require_signatures`) must have signed exactly this decision on this
     request in this workflow, within its lifetime: a name alone, a signature by another key, or one replayed from
@@ -75,7 +75,7 @@ def check_signature(
     now, asked = workflow.now().timestamp(), asked_at.timestamp()
     if not asked - SIGNATURE_SKEW_SECONDS <= signature.signed_at <= now + SIGNATURE_SKEW_SECONDS:
         raise reject(f"the signature's time ({signature.signed_at}) is outside this request's lifetime", error_type)
-    message = decision_message(workflow.info().workflow_id, subject, action_sha256, decision, approver.name, signature.signed_at)
+    message = decision_message(workflow.info().workflow_id, subject, action_sha256, decision, approver.name, signature.signed_at, note)
     if not verify(approver.public_key, message, signature.signature):
         raise reject(f"the signature is not one by {approver.name!r} of this decision", error_type)
 
@@ -139,7 +139,7 @@ class ApprovalDesk:
             raise reject(f"action_sha256 does not match request {request.request_id}: the action is not the one you reviewed")
         approver = human_approver(self.policy, decision.approver, request.requested_by)
         check_signature(self.policy, approver, decision.signature, subject=request.request_id, action_sha256=request.action_sha256,
-                        decision=verdict, asked_at=request.created_at)
+                        decision=verdict, asked_at=request.created_at, note=decision.comment)
         if verdict == "approve" and any(given.approver == approver.name for given in request.approvals_given):
             raise reject(f"{approver.name!r} has already approved request {request.request_id}; approvals must come from distinct approvers")
         if request.sequence:

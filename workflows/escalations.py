@@ -73,7 +73,7 @@ class EscalationDesk:
         resolver = human_approver(self.policy, request.resolver, error_type=RESOLUTION_REJECTED)
         check_signature(self.policy, resolver, request.signature, subject=escalation.escalation_id,
                         action_sha256=escalation.output_sha256 or "", decision=request.decision.value,
-                        asked_at=escalation.created_at, error_type=RESOLUTION_REJECTED)
+                        asked_at=escalation.created_at, note=request.guidance, error_type=RESOLUTION_REJECTED)
         if escalation.resolver_roles and not set(escalation.resolver_roles) & set(resolver.roles):
             raise reject(f"{resolver.name!r} lacks a resolver role: one of {escalation.resolver_roles}", RESOLUTION_REJECTED)
 

@@ -87,6 +87,14 @@ def handed_on(carry: GoalCarry, continued_run_id: str | None) -> bool:
     return continued_run_id is not None and bool(carry.continuations) and carry.continuations[-1].run_id == continued_run_id
 
 
+def from_its_parent(request: GoalRequest, parent_workflow_id: str | None) -> bool:
+    """A parent link and inherited approvers (who may approve, with which key) come only from the parent goal that
+    started this one as its child: a client could otherwise name its own approvers."""
+    if request.parent is None and not request.inherited_approvers:
+        return True
+    return request.parent is not None and request.parent.workflow_id == parent_workflow_id
+
+
 # An input that fails GoalRequest validation fails the run with a typed error instead of retrying forever.
 @workflow.defn(name=GOAL_WORKFLOW, failure_exception_types=[ValidationError])
 class GoalWorkflow:
@@ -117,6 +125,8 @@ class GoalWorkflow:
         self._scheduler = StepScheduler(request, self._executor, self._ledger, self._progress, catalogue)
         self._continuations: list[Continuation] = []
         self._resume_refused = request.resume is not None and not handed_on(request.resume, workflow.info().continued_run_id)
+        parent = workflow.info().parent
+        self._parent_refused = not from_its_parent(request, parent.workflow_id if parent else None)
         if request.resume is not None and not self._resume_refused:
             self._restore(request.resume)  # here, not in run(): queries and updates see the carried state at once
 
@@ -221,6 +231,9 @@ class GoalWorkflow:
         if self._resume_refused:
             raise ApplicationError("`resume` is set only by continue-as-new; start a goal without it",
                                    type=ErrorType.RESUME_REFUSED.value, non_retryable=True)
+        if self._parent_refused:
+            raise ApplicationError("`parent` and `inherited_approvers` are set only by a parent goal for its subagent; "
+                                   "start a goal without them", type=ErrorType.PARENT_REFUSED.value, non_retryable=True)
         reporting = asyncio.create_task(self._approvals.report_changes())  # a subagent keeps its parent informed
         result = GoalResult(workflow_id=workflow.info().workflow_id, goal=request.goal, status=GoalStatus.FAILED)
         plan = self._scheduler.plan if request.resume else await self._plan(request, result)

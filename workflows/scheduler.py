@@ -30,14 +30,16 @@ with workflow.unsafe.imports_passed_through():
     from core.catalogue import ToolCatalogue
     from core.options import ARCHIVE, PLANNER
     from core.relevance import instruction_of
+    from core.plan_validation import templates_of
     from core.templating import referenced_steps
     from workflows.archive import load_text, split_parts
     from workflows.executor import StepExecutor
-    from workflows.failures import failure_message
+    from workflows.failures import StepFailed, failure_message
     from workflows.journal import PARKABLE
     from workflows.ledger import GoalLedger
 
 DONE_OUTPUT_CHARS = 1_000
+MAX_WHOLE_OUTPUT_BYTES = 1_000_000  # a whole output pasted into an activity's input stays well under the 2 MB payload limit
 INLINE_OUTPUT_CHARS = 256  # longer outputs cross a continue-as-new inside their step's archived result
 # Draining starts this far ahead of the limit: each running step still adds events until it ends or parks.
 DRAIN_EVENTS_PER_STEP, DRAIN_EVENTS_FIXED = 16, 40
@@ -104,9 +106,10 @@ class StepScheduler:
         running: dict[str, asyncio.Task[StepResult]] = {
             step_id: asyncio.create_task(self._launch(by_id[step_id])) for step_id in self.parked}  # resumed first, in order
         self.parked = []
-        draining = False
+        draining, finished_here = False, 0
         while True:
-            draining = draining or self._continue_due(len(running))
+            # Only a run that got something done hands over: a carry near the limits must not make runs that do nothing.
+            draining = draining or (finished_here > 0 and self._continue_due(len(running)))
             awaited = {failed for fallback, failed in triggered.items() if fallback not in results}
             for step in self.steps if self.replan_after is None and not draining else []:
                 if step.id in results or step.id in running or (step.id in standby and step.id not in triggered):
@@ -129,7 +132,7 @@ class StepScheduler:
                     continue
                 break
             if draining:  # wait until every running step has finished or waits for a person
-                await workflow.wait_condition(lambda: all(t.done() or self._parkable(by_id[i]) for i, t in running.items()))
+                await self._until_settled(running, by_id)
                 if not any(t.done() for t in running.values()):
                     for task in running.values():  # frozen now: a decision arriving later is seen by the next run
                         task.cancel()
@@ -141,6 +144,7 @@ class StepScheduler:
                 if not task.done():
                     continue
                 del running[step_id]
+                finished_here += 1
                 result = results[step_id] = task.result()
                 if result.status is StepStatus.COMPLETED:
                     for stands_for in [step_id, *([triggered[step_id]] if step_id in triggered else [])]:
@@ -161,19 +165,41 @@ class StepScheduler:
         return [self.results[s.id] for s in self.steps if s.id in self.results]
 
     async def _launch(self, step: PlanStep) -> StepResult:
-        await self._load_outputs(step.depends_on)
-        return await self.executor.run(step, await self._with_full_outputs(step))
+        try:
+            await self._load_outputs(step.depends_on)
+            outputs = await self._with_full_outputs(step)
+        except (ActivityError, StepFailed) as err:  # its inputs cannot be had: this step fails, the goal goes on
+            self.progress[step.id].status = StepStatus.FAILED
+            error = failure_message(err) if isinstance(err, ActivityError) else str(err)
+            return StepResult(step_id=step.id, role=step.role, status=StepStatus.FAILED, error=f"inputs not loaded: {error}")
+        return await self.executor.run(step, outputs)
 
     async def _with_full_outputs(self, step: PlanStep) -> Mapping[str, str]:
         """The outputs `step` sees: where its templates name a step whose output is a marked preview, the whole
         text (so a pasted output, and its `sha256`, are of the full content); elsewhere the preview."""
-        named = [s for s in referenced_steps(templates_of(step)) if s in self.full_outputs]
+        named = sorted({s for t in templates_of(step) for s in referenced_steps(t) if s in self.full_outputs})
         if not named:
             return self.outputs
         full = dict(self.outputs)
         for step_id in named:
+            size = self.full_outputs[step_id].size_bytes
+            if size > MAX_WHOLE_OUTPUT_BYTES:
+                raise StepFailed(f"the output of {step_id!r} is {size} bytes; templates get whole outputs up to "
+                                 f"{MAX_WHOLE_OUTPUT_BYTES} bytes (payload limits)")
             full[step_id] = await load_text(self.full_outputs[step_id], f"{step.id}: full output of {step_id}")
         return full
+
+    async def _until_settled(self, running: dict[str, asyncio.Task[StepResult]], by_id: dict[str, PlanStep]) -> None:
+        """Every running step has finished or waits for a person, still after the others woken with this one have
+        run: a decision that arrived in the same activation may have set a waiting step going again."""
+        def settled() -> bool:
+            return all(t.done() or self._parkable(by_id[i]) for i, t in running.items())
+
+        while True:
+            await workflow.wait_condition(settled)
+            await asyncio.sleep(0)  # a bare yield (no timer): steps resumed in this activation run before the check
+            if settled():
+                return
 
     def _parkable(self, step: PlanStep) -> bool:
         return step.type in PARKABLE and self.progress[step.id].status in WAITING_FOR_PEOPLE
@@ -300,12 +326,3 @@ def outcome(result: StepResult) -> StepResult:
         step_id=result.step_id, role=result.role, status=result.status, output_sha256=result.output_sha256, score=result.score,
         superseded_by=result.superseded_by, replan_guidance=result.replan_guidance, error=result.error,
     )
-
-
-def templates_of(step: PlanStep) -> str:
-    """Every template string a step renders (its declared tool arguments, instruction, fill instruction, sub-goal)."""
-    parts = [getattr(step, name, "") or "" for name in ("instruction", "fill_instruction", "goal")]
-    invocation = getattr(step, "invocation", None)
-    parts += [invocation.arguments_json] if invocation else []
-    parts += [i.arguments_json for i in getattr(step, "prefetch", [])]
-    return "\n".join(parts)

@@ -140,9 +140,15 @@ class ToolCaller:
         A resumed step's completed call comes from its journal: nothing is gated, charged or run twice."""
         journal = self.gate.journal
         replayed = journal.replayed(step.id, EntryKind.TOOL)
+        if replayed and replayed.escalated:
+            raise StepEscalated(replayed.escalated)
         if replayed and replayed.record:
             return replayed.record, replayed.output
-        record, output = await self._call(step, call, allowed, saw_untrusted)
+        try:
+            record, output = await self._call(step, call, allowed, saw_untrusted)
+        except StepEscalated as err:  # the approval expired into an escalation: the step waits for a person, maybe across runs
+            journal.record(step.id, JournalEntry(kind=EntryKind.TOOL, escalated=str(err)))
+            raise
         journal.record(step.id, JournalEntry(kind=EntryKind.TOOL, record=record, output=output))
         return record, output
 
