@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from contracts.approvals import ApprovalEvent, ApprovalRequest
+from contracts.approvals import ApprovalEvent, ApprovalRequest, ApprovalStatus
 from contracts.archive import ContentRef
 from contracts.escalations import Escalation
 from contracts.goal import Continuation, GoalRequest, StepProgress, StepResult, ToolCallRecord, UsageTotals
@@ -59,10 +59,19 @@ class LedgerState(BaseModel):
     exceeded: str | None = None
 
 
-class DeskState(BaseModel):
-    policy: Policy
+class DeskArchive(BaseModel):
+    """Decided approval requests and audit events an earlier run handed over through the content store."""
+
     requests: list[ApprovalRequest] = Field(default_factory=list)
     events: list[ApprovalEvent] = Field(default_factory=list)
+
+
+class DeskState(BaseModel):
+    policy: Policy
+    requests: list[ApprovalRequest] = Field(default_factory=list, description="Open ones, and those a parked step awaits.")
+    events: list[ApprovalEvent] = Field(default_factory=list, description="Since the last archived part.")
+    archived: list[ContentRef] = Field(default_factory=list, description="`DeskArchive` parts, oldest first.")
+    decided: dict[str, ApprovalStatus] = Field(default_factory=dict, description="Archived requests' outcomes, by id.")
 
 
 class EscalationState(BaseModel):

@@ -25,9 +25,11 @@ with workflow.unsafe.imports_passed_through():
         ApprovalRequest,
         ApprovalStatus,
     )
-    from contracts.continuation import DeskState
+    from contracts.continuation import DeskArchive, DeskState
     from contracts.policy import Approver, DecisionSignature, GateRule, Policy
+    from contracts.archive import ContentRef
     from core.signatures import decision_message, verify
+    from workflows.archive import archive_text, load_text
 
 Verdict = Literal["approve", "deny"]
 REJECTED = "ApprovalRejected"
@@ -85,13 +87,38 @@ class ApprovalDesk:
         self.policy = Policy()
         self.requests: dict[str, ApprovalRequest] = {}
         self.events: list[ApprovalEvent] = []
+        self.archived: list[ContentRef] = []  # decided requests and audit handed over at continue-as-new
+        self.decided: dict[str, ApprovalStatus] = {}  # their outcomes, so a late decision gets a precise refusal
 
     def state(self) -> DeskState:
-        return DeskState(policy=self.policy, requests=list(self.requests.values()), events=self.events)
+        return DeskState(policy=self.policy, requests=list(self.requests.values()), events=self.events,
+                         archived=self.archived, decided=self.decided)
 
     def restore(self, state: DeskState) -> None:
         self.policy, self.events = state.policy, list(state.events)
         self.requests = {r.request_id: r for r in state.requests}
+        self.archived, self.decided = list(state.archived), dict(state.decided)
+
+    async def archive(self, keep: set[str]) -> None:
+        """Before a continue-as-new: decided requests (but those in `keep`) and the audit so far go to the content
+        store, so what a goal carries does not grow with every decision and refusal it ever saw."""
+        done = [r for r in self.requests.values() if r.status is not ApprovalStatus.PENDING and r.request_id not in keep]
+        if not done and not self.events:
+            return
+        part = DeskArchive(requests=done, events=list(self.events))
+        self.archived.append(await archive_text(part.model_dump_json(), f"continue-as-new: archive {len(done)} decided "
+                                                f"approvals, {len(part.events)} audit events"))
+        for request in done:
+            self.decided[request.request_id] = request.status
+            del self.requests[request.request_id]
+        self.events = self.events[len(part.events):]  # events recorded while archiving stay
+
+    async def everything(self) -> tuple[list[ApprovalRequest], list[ApprovalEvent]]:
+        """Every request (by creation time) and the whole audit, archived parts included."""
+        parts = [DeskArchive.model_validate_json(await load_text(ref, f"load approvals (part {n})"))
+                 for n, ref in enumerate(self.archived, start=1)]
+        requests = sorted([r for p in parts for r in p.requests] + list(self.requests.values()), key=lambda r: r.created_at)
+        return requests, [e for p in parts for e in p.events] + self.events
 
     def record(self, kind: ApprovalEventKind, **fields: object) -> None:
         self.events.append(ApprovalEvent(kind=kind, at=workflow.now(), **fields))
@@ -129,6 +156,8 @@ class ApprovalDesk:
     def check(self, decision: ApprovalDecision, verdict: Verdict) -> Approver:
         """Raise ApprovalRejected unless this approver may make this decision on this request now."""
         request = self.requests.get(decision.request_id)
+        if request is None and decision.request_id in self.decided:
+            raise reject(f"request {decision.request_id} is already {self.decided[decision.request_id].value}")
         if request is None:
             raise reject(f"unknown approval request {decision.request_id!r}")
         if request.status is not ApprovalStatus.PENDING:

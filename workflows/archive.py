@@ -67,10 +67,7 @@ async def bounded(result: GoalResult, output_step: str) -> GoalResult:
         return result
     refs: list[ContentRef] = []
     for index, part in enumerate(_parts(result), start=1):
-        refs.append(await workflow.execute_activity(
-            ARCHIVE_CONTENT_ACTIVITY, ContentText(text=part.model_dump_json()), result_type=ContentRef,
-            summary=f"archive result part {index}", **ARCHIVE.kwargs(),
-        ))
+        refs.append(await archive_text(part.model_dump_json(), f"archive result part {index}"))
     notable = {s.step_id for s in result.steps if s.status in (StepStatus.FAILED, StepStatus.ESCALATED) or s.step_id == output_step}
     ordered = [s for s in result.steps if s.step_id in notable] + [s for s in result.steps if s.step_id not in notable]
     shown = [compact_step(s) for s in ordered[:MAX_SHOWN_STEPS]]
@@ -95,3 +92,9 @@ async def load_text(ref: ContentRef, summary: str) -> str:
     """Text from the content store (checked against its hash by the activity)."""
     loaded = await workflow.execute_activity(LOAD_CONTENT_ACTIVITY, ref, result_type=ContentText, summary=summary, **ARCHIVE.kwargs())
     return loaded.text
+
+
+async def archive_text(text: str, summary: str) -> ContentRef:
+    """Text into the content store, by reference."""
+    return await workflow.execute_activity(ARCHIVE_CONTENT_ACTIVITY, ContentText(text=text), result_type=ContentRef,
+                                           summary=summary, **ARCHIVE.kwargs())

@@ -252,8 +252,7 @@ class GoalWorkflow:
         self._phase = "done"
         self._ledger.usage.wall_seconds = (workflow.now() - self._ledger.started).total_seconds()
         result.usage, result.budget = self._ledger.usage, self._ledger.budget
-        result.approvals = list(self._desk.requests.values())
-        result.audit = self._desk.events
+        result.approvals, result.audit = await self._desk.everything()
         result.escalations = list(self._escalations.escalations.values())
         result.continuations = self._continuations
         await workflow.wait_condition(workflow.all_handlers_finished)  # no update is cut off by completion
@@ -267,6 +266,7 @@ class GoalWorkflow:
         journals = [j.model_copy(deep=True) for j in self._journal.parked(self._scheduler.parked)]
         phase, self._phase = self._phase, "continuing as new"
         state = await self._scheduler.checkpoint()
+        await self._desk.archive(keep={j.awaiting_request_id for j in journals if j.awaiting_request_id})
         await workflow.wait_condition(workflow.all_handlers_finished)  # decisions arriving now are carried, not cut off
         reporting.cancel()  # the next run reports afresh to a parent
         info = workflow.info()

@@ -23,7 +23,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.archive import ARCHIVE_CONTENT_ACTIVITY, ContentRef, ContentText
+    from contracts.archive import ContentRef
     from contracts.continuation import ArchivedOutput, SchedulerState
     from contracts.goal import ArchivePart, GoalRequest, StepProgress, StepResult, StepStatus
     from contracts.plan import PLAN_GOAL_ACTIVITY, DoneStep, Plan, PlanRequest, PlanRevision, PlanSource, PlanStep
@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from core.relevance import instruction_of
     from core.plan_validation import templates_of
     from core.templating import referenced_steps
-    from workflows.archive import load_text, split_parts
+    from workflows.archive import archive_text, load_text, split_parts
     from workflows.executor import StepExecutor
     from workflows.failures import StepFailed, failure_message
     from workflows.journal import PARKABLE
@@ -222,10 +222,7 @@ class StepScheduler:
         assert self.plan is not None
         fresh = [r for r in self.results.values() if r.step_id not in self.archived]
         for part in split_parts(ArchivePart(), fresh) if fresh else []:
-            ref = await workflow.execute_activity(
-                ARCHIVE_CONTENT_ACTIVITY, ContentText(text=part.model_dump_json()), result_type=ContentRef,
-                summary=f"continue-as-new: archive {len(part.steps)} finished steps", **ARCHIVE.kwargs(),
-            )
+            ref = await archive_text(part.model_dump_json(), f"continue-as-new: archive {len(part.steps)} finished steps")
             self.parts.append(ref)
             self.archived.update({r.step_id: len(self.parts) - 1 for r in part.steps})
         inline = {s: o for s, o in self.outputs.items() if len(o) <= INLINE_OUTPUT_CHARS}
