@@ -1,12 +1,15 @@
 """Signed approvals (real dev server): a policy lists approvers' Ed25519 public keys and may require signed
 decisions; a decision in a keyed approver's name counts only with their signature over exactly that decision
-(workflow, request, action hash, verdict, approver, time). Unsigned, forged, wrong-key and replayed signatures are
-refused by the Update's validator (no trace in history, nothing runs); `starter.py keygen` / `approve --as` sign."""
+(workflow, request, action hash, verdict, approver, time, comment). Unsigned, forged, wrong-key and replayed
+signatures are refused by the Update's validator (no trace in history, nothing runs); escalation resolutions and
+decisions routed to a subagent are signed the same way; `starter.py keygen` / `approve --as` sign."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,11 +17,17 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 
 from contracts.approvals import APPROVE_UPDATE, ApprovalDecision, ApprovalRequest
 from contracts.escalations import RESOLVE_UPDATE, Escalation, ResolveRequest
+from contracts.goal import GoalRequest
+from contracts.llm import ModelRequest
 from contracts.policy import DecisionSignature
 from core.signatures import decision_message, new_private_key_pem, public_key_of, sign, verify
+from tests.fakes import ScriptedModel, answer, call_tool
 from tests.helpers import (
-    CONTENT, TARGET, escalating_playbook, finish, gated_playbook, goal, pending, run_cli, starter, update_events, waiting,
+    CONTENT, TARGET, escalating_playbook, fake_activities, finish, gated_playbook, goal, pending, run_cli, starter, team_playbooks,
+    update_events, waiting,
 )
+from worker import build_worker
+from workflows.goal import GoalWorkflow
 
 ALICE, MALLORY = new_private_key_pem(), new_private_key_pem()
 
@@ -127,3 +136,35 @@ async def test_an_escalation_resolution_is_signed_the_same_way(client: Client, t
         assert code == 0, err
         result, _ = await finish(handle)
     assert result.status.value == "completed" and result.escalations[0].resolution.resolver == "bob"
+
+
+def reads_after_writing(request: ModelRequest):
+    """Subagent researchers ask to write once (gated in the child), then answer; the merge answers."""
+    if "You are the researcher" in request.messages[0].content and not any(m.role.value == "tool" for m in request.messages):
+        return call_tool("write_file", {"path": "drafts/x.md", "content": "x"})
+    return answer("findings")
+
+
+async def test_a_decision_routed_to_a_subagent_is_signed_for_the_child(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    """The child inherits the parent's keyed approver; an unsigned approval sent to the parent is refused there
+    (no trace), a signature for the child's workflow id (as `pending` names it) is accepted and applied in the child."""
+    name = team_playbooks(tmp_path, monkeypatch, child_gate=True)
+    path = tmp_path / "playbooks" / f"{name}.json"
+    book = json.loads(path.read_text())
+    book["policy"]["approvers"] = [{**a, "public_key": public_key_of(ALICE)} for a in book["policy"]["approvers"]]
+    path.write_text(json.dumps(book))
+    key_file = tmp_path / "alice.pem"
+    key_file.write_bytes(ALICE)
+    async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(reads_after_writing).activity())):
+        handle = await client.start_workflow(GoalWorkflow.run, GoalRequest(goal="Explain durable execution", playbook=name),
+                                             id=f"team-signed-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+        async with asyncio.timeout(60):
+            first, second = await pending(handle, 2)
+            assert first.workflow_id.startswith(handle.id + "/")
+            assert "must be signed with their key" in await refused(handle, "alice", first, None)
+            for request in (first, second):
+                code, out, err = await run_cli(*starter("approve", handle.id, request.request_id, "--as", "alice", "--key", str(key_file)),
+                                               address=client.service_client.config.target_host, task_queue=task_queue)
+                assert code == 0 and "approved" in out, err
+            result = await handle.result()
+    assert result.status.value == "completed", result.error

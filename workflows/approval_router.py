@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.escalations import RESOLVE_SIGNAL, Escalation, EscalationStatus, ResolveRequest
     from contracts.goal import ParentLink
-    from workflows.approvals import ApprovalDesk, Verdict, reject
+    from workflows.approvals import ApprovalDesk, Verdict, check_signature, reject
     from workflows.escalations import RESOLUTION_REJECTED, EscalationDesk
 
 # How long a decision routed to a subagent waits for the subagent's report before the Update fails.
@@ -175,6 +175,11 @@ class ApprovalRouter:
             raise reject(f"action_sha256 does not match request {request.request_id}: the action is not the one you reviewed")
         if verdict == "approve" and any(given.approver == decision.approver for given in request.approvals_given):
             raise reject(f"{decision.approver!r} has already approved request {request.request_id}; approvals must come from distinct approvers")
+        approver = self.desk.policy.approver(decision.approver)
+        if approver is not None:  # the child inherits this goal's approvers as defined: their signature is checked here too
+            check_signature(self.desk.policy, approver, decision.signature, subject=request.request_id,
+                            action_sha256=request.action_sha256, decision=verdict, asked_at=request.created_at,
+                            note=decision.comment, workflow_id=request.workflow_id or child)
         return found
 
     async def route(self, decision: ApprovalDecision, verdict: Verdict) -> ApprovalRequest:

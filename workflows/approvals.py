@@ -63,7 +63,7 @@ def human_approver(policy: Policy, name: str, requested_by: str | None = None, e
 
 def check_signature(
     policy: Policy, approver: Approver, signature: DecisionSignature | None, *, subject: str, action_sha256: str,
-    decision: str, asked_at: datetime, note: str = "", error_type: str = REJECTED,
+    decision: str, asked_at: datetime, note: str = "", error_type: str = REJECTED, workflow_id: str | None = None,
 ) -> None:
     """An approver with a key (or any, under `require_signatures`) must have signed exactly this decision on this
     request in this workflow, within its lifetime: a name alone, a signature by another key, or one replayed from
@@ -77,7 +77,8 @@ def check_signature(
     now, asked = workflow.now().timestamp(), asked_at.timestamp()
     if not asked - SIGNATURE_SKEW_SECONDS <= signature.signed_at <= now + SIGNATURE_SKEW_SECONDS:
         raise reject(f"the signature's time ({signature.signed_at}) is outside this request's lifetime", error_type)
-    message = decision_message(workflow.info().workflow_id, subject, action_sha256, decision, approver.name, signature.signed_at, note)
+    where = workflow_id or workflow.info().workflow_id  # a subagent's request is signed for the workflow it waits in
+    message = decision_message(where, subject, action_sha256, decision, approver.name, signature.signed_at, note)
     if not verify(approver.public_key, message, signature.signature):
         raise reject(f"the signature is not one by {approver.name!r} of this decision", error_type)
 

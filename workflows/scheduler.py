@@ -226,7 +226,7 @@ class StepScheduler:
             self.parts.append(ref)
             self.archived.update({r.step_id: len(self.parts) - 1 for r in part.steps})
         inline = {s: o for s, o in self.outputs.items() if len(o) <= INLINE_OUTPUT_CHARS}
-        for step_id in self.outputs.keys() - inline.keys():
+        for step_id in sorted(self.outputs.keys() - inline.keys()):  # sorted: set order varies between processes
             source = self.output_sources[step_id]
             self.archived_outputs[step_id] = ArchivedOutput(part=self.archived[source], source=source)
         return SchedulerState(
