@@ -14,7 +14,7 @@ from contracts.archive import ContentRef, ResultArchive
 from contracts.escalations import Escalation
 from contracts.llm import ModelSpec, TokenUsage
 from contracts.plan import PLAYBOOK_NAME_PATTERN, Plan, PlanStep
-from contracts.policy import Approver, GateRule, Principal
+from contracts.policy import Approver, EscalationPolicy, GateRule, Principal
 from contracts.tools import MemoryWritten
 from contracts.verify import AcceptanceCheck, Decision, Verdict
 
@@ -77,6 +77,9 @@ class GoalRequest(BaseModel):
     )
     inherited_approvers: list[Approver] = Field(default_factory=list, description="The ancestors' approvers, for those rules.")
     inherited_require_signatures: bool = Field(default=False, description="An ancestor's policy requires signed decisions.")
+    inherited_escalations: EscalationPolicy | None = Field(
+        default=None, description="The parent's escalation policy (resolver roles, timeout, retry limit): it governs the child's escalations.",
+    )
     scopes: list[Principal] = Field(
         default_factory=list,
         description="Outer limits on every role's permissions: a subagent gets its parent role's principal (and the parent's scopes).",

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from contracts.policy import (
     Approver,
+    EscalationPolicy,
     GateCondition,
     GateRule,
     HttpMethodGate,
@@ -128,15 +129,20 @@ def evaluate(
     return PolicyDecision("allow")
 
 
-def with_inherited(policy: Policy, gates: Sequence[GateRule], approvers: Sequence[Approver], require_signatures: bool = False) -> Policy:
+def with_inherited(
+    policy: Policy, gates: Sequence[GateRule], approvers: Sequence[Approver], require_signatures: bool = False,
+    escalations: EscalationPolicy | None = None,
+) -> Policy:
     """A subagent's policy: its ancestors' gate rules first (the first matching rule decides, so theirs govern),
     then its own; the ancestors' approvers as they defined them (roles and key: a child's playbook cannot
-    redefine who an approver is), then its own others; signatures required if any ancestor requires them."""
-    if not gates and not approvers and not require_signatures:
+    redefine who an approver is), then its own others; signatures required if any ancestor requires them; the
+    parent's escalation policy (who resolves, how long it waits, how often a step is retried)."""
+    if not gates and not approvers and not require_signatures and escalations is None:
         return policy
     inherited = {a.name for a in approvers}
     return policy.model_copy(update={
         "gates": [*gates, *policy.gates],
         "approvers": [*approvers, *(a for a in policy.approvers if a.name not in inherited)],
         "require_signatures": policy.require_signatures or require_signatures,
+        "escalations": escalations or policy.escalations,
     })

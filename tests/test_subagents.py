@@ -292,6 +292,35 @@ async def test_a_childs_escalation_is_listed_and_resolved_on_the_parent(client: 
     await replay(await handle.fetch_history())
 
 
+async def test_a_child_follows_its_parents_escalation_policy(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
+    """The child's playbook lets any approver resolve; the parent's says leads only: the parent's governs."""
+    folder = tmp_path / "playbooks"
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(folder))
+    principals = [{"role": "lead", "tools": []}, {"role": "drafter", "tools": []}]
+    lax = {"principals": principals, "approvers": [{"name": "bob", "roles": ["lead"]}, {"name": "eve", "roles": ["intern"]}]}
+    strict = {"principals": principals, "approvers": [{"name": "bob", "roles": ["lead"]}], "escalations": {"resolver_roles": ["lead"]}}
+    write_playbook(folder, {"name": "lax", "policy": lax, "steps": [
+        {"type": "agent", "id": "draft", "role": "drafter", "instruction": "Explain durable execution.", "max_attempts": 1,
+         "checks": [{"type": "required_terms", "terms": ["durable"], "on_fail": "escalate"}]}]})
+    write_playbook(folder, {"name": "strict", "policy": strict, "steps": [
+        {"type": "subagent", "id": "sub", "role": "lead", "goal": "Explain durable execution", "playbook": "lax"}]})
+    async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(lambda r: answer("It is fine.")).activity())):
+        handle = await start(client, task_queue, "strict")
+        async with asyncio.timeout(30):
+            while not (open_ := await handle.query(ESCALATIONS_QUERY, result_type=list[Escalation])):
+                await asyncio.sleep(0.05)
+            (escalation,) = open_
+            assert escalation.resolver_roles == ["lead"]  # the parent's policy, not the child playbook's
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await handle.execute_update(RESOLVE_UPDATE, ResolveRequest(escalation_id=escalation.escalation_id,
+                                                                           resolver="eve", decision="accept"), result_type=Escalation)
+            assert "lacks a resolver role" in str(refused.value.cause)
+            await handle.execute_update(RESOLVE_UPDATE, ResolveRequest(escalation_id=escalation.escalation_id, resolver="bob",
+                                                                       decision="accept"), result_type=Escalation)
+            result = await handle.result()
+    assert result.status is GoalStatus.COMPLETED, result.error
+
+
 def angle_one_reads_forever(request: ModelRequest):
     """The angle-one researcher keeps reading and never answers; everyone else answers at once."""
     if step_role(request) == "researcher" and "angle one" in request.messages[1].content:

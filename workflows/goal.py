@@ -88,9 +88,9 @@ def handed_on(carry: GoalCarry, continued_run_id: str | None) -> bool:
 
 
 def from_its_parent(request: GoalRequest, parent_workflow_id: str | None) -> bool:
-    """A parent link and inherited approvers (who may approve, with which key) come only from the parent goal that
-    started this one as its child: a client could otherwise name its own approvers."""
-    if request.parent is None and not request.inherited_approvers:
+    """A parent link, inherited approvers (who may approve, with which key) and escalation policy (who may resolve)
+    come only from the parent goal that started this one as its child: a client could otherwise name its own."""
+    if request.parent is None and not request.inherited_approvers and request.inherited_escalations is None:
         return True
     return request.parent is not None and request.parent.workflow_id == parent_workflow_id
 
@@ -302,7 +302,8 @@ class GoalWorkflow:
         self._ledger.usage.add_model(plan.usage, plan.cost_usd, calls=plan.model_calls)
         self._route.task_queue = plan.sandbox_task_queue
         self._desk.policy = self._escalations.policy = with_inherited(
-            plan.policy, request.inherited_gates, request.inherited_approvers, request.inherited_require_signatures)
+            plan.policy, request.inherited_gates, request.inherited_approvers, request.inherited_require_signatures,
+            request.inherited_escalations)
         for step in plan.steps:
             self._progress[step.id] = StepProgress.pending(step)
         return plan

@@ -59,6 +59,7 @@ class SubagentStepRunner:
             inherited_gates=list(self.context.approvals.policy.gates),
             inherited_approvers=list(self.context.approvals.policy.approvers),
             inherited_require_signatures=self.context.approvals.policy.require_signatures,
+            inherited_escalations=self.context.approvals.policy.escalations,
         )
 
     async def run(self, step: SubagentStep, outputs: Mapping[str, str], result: StepResult) -> None:
