@@ -1,6 +1,6 @@
 """Foreman's search attributes and memo on the real dev server: a goal waiting for approval is found by
 `ForemanPendingApprovals > 0` (SDK and `temporal workflow list --query`), shows completed with its model calls and
-cost once approved, and carries its one-line summary in the memo; a worker on a server without the attributes warns
+cost once approved, and carries its one-line summary in the memo; one waiting for a resolution shows `escalated`; a worker on a server without the attributes warns
 once and runs goals without them, and devserver.py registers them there idempotently."""
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from core.search_attributes import (
 from devserver import find_binary
 from testkit.models import ScriptedModel, answer
 from tests.helpers import (
-    DRAFT, decide, fake_activities, finish, gated_long_playbook, gated_playbook, goal, pending, run_cli, single_step_playbook, starter,
+    DRAFT, decide, escalating_playbook, fake_activities, finish, gated_long_playbook, gated_playbook, goal, pending, resolve, run_cli,
+    single_step_playbook, starter, waiting,
 )
 from worker import build_worker
 from workflows.goal import GoalWorkflow
@@ -191,3 +192,18 @@ def test_every_set_up_path_registers_the_same_attributes() -> None:
     pairs = re.findall(r"(Foreman\w+)=(\w+)", script)
     assert dict(pairs) == TYPE_NAMES and len(pairs) == len(SEARCH_ATTRIBUTES)
     assert dev_server_flags()[1::2] == [f"{name}={kind}" for name, kind in pairs]
+
+
+async def test_a_goal_waiting_for_a_resolution_shows_escalated(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    model = ScriptedModel(lambda request: answer("Something else entirely."))  # fails the step's check: it escalates
+    async with build_worker(client, task_queue, activities=fake_activities(model.activity())):
+        handle = await client.start_workflow(
+            GoalWorkflow.run, GoalRequest(goal="Explain durable execution", playbook=escalating_playbook(tmp_path, monkeypatch)),
+            id=f"escalated-{uuid.uuid4().hex[:10]}", task_queue=task_queue)
+        async with asyncio.timeout(30):
+            (escalation,) = await waiting(handle)
+            await listed(client, f"ForemanStatus = 'escalated' AND ForemanPendingApprovals = 0 AND WorkflowId = '{handle.id}'")
+            await resolve(handle, escalation, "bob", "accept")
+            result, _ = await finish(handle)
+    assert result.status is GoalStatus.COMPLETED, result.error
+    await listed(client, f"ForemanStatus = 'completed' AND WorkflowId = '{handle.id}'")
