@@ -1,4 +1,5 @@
-"""Start (or find) the local Temporal dev server: SQLite persistence, Web UI, low-latency settings.
+"""Start (or find) the local Temporal dev server: SQLite persistence, Web UI, low-latency settings, and Foreman's
+search attributes registered (on a server it starts by flag; on one it finds, with the CLI, only those missing).
 
     python devserver.py ensure   # start one unless something already listens on TEMPORAL_ADDRESS
     python devserver.py stop     # stop the one this script started
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 import settings
+from core.search_attributes import SEARCH_ATTRIBUTES, TYPE_NAMES, dev_server_flags
 
 
 def find_binary(name: str) -> str | None:
@@ -87,7 +89,7 @@ def start(address: str, ui_port: int | None = DEFAULT_UI_PORT) -> int:
         "--port", str(port), *(["--ui-port", str(ui_port)] if ui_port is not None else ["--headless"]),
         "--db-filename", str(home / "temporal.db"),
         "--log-level", "warn",
-        *settings.DEV_SERVER_FLAGS, *settings.DEV_SERVER_SQLITE_FLAGS,
+        *settings.DEV_SERVER_FLAGS, *settings.DEV_SERVER_SQLITE_FLAGS, *dev_server_flags(),
     ]
     log = open(home / "temporal-dev-server.log", "ab")  # noqa: SIM115 - handed to the child process
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -102,12 +104,36 @@ def start(address: str, ui_port: int | None = DEFAULT_UI_PORT) -> int:
     raise SystemExit(f"error: the dev server did not listen on {address} within 60 s")
 
 
-def ensure(address: str) -> bool:
-    """True when this call started the server, False when one was already listening."""
+def ensure(address: str, namespace: str | None = None) -> bool:
+    """True when this call started the server, False when one was already listening (its namespace then gets
+    Foreman's search attributes it lacks)."""
     if is_listening(address):
+        register_search_attributes(address, namespace or settings.temporal_namespace())
         return False
     start(address)
     return True
+
+
+def register_search_attributes(address: str, namespace: str) -> list[str]:
+    """Create the Foreman search attributes `namespace` lacks (idempotent); returns the names created. A server
+    that refuses (not a dev server, no rights) is left as it is: the worker then warns and goals run without them."""
+    cli = temporal_cli()
+    listed = subprocess.run([cli, "operator", "search-attribute", "list", "--address", address, "--namespace", namespace,
+                             "--output", "json"], capture_output=True, text=True, timeout=30)
+    if listed.returncode != 0:
+        print(f"warning: cannot list search attributes on {address}: {listed.stderr.strip()}", file=sys.stderr)
+        return []
+    created = []
+    for key in SEARCH_ATTRIBUTES:
+        if f'"{key.name}"' in listed.stdout:
+            continue
+        done = subprocess.run([cli, "operator", "search-attribute", "create", "--address", address, "--namespace", namespace,
+                               "--name", key.name, "--type", TYPE_NAMES[key.name]], capture_output=True, text=True, timeout=30)
+        if done.returncode != 0:
+            print(f"warning: cannot create search attribute {key.name}: {done.stderr.strip()}", file=sys.stderr)
+            continue
+        created.append(key.name)
+    return created
 
 
 def stop() -> bool:

@@ -46,11 +46,13 @@ from contracts.approvals import APPROVE_UPDATE, DENY_UPDATE, PENDING_QUERY, Appr
 from contracts.escalations import ESCALATIONS_QUERY, RESOLVE_UPDATE, Escalation, EscalationDecision, ResolveRequest
 from contracts.goal import GOAL_WORKFLOW, STATUS_QUERY, ArchivePart, GoalProgress, GoalRequest, GoalResult, GoalStatus
 from contracts.llm import ModelSpec, Provider
+from activities.search_attributes import registered
 from playbooks import available_playbooks
 from stores import StoreError, from_settings
 from temporal_client import connect
 from workflows.archive import reassemble
 from core.hashing import sha256_text
+from core.search_attributes import at_start
 from core.templating import slugify
 
 DEMO_GOAL = "Explain how durable execution makes AI agents safe to retry"
@@ -300,7 +302,9 @@ async def cmd_run(args: argparse.Namespace) -> int:
     workflow_id = args.id or f"goal-{slugify(request.goal, 4)}-{uuid.uuid4().hex[:8]}"
     try:
         handle = await client.start_workflow(
-            GOAL_WORKFLOW, request, id=workflow_id, task_queue=settings.task_queue(), result_type=GoalResult
+            GOAL_WORKFLOW, request, id=workflow_id, task_queue=settings.task_queue(), result_type=GoalResult,
+            # Filterable at once (ForemanStatus=planning), if the namespace has Foreman's search attributes.
+            search_attributes=at_start(request.goal, request.playbook, await registered(client)),
         )
     except WorkflowAlreadyStartedError:
         fail(f"a workflow with id {workflow_id!r} is already running")

@@ -27,6 +27,7 @@ from activities.mcp import McpServers, McpTools
 from activities.model_call import ModelCalls
 from activities.planner import Planner
 from activities.sandbox import Sandbox
+from activities.search_attributes import registered
 from activities.tools import tool_activities
 from activities.verifier import verify_output
 from observability import configure_tracing
@@ -117,6 +118,7 @@ async def main() -> None:
         Sandbox.from_settings(stores.workspace).check()  # a sandbox worker without bwrap stops at once, never runs code bare
         worker = build_sandbox_worker(client, args.task_queue, max_concurrent_activities=args.max_activities, stores=stores)
     else:
+        await registered(client, args.namespace)  # asked now: a namespace without them is warned about at start, once
         worker = build_worker(
             client,
             args.task_queue,

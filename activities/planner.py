@@ -22,6 +22,7 @@ import settings
 from core.plan_validation import plan_problems, tools_named
 from core.relevance import ungrounded_steps
 from activities.mcp import Listing, McpServers
+from activities.search_attributes import registered
 from activities.providers.base import get_provider
 from contracts.errors import ErrorType
 from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole, ModelSpec, TokenUsage
@@ -344,8 +345,18 @@ class Planner:
             plan = plan_from_playbook(request, playbook, listing)
         else:
             plan = await plan_with_model(request, await self._mcp.every_spec() if self._mcp is not None else [])
-        # Stamped here, in the activity's result: the workflow routes code to the sandbox workers from its history, never from env.
-        return plan.model_copy(update={"sandbox_task_queue": settings.sandbox_task_queue()})
+        # Stamped here, in the activity's result: the workflow routes code to the sandbox workers from its history, never from env;
+        # and upserts only the search attributes this answer names (the workflow cannot ask the server itself).
+        return plan.model_copy(update={"sandbox_task_queue": settings.sandbox_task_queue(), "search_attributes": await _search_attributes()})
+
+
+async def _search_attributes() -> list[str]:
+    """Foreman's search attributes registered in the goal's namespace (none outside a worker, e.g. ActivityEnvironment)."""
+    try:
+        client = activity.client()
+    except RuntimeError:
+        return []
+    return await registered(client, activity.info().namespace)
 
 
 plan_goal = Planner().plan_goal  # without MCP servers: for tests and tools that plan outside a worker

@@ -1,6 +1,7 @@
 #!/bin/sh
 # One-shot in temporalio/admin-tools, once the server answers: register the namespace the workers use
-# (temporalio/server, unlike the deprecated auto-setup image, creates none). Safe to run again.
+# (temporalio/server, unlike the deprecated auto-setup image, creates none) and Foreman's search attributes
+# (core/search_attributes.py; workers run without them, with one warning, where they are missing). Safe to run again.
 set -eu
 NAMESPACE="${DEFAULT_NAMESPACE:-default}"
 ADDRESS="${TEMPORAL_ADDRESS:-temporal:7233}"
@@ -17,3 +18,16 @@ else
     temporal operator namespace create --namespace "$NAMESPACE" --address "$ADDRESS"
     echo "namespace $NAMESPACE registered"
 fi
+
+# Only those missing: `create` of an existing attribute is an error on some servers. The same list as core/search_attributes.py.
+existing=$(temporal operator search-attribute list --namespace "$NAMESPACE" --address "$ADDRESS")
+for pair in ForemanStatus=Keyword ForemanPlaybook=Keyword ForemanPendingApprovals=Int ForemanModelCalls=Int \
+            ForemanCostUsd=Double ForemanGoal=Text; do
+    name=${pair%%=*}
+    if printf '%s\n' "$existing" | grep -qw "$name"; then
+        echo "search attribute $name exists"
+    else
+        temporal operator search-attribute create --namespace "$NAMESPACE" --address "$ADDRESS" --name "$name" --type "${pair#*=}"
+        echo "search attribute $name registered"
+    fi
+done

@@ -18,6 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 import settings
+from core.search_attributes import SEARCH_ATTRIBUTES
 from devserver import find_binary
 from tests.store_servers import MotoS3Server, PostgresServer, ServerUnavailable
 
@@ -46,6 +47,7 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironme
             dev_server_existing_path=cli,
             data_converter=pydantic_data_converter,
             dev_server_extra_args=settings.DEV_SERVER_FLAGS,
+            search_attributes=SEARCH_ATTRIBUTES,  # registered as devserver.py does (tests/test_search_attributes.py: without)
             ui=False,
         )
     yield environment

@@ -50,6 +50,7 @@ import settings
 from contracts.approvals import APPROVAL_SIGNAL, DENY_UPDATE, ApprovalSignal
 from contracts.goal import STATUS_QUERY, Budget, GoalProgress, GoalRequest, GoalResult, GoalStatus, StepStatus
 from contracts.llm import ChatMessage, ModelRequest
+from core.search_attributes import SEARCH_ATTRIBUTES
 from devserver import find_binary
 from tests.fakes import (
     WEAK,
@@ -478,6 +479,7 @@ async def record_all(names: list[str], out: Path) -> None:
         dev_server_existing_path=find_binary("temporal"),
         data_converter=pydantic_data_converter,
         dev_server_extra_args=settings.DEV_SERVER_FLAGS,
+        search_attributes=SEARCH_ATTRIBUTES,  # recorded goals upsert them, as on a set-up server
         dev_server_log_level="error",
         ui=False,
     )

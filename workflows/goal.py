@@ -10,6 +10,9 @@ carrying its state in the next run's request (`GoalCarry`): plan, finished steps
 ledger, approval and escalation desks, and the journals of steps parked while they waited for a person, so
 what was pending stays answerable and the final result is the one a single run would have given.
 
+Foreman's search attributes (`ForemanStatus`, `ForemanPendingApprovals`, ...) and the memo's summary follow the goal
+(`Visibility`): upserted on change at coarse moments, and only those the namespace has (the plan says which).
+
 Gated tool calls wait for humans: Updates `approve`/`deny` (validated: a rejected Update leaves no
 trace in history), or Signal `approval_signal` (same checks; a refusal is recorded); `pending` lists
 open requests.
@@ -79,6 +82,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.routing import SandboxRoute
     from workflows.tool_gate import ToolCaller, ToolGate
     from workflows.verification import Verification
+    from workflows.visibility import Visibility
 
 
 def handed_on(carry: GoalCarry, continued_run_id: str | None) -> bool:
@@ -124,6 +128,8 @@ class GoalWorkflow:
         self._executor = StepExecutor(context, step_runners(context), self._escalations, can_replan=lambda: self._scheduler.can_revise())
         self._scheduler = StepScheduler(request, self._executor, self._ledger, self._progress, catalogue)
         self._continuations: list[Continuation] = []
+        self._visibility = Visibility(request.goal, self._ledger, self._approvals, lambda: len(self._scheduler.results))
+        self._following: asyncio.Task[None] | None = None  # the search attributes follow the goal while it executes
         self._resume_refused = request.resume is not None and not handed_on(request.resume, workflow.info().continued_run_id)
         parent = workflow.info().parent
         self._parent_refused = not from_its_parent(request, parent.workflow_id if parent else None)
@@ -240,6 +246,8 @@ class GoalWorkflow:
         if plan is not None:
             result.plan = plan
             self._phase = "executing"
+            self._visibility.planned(plan)
+            self._following = asyncio.create_task(self._visibility.follow(lambda: self._phase))
             if request.resume is None:
                 self._scheduler.start(plan)
             if not await self._scheduler.run():
@@ -250,6 +258,9 @@ class GoalWorkflow:
             result.plan_revisions = self._scheduler.revisions
             await self._finish(request, result)
         self._phase = "done"
+        if self._following is not None:
+            self._following.cancel()
+        self._visibility.upsert(result.status.value)  # final: completed, failed, escalated or budget_exceeded
         self._ledger.usage.wall_seconds = (workflow.now() - self._ledger.started).total_seconds()
         result.usage, result.budget = self._ledger.usage, self._ledger.budget
         result.approvals, result.audit = await self._desk.everything()
@@ -263,6 +274,8 @@ class GoalWorkflow:
     async def _continue_as_new(self, request: GoalRequest, reporting: asyncio.Task[None]) -> None:
         """Hand the goal to a fresh run (raises ContinueAsNewError): the scheduler has stopped where no step is
         mid-call; what it parked resumes first there."""
+        if self._following is not None:
+            self._following.cancel()  # the next run upserts what changed since
         journals = [j.model_copy(deep=True) for j in self._journal.parked(self._scheduler.parked)]
         phase, self._phase = self._phase, "continuing as new"
         state = await self._scheduler.checkpoint()
@@ -281,7 +294,8 @@ class GoalWorkflow:
         )
         self._continuations[-1].carried_bytes = len(carry.model_dump_json().encode())
         workflow.logger.info("continuing as new after %d events (%d steps parked)", info.get_current_history_length(), len(state.parked))
-        workflow.continue_as_new(request.model_copy(update={"resume": carry}))
+        # The server carries the search attributes over, not an upserted memo: that is handed on here.
+        workflow.continue_as_new(request.model_copy(update={"resume": carry}), memo=self._visibility.memo())
 
     async def _plan(self, request: GoalRequest, result: GoalResult) -> Plan | None:
         try:
@@ -296,6 +310,7 @@ class GoalWorkflow:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == ErrorType.UNKNOWN_PLAYBOOK:
                 # Bad input: fail the run with the typed error rather than pretend it was attempted.
+                self._visibility.upsert(GoalStatus.FAILED.value)  # a status set at start must not stay "planning"
                 raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from err
             result.error = f"planning failed: {failure_message(err)}"
             return None

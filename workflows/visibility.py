@@ -1,0 +1,102 @@
+"""What a goal shows the server's visibility store as it moves: Foreman's search attributes and a memo.
+
+Upserts are workflow commands (one history event each), so they happen only at coarse moments and only when a value
+changed: when the plan arrives, when a step finishes, when an approval request opens or is decided, when an
+escalation opens or is resolved, and when the goal ends; never per model call. Only the attributes the plan says the
+namespace has are upserted (an unregistered one would fail the workflow task), and those set at start (the server
+accepted them, so they are registered). The current values are read from
+`workflow.info().typed_search_attributes` (the start event's, which the server carries over at continue-as-new, plus
+this run's upserts), so a new run upserts only what differs; the memo is handed on explicitly (the server does not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey
+
+with workflow.unsafe.imports_passed_through():
+    from contracts.plan import Plan
+    from core.search_attributes import (
+        FOREMAN_COST_USD,
+        FOREMAN_GOAL,
+        FOREMAN_MODEL_CALLS,
+        FOREMAN_PENDING_APPROVALS,
+        FOREMAN_PLAYBOOK,
+        FOREMAN_STATUS,
+        MAX_GOAL_CHARS,
+        MEMO_SUMMARY,
+        SEARCH_ATTRIBUTES,
+        one_line,
+        summary,
+    )
+    from workflows.approval_router import ApprovalRouter
+    from workflows.ledger import GoalLedger
+
+PLANNING, EXECUTING, AWAITING_APPROVAL, ESCALATED = "planning", "executing", "awaiting_approval", "escalated"
+
+
+class Visibility:
+    """Upserts a goal's search attributes on change, at the moments `follow` watches, and its memo once planned."""
+
+    def __init__(self, goal: str, ledger: GoalLedger, approvals: ApprovalRouter, finished_steps: Callable[[], int]) -> None:
+        self._goal = goal
+        self._ledger = ledger
+        self._approvals = approvals
+        self._finished_steps = finished_steps
+        # Set at start (a starter that knew the namespace has them, e.g. ForemanStatus=planning): registered, then.
+        started = workflow.info().typed_search_attributes
+        self._names = {key.name for key in SEARCH_ATTRIBUTES if started.get(key) is not None}
+        self._playbook: str | None = None
+
+    def planned(self, plan: Plan) -> None:
+        """The plan says which attributes the namespace has; the memo gets the goal's one-line summary (if it differs)."""
+        self._names |= set(plan.search_attributes)
+        self._playbook = plan.playbook
+        line = summary(self._goal, plan.playbook, len(plan.steps))
+        if workflow.memo_value(MEMO_SUMMARY, default=None, type_hint=str) != line:
+            workflow.upsert_memo({MEMO_SUMMARY: line})
+
+    def memo(self) -> dict[str, str]:
+        """The memo as upserted, for the next run (continue-as-new does not carry an upserted memo by itself)."""
+        line = workflow.memo_value(MEMO_SUMMARY, default=None, type_hint=str)
+        return {MEMO_SUMMARY: line} if line is not None else {}
+
+    def status(self, phase: str) -> str:
+        """The live ForemanStatus: a person is awaited first, then the phase."""
+        if self._approvals.pending():
+            return AWAITING_APPROVAL
+        if self._approvals.open_escalations():
+            return ESCALATED
+        return PLANNING if phase == PLANNING else EXECUTING
+
+    def _moment(self, phase: str) -> tuple[str, int, int]:
+        """What moves the attributes: the status, open requests, finished steps (model calls and cost follow these)."""
+        return self.status(phase), len(self._approvals.pending()), self._finished_steps()
+
+    async def follow(self, phase: Callable[[], str]) -> None:
+        """Runs while the goal executes: upsert whenever a moment changed (at most once per workflow task)."""
+        seen = None
+        while True:
+            await workflow.wait_condition(lambda: self._moment(phase()) != seen)
+            seen = self._moment(phase())
+            self.upsert(seen[0])
+
+    def upsert(self, status: str) -> None:
+        """Upsert, in one command, the registered attributes whose value changed."""
+        usage = self._ledger.usage
+        wanted: list[tuple[SearchAttributeKey[Any], Any]] = [
+            (FOREMAN_STATUS, status),
+            (FOREMAN_PLAYBOOK, self._playbook),
+            (FOREMAN_PENDING_APPROVALS, len(self._approvals.pending())),
+            (FOREMAN_MODEL_CALLS, usage.model_calls),
+            (FOREMAN_COST_USD, round(usage.cost_usd, 6)),
+            (FOREMAN_GOAL, one_line(self._goal, MAX_GOAL_CHARS)),
+        ]
+        current = workflow.info().typed_search_attributes
+        updates = [key.value_set(value) for key, value in wanted
+                   if key.name in self._names and value is not None and current.get(key) != value]
+        if updates:
+            workflow.upsert_search_attributes(updates)
