@@ -107,11 +107,12 @@ def start(address: str, ui_port: int | None = DEFAULT_UI_PORT) -> int:
 def ensure(address: str, namespace: str | None = None) -> bool:
     """True when this call started the server, False when one was already listening (its namespace then gets
     Foreman's search attributes it lacks)."""
-    if is_listening(address):
-        register_search_attributes(address, namespace or settings.temporal_namespace())
-        return False
-    start(address)
-    return True
+    started = not is_listening(address)
+    if started:
+        start(address)
+    # Also after starting: the start-up flags register attributes in a new database, not in one an older version made.
+    register_search_attributes(address, namespace or settings.temporal_namespace())
+    return started
 
 
 def register_search_attributes(address: str, namespace: str) -> list[str]:
