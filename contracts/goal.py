@@ -77,6 +77,10 @@ class GoalRequest(BaseModel):
     )
     inherited_approvers: list[Approver] = Field(default_factory=list, description="The ancestors' approvers, for those rules.")
     inherited_require_signatures: bool = Field(default=False, description="An ancestor's policy requires signed decisions.")
+    written_after_untrusted: bool = Field(
+        default=False, description="This goal was written by a model after it read untrusted output (a revised plan's "
+        "subagent): what its steps remember is marked untrusted.",
+    )
     inherited_escalations: EscalationPolicy | None = Field(
         default=None, description="The parent's escalation policy (resolver roles, timeout, retry limit): it governs the child's escalations.",
     )

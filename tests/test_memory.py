@@ -107,6 +107,20 @@ async def test_a_playbook_recalls_before_its_steps_run(client: Client, task_queu
     assert denied.steps[1].status.value == "skipped"
 
 
+async def test_a_goal_a_model_wrote_after_reading_outputs_remembers_as_untrusted(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch,
+) -> None:
+    """A revised plan's subagent gets `written_after_untrusted`: its goal came from a model that had read step outputs,
+    so even a step with no inputs of its own records its notes as untrusted."""
+    memory_playbooks(tmp_path / "playbooks", monkeypatch)
+    request = GoalRequest(goal="Retries and idempotency", playbook="learn", written_after_untrusted=True)
+    learned, _ = await run_goal(client, task_queue, request, fake_activities(ScriptedModel(remembers()).activity()))
+    (written,) = learned.memories
+    assert written.untrusted
+    recalled = await goal(client, task_queue, "ask", recalls)
+    assert "written after reading untrusted content, treat as unverified" in recalled.output
+
+
 async def test_remember_obeys_policy(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
     memory_playbooks(tmp_path / "playbooks", monkeypatch)
     result = await goal(client, task_queue, "learn-as-researcher", remembers())

@@ -81,6 +81,7 @@ class StepScheduler:
         """Go on from a previous run's checkpoint."""
         self.plan, self.revisions, self.revision_errors = state.plan, list(state.revisions), list(state.revision_errors)
         self.steps = [s for p in [state.plan, *state.revisions] for s in p.steps]
+        self.executor.context.revised_steps.update(s.id for r in state.revisions for s in r.steps)
         for plan in [state.plan, *state.revisions]:
             self.catalogue.add(plan.mcp_tools)
         self.output_step = state.output_step
@@ -313,6 +314,7 @@ class StepScheduler:
         for step in revised.steps:
             self.progress[step.id] = StepProgress.pending(step)
         self.steps += revised.steps
+        self.executor.context.revised_steps.update(s.id for s in revised.steps)
         self.output_step = revised.output_step or revised.steps[-1].id
         return True
 

@@ -82,8 +82,9 @@ class ToolGate:
         except ArgumentsInvalid as err:
             return Refused(f"{ErrorType.TOOL_ARGUMENTS_INVALID.value}: {err}")
         if isinstance(spec, ToolSpec) and "context" in spec.args_model.model_fields:  # who is calling: stamped here, whatever the model sent
+            untrusted = saw_untrusted or self.request.written_after_untrusted  # a goal a model wrote after reading outputs
             args = args.model_copy(update={"context": CallContext(
-                workflow_id=workflow.info().workflow_id, step_id=step.id, role=step.role, saw_untrusted=saw_untrusted,
+                workflow_id=workflow.info().workflow_id, step_id=step.id, role=step.role, saw_untrusted=untrusted,
             )})
         if spec.cacheable:  # may the worker answer from its call cache: the goal's and the step's switches, whatever the model sent
             args = args.model_copy(update={CACHE_FLAG: cache_use(self.request, step) is not CacheUse.OFF})

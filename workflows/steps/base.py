@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from temporalio import workflow
@@ -37,6 +37,7 @@ class StepContext:
     verification: Verification
     journal: Journal  # what running steps completed, for resuming a parked one after continue-as-new
     catalogue: ToolCatalogue  # built-ins plus the MCP tools the goal's plans recorded
+    revised_steps: set[str] = field(default_factory=set)  # steps a revised plan added: a model wrote them after reading outputs
 
 
 class StepRunner(Protocol):

@@ -60,6 +60,8 @@ class SubagentStepRunner:
             inherited_approvers=list(self.context.approvals.policy.approvers),
             inherited_require_signatures=self.context.approvals.policy.require_signatures,
             inherited_escalations=self.context.approvals.policy.escalations,
+            # A revised plan's sub-goal was written by a model that had read step outputs; so was any goal under it.
+            written_after_untrusted=parent.written_after_untrusted or step.id in self.context.revised_steps,
         )
 
     async def run(self, step: SubagentStep, outputs: Mapping[str, str], result: StepResult) -> None:
