@@ -261,27 +261,49 @@ async def test_a_subagent_inherits_its_parents_gates(client: Client, task_queue:
     assert result.status is GoalStatus.COMPLETED, result.error
 
 
-async def test_a_childs_escalation_is_listed_and_resolved_on_the_parent(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
+ESCALATING_PRINCIPALS = [{"role": "lead", "tools": []}, {"role": "drafter", "tools": []}]
+
+
+def delegating_playbooks(tmp_path, monkeypatch, parent_policy: dict, child_policy: dict) -> str:
+    """`delegates` hands one sub-goal to `picky`, whose drafter escalates at once unless it says 'durable'."""
     folder = tmp_path / "playbooks"
     monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(folder))
-    policy = {"principals": [{"role": "lead", "tools": []}, {"role": "drafter", "tools": []}],
-              "approvers": [{"name": "bob", "roles": ["lead"]}], "escalations": {"resolver_roles": ["lead"]}}
-    write_playbook(folder, {"name": "picky", "policy": policy, "steps": [
+    write_playbook(folder, {"name": "picky", "policy": child_policy, "steps": [
         {"type": "agent", "id": "draft", "role": "drafter", "instruction": "Explain durable execution.", "max_attempts": 1,
          "checks": [{"type": "required_terms", "terms": ["durable"], "on_fail": "escalate"}]}]})
-    write_playbook(folder, {"name": "delegates", "policy": policy, "steps": [
+    return write_playbook(folder, {"name": "delegates", "policy": parent_policy, "steps": [
         {"type": "subagent", "id": "sub", "role": "lead", "goal": "Explain durable execution", "playbook": "picky"}]})
+
+
+async def the_escalation(handle: WorkflowHandle) -> Escalation:
+    """The one escalation the goal lists, once it does."""
+    while not (open_ := await handle.query(ESCALATIONS_QUERY, result_type=list[Escalation])):
+        await asyncio.sleep(0.05)
+    (escalation,) = open_
+    return escalation
+
+
+async def test_a_childs_escalation_is_listed_and_resolved_on_the_parent(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
+    """Listed on the parent, resolved through it; the child's playbook lets any approver resolve, but the parent's
+    escalation policy (leads only) governs the child."""
+    strict = {"principals": ESCALATING_PRINCIPALS, "approvers": [{"name": "bob", "roles": ["lead"]}],
+              "escalations": {"resolver_roles": ["lead"]}}
+    lax = {"principals": ESCALATING_PRINCIPALS, "approvers": [{"name": "bob", "roles": ["lead"]}, {"name": "eve", "roles": ["intern"]}]}
+    name = delegating_playbooks(tmp_path, monkeypatch, strict, lax)
     async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(lambda r: answer("It is fine.")).activity())):
-        handle = await start(client, task_queue, "delegates")
+        handle = await start(client, task_queue, name)
         async with asyncio.timeout(30):
-            while not (open_ := await handle.query(ESCALATIONS_QUERY, result_type=list[Escalation])):
-                await asyncio.sleep(0.05)
-            (escalation,) = open_
+            escalation = await the_escalation(handle)
             assert escalation.workflow_id == f"{handle.id}/sub" and escalation.step_id == "draft"
             with pytest.raises(WorkflowUpdateFailedError) as refused:  # the child checks its own policy's resolvers
                 await handle.execute_update(RESOLVE_UPDATE, ResolveRequest(escalation_id=escalation.escalation_id,
                                                                            resolver="mallory", decision="accept"), result_type=Escalation)
             assert "refused the decision" in str(refused.value.cause) and "not an approver" in str(refused.value.cause)
+            assert escalation.resolver_roles == ["lead"]  # the parent's policy, not the child playbook's
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await handle.execute_update(RESOLVE_UPDATE, ResolveRequest(escalation_id=escalation.escalation_id,
+                                                                           resolver="eve", decision="accept"), result_type=Escalation)
+            assert "lacks a resolver role" in str(refused.value.cause)
             resolved = await handle.execute_update(
                 RESOLVE_UPDATE, ResolveRequest(escalation_id=escalation.escalation_id, resolver="bob", decision="accept"),
                 result_type=Escalation)
@@ -290,35 +312,6 @@ async def test_a_childs_escalation_is_listed_and_resolved_on_the_parent(client: 
     assert result.status is GoalStatus.COMPLETED, result.error
     assert result.output == "It is fine."  # accepted as it was, in the child
     await replay(await handle.fetch_history())
-
-
-async def test_a_child_follows_its_parents_escalation_policy(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
-    """The child's playbook lets any approver resolve; the parent's says leads only: the parent's governs."""
-    folder = tmp_path / "playbooks"
-    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(folder))
-    principals = [{"role": "lead", "tools": []}, {"role": "drafter", "tools": []}]
-    lax = {"principals": principals, "approvers": [{"name": "bob", "roles": ["lead"]}, {"name": "eve", "roles": ["intern"]}]}
-    strict = {"principals": principals, "approvers": [{"name": "bob", "roles": ["lead"]}], "escalations": {"resolver_roles": ["lead"]}}
-    write_playbook(folder, {"name": "lax", "policy": lax, "steps": [
-        {"type": "agent", "id": "draft", "role": "drafter", "instruction": "Explain durable execution.", "max_attempts": 1,
-         "checks": [{"type": "required_terms", "terms": ["durable"], "on_fail": "escalate"}]}]})
-    write_playbook(folder, {"name": "strict", "policy": strict, "steps": [
-        {"type": "subagent", "id": "sub", "role": "lead", "goal": "Explain durable execution", "playbook": "lax"}]})
-    async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(lambda r: answer("It is fine.")).activity())):
-        handle = await start(client, task_queue, "strict")
-        async with asyncio.timeout(30):
-            while not (open_ := await handle.query(ESCALATIONS_QUERY, result_type=list[Escalation])):
-                await asyncio.sleep(0.05)
-            (escalation,) = open_
-            assert escalation.resolver_roles == ["lead"]  # the parent's policy, not the child playbook's
-            with pytest.raises(WorkflowUpdateFailedError) as refused:
-                await handle.execute_update(RESOLVE_UPDATE, ResolveRequest(escalation_id=escalation.escalation_id,
-                                                                           resolver="eve", decision="accept"), result_type=Escalation)
-            assert "lacks a resolver role" in str(refused.value.cause)
-            await handle.execute_update(RESOLVE_UPDATE, ResolveRequest(escalation_id=escalation.escalation_id, resolver="bob",
-                                                                       decision="accept"), result_type=Escalation)
-            result = await handle.result()
-    assert result.status is GoalStatus.COMPLETED, result.error
 
 
 def angle_one_reads_forever(request: ModelRequest):
