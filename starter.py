@@ -23,7 +23,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from pydantic import ValidationError
 from temporalio.client import (
@@ -58,6 +58,8 @@ from core.templating import slugify
 DEMO_GOAL = "Explain how durable execution makes AI agents safe to retry"
 DEMO_PLAYBOOK = "research-brief"
 DEMO_APPROVER = "alice"  # an editor in playbooks/policies/default.json
+
+Waiting = TypeVar("Waiting", ApprovalRequest, Escalation)  # what a person may decide and sign for
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -170,12 +172,7 @@ async def decide(handle: WorkflowHandle, verdict: str, request_id: str, approver
     signed over the request as the goal lists it (the workflow it waits in, its action hash)."""
     signature = None
     if key is not None:
-        requests = await handle.query(PENDING_QUERY, result_type=list[ApprovalRequest])
-        request = next((r for r in requests if r.request_id == request_id), None)
-        if request is None:
-            fail(f"request {request_id} is not pending in {handle.id}: nothing to sign", code=1)
-        if not in_this_goal(request.workflow_id, handle.id):
-            fail(f"request {request_id} names {request.workflow_id!r}, not {handle.id} or one of its subagents: not signed", code=1)
+        request = await waiting_here(handle, PENDING_QUERY, ApprovalRequest, request_id)
         signature = approver_keys.signed(key, request.workflow_id or handle.id, request_id, request.action_sha256, verdict, approver, comment)
         action_sha256 = action_sha256 or request.action_sha256
     return await handle.execute_update(
@@ -393,12 +390,7 @@ async def cmd_resolve(args: argparse.Namespace) -> int:
     key = _key(args.resolver, args.key)
     try:
         if key is not None:  # signed over the escalation as the goal lists it
-            open_ = await handle.query(ESCALATIONS_QUERY, result_type=list[Escalation])
-            escalation = next((e for e in open_ if e.escalation_id == args.escalation_id), None)
-            if escalation is None:
-                fail(f"escalation {args.escalation_id} is not open in {args.workflow_id}: nothing to sign", code=1)
-            if not in_this_goal(escalation.workflow_id, args.workflow_id):
-                fail(f"escalation {args.escalation_id} names {escalation.workflow_id!r}, not a subagent of {args.workflow_id}: not signed", code=1)
+            escalation = await waiting_here(handle, ESCALATIONS_QUERY, Escalation, args.escalation_id)
             request.signature = approver_keys.signed(key, escalation.workflow_id or args.workflow_id, escalation.escalation_id,
                                                      escalation.output_sha256 or "", args.decision, args.resolver, request.guidance)
         escalation = await handle.execute_update(
@@ -410,6 +402,18 @@ async def cmd_resolve(args: argparse.Namespace) -> int:
         fail(f"cannot resolve on {args.workflow_id}: {_failure_text(err)}", code=1)
     print(f"escalation {escalation.escalation_id}: {args.decision} by {args.resolver}")
     return 0
+
+
+async def waiting_here(handle: WorkflowHandle, query: str, kind: type[Waiting], item_id: str) -> Waiting:
+    """The approval request or escalation `item_id` as the goal lists it, to sign over; exits when the goal does not
+    list it, or names a workflow that is neither the goal nor one of its subagents."""
+    listed = await handle.query(query, result_type=list[kind])
+    item = next((i for i in listed if item_id in (getattr(i, "request_id", None), getattr(i, "escalation_id", None))), None)
+    if item is None:
+        fail(f"{item_id} is not waiting in {handle.id}: nothing to sign", code=1)
+    if not in_this_goal(item.workflow_id, handle.id):
+        fail(f"{item_id} names {item.workflow_id!r}, not {handle.id} or one of its subagents: not signed", code=1)
+    return item
 
 
 def in_this_goal(workflow_id: str | None, goal_id: str) -> bool:
