@@ -61,7 +61,7 @@ class StepExecutor:
 
     async def run(self, step: PlanStep, outputs: Mapping[str, str]) -> StepResult:
         journal = self.context.journal
-        result = StepResult(step_id=step.id, role=step.role, status=StepStatus.RUNNING, started_at=journal.begin(step.id))
+        result = StepResult(step_id=step.id, role=step.role, status=StepStatus.RUNNING, started_at=journal.begin(step.id, step.type))
         progress = self.context.progress[step.id]
         attempt = step
         while True:

@@ -35,11 +35,13 @@ class Journal:
         self._replay = {j.step_id: deque(j.entries) for j in carried}
         self._carried = {j.step_id: j for j in carried}
 
-    def begin(self, step_id: str) -> datetime:
-        """Start journalling a step; its start time (the original one for a resumed step)."""
+    def begin(self, step_id: str, kind: StepKind) -> datetime:
+        """Start journalling a step that can be parked (nothing else is ever replayed, so nothing else is kept);
+        its start time (the original one for a resumed step)."""
         carried = self._carried.get(step_id)
         started = carried.started_at if carried else workflow.now()
-        self.live[step_id] = StepJournal(step_id=step_id, started_at=started)
+        if kind in PARKABLE:
+            self.live[step_id] = StepJournal(step_id=step_id, started_at=started)
         return started
 
     def end(self, step_id: str) -> None:
