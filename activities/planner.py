@@ -36,6 +36,9 @@ from playbooks import available_playbooks, load_default_policy, load_playbook
 
 LLM_PLAN_ROLES = ["researcher", "analyst", "coder", "drafter", "reviewer", "publisher"]
 MAX_INSTRUCTION_CHARS = 8_000  # AgentStep.instruction's limit
+# A role whose work is one tool: its drafted steps get that tool only (a small model names the coder, then picks other
+# tools or none; a coder's program can read the workspace itself).
+ROLE_TOOLS = {"coder": "run_python"}
 
 
 def draft_schema(max_steps: int, models: list[str] | None = None, tools: list[str] | None = None) -> dict:
@@ -156,6 +159,10 @@ def parse_draft(raw: str, max_steps: int, catalogue: dict[str, ModelSpec] | None
             notes.append(f"step {number}: dropped needs that are not earlier steps: {[n for n in needs if n not in valid]}")
         if not valid and number > 1:
             valid = [number - 1]
+        defining = ROLE_TOOLS.get(str(item.get("role")))
+        if defining and tools != [defining] and item.get("mode") in (None, StepMode.AGENT, StepMode.EXPLORE):
+            notes.append(f"step {number}: a {item.get('role')} step uses {defining} only (not {tools})")
+            tools = [defining]
         try:
             steps.append(
                 drafted_step(
@@ -313,9 +320,10 @@ def drafted_step(
                         model_fills=fills, fill_instruction=instruction, checks=[NonEmptyCheck()], model=model)
     if mode == StepMode.EXPLORE:
         return ExploreStep(id=id, role=role, instruction=instruction, depends_on=depends_on, tools=tools,
-                           variants=EXPLORE_VARIANTS, checks=llm_step_checks(), model=model)
+                           variants=EXPLORE_VARIANTS, checks=llm_step_checks(), model=model, code_blocks=True)
+    # A drafted step runs code as ```python blocks: any model writes those, few call run_python reliably.
     return AgentStep(id=id, role=role, instruction=instruction, depends_on=depends_on, tools=tools, checks=llm_step_checks(),
-                     model=model)
+                     model=model, code_blocks=True)
 
 
 def llm_step_checks() -> list[AcceptanceCheck]:

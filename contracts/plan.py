@@ -64,6 +64,12 @@ class AgentStep(_Step):
         default_factory=list, description="Tool calls run before the first model turn; results go in the context."
     )
     max_turns: int = Field(default=4, ge=1, le=50)
+    code_blocks: bool = Field(
+        default=False,
+        description="With run_python among `tools`, the model runs code by replying with a ```python block (not "
+        "as a function tool): it runs as a run_python call (same policy, approvals and sandbox) and its output is "
+        "fed back. For models that write code better than they call tools (CodeAct); no kept `outputs` this way.",
+    )
     refine_temperature_step: float = Field(
         default=0.3, ge=0.0, le=1.0,
         description="Added to the temperature on each refine attempt, so a rejected answer is not regenerated verbatim.",
@@ -133,6 +139,7 @@ class ExploreStep(_Step):
     instruction: str = Field(min_length=1, max_length=8_000)
     tools: list[str] = Field(default_factory=list)
     max_turns: int = Field(default=4, ge=1, le=50)
+    code_blocks: bool = Field(default=False, description="As an agent step's: run_python as ```python blocks.")
     variants: list[ExploreVariant] = Field(min_length=2, max_length=8)
     max_attempts: int = Field(default=1, ge=1, le=1, description="Exploration is the retry: one round.")
 

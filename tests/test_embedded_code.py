@@ -75,3 +75,25 @@ async def test_a_goal_without_an_expression_fails_in_the_sandbox_with_the_reason
     (run,) = [r.sandbox for r in tool_results(history, "run_python")]
     assert run is not None and run.exit_code == 1 and run.outputs[0].error
     assert model.requests == [] and "call_model" not in scheduled_activities(history)
+
+
+PLANNED_GOAL = "As a coder, write and run Python code that prints 2 to the power of 20, and report the result"
+
+
+@pytest.mark.embedded
+async def test_the_llm_planner_on_the_embedded_model_plans_code_that_runs_in_the_sandbox(
+    client: Client, task_queue: str, foreman_home: Path,
+) -> None:
+    """No playbook: the embedded model plans the goal, writes the program as a ```python block, the block runs through
+    run_python in the sandbox, and what it printed is reported."""
+    result, history = await run_goal(client, task_queue, GoalRequest(goal=PLANNED_GOAL), all_activities(), timeout=240)
+
+    assert result.status is GoalStatus.COMPLETED, result.error
+    assert result.plan is not None and result.plan.source == "llm" and result.plan.fallback_reason is None
+    coders = [s for s in result.plan.steps if s.role == "coder"]
+    assert coders and all(s.tools == ["run_python"] and s.code_blocks for s in coders)
+    runs = [r.sandbox for r in tool_results(history, "run_python")]
+    assert any(r is not None and r.exit_code == 0 and r.stdout.strip() == "1048576" for r in runs), runs
+    calls = [c for s in result.steps for c in s.tool_calls]
+    assert calls and all(c.tool == "run_python" for c in calls)  # code ran only as run_python calls, gated like one
+    assert "1048576" in result.output

@@ -592,3 +592,18 @@ def draft_reply_text(content: str) -> Reply:
         "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
     })
+
+
+def test_a_drafted_coder_step_runs_python_as_code_blocks_only() -> None:
+    raw = draft(
+        {"role": "coder", "instruction": "compute it", "needs": [], "tools": ["sql_query", "list_files"]},
+        {"role": "coder", "instruction": "again", "needs": [1], "tools": ["run_python"]},
+        {"role": "coder", "instruction": "fill", "needs": [2], "tools": ["calculate"], "mode": "tool"},
+        {"role": "analyst", "instruction": "explain", "needs": [3], "tools": ["run_python"]},
+    )
+    steps, problems, notes = parse_draft(raw, 5)
+    assert problems == []
+    assert [s.tools for s in steps if isinstance(s, AgentStep)] == [["run_python"], ["run_python"], ["run_python"]]
+    assert all(s.code_blocks for s in steps if isinstance(s, AgentStep))  # every drafted step may act with code blocks
+    assert isinstance(steps[2], ToolStep) and steps[2].invocation.tool == "calculate"  # a chain link keeps its one tool
+    assert notes == ["step 1: a coder step uses run_python only (not ['sql_query', 'list_files'])"]

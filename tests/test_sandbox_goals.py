@@ -103,3 +103,61 @@ async def test_the_tests_check_refuses_code_that_never_passes(
     step = result.steps[0]
     assert step.status == "failed" and step.attempts == 2 and "tests: the tests failed (exit code 1)" in (step.error or "")
     assert [v.score for v in step.verdicts] == [0.5, 0.5]
+
+
+def code_block_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, principal: dict, max_turns: int = 4) -> str:
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    step = {"type": "agent", "id": "compute", "role": principal["role"], "instruction": "Compute six times seven in code.",
+            "tools": ["run_python"], "code_blocks": True, "max_turns": max_turns, "max_attempts": 1}
+    return write_playbook(tmp_path / "playbooks", {"name": "blocks", "steps": [step], "policy": {"principals": [principal]}})
+
+
+def writes_blocks(request: ModelRequest) -> ChatMessage:
+    """Writes its program as a block, and writes it again after seeing the output (what small models do)."""
+    return answer("Here it is:\n```python\nprint(6 * 7)\n```")
+
+
+async def test_a_code_block_runs_in_the_sandbox_and_a_repeated_program_answers_with_its_output(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    playbook = code_block_playbook(tmp_path, monkeypatch, CODER)
+    model = ScriptedModel(writes_blocks)
+    result, history = await run_goal(client, task_queue, GoalRequest(goal="six times seven", playbook=playbook), fake_activities(model.activity()))
+
+    assert result.status is GoalStatus.COMPLETED, result.error
+    step = result.steps[0]
+    (call,) = step.tool_calls
+    assert call.tool == "run_python" and call.ok and json.loads(call.arguments_json) == {"code": "print(6 * 7)\n"}
+    assert step.output == "42"  # the same program again: what it printed is the answer
+    first, second = model.requests
+    assert first.tools == [] and "```python block" in first.messages[0].content  # run_python is offered as blocks only
+    observation = second.messages[-1]
+    assert observation.role is ChatRole.USER and "untrusted=\"true\"" in observation.content and "42" in observation.content
+    assert scheduled_on(history)["run_python"] == {task_queue}
+
+
+async def test_a_code_block_is_under_the_same_policy_as_a_tool_call(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    drafter = {"role": "drafter", "tools": ["read_file"], "side_effects": ["read"]}
+    playbook = code_block_playbook(tmp_path, monkeypatch, drafter)
+    model = ScriptedModel(lambda r: answer("Could not run it.") if len(r.messages) > 3 else writes_blocks(r))
+    result, history = await run_goal(client, task_queue, GoalRequest(goal="six times seven", playbook=playbook), fake_activities(model.activity()))
+
+    step = result.steps[0]
+    (call,) = step.tool_calls
+    assert not call.ok and (call.error or "").startswith("PolicyDenied: role 'drafter' may not use tool 'run_python'")
+    assert "<tool_error tool=\"run_python\">" in model.requests[1].messages[-1].content
+    assert step.output == "Could not run it." and "run_python" not in scheduled_on(history)
+
+
+async def test_a_code_block_on_the_last_turn_is_not_run(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    playbook = code_block_playbook(tmp_path, monkeypatch, CODER, max_turns=1)
+    model = ScriptedModel(writes_blocks)
+    result, history = await run_goal(client, task_queue, GoalRequest(goal="six times seven", playbook=playbook), fake_activities(model.activity()))
+
+    step = result.steps[0]
+    assert step.tool_calls == [] and step.output == "Here it is:\n```python\nprint(6 * 7)\n```"
+    assert "run_python" not in scheduled_on(history)

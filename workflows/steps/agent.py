@@ -7,6 +7,7 @@ Tool outputs and other steps' outputs reach the model wrapped as untrusted data.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 from temporalio import workflow
@@ -22,11 +23,21 @@ with workflow.unsafe.imports_passed_through():
         ToolSchema,
     )
     from contracts.plan import AgentStep
+    from contracts.tools import ToolResult
+    from core.code_blocks import CODE_BLOCK_HINT, CODE_RAN_NOTE, python_block
     from core.mcp import wire_name
     from core.templating import render
     from core.untrusted import UNTRUSTED_NOTE, defuse, step_output
     from workflows.model_calls import cache_use, call_model
     from workflows.steps.base import StepContext, declared_call, within_step_limits
+
+
+RUN_PYTHON = "run_python"
+
+
+def runs_code_blocks(step: AgentStep) -> bool:
+    """A ```python block in this step's replies runs as a run_python call (the step may use the tool)."""
+    return step.code_blocks and RUN_PYTHON in step.tools
 
 
 class AgentStepRunner:
@@ -61,7 +72,10 @@ class AgentStepRunner:
 
     def _system_prompt(self, step: AgentStep) -> str:
         # The names the model is offered: an MCP tool's has no colons (providers refuse them).
-        tools = f" You may call these tools: {', '.join(map(wire_name, step.tools))}." if step.tools else ""
+        names = [wire_name(t) for t in step.tools if not (runs_code_blocks(step) and t == RUN_PYTHON)]
+        tools = f" You may call these tools: {', '.join(names)}." if names else ""
+        if runs_code_blocks(step):
+            tools += " " + CODE_BLOCK_HINT
         return (
             f"You are the {step.role} in a team working toward a goal. Do only your own step.{tools} "
             f"{UNTRUSTED_NOTE} When you are done, reply with your final answer only."
@@ -86,7 +100,9 @@ class AgentStepRunner:
         """Model turns and tool calls until a final answer (`spec`: another model or temperature; `label`
         names an explore candidate in activity summaries)."""
         progress = self.context.progress[step.id]
-        schemas = [tool.schema() for tool in self.context.catalogue.offered(step.tools)]
+        offered = [t for t in step.tools if t != RUN_PYTHON] if runs_code_blocks(step) else step.tools  # code comes as blocks
+        schemas = [tool.schema() for tool in self.context.catalogue.offered(offered)]
+        printed: dict[str, str] = {}  # program -> its stdout, for the code blocks of this loop that ran and exited 0
         for turn in range(step.max_turns):
             result.turns += 1
             progress.turn = result.turns
@@ -100,7 +116,19 @@ class AgentStepRunner:
                 reply = reply.model_copy(update={"tool_calls": []})
             messages.append(reply)
             if not reply.tool_calls:
-                return reply.content.strip()
+                code = python_block(reply.content) if runs_code_blocks(step) else None
+                if code in printed:
+                    # The same program again adds nothing: what it printed is the answer (small models repeat code).
+                    return printed[code]
+                if code is None or last_turn:
+                    return reply.content.strip()
+                # The block is the model's action: one run_python call under the same gate, then its observation.
+                call = ToolCallRequest(id=f"{step.id}-code-{result.turns}", name=RUN_PYTHON, arguments_json=json.dumps({"code": code}))
+                text, output = await self._tool_call(step, call, result, allowed=set(step.tools))
+                if output is not None and output.ok and output.sandbox is not None and output.sandbox.stdout.strip():
+                    printed[code] = output.sandbox.stdout.strip()
+                messages.append(ChatMessage(role=ChatRole.USER, content=f"Your code ran:\n{text}\n{CODE_RAN_NOTE}"))
+                continue
             for call in reply.tool_calls:
                 text = await self._tool_message_text(step, call, result, allowed=set(step.tools))
                 messages.append(ChatMessage(role=ChatRole.TOOL, content=text, tool_call_id=call.id, name=call.name))
@@ -120,15 +148,20 @@ class AgentStepRunner:
         return await call_model(self.context.ledger, spec, messages, result, summary, tools=tools, cache=cache, journal=self.context.journal)
 
     async def _tool_message_text(self, step: AgentStep, call: ToolCallRequest, result: StepResult, allowed: set[str]) -> str:
-        """The tool's output as the model sees it: untrusted, forged tags defused, or a typed error."""
+        return (await self._tool_call(step, call, result, allowed))[0]
+
+    async def _tool_call(
+        self, step: AgentStep, call: ToolCallRequest, result: StepResult, allowed: set[str]
+    ) -> tuple[str, ToolResult | None]:
+        """(the tool's output as the model sees it: untrusted, forged tags defused, or a typed error; the result)."""
         within_step_limits(step, result, "tool")
         saw_untrusted = bool(step.depends_on or result.tool_calls)  # other agents' output, or tool output
         record, output = await self.context.tools.call(step, call, allowed, saw_untrusted)
         result.tool_calls.append(record)
         if output is None:
-            return f"<tool_error tool=\"{call.name}\">{defuse(record.error or '')}</tool_error>"
+            return f"<tool_error tool=\"{call.name}\">{defuse(record.error or '')}</tool_error>", None
         note = f" truncated=\"true\" full_ref=\"{output.content_ref}\"" if output.truncated else ""
         return (
             f"<tool_output tool=\"{call.name}\" sha256=\"{output.content_sha256[:16]}\" untrusted=\"true\"{note}>\n"
             f"{defuse(output.content)}\n</tool_output>"
-        )
+        ), output

@@ -60,7 +60,7 @@ class ExploreStepRunner:
     def _variant_step(self, step: ExploreStep, variant: ExploreVariant) -> AgentStep:
         return AgentStep(
             id=step.id, role=variant.role or step.role, instruction=variant.instruction or step.instruction,
-            depends_on=step.depends_on, tools=step.tools, max_turns=step.max_turns, max_attempts=1, cache=step.cache,
+            depends_on=step.depends_on, tools=step.tools, max_turns=step.max_turns, code_blocks=step.code_blocks, max_attempts=1, cache=step.cache,
             max_model_calls=step.max_model_calls, max_tool_calls=step.max_tool_calls,  # the step's limits hold per candidate
         )
 
