@@ -64,6 +64,11 @@ class AgentStep(_Step):
         default_factory=list, description="Tool calls run before the first model turn; results go in the context."
     )
     max_turns: int = Field(default=4, ge=1, le=50)
+    full_inputs_tokens: int = Field(
+        default=0, ge=0, le=250_000,
+        description="Dependency outputs that are marked previews reach the model whole while their estimated tokens "
+        "(4 bytes each) fit in this many, and in what is left of the goal's token budget; 0: previews only.",
+    )
     code_blocks: bool = Field(
         default=False,
         description="With run_python among `tools`, the model runs code by replying with a ```python block (not "
@@ -140,6 +145,7 @@ class ExploreStep(_Step):
     tools: list[str] = Field(default_factory=list)
     max_turns: int = Field(default=4, ge=1, le=50)
     code_blocks: bool = Field(default=False, description="As an agent step's: run_python as ```python blocks.")
+    full_inputs_tokens: int = Field(default=0, ge=0, le=250_000, description="As an agent step's: whole inputs within this many tokens.")
     variants: list[ExploreVariant] = Field(min_length=2, max_length=8)
     max_attempts: int = Field(default=1, ge=1, le=1, description="Exploration is the retry: one round.")
 

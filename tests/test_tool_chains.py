@@ -9,7 +9,7 @@ import json
 import pytest
 from temporalio.client import Client
 
-from contracts.goal import GoalRequest, GoalStatus, StepStatus
+from contracts.goal import Budget, GoalRequest, GoalStatus, StepStatus
 from contracts.plan import OutputExtraction
 from core.extraction import ExtractionFailed, extract, json_pointer
 from core.hashing import sha256_text
@@ -94,3 +94,32 @@ async def test_a_50_kb_output_passes_whole_through_a_chain_and_is_written_with_a
     assert copy.tool_calls[0].ok and pick.output == "found it"  # the artifact check passed; the field past the preview found
     context = model.requests[0].messages[-1].content
     assert "[preview: the first 4000 characters" in context and big[-200:] not in context  # the agent saw the marked preview
+
+
+@pytest.mark.parametrize(
+    "allowance, goal_tokens, whole",
+    [(20_000, 400_000, True), (5_000, 400_000, False), (20_000, 10_000, False)],
+    ids=["fits", "over-the-step-allowance", "over-the-goal-budget"],
+)
+async def test_an_agent_gets_a_long_input_whole_only_within_its_token_allowance(
+    client: Client, task_queue: str, tmp_path, monkeypatch, foreman_home, allowance: int, goal_tokens: int, whole: bool,
+) -> None:
+    """A 50 KB dependency output (about 13,800 estimated tokens) reaches the model whole when the step asks for it
+    (`full_inputs_tokens`) and it fits both there and in what is left of the goal's tokens; otherwise the marked preview."""
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    big = "".join(f"line {i:05d}: durable execution keeps every step\n" for i in range(1_100))
+    (foreman_home / "workspace" / "notes").mkdir(parents=True)
+    (foreman_home / "workspace" / "notes" / "big.md").write_text(big)
+    steps = [
+        {"type": "tool", "id": "read", "role": "drafter", "invocation": {"tool": "read_file", "arguments_json": '{"path": "notes/big.md"}'}},
+        {"type": "agent", "id": "sum", "role": "drafter", "depends_on": ["read"], "instruction": "Sum it up.", "full_inputs_tokens": allowance},
+    ]
+    principals = [{"role": "drafter", "tools": ["read_file"], "side_effects": ["read"], "paths": ["notes/*"]}]
+    name = write_playbook(tmp_path / "playbooks", {"name": "long-input", "steps": steps, "policy": {"principals": principals}})
+    model = ScriptedModel(lambda r: answer("summed"))
+    request = GoalRequest(goal="Sum up the notes", playbook=name, budget=Budget(max_total_tokens=goal_tokens))
+    result, _ = await run_goal(client, task_queue, request, fake_activities(model.activity()))
+    assert result.status is GoalStatus.COMPLETED, result.error
+    context = model.requests[0].messages[-1].content
+    assert (big[-200:] in context) is whole
+    assert ("[preview: the first 4000 characters" in context) is not whole

@@ -54,6 +54,10 @@ class GoalLedger:
         if self.budget.max_wall_seconds and (workflow.now() - self.started).total_seconds() >= self.budget.max_wall_seconds:
             self._stop(f"wall-clock budget of {self.budget.max_wall_seconds:g} s used up")
 
+    def tokens_left(self) -> int:
+        """Tokens the goal may still use (what its subagents hold counts as used)."""
+        return max(0, self.budget.max_total_tokens - self._committed().total_tokens)
+
     def before_model_call(self) -> None:
         self._check_clock()
         committed = self._committed()

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
 
 DONE_OUTPUT_CHARS = 1_000
 MAX_WHOLE_OUTPUT_BYTES = 1_000_000  # a whole output pasted into an activity's input stays well under the 2 MB payload limit
+BYTES_PER_TOKEN = 4  # a conservative estimate for deciding what fits; the model call's usage is what gets charged
 INLINE_OUTPUT_CHARS = 256  # longer outputs cross a continue-as-new inside their step's archived result
 # Draining starts this far ahead of the limit: each running step still adds events until it ends or parks.
 DRAIN_EVENTS_PER_STEP, DRAIN_EVENTS_FIXED = 16, 40
@@ -177,8 +178,9 @@ class StepScheduler:
 
     async def _with_full_outputs(self, step: PlanStep) -> Mapping[str, str]:
         """The outputs `step` sees: where its templates name a step whose output is a marked preview, the whole
-        text (so a pasted output, and its `sha256`, are of the full content); elsewhere the preview."""
-        named = sorted({s for t in templates_of(step) for s in referenced_steps(t) if s in self.full_outputs})
+        text (so a pasted output, and its `sha256`, are of the full content); the same for its dependencies while
+        they fit in the step's `full_inputs_tokens` and the goal's tokens left; elsewhere the preview."""
+        named = sorted({s for t in templates_of(step) for s in referenced_steps(t) if s in self.full_outputs} | self._whole_inputs(step))
         if not named:
             return self.outputs
         full = dict(self.outputs)
@@ -189,6 +191,18 @@ class StepScheduler:
                                  f"{MAX_WHOLE_OUTPUT_BYTES} bytes (payload limits)")
             full[step_id] = await load_text(self.full_outputs[step_id], f"{step.id}: full output of {step_id}")
         return full
+
+    def _whole_inputs(self, step: PlanStep) -> set[str]:
+        """Previewed dependencies the step's model gets whole, in dependency order, within its token allowance."""
+        left = min(getattr(step, "full_inputs_tokens", 0), self.ledger.tokens_left())
+        whole: set[str] = set()
+        for dep in step.depends_on:
+            ref = self.full_outputs.get(dep)
+            tokens = -(-ref.size_bytes // BYTES_PER_TOKEN) if ref is not None else None
+            if tokens is not None and tokens <= left:
+                whole.add(dep)
+                left -= tokens
+        return whole
 
     async def _until_settled(self, running: dict[str, asyncio.Task[StepResult]], by_id: dict[str, PlanStep]) -> None:
         """Every running step has finished or waits for a person, still after the others woken with this one have
