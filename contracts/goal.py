@@ -141,6 +141,7 @@ class ToolCallRecord(BaseModel):
     memory: MemoryWritten | None = Field(default=None, description="The long-term memory entry a `remember` call wrote.")
     error: str | None = None
     cached: bool = False
+    ran: bool = Field(default=False, description="Its activity ran: an error then may quote the tool or a remote server (untrusted).")
 
 
 class ModelCallRecord(BaseModel):

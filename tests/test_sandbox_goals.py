@@ -147,7 +147,7 @@ async def test_a_code_block_is_under_the_same_policy_as_a_tool_call(
     step = result.steps[0]
     (call,) = step.tool_calls
     assert not call.ok and (call.error or "").startswith("PolicyDenied: role 'drafter' may not use tool 'run_python'")
-    assert "<tool_error tool=\"run_python\">" in model.requests[1].messages[-1].content
+    assert "<tool_error tool=\"run_python\">" in model.requests[1].messages[-1].content  # the gate's words: not marked
     assert step.output == "Could not run it." and "run_python" not in scheduled_on(history)
 
 
@@ -161,3 +161,18 @@ async def test_a_code_block_on_the_last_turn_is_not_run(
     step = result.steps[0]
     assert step.tool_calls == [] and step.output == "Here it is:\n```python\nprint(6 * 7)\n```"
     assert "run_python" not in scheduled_on(history)
+
+
+async def test_a_run_stopped_by_a_limit_comes_back_as_an_untrusted_error(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    playbook = code_block_playbook(tmp_path, monkeypatch, CODER)
+    program = "```python\nhog = bytearray(2 * 1024 ** 3)\n```"
+    model = ScriptedModel(lambda r: answer("It ran out of memory.") if len(r.messages) > 3 else answer(program))
+    result, _ = await run_goal(client, task_queue, GoalRequest(goal="allocate", playbook=playbook), fake_activities(model.activity()))
+
+    (call,) = result.steps[0].tool_calls
+    assert not call.ok and call.ran and "SandboxLimitExceeded" in (call.error or "") and "memory" in (call.error or "")
+    # What a run that failed says may quote the program or a server: the model is told it is data.
+    assert "<tool_error tool=\"run_python\" untrusted=\"true\">" in model.requests[1].messages[-1].content
+    assert result.steps[0].output == "It ran out of memory."

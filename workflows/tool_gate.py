@@ -163,6 +163,7 @@ class ToolCaller:
         if isinstance(admission, Refused):
             record.error = admission.error
             return record, None
+        record.ran = True
         try:
             output = await workflow.execute_activity(
                 admission.spec.activity,

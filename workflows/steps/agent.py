@@ -159,7 +159,9 @@ class AgentStepRunner:
         record, output = await self.context.tools.call(step, call, allowed, saw_untrusted)
         result.tool_calls.append(record)
         if output is None:
-            return f"<tool_error tool=\"{call.name}\">{defuse(record.error or '')}</tool_error>", None
+            # A refusal is the gate's own words; a failed run's error may quote the tool or a server: data, marked so.
+            marked = " untrusted=\"true\"" if record.ran else ""
+            return f"<tool_error tool=\"{call.name}\"{marked}>{defuse(record.error or '')}</tool_error>", None
         note = f" truncated=\"true\" full_ref=\"{output.content_ref}\"" if output.truncated else ""
         return (
             f"<tool_output tool=\"{call.name}\" sha256=\"{output.content_sha256[:16]}\" untrusted=\"true\"{note}>\n"
