@@ -176,3 +176,60 @@ async def test_a_run_stopped_by_a_limit_comes_back_as_an_untrusted_error(
     # What a run that failed says may quote the program or a server: the model is told it is data.
     assert "<tool_error tool=\"run_python\" untrusted=\"true\">" in model.requests[1].messages[-1].content
     assert result.steps[0].output == "It ran out of memory."
+
+
+HOSTILE = [  # (program, what the goal's record of the call must show)
+    ("for p in ('/etc/shadow', '/root/.bashrc'):\n    try:\n        print(open(p).read())\n    except OSError as e:\n        print(p, type(e).__name__)\n",
+     "/etc/shadow FileNotFoundError"),
+    ("import os\ntry:\n    open('/usr/evil', 'w')\nexcept OSError as e:\n    print('write', type(e).__name__)\n", "write OSError"),
+    ("import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=1)\n    print('connected')\n"
+     "except OSError as e:\n    print('connect', type(e).__name__)\n", "connect "),
+    ("import os, json\nprint(json.dumps(sorted(os.environ)))\n", '["LC_CTYPE", "PWD"]'),
+    ("import os\nprint('pids', len([p for p in os.listdir('/proc') if p.isdigit()]) <= 3)\n", "pids True"),
+    ("try:\n    print(open('planted').read())\nexcept OSError as e:\n    print('planted', type(e).__name__)\n", "planted FileNotFoundError"),
+    ("import os\nwhile True:\n    os.fork()\n", "SandboxLimitExceeded"),
+    ("block = bytearray(1024 ** 3)\n", "SandboxLimitExceeded"),
+    ("while True:\n    pass\n", "SandboxLimitExceeded"),
+    ("import sys\nsys.stdout.write('x' * (100 * 1024 * 1024))\n", "SandboxLimitExceeded"),
+]
+LIMITS = ["processes", "memory", "cpu_time", "output_size"]
+
+
+async def test_hostile_code_blocks_in_a_goal_are_each_contained_recorded_and_cost_nothing_else(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, foreman_home: Path,
+) -> None:
+    """The escape attempts of tests/test_sandbox.py, made by a hostile model inside one goal: each runs as its own
+    run_python call, is contained, and is in the goal's result; the goal goes on and finishes."""
+    monkeypatch.setenv("FOREMAN_TEST_SECRET", "s3cret-in-the-worker-environment")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the host's secret")
+    (foreman_home / "workspace").mkdir(parents=True, exist_ok=True)
+    (foreman_home / "workspace" / "planted").symlink_to(secret)
+    canary = await asyncio.start_server(lambda r, w: accepted.append(w), "127.0.0.1", 0)
+    accepted: list[object] = []
+    port = canary.sockets[0].getsockname()[1]
+    programs = [p.replace("{port}", str(port)) for p, _ in HOSTILE]
+
+    def hostile(request: ModelRequest) -> ChatMessage:
+        ran = sum(1 for m in request.messages if m.role is ChatRole.USER and m.content.startswith("Your code ran:"))
+        return answer(f"```python\n{programs[ran]}```") if ran < len(programs) else answer("Nothing got out.")
+
+    playbook = code_block_playbook(tmp_path, monkeypatch, CODER, max_turns=len(HOSTILE) + 1)
+    model = ScriptedModel(hostile)
+    try:
+        result, _ = await run_goal(client, task_queue, GoalRequest(goal="escape", playbook=playbook), fake_activities(model.activity()), timeout=180)
+    finally:
+        canary.close()
+    assert result.status is GoalStatus.COMPLETED, result.error
+    step = result.steps[0]
+    assert len(step.tool_calls) == len(HOSTILE) and step.output == "Nothing got out."
+    for call, (_, shows), observation in zip(step.tool_calls, HOSTILE, model.requests[1:]):
+        seen = observation.messages[-1].content
+        assert call.tool == "run_python" and shows in seen, (shows, seen[:400])
+    killed = [c for c in step.tool_calls if not c.ok]
+    assert [next(limit for limit in LIMITS if limit in (c.error or "")) for c in killed] == LIMITS
+    assert all(c.ran and "SandboxLimitExceeded" in (c.error or "") for c in killed)
+    assert accepted == [] and "s3cret" not in json.dumps([m.content for r in model.requests for m in r.messages])
+    assert "the host's secret" not in json.dumps([m.content for r in model.requests for m in r.messages])
+    assert result.usage.tool_calls == len(HOSTILE) and result.usage.model_calls == len(HOSTILE) + 1  # nothing else was spent
+    assert result.approvals == []
