@@ -5,19 +5,21 @@ streaming a live goal from a separate process until it ends."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import uuid
 from pathlib import Path
 
 import pytest
-import settings
 from pydantic import TypeAdapter
 from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 
+import settings
 from contracts.approvals import DENY_UPDATE
 from contracts.events import EVENTS_QUERY, MAX_PAGE, Event, EventKind, EventsPage, EventsQuery
 from contracts.goal import STATUS_QUERY, Budget, GoalProgress, GoalRequest, GoalStatus
+from devserver import find_binary
 from goal_events import line
 from tests.fakes import ScriptedModel, answer, call_tool, demo_responder, tool_messages
 from tests.helpers import (
@@ -65,6 +67,10 @@ async def test_a_research_goal_tells_its_events_in_order(client: Client, task_qu
         middle, last = await page(handle, after=3, limit=4), await page(handle, after=len(events))
         code, out, err = await run_cli(*starter("events", handle.id, "--json"), address=address(client), task_queue=task_queue)
         human_code, human, _ = await run_cli(*starter("events", handle.id), address=address(client), task_queue=task_queue)
+        temporal = (find_binary("temporal") or "temporal", "workflow", "query", "--address", address(client), "--workflow-id", handle.id, "--type", "events",
+                    "-o", "json")
+        raw_code, raw, raw_err = await run_cli(*temporal, "--input", '{"after": 17}', address=address(client), task_queue=task_queue)
+        bare_code, bare, _ = await run_cli(*temporal, address=address(client), task_queue=task_queue)
         with pytest.raises(WorkflowQueryFailedError, match="limit"):
             await handle.query(EVENTS_QUERY, {"after": 0, "limit": MAX_PAGE + 1}, result_type=EventsPage)
     await replay(await handle.fetch_history())
@@ -114,6 +120,10 @@ async def test_a_research_goal_tells_its_events_in_order(client: Client, task_qu
     assert [EVENT.validate_json(x) for x in out.splitlines()] == events
     assert human_code == 0 and human.splitlines() == [line(e) for e in events]
     assert "approval_requested" in human and "[publish]" in human and "write_file (write) ok" in human
+    # Any Temporal client: the raw CLI, with an input or without one (the first page).
+    assert raw_code == 0, raw_err
+    assert [e["seq"] for e in json.loads(raw)["queryResult"][0]["events"]] == [18, 19]
+    assert bare_code == 0 and len(json.loads(bare)["queryResult"][0]["events"]) == len(events)
 
 
 async def test_budget_warnings_at_80_and_100_percent(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:

@@ -166,9 +166,9 @@ class GoalWorkflow:
         )
 
     @workflow.query(name=EVENTS_QUERY)
-    def events(self, query: EventsQuery) -> EventsPage:
-        """The goal's events after `query.after` (a seq), in order, one page of at most `query.limit`."""
-        return self._events.page(query)
+    def events(self, query: EventsQuery | None = None) -> EventsPage:
+        """The goal's events after `query.after` (a seq), in order, one page of at most `query.limit` (default: the first 200)."""
+        return self._events.page(query or EventsQuery())
 
     @workflow.query(name=PENDING_QUERY)
     def pending(self) -> list[ApprovalRequest]:
