@@ -1,6 +1,6 @@
 """The `events` query and `starter.py events` (real dev server, scripted models): a goal's typed events in order
 with contiguous seqs, paging, approvals as they happen, seqs counting on across continue-as-new, and `--follow`
-streaming a live goal from a separate process until it ends."""
+streaming a live goal from a separate process until it ends; a run keeps a bounded tail and says what it dropped."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import TypeAdapter
 from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.worker import Worker
 
 import settings
 from contracts.approvals import DENY_UPDATE
@@ -21,6 +22,7 @@ from contracts.events import EVENTS_QUERY, MAX_PAGE, Event, EventKind, EventsPag
 from contracts.goal import STATUS_QUERY, Budget, GoalProgress, GoalRequest, GoalStatus
 from devserver import find_binary
 from goal_events import line
+from tests.event_log_workflow import KEEP, EventLogProbe
 from tests.fakes import ScriptedModel, answer, call_tool, demo_responder, tool_messages
 from tests.helpers import (
     approve_everything, decide, fake_activities, finish, gated_long_playbook, gated_playbook, goal, long_goal_reply, pending,
@@ -245,3 +247,23 @@ async def test_seqs_count_on_across_continue_as_new_and_follow_crosses_the_runs(
     assert code == 0 and [EVENT.validate_json(x) for x in out.splitlines()] == everything
     assert watcher.returncode == 0, err.decode()
     assert [int(x.split()[1].lstrip("#")) for x in followed.decode().splitlines()] == [e.seq for e in everything]
+
+
+async def test_a_run_keeps_its_last_events_and_says_what_it_dropped(client: Client, task_queue: str) -> None:
+    async with Worker(client, task_queue=task_queue, workflows=[EventLogProbe]):
+        handle = await client.start_workflow(EventLogProbe.run, 10, id=f"events-probe-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+        async with asyncio.timeout(30):
+            empty = await page(handle)
+            await handle.signal(EventLogProbe.emit, 5)
+            held, tail = await page(handle), await page(handle, after=14)
+            await handle.signal(EventLogProbe.finish)
+            assert await handle.result() == 15
+            closed_run = await page(handle, after=12, limit=1)
+    # A continued run counts on from the carried seq; nothing yet: an empty page that points past the earlier runs.
+    assert empty.events == [] and empty.next_after == 10 and empty.last_seq == 10 and not empty.more
+    assert empty.run_first_seq == 11 and empty.earlier_runs == ["earlier-run"]
+    # Five emitted, three kept: the oldest two (11, 12) were dropped, and the page says so.
+    assert [e.seq for e in held.events] == [13, 14, 15] and held.dropped == 2 and held.oldest_held_seq == 13 == 15 - KEEP + 1
+    assert held.run_first_seq == 11 and held.next_after == 15 and not held.more
+    assert tail.events == [held.events[-1]] and not tail.more
+    assert [e.seq for e in closed_run.events] == [13] and closed_run.more and closed_run.next_after == 13
