@@ -23,10 +23,10 @@ from contracts.goal import STATUS_QUERY, Budget, GoalProgress, GoalRequest, Goal
 from devserver import find_binary
 from goal_events import line
 from tests.event_log_workflow import KEEP, EventLogProbe
-from tests.fakes import ScriptedModel, answer, call_tool, demo_responder, tool_messages
+from tests.fakes import ScriptedModel, answer, call_tool, demo_responder, guided, tool_messages
 from tests.helpers import (
-    approve_everything, decide, fake_activities, finish, gated_long_playbook, gated_playbook, goal, long_goal_reply, pending,
-    replay, run_cli, single_step_playbook, starter,
+    approve_everything, decide, escalating_playbook, fake_activities, finish, gated_long_playbook, gated_playbook, goal,
+    long_goal_reply, pending, replay, resolve, run_cli, single_step_playbook, starter, waiting,
 )
 from worker import build_worker
 from workflows.goal import GoalWorkflow
@@ -196,6 +196,8 @@ async def test_follow_ends_non_zero_with_the_reason_when_the_goal_failed(
         result, _ = await finish(handle)
         code, out, err = await run_cli(*starter("events", handle.id, "--follow"), address=address(client), task_queue=task_queue)
         events = await events_of(handle)
+        unknown = await run_cli(*starter("events", "no-such-goal"), address=address(client), task_queue=task_queue)
+    assert unknown[0] == 1 and "cannot find goal no-such-goal" in unknown[2], unknown
     assert result.status is GoalStatus.FAILED
     assert code == 1 and "ended failed" in err and "ApprovalDenied" in err, err
     assert len(out.splitlines()) == len(events)
@@ -267,3 +269,23 @@ async def test_a_run_keeps_its_last_events_and_says_what_it_dropped(client: Clie
     assert held.run_first_seq == 11 and held.next_after == 15 and not held.more
     assert tail.events == [held.events[-1]] and not tail.more
     assert [e.seq for e in closed_run.events] == [13] and closed_run.more and closed_run.next_after == 13
+
+
+async def test_an_escalation_is_told_when_opened_and_when_resolved(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    playbook = escalating_playbook(tmp_path, monkeypatch)
+    async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(guided).activity())):
+        handle = await client.start_workflow(GoalWorkflow.run, GoalRequest(goal="Explain it", playbook=playbook),
+                                             id=f"events-esc-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+        async with asyncio.timeout(60):
+            (escalation,) = await waiting(handle)
+            await resolve(handle, escalation, "bob", "retry", guidance="Say durable.")
+            result = await handle.result()
+        events = await events_of(handle)
+    assert result.status is GoalStatus.COMPLETED, result.error
+    assert [e.type.value for e in events if e.step_id == "draft"] == [
+        "step_started", "model_call", "verdict", "escalation_opened", "escalation_resolved", "model_call", "verdict", "step_finished"]
+    opened, resolved = (e for e in events if e.type in (EventKind.ESCALATION_OPENED, EventKind.ESCALATION_RESOLVED))
+    assert opened.escalation_id == resolved.escalation_id == escalation.escalation_id and "retry" in opened.decisions
+    assert (resolved.decision, resolved.resolver) == ("retry", "bob")
+    verdicts = [(e.decision, e.score) for e in events if e.type is EventKind.VERDICT]
+    assert verdicts == [("escalate", 0.0), ("accept", 1.0)] and "durable" in next(e for e in events if e.type is EventKind.VERDICT).reasons[0]
