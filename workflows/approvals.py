@@ -156,7 +156,7 @@ class ApprovalDesk:
         self.record(ApprovalEventKind.REQUESTED, request_id=request.request_id, step_id=step_id, tool=tool,
                     actor=requested_by, detail=f"rule {rule.name}: {reason}; action {action_sha256}")
         self.event_log.emit(ApprovalRequested, step_id=step_id, request_id=request.request_id, tool=tool, action_sha256=action_sha256,
-                         rule=rule.name, requested_by=requested_by, approvals_needed=rule.approvals, expires_at=request.expires_at)
+                            rule=rule.name, requested_by=requested_by, approvals_needed=rule.approvals, expires_at=request.expires_at)
         return request
 
     def check(self, decision: ApprovalDecision, verdict: Verdict) -> Approver:
@@ -208,7 +208,7 @@ class ApprovalDesk:
 
     def _decided(self, request: ApprovalRequest, approver: str, verdict: Verdict) -> None:
         self.event_log.emit(ApprovalDecided, step_id=request.step_id, request_id=request.request_id, action_sha256=request.action_sha256,
-                         approver=approver, decision=verdict, status=request.status.value, approvals_given=len(request.approvals_given))
+                            approver=approver, decision=verdict, status=request.status.value, approvals_given=len(request.approvals_given))
 
     def refuse(self, decision: ApprovalDecision, error: ApplicationError) -> None:
         self.record(ApprovalEventKind.REFUSED, request_id=decision.request_id, actor=decision.approver, detail=error.message)
@@ -222,5 +222,5 @@ class ApprovalDesk:
                 self.record(ApprovalEventKind.ESCALATED if escalate else ApprovalEventKind.EXPIRED,
                             request_id=request.request_id, detail=f"no decision by {request.expires_at.isoformat()}")
                 self.event_log.emit(ApprovalExpired, step_id=request.step_id, request_id=request.request_id,
-                                 action_sha256=request.action_sha256, outcome=request.status.value)
+                                    action_sha256=request.action_sha256, outcome=request.status.value)
         return request.status

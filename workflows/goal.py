@@ -303,8 +303,9 @@ class GoalWorkflow:
             history_bytes=info.get_current_history_size(), at=workflow.now(), finished_steps=len(state.finished),
             parked_steps=list(state.parked),
         ))
-        self._events.emit(ContinuedAsNew, run=len(self._continuations), run_id=info.run_id,
-                          history_events=info.get_current_history_length(), parked_steps=list(state.parked))
+        ended = self._continuations[-1]
+        self._events.emit(ContinuedAsNew, run=ended.run, run_id=ended.run_id, history_events=ended.history_events,
+                          parked_steps=ended.parked_steps)
         self._events.closed = "continued_as_new"
         carry = GoalCarry(
             phase=phase, scheduler=state, progress=list(self._progress.values()), ledger=self._ledger.state(),

@@ -25,9 +25,9 @@ WARN_AT = (0.8, 1.0)  # a `budget_warning` event when usage first reaches these 
 class GoalLedger:
     """Calls are reserved before they are awaited, so concurrent steps cannot overrun a limit together."""
 
-    def __init__(self, budget: Budget, events: EventLog | None = None) -> None:
+    def __init__(self, budget: Budget, events: EventLog) -> None:
         self.budget = budget
-        self.events = events or EventLog()
+        self.events = events  # budget warnings go here
         self._warned: set[tuple[BudgetDimension, float]] = set()
         self.started = workflow.now()  # the goal's clock starts with the workflow (replay gives the same time)
         self.usage = UsageTotals()
@@ -40,7 +40,7 @@ class GoalLedger:
 
     def restore(self, state: LedgerState) -> None:
         self.usage, self.started, self.exceeded = state.usage, state.started, state.exceeded
-        self._warned = set(self._crossed())  # the earlier run has told of these already
+        self._warned = {(d, t) for d, t, _, _ in self._crossed()}  # the earlier run has told of these already
 
     def _levels(self) -> list[tuple[BudgetDimension, float, float]]:
         """(dimension, used, limit) for every limit the goal has (a cost or time limit of 0 is none)."""
@@ -53,16 +53,15 @@ class GoalLedger:
             (BudgetDimension.WALL_SECONDS, round((workflow.now() - self.started).total_seconds(), 3), budget.max_wall_seconds),
         ]
 
-    def _crossed(self) -> list[tuple[BudgetDimension, float]]:
-        return [(d, t) for d, used, limit in self._levels() if limit > 0 for t in WARN_AT if used >= t * limit]
+    def _crossed(self) -> list[tuple[BudgetDimension, float, float, float]]:
+        """(dimension, threshold, used, limit) for every share of a limit usage has reached."""
+        return [(d, t, used, limit) for d, used, limit in self._levels() if limit > 0 for t in WARN_AT if used >= t * limit]
 
     def _warn(self) -> None:
         """Tell of every share of a limit usage has reached since the last look (once each)."""
-        levels = {d: (used, limit) for d, used, limit in self._levels()}
-        for dimension, threshold in self._crossed():
+        for dimension, threshold, used, limit in self._crossed():
             if (dimension, threshold) not in self._warned:
                 self._warned.add((dimension, threshold))
-                used, limit = levels[dimension]
                 self.events.emit(BudgetWarning, dimension=dimension, threshold=threshold, used=used, limit=limit)
 
     def charge_model(self, usage: TokenUsage, cost_usd: float, calls: int = 1) -> None:
