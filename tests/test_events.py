@@ -23,10 +23,10 @@ from contracts.goal import STATUS_QUERY, Budget, GoalProgress, GoalRequest, Goal
 from devserver import find_binary
 from goal_events import line
 from tests.event_log_workflow import KEEP, EventLogProbe
-from tests.fakes import ScriptedModel, answer, call_tool, demo_responder, guided, tool_messages
+from tests.fakes import ScriptedModel, answer, call_tool, demo_responder, guided, researcher_answers, tool_messages
 from tests.helpers import (
     approve_everything, decide, escalating_playbook, fake_activities, finish, gated_long_playbook, gated_playbook, goal,
-    long_goal_reply, pending, replay, resolve, run_cli, single_step_playbook, starter, waiting,
+    long_goal_reply, pending, replay, resolve, run_cli, single_step_playbook, starter, team_playbooks, waiting,
 )
 from worker import build_worker
 from workflows.goal import GoalWorkflow
@@ -289,3 +289,22 @@ async def test_an_escalation_is_told_when_opened_and_when_resolved(client: Clien
     assert (resolved.decision, resolved.resolver) == ("retry", "bob")
     verdicts = [(e.decision, e.score) for e in events if e.type is EventKind.VERDICT]
     assert verdicts == [("escalate", 0.0), ("accept", 1.0)] and "durable" in next(e for e in events if e.type is EventKind.VERDICT).reasons[0]
+
+
+async def test_a_subagent_step_names_its_child_whose_events_are_its_own(client: Client, task_queue: str, tmp_path: Path, monkeypatch) -> None:
+    playbook = team_playbooks(tmp_path, monkeypatch)
+    async with build_worker(client, task_queue, activities=fake_activities(ScriptedModel(researcher_answers).activity())):
+        handle = await client.start_workflow(GoalWorkflow.run, GoalRequest(goal="Explain durable execution", playbook=playbook),
+                                             id=f"events-team-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+        async with asyncio.timeout(60):
+            result = await handle.result()
+        events = await events_of(handle)
+        child = await events_of(client.get_workflow_handle(f"{handle.id}/r1"))
+    assert result.status is GoalStatus.COMPLETED, result.error
+    assert sorted((e.step_id, e.child_workflow_id) for e in events if e.type is EventKind.SUBAGENT) == [
+        ("r1", f"{handle.id}/r1"), ("r2", f"{handle.id}/r2")]
+    # The parent shows each child as one step (the merge's model call is the parent's only one); the child tells its own.
+    assert [(e.type.value, e.step_id) for e in events if e.type is EventKind.MODEL_CALL] == [("model_call", "merge")]
+    assert [e.type.value for e in child] == [
+        "plan_made", "step_started", "model_call", "step_finished", "goal_finished"]
+    assert [e.seq for e in child] == list(range(1, len(child) + 1))
