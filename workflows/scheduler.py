@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.goal import ArchivePart, GoalRequest, StepProgress, StepResult, StepStatus
     from contracts.plan import PLAN_GOAL_ACTIVITY, DoneStep, Plan, PlanRequest, PlanRevision, PlanSource, PlanStep
     from core.catalogue import ToolCatalogue
-    from core.options import ARCHIVE, PLANNER
+    from core.options import PLANNER
     from core.relevance import instruction_of
     from core.plan_validation import templates_of
     from core.templating import referenced_steps
