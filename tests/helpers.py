@@ -422,10 +422,11 @@ def starter(*args: str) -> tuple[str, ...]:
     return (sys.executable, "starter.py", *args)
 
 
-def start_worker(address: str, task_queue: str) -> subprocess.Popen:
-    """`tests/crash_worker.py` (the real worker wiring, a slow scripted model) in its own process, once ready."""
+def start_worker(address: str, task_queue: str, *options: str) -> subprocess.Popen:
+    """`tests/crash_worker.py` (the real worker wiring, a slow scripted model; `options` as it takes them) in its own
+    process, once ready."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_worker", address, task_queue],
+        [sys.executable, "-m", "tests.crash_worker", address, task_queue, *options],
         cwd=settings.PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ},
     )
     assert process.stdout is not None and process.stdout.readline().strip() == b"ready"
