@@ -44,7 +44,7 @@ __all__ = [
     "chain", "completion", "decide", "draft", "escalating_playbook", "explore_playbook", "fake_activities",
     "fallback_playbook", "finish", "gated_playbook", "goal", "models", "pending", "replan_llm_plans",
     "replan_resolver_plans", "replannable_playbook", "replay", "resolve", "run_cli", "run_goal", "scheduled_activities",
-    "single_step_playbook", "sql_chain_steps", "sql_step", "start_worker", "starter", "team_playbooks",
+    "single_step_playbook", "sql_chain_steps", "sql_step", "start_worker", "kill_workers", "starter", "team_playbooks",
     "update_events", "waiting", "write_playbook",
     "LONG_NOTES", "LONG_TARGET", "gated_long_playbook", "long_goal_reply", "long_playbook",
     "mcp_playbook", "notes_config", "notes_server",
@@ -431,6 +431,14 @@ def start_worker(address: str, task_queue: str, *options: str) -> subprocess.Pop
     )
     assert process.stdout is not None and process.stdout.readline().strip() == b"ready"
     return process
+
+
+def kill_workers(*processes: subprocess.Popen | None) -> None:
+    """SIGKILL every worker process still running (the ones a test started), and reap it."""
+    for process in processes:
+        if process and process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def fan_in_playbook(folder: Path) -> str:

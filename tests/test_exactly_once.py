@@ -31,7 +31,7 @@ from core.idempotency import CallSite, idempotency_key
 from core.tools import TOOLS
 from tests.fakes import ScriptedModel, answer, call_tool, step_role, tool_messages
 from tests.helpers import (
-    assert_each_activity_completed_once, decide, fake_activities, long_playbook, pending, replay, run_goal, start_worker,
+    assert_each_activity_completed_once, decide, fake_activities, kill_workers, long_playbook, pending, replay, run_goal, start_worker,
     write_playbook,
 )
 from worker import build_worker
@@ -107,10 +107,7 @@ async def test_a_write_killed_after_its_effect_is_done_once_by_the_next_worker(
         async with asyncio.timeout(150):  # the retries wait out TOOL_WRITE's start-to-close timeout (60 s)
             result: GoalResult = await handle.result()
     finally:
-        for process in (first, second):
-            if process and process.poll() is None:
-                process.kill()
-                process.wait()
+        kill_workers(first, second)
 
     assert result.status is GoalStatus.COMPLETED, result.error
     calls = {s.step_id: s.tool_calls[0] for s in result.steps}
