@@ -121,9 +121,20 @@ class EventReader:
         """Every event the goal's runs hold; with `follow`, new ones until the goal closes. (exit code, reason)."""
         run_id = await self.latest_run()
         for earlier in (await self.page(run_id, 0)).earlier_runs:
-            await self.drain(earlier)
+            try:
+                await self.drain(earlier)
+            except EventsError as err:  # past retention, or no worker to replay it: the later runs still tell theirs
+                print(f"(skipping run {earlier}: {err})", file=sys.stderr)
         while True:
-            await self.drain(run_id)
+            try:
+                await self.drain(run_id)
+            except EventsError as err:
+                if not follow or await self.status(run_id) is not WorkflowExecutionStatus.RUNNING:
+                    raise
+                # The goal runs on; its worker is away for a while (a restart): keep asking.
+                print(f"(waiting for a worker to answer: {err})", file=sys.stderr)
+                await asyncio.sleep(poll)
+                continue
             if not follow:
                 return 0, ""
             status = await self.status(run_id)

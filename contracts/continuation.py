@@ -57,6 +57,7 @@ class LedgerState(BaseModel):
     usage: UsageTotals
     started: datetime
     exceeded: str | None = None
+    warned: list[str] = Field(default_factory=list, description="Budget warnings already told: `<dimension>@<share>`.")
 
 
 class DeskArchive(BaseModel):

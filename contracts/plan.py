@@ -67,7 +67,8 @@ class AgentStep(_Step):
     full_inputs_tokens: int = Field(
         default=0, ge=0, le=250_000,
         description="Dependency outputs that are marked previews reach the model whole while their estimated tokens "
-        "(4 bytes each) fit in this many, and in what is left of the goal's token budget; 0: previews only.",
+        "(3 bytes each) fit in this many, and (times the prompts that repeat them) in what is left of the goal's token "
+        "budget, up to 256 KB in all; 0: previews only.",
     )
     code_blocks: bool = Field(
         default=False,

@@ -241,6 +241,7 @@ async def test_seqs_count_on_across_continue_as_new_and_follow_crosses_the_runs(
     # The parked step is told once: asked once, decided once, written once; it resumed in a later run.
     counted = [e.type for e in everything]
     assert counted.count(EventKind.APPROVAL_REQUESTED) == counted.count(EventKind.APPROVAL_DECIDED) == 1
+    assert counted.count(EventKind.POLICY_DECISION) == 1  # the parked step's gate is not told again when it resumes
     assert [e.tool for e in everything if e.type is EventKind.TOOL_CALL] == ["write_file"]
     assert any(e.type is EventKind.STEP_STARTED and e.step_id == "publish" and e.resumed for e in everything)
     assert counted.count(EventKind.STEP_FINISHED) == len(result.steps)

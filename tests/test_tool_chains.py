@@ -98,14 +98,15 @@ async def test_a_50_kb_output_passes_whole_through_a_chain_and_is_written_with_a
 
 @pytest.mark.parametrize(
     "allowance, goal_tokens, whole",
-    [(20_000, 400_000, True), (5_000, 400_000, False), (20_000, 10_000, False)],
-    ids=["fits", "over-the-step-allowance", "over-the-goal-budget"],
+    [(20_000, 400_000, True), (5_000, 400_000, False), (20_000, 10_000, False), (20_000, 100_000, False)],
+    ids=["fits", "over-the-step-allowance", "over-the-goal-budget", "every-prompt-over-the-goal-budget"],
 )
 async def test_an_agent_gets_a_long_input_whole_only_within_its_token_allowance(
     client: Client, task_queue: str, tmp_path, monkeypatch, foreman_home, allowance: int, goal_tokens: int, whole: bool,
 ) -> None:
-    """A 50 KB dependency output (about 13,800 estimated tokens) reaches the model whole when the step asks for it
-    (`full_inputs_tokens`) and it fits both there and in what is left of the goal's tokens; otherwise the marked preview."""
+    """A 50 KB dependency output (about 16,700 estimated tokens) reaches the model whole when the step asks for it
+    (`full_inputs_tokens`) and it fits both there and in what is left of the goal's tokens for each prompt that repeats
+    it (4 turns x 2 attempts: 100,000 tokens left is not enough); otherwise the marked preview."""
     monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
     big = "".join(f"line {i:05d}: durable execution keeps every step\n" for i in range(1_100))
     (foreman_home / "workspace" / "notes").mkdir(parents=True)

@@ -277,11 +277,11 @@ class GoalWorkflow:
         result.approvals, result.audit = await self._desk.everything()
         result.escalations = list(self._escalations.escalations.values())
         result.continuations = self._continuations
-        usage = self._ledger.usage
+        await workflow.wait_condition(workflow.all_handlers_finished)  # no update is cut off by completion
+        usage = self._ledger.usage  # told last: a decision a handler was still applying comes before it
         self._events.emit(GoalFinished, status=result.status.value, error=short(result.error) if result.error else None,
                           model_calls=usage.model_calls, tool_calls=usage.tool_calls, cost_usd=usage.cost_usd)
         self._events.closed = result.status.value
-        await workflow.wait_condition(workflow.all_handlers_finished)  # no update is cut off by completion
         reporting.cancel()
         await self._approvals.report()  # the parent sees the final state of every request
         return await bounded(result, self._scheduler.output_step)  # a large result goes to the content store in parts

@@ -68,6 +68,11 @@ class Journal:
         if step_id in self.live:  # goal-level verification is not a step: nothing to journal
             self.live[step_id].entries.append(entry)
 
+    def at_awaited_request(self, step_id: str) -> bool:
+        """The next call of a resumed step is the one it was waiting on (its policy decision was told in the earlier run)."""
+        carried = self._carried.get(step_id)
+        return carried is not None and not self._replay.get(step_id) and carried.awaiting_request_id is not None
+
     def awaited_request(self, step_id: str) -> str | None:
         """The approval request a resumed step was waiting on, once its completed entries are all replayed."""
         carried = self._carried.get(step_id)

@@ -36,11 +36,13 @@ class GoalLedger:
 
     def state(self) -> LedgerState:
         """For continue-as-new: no subagent is running then, so nothing is carved."""
-        return LedgerState(usage=self.usage, started=self.started, exceeded=self.exceeded)
+        return LedgerState(usage=self.usage, started=self.started, exceeded=self.exceeded,
+                           warned=sorted(f"{d.value}@{t}" for d, t in self._warned))
 
     def restore(self, state: LedgerState) -> None:
         self.usage, self.started, self.exceeded = state.usage, state.started, state.exceeded
-        self._warned = {(d, t) for d, t, _, _ in self._crossed()}  # the earlier run has told of these already
+        # What the earlier runs told of (a threshold crossed since, e.g. wall time, is still told here).
+        self._warned = {(BudgetDimension(d), float(t)) for d, t in (w.split("@") for w in state.warned)}
 
     def _levels(self) -> list[tuple[BudgetDimension, float, float]]:
         """(dimension, used, limit) for every limit the goal has (a cost or time limit of 0 is none)."""

@@ -42,7 +42,8 @@ with workflow.unsafe.imports_passed_through():
 
 DONE_OUTPUT_CHARS = 1_000
 MAX_WHOLE_OUTPUT_BYTES = 1_000_000  # a whole output pasted into an activity's input stays well under the 2 MB payload limit
-BYTES_PER_TOKEN = 4  # a conservative estimate for deciding what fits; the model call's usage is what gets charged
+BYTES_PER_TOKEN = 3  # an estimate on the safe side (code, JSON, non-Latin text); the model call's usage is what gets charged
+MAX_WHOLE_INPUT_BYTES = 256_000  # whole inputs go into every model call's input in the history: keep each well under the limits
 INLINE_OUTPUT_CHARS = 256  # longer outputs cross a continue-as-new inside their step's archived result
 # Draining starts this far ahead of the limit: each running step still adds events until it ends or parks.
 DRAIN_EVENTS_PER_STEP, DRAIN_EVENTS_FIXED = 16, 40
@@ -198,15 +199,23 @@ class StepScheduler:
         return full
 
     def _whole_inputs(self, step: PlanStep) -> set[str]:
-        """Previewed dependencies the step's model gets whole, in dependency order, within its token allowance."""
-        left = min(getattr(step, "full_inputs_tokens", 0), self.ledger.tokens_left())
+        """Previewed dependencies the step's model gets whole, in dependency order: within its token allowance, within
+        what is left of the goal's tokens for every prompt that repeats them (each turn of each attempt or candidate;
+        checked when the step starts, not reserved: the goal's limit still stops calls), and within MAX_WHOLE_INPUT_BYTES."""
+        allowance = getattr(step, "full_inputs_tokens", 0)
+        if not allowance:
+            return set()
+        sends = getattr(step, "max_turns", 1) * step.max_attempts * len(getattr(step, "variants", None) or [None])
+        left, room = min(allowance, self.ledger.tokens_left() // sends), MAX_WHOLE_INPUT_BYTES
         whole: set[str] = set()
         for dep in step.depends_on:
             ref = self.full_outputs.get(dep)
-            tokens = -(-ref.size_bytes // BYTES_PER_TOKEN) if ref is not None else None
-            if tokens is not None and tokens <= left:
+            if ref is None:
+                continue
+            tokens = -(-ref.size_bytes // BYTES_PER_TOKEN)
+            if tokens <= left and ref.size_bytes <= room:
                 whole.add(dep)
-                left -= tokens
+                left, room = left - tokens, room - ref.size_bytes
         return whole
 
     async def _until_settled(self, running: dict[str, asyncio.Task[StepResult]], by_id: dict[str, PlanStep]) -> None:

@@ -102,8 +102,9 @@ class ToolGate:
         if problem:
             return Refused(f"{ErrorType.ARTIFACT_MISMATCH.value}: {problem}")
         decision = evaluate(self.desk.policy, step.role, spec.name, spec.side_effect, args, self.scopes)
-        self.events.emit(PolicyDecided, step_id=step.id, tool=spec.name, role=step.role, outcome=decision.outcome,
-                         rule=decision.rule.name if decision.rule else None, reason=short(decision.reason))
+        if not self.journal.at_awaited_request(step.id):  # a parked step's decision was told in the run that parked it
+            self.events.emit(PolicyDecided, step_id=step.id, tool=spec.name, role=step.role, outcome=decision.outcome,
+                             rule=decision.rule.name if decision.rule else None, reason=short(decision.reason))
         if decision.outcome == "deny":
             self.desk.record(ApprovalEventKind.POLICY_DENIED, step_id=step.id, tool=call.name, actor=step.role, detail=decision.reason)
             return Refused(f"{ErrorType.POLICY_DENIED.value}: {decision.reason}")
@@ -183,7 +184,7 @@ class ToolCaller:
     def _told(self, step: PlanStep, record: ToolCallRecord, outcome: Literal["ok", "error", "refused"]) -> None:
         spec = self.gate.catalogue.get(record.tool)
         self.gate.events.emit(
-            ToolCalled, step_id=step.id, tool=record.tool, side_effect=spec.side_effect.value if spec else None, outcome=outcome,
+            ToolCalled, step_id=step.id, tool=short(record.tool, 80), side_effect=spec.side_effect.value if spec else None, outcome=outcome,
             cached=record.cached, output_sha256=record.content_sha256, error=short(record.error) if record.error else None,
         )
 
