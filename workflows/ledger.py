@@ -8,6 +8,7 @@ can never spend more than the goal's budget.
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
 from temporalio import workflow
 
@@ -88,6 +89,16 @@ class GoalLedger:
             raise BudgetExceeded(self.exceeded)
         if self.budget.max_wall_seconds and (workflow.now() - self.started).total_seconds() >= self.budget.max_wall_seconds:
             self._stop(f"wall-clock budget of {self.budget.max_wall_seconds:g} s used up")
+
+    def time_left(self) -> timedelta | None:
+        """What is left of the goal's wall-clock budget (None: it has none): a call's timeouts never outlast it."""
+        if not self.budget.max_wall_seconds:
+            return None
+        return self.started + timedelta(seconds=self.budget.max_wall_seconds) - workflow.now()
+
+    def check_clock(self) -> None:
+        """BudgetExceeded if the goal's time is up: after a call that timed out on the deadline, this is the reason."""
+        self._check_clock()
 
     def tokens_left(self) -> int:
         """Tokens the goal may still use (what its subagents hold counts as used)."""
