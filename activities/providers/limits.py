@@ -39,7 +39,6 @@ class EndpointLimiter:
         self._refilled = time.monotonic()
         self._paused_until = 0.0  # monotonic; a 429's Retry-After
         self._turns = asyncio.Lock()  # FIFO: callers get their turn in the order they asked
-        self.waited_seconds = 0.0  # total time calls spent queued here (for logs and tests)
         self.rate_limited = 0  # 429s seen from this endpoint
 
     def pause(self, seconds: float) -> None:
@@ -58,12 +57,10 @@ class EndpointLimiter:
 
     async def _turn(self) -> None:
         async with self._turns:
-            started = time.monotonic()
             while (wait := self._wait(time.monotonic())) > 0:
                 await asyncio.sleep(wait)
             if self._rate:
                 self._tokens -= 1
-            self.waited_seconds += time.monotonic() - started
 
     @contextlib.asynccontextmanager
     async def slot(self, label: str) -> AsyncIterator[None]:
