@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import subprocess
 import sys
@@ -85,15 +86,9 @@ async def test_requests_per_minute_spreads_calls(monkeypatch: pytest.MonkeyPatch
 
 
 async def test_a_429_pauses_the_endpoint_for_its_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
-    replies = iter([429])
-
-    def first_limited(request: object) -> object:
-        status = next(replies, 200)
-        return provider(request) if status == 200 else limited_reply
-
-    provider = CrowdedProvider(limit=100, seconds=0.0)
-    with ScriptedServer(first_limited) as server:
-        limited_reply = Reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "1"})
+    limited = Reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "1"})
+    provider, calls = CrowdedProvider(limit=100, seconds=0.0), itertools.count()
+    with ScriptedServer(lambda request: limited if next(calls) == 0 else provider(request)) as server:  # only the first
         model = resolved(server.base_url)
         started = time.monotonic()
         with pytest.raises(ApplicationError) as caught:

@@ -84,7 +84,8 @@ class GoalLedger:
             cost_usd=used.cost_usd + held.cost_usd,
         )
 
-    def _check_clock(self) -> None:
+    def check_clock(self) -> None:
+        """BudgetExceeded if the goal's time is up (also after a call that timed out on the deadline: that is the reason)."""
         if self.exceeded:
             raise BudgetExceeded(self.exceeded)
         if self.budget.max_wall_seconds and (workflow.now() - self.started).total_seconds() >= self.budget.max_wall_seconds:
@@ -95,17 +96,12 @@ class GoalLedger:
         if not self.budget.max_wall_seconds:
             return None
         return self.started + timedelta(seconds=self.budget.max_wall_seconds) - workflow.now()
-
-    def check_clock(self) -> None:
-        """BudgetExceeded if the goal's time is up: after a call that timed out on the deadline, this is the reason."""
-        self._check_clock()
-
     def tokens_left(self) -> int:
         """Tokens the goal may still use (what its subagents hold counts as used)."""
         return max(0, self.budget.max_total_tokens - self._committed().total_tokens)
 
     def before_model_call(self) -> None:
-        self._check_clock()
+        self.check_clock()
         committed = self._committed()
         if committed.model_calls >= self.budget.max_model_calls:
             self._stop(f"model call budget of {self.budget.max_model_calls} used up")
@@ -117,7 +113,7 @@ class GoalLedger:
         self._warn()
 
     def before_tool_call(self) -> None:
-        self._check_clock()
+        self.check_clock()
         if self._committed().tool_calls >= self.budget.max_tool_calls:
             self._stop(f"tool call budget of {self.budget.max_tool_calls} used up")
         self.usage.tool_calls += 1
@@ -126,7 +122,7 @@ class GoalLedger:
     def carve(self, share: float) -> Budget:
         """A child's budget: `share` of what is left in every dimension (at least one call of each), held
         until `settle`. BudgetExceeded when nothing is left to give."""
-        self._check_clock()
+        self.check_clock()
         committed, budget = self._committed(), self.budget
         left_calls = budget.max_model_calls - committed.model_calls
         left_tools = budget.max_tool_calls - committed.tool_calls
