@@ -339,3 +339,46 @@ def sandbox_settings() -> SandboxSettings:
         wall_seconds=float(env("FOREMAN_SANDBOX_MAX_WALL_SECONDS", "60") or 60),
         memory_bytes=int(env("FOREMAN_SANDBOX_MEMORY_BYTES", str(512 * 1024**2)) or 512 * 1024**2),
     )
+
+
+def model_task_queue() -> str | None:
+    """The task queue of the model-call workers (FOREMAN_MODEL_TASK_QUEUE): when set, the planner stamps it on every
+    plan, goals schedule `call_model` there, and the main workers do not register `call_model` (`worker.py --models`)."""
+    return env("FOREMAN_MODEL_TASK_QUEUE")
+
+
+def model_queue_activities_per_second() -> float | None:
+    """Model calls started per second across every worker of the model queue (FOREMAN_MODEL_QUEUE_ACTIVITIES_PER_SECOND,
+    the server enforces it: `max_task_queue_activities_per_second`); unset: no queue-wide rate."""
+    raw = env("FOREMAN_MODEL_QUEUE_ACTIVITIES_PER_SECOND")
+    return _positive(float, "FOREMAN_MODEL_QUEUE_ACTIVITIES_PER_SECOND", raw) if raw else None
+
+
+@dataclass(frozen=True)
+class ProviderLimits:
+    """One worker's limits for calls to one provider endpoint (`activities.providers.limits`); None: no limit."""
+
+    max_concurrent: int | None = None
+    requests_per_minute: float | None = None
+
+
+def provider_limits(provider: Provider) -> ProviderLimits:
+    """FOREMAN_<PROVIDER>_MAX_CONCURRENT and FOREMAN_<PROVIDER>_REQUESTS_PER_MINUTE (e.g. FOREMAN_OPENAI_MAX_CONCURRENT=4),
+    per worker process and per endpoint (base_url) of that provider."""
+    prefix = f"FOREMAN_{provider.value.upper()}_"
+    concurrent, rpm = env(prefix + "MAX_CONCURRENT"), env(prefix + "REQUESTS_PER_MINUTE")
+    return ProviderLimits(
+        max_concurrent=_positive(int, prefix + "MAX_CONCURRENT", concurrent) if concurrent else None,
+        requests_per_minute=_positive(float, prefix + "REQUESTS_PER_MINUTE", rpm) if rpm else None,
+    )
+
+
+def _positive(kind: type, name: str, raw: str) -> float:
+    """`raw` as a positive number, or a non-retryable MODEL_CONFIG error naming the variable."""
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ApplicationError(f"{name} must be a positive number, got {raw!r}", type=ErrorType.MODEL_CONFIG.value, non_retryable=True)
+    return value

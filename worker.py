@@ -3,9 +3,12 @@
 
     python worker.py [--address HOST:PORT] [--namespace NS] [--task-queue Q] [--max-activities N]
     python worker.py --sandbox [--task-queue Q]     # Q defaults to FOREMAN_SANDBOX_TASK_QUEUE
+    python worker.py --models [--task-queue Q] [--max-activities N]   # Q defaults to FOREMAN_MODEL_TASK_QUEUE
 
 With FOREMAN_SANDBOX_TASK_QUEUE set, the main worker registers no code-running activity: goals send those to the
-sandbox workers (their plans name the queue), which can run on separate, locked-down machines.
+sandbox workers (their plans name the queue), which can run on separate, locked-down machines. With
+FOREMAN_MODEL_TASK_QUEUE set, likewise for `call_model`: model workers poll that queue under the server-enforced
+FOREMAN_MODEL_QUEUE_ACTIVITIES_PER_SECOND (README "Rate limits and backpressure").
 """
 
 from __future__ import annotations
@@ -43,13 +46,16 @@ def all_activities(
     """Every activity: planner, `call_model` (or a stand-in under the same activity name), verifier, every
     tool bound to `stores` (default: the stores the settings name, built now), and `call_mcp_tool` with the
     planner bound to `mcp` (default: the servers FOREMAN_MCP_CONFIG names; sessions open on first use). The
-    code-running ones only `with_sandbox` (default: unless FOREMAN_SANDBOX_TASK_QUEUE sends them to sandbox workers)."""
+    code-running ones only `with_sandbox` (default: unless FOREMAN_SANDBOX_TASK_QUEUE sends them to sandbox workers), and
+    no `call_model` of its own when FOREMAN_MODEL_TASK_QUEUE sends model calls to model workers."""
     stores = stores or from_settings()
     mcp = mcp or McpServers.from_settings()
     if with_sandbox is None:
         with_sandbox = settings.sandbox_task_queue() is None
+    if call_model is None and settings.model_task_queue() is None:
+        call_model = ModelCalls(stores.cache).call_model
     return [
-        Planner(mcp).plan_goal, call_model or ModelCalls(stores.cache).call_model, verify_output,
+        Planner(mcp).plan_goal, *([call_model] if call_model else []), verify_output,
         *_content_activities(stores), *tool_activities(stores, sandboxed=None if with_sandbox else False),
         McpTools(mcp, stores.content, Idempotency(stores.ledger)).call_mcp_tool,
         *([CheckTests(Sandbox.from_settings(stores.workspace)).run_check_tests] if with_sandbox else []),
@@ -96,6 +102,20 @@ def build_sandbox_worker(client: Client, task_queue: str, *, max_concurrent_acti
     return Worker(client, task_queue=task_queue, activities=sandbox_activities(stores), max_concurrent_activities=max_concurrent_activities)
 
 
+def build_model_worker(
+    client: Client, task_queue: str, *, max_concurrent_activities: int = 4, activities_per_second: float | None = None,
+    stores: Stores | None = None, activities: list | None = None,
+) -> Worker:
+    """A worker that only makes model calls (`call_model`, or a stand-in under that name), on the model queue: at most
+    `max_concurrent_activities` here, and `activities_per_second` started across every worker of the queue (enforced
+    by the server; default: FOREMAN_MODEL_QUEUE_ACTIVITIES_PER_SECOND)."""
+    rate = activities_per_second if activities_per_second is not None else settings.model_queue_activities_per_second()
+    return Worker(
+        client, task_queue=task_queue, activities=activities or [ModelCalls((stores or from_settings()).cache).call_model],
+        max_concurrent_activities=max_concurrent_activities, max_task_queue_activities_per_second=rate,
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description="Run a Foreman worker.")
     parser.add_argument("--address", default=settings.temporal_address())
@@ -104,12 +124,17 @@ async def main() -> None:
     parser.add_argument("--max-activities", type=int, default=8, help="concurrent activities (model calls, tools)")
     parser.add_argument("--max-workflow-tasks", type=int, default=16)
     parser.add_argument("--sandbox", action="store_true", help="run only sandboxed code (queue: FOREMAN_SANDBOX_TASK_QUEUE)")
+    parser.add_argument("--models", action="store_true", help="run only model calls (queue: FOREMAN_MODEL_TASK_QUEUE)")
     args = parser.parse_args()
-    if args.sandbox:
-        # The sandbox queue unless --task-queue names another: a sandbox worker never polls the goals' queue by default.
-        args.task_queue = settings.sandbox_task_queue() if args.task_queue == settings.task_queue() else args.task_queue
-        if not args.task_queue:
-            parser.error("--sandbox needs FOREMAN_SANDBOX_TASK_QUEUE (or --task-queue)")
+    if args.sandbox and args.models:
+        parser.error("--sandbox and --models are separate workers")
+    for flag, queue, variable in ((args.sandbox, settings.sandbox_task_queue, "FOREMAN_SANDBOX_TASK_QUEUE"),
+                                  (args.models, settings.model_task_queue, "FOREMAN_MODEL_TASK_QUEUE")):
+        # That queue unless --task-queue names another: such a worker never polls the goals' queue by default.
+        if flag:
+            args.task_queue = queue() if args.task_queue == settings.task_queue() else args.task_queue
+            if not args.task_queue:
+                parser.error(f"{'--sandbox' if args.sandbox else '--models'} needs {variable} (or --task-queue)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     configure_tracing("foreman-worker")
     stores = from_settings()  # built once, before connecting: a misconfigured store stops the worker at once
@@ -118,6 +143,8 @@ async def main() -> None:
     if args.sandbox:
         Sandbox.from_settings(stores.workspace).check()  # a sandbox worker without bwrap stops at once, never runs code bare
         worker = build_sandbox_worker(client, args.task_queue, max_concurrent_activities=args.max_activities, stores=stores)
+    elif args.models:
+        worker = build_model_worker(client, args.task_queue, max_concurrent_activities=args.max_activities, stores=stores)
     else:
         await registered(client, args.namespace)  # asked now: a namespace without them is warned about at start, once
         worker = build_worker(

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from temporalio import activity
 
 import settings
-from activities.providers.base import get_provider
+from activities.providers.base import complete
 from contracts.llm import CALL_MODEL_ACTIVITY, CacheUse, ModelRequest, ModelResponse, TokenUsage
 from core.hashing import sha256_text
 from stores.protocols import CallCache
@@ -67,7 +67,7 @@ class ModelCalls:
         if hit is not None:
             response = hit.model_copy(update={"cached": True, "usage": TokenUsage(), "cost_usd": 0.0, "latency_ms": 0.0})
         else:
-            response = await get_provider(model.provider).complete(request, model)
+            response = await complete(request, model)
             if key is not None:
                 await asyncio.to_thread(self.cache.put, key, response.model_dump_json())
         trace.get_current_span().set_attributes(

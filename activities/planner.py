@@ -23,7 +23,7 @@ from core.plan_validation import plan_problems, tools_named
 from core.relevance import ungrounded_steps
 from activities.mcp import Listing, McpServers
 from activities.search_attributes import registered
-from activities.providers.base import get_provider
+from activities.providers.base import complete
 from contracts.errors import ErrorType
 from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole, ModelSpec, TokenUsage
 from contracts.mcp import McpToolSpec
@@ -235,7 +235,6 @@ async def plan_with_model(request: PlanRequest, mcp_tools: list[McpToolSpec] | N
     """`mcp_tools`: MCP tools the planner's model may give steps (beside the built-ins)."""
     mcp_tools = mcp_tools or []
     model = settings.resolve_model(ModelRole.PLANNER, request.spec)
-    provider = get_provider(model.provider)
     catalogue = settings.model_catalogue()
     offered = sorted(TOOLS) + [s.name for s in mcp_tools] if mcp_tools else None
     schema_json = json.dumps(draft_schema(request.max_steps, sorted(catalogue), offered))
@@ -244,7 +243,7 @@ async def plan_with_model(request: PlanRequest, mcp_tools: list[McpToolSpec] | N
     usage = TokenUsage()
     cost = 0.0
     for _ in range(request.max_repair_attempts + 1):
-        response = await provider.complete(
+        response = await complete(
             ModelRequest(role=ModelRole.PLANNER, spec=request.spec, messages=messages, response_schema_json=schema_json),
             model,
         )
@@ -353,9 +352,13 @@ class Planner:
             plan = plan_from_playbook(request, playbook, listing)
         else:
             plan = await plan_with_model(request, await self._mcp.every_spec() if self._mcp is not None else [])
-        # Stamped here, in the activity's result: the workflow routes code to the sandbox workers from its history, never from env;
-        # and upserts only the search attributes this answer names (the workflow cannot ask the server itself).
-        return plan.model_copy(update={"sandbox_task_queue": settings.sandbox_task_queue(), "search_attributes": await _search_attributes()})
+        # Stamped here, in the activity's result: the workflow routes code to the sandbox workers and model calls to the model
+        # workers from its history, never from env; and upserts only the search attributes this answer names (the workflow
+        # cannot ask the server itself).
+        return plan.model_copy(update={
+            "sandbox_task_queue": settings.sandbox_task_queue(), "model_task_queue": settings.model_task_queue(),
+            "search_attributes": await _search_attributes(),
+        })
 
 
 async def _search_attributes() -> list[str]:

@@ -13,7 +13,7 @@ import jsonschema
 from temporalio import activity
 
 import settings
-from activities.providers.base import get_provider
+from activities.providers.base import complete
 from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole
 from contracts.sandbox import SandboxRun
 from core.untrusted import UNTRUSTED_NOTE, step_output
@@ -159,7 +159,7 @@ async def _judge(request: VerifyRequest, check: JudgedCheck, verdict: Verdict) -
             f"OUTPUT:\n{step_output(request.step_id, request.output)}",
         ),
     ]
-    response = await get_provider(model.provider).complete(
+    response = await complete(
         ModelRequest(role=ModelRole.VERIFIER, spec=request.judge, messages=messages, response_schema_json=json.dumps(schema)),
         model,
     )

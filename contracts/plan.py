@@ -198,6 +198,9 @@ class Plan(BaseModel):
     sandbox_task_queue: str | None = Field(
         default=None, description="Where sandboxed code runs (the planning worker's FOREMAN_SANDBOX_TASK_QUEUE); None: the goal's own queue.",
     )
+    model_task_queue: str | None = Field(
+        default=None, description="Where `call_model` runs (the planning worker's FOREMAN_MODEL_TASK_QUEUE); None: the goal's own queue.",
+    )
     search_attributes: list[str] = Field(
         default_factory=list, description="Foreman's search attributes the namespace has (the planning worker asked): the only ones the goal upserts.",
     )

@@ -19,6 +19,7 @@ class ActivityConfig:
     retry_policy: RetryPolicy
     heartbeat_timeout: timedelta | None = None
     schedule_to_close_timeout: timedelta | None = None
+    schedule_to_start_timeout: timedelta | None = None
 
     def with_overrides(
         self, *, start_to_close_timeout: timedelta | None = None, maximum_attempts: int | None = None
@@ -28,13 +29,27 @@ class ActivityConfig:
             retry = replace(retry, maximum_attempts=maximum_attempts)
         return replace(self, start_to_close_timeout=start_to_close_timeout or self.start_to_close_timeout, retry_policy=retry)
 
+    def within(self, time_left: timedelta | None) -> "ActivityConfig":
+        """Cut to a deadline `time_left` away (None: none): the call, its retries and its time queued end by then."""
+        if time_left is None:
+            return self
+        left = max(time_left, MINIMUM_TIMEOUT)
+        whole = min(self.schedule_to_close_timeout or left, left)
+        return replace(self, schedule_to_close_timeout=whole, schedule_to_start_timeout=whole)
+
     def kwargs(self) -> dict:
         options: dict = {"start_to_close_timeout": self.start_to_close_timeout, "retry_policy": self.retry_policy}
         if self.heartbeat_timeout is not None:
             options["heartbeat_timeout"] = self.heartbeat_timeout
         if self.schedule_to_close_timeout is not None:
             options["schedule_to_close_timeout"] = self.schedule_to_close_timeout
+        if self.schedule_to_start_timeout is not None:
+            options["schedule_to_start_timeout"] = self.schedule_to_start_timeout
         return options
+
+
+# Temporal rejects a zero timeout; a deadline already passed still gets this long (the ledger stops the goal first).
+MINIMUM_TIMEOUT = timedelta(seconds=1)
 
 
 def _retry(initial: float, maximum: float, attempts: int) -> RetryPolicy:
@@ -47,11 +62,16 @@ def _retry(initial: float, maximum: float, attempts: int) -> RetryPolicy:
     )
 
 
-# Model calls: slow and rate-limited; heartbeats let a dead worker's call be retried within seconds.
+# Model calls: slow and rate-limited; heartbeats let a dead worker's call be retried within seconds. Retried until
+# MODEL_CALL_PATIENCE (or the goal's deadline, `within`) rather than a number of attempts: a 429 storm or a provider
+# outage spends time, each retry spaced as the provider's Retry-After asks, never a goal's attempts; errors retrying
+# cannot fix are non-retryable and fail at once.
+MODEL_CALL_PATIENCE = timedelta(minutes=30)
 MODEL_CALL = ActivityConfig(
     start_to_close_timeout=timedelta(minutes=5),
     heartbeat_timeout=timedelta(seconds=10),
-    retry_policy=_retry(1.0, 60.0, 6),
+    retry_policy=_retry(1.0, 60.0, 0),  # 0: no limit on attempts (bounded by schedule_to_close)
+    schedule_to_close_timeout=MODEL_CALL_PATIENCE,
 )
 # Planning may make several model calls (repair attempts) inside one activity.
 PLANNER = ActivityConfig(

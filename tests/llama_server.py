@@ -4,6 +4,7 @@
 the OpenAI adapter is exercised over HTTP exactly as against vLLM/Ollama/OpenAI; startup is
 bounded and shutdown is terminate-then-kill. `ScriptedServer` is a tiny threaded HTTP server on
 127.0.0.1 that records each request and answers from a script, for vendor payloads and errors.
+`CrowdedProvider` is a script for it: a provider that answers 429 with Retry-After above N concurrent requests.
 """
 
 from __future__ import annotations
@@ -172,3 +173,39 @@ class ScriptedServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
+
+
+class CrowdedProvider:
+    """A `ScriptedServer` responder: an OpenAI-compatible model that takes `seconds` per request and answers 429 (with
+    `Retry-After`) to a request arriving while `limit` are in flight. Counts what it saw; `times` keeps, per goal (the
+    last user message), when each request arrived and its status, to check the spacing clients kept."""
+
+    def __init__(self, limit: int, seconds: float = 0.1, retry_after: float = 1.0) -> None:
+        self.limit, self.seconds, self.retry_after = limit, seconds, retry_after
+        self._lock = threading.Lock()
+        self.in_flight = self.peak = self.served = self.rejected = 0
+        self.times: dict[str, list[tuple[float, int]]] = {}
+
+    def __call__(self, request: Recorded) -> Reply:
+        messages = request.body.get("messages", []) if isinstance(request.body, dict) else []
+        goal = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
+        with self._lock:
+            crowded = self.in_flight >= self.limit
+            self.times.setdefault(goal, []).append((time.monotonic(), 429 if crowded else 200))
+            if crowded:
+                self.rejected += 1
+                error = {"error": {"message": "Rate limit reached: too many concurrent requests", "type": "requests"}}
+                return Reply(429, error, {"Retry-After": f"{self.retry_after:g}"})
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        try:
+            time.sleep(self.seconds)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+                self.served += 1
+        return Reply(body={
+            "id": "c", "object": "chat.completion", "model": "crowded",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "A fact."}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
+        })

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 import settings
+from contracts.llm import Provider
 from stores import from_settings
 from stores.cache_postgres import PostgresCallCache
 from stores.content_s3 import S3ContentStore
@@ -60,3 +61,14 @@ def test_the_workers_settings_build_the_shared_backends(monkeypatch: pytest.Monk
     assert (built.content.endpoint_url, built.content.bucket) == ("http://minio:9000", "foreman")
     bucket_job = compose()["services"]["minio-bucket"]["entrypoint"]
     assert bucket_job[-1].split("/", 1)[1] == built.content.bucket  # the one-shot creates the bucket the workers use
+
+
+def test_model_workers_poll_the_queue_the_workers_send_model_calls_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    services = compose()["services"]
+    worker, models = services["worker"], services["model-worker"]
+    assert models["environment"] == worker["environment"] and models["command"][:3] == ["python", "worker.py", "--models"]
+    for name, value in worker["environment"].items():
+        monkeypatch.setenv(name, with_defaults(value))
+    assert settings.model_task_queue() == "foreman-models"  # planners stamp it; `--models` polls it
+    assert settings.model_queue_activities_per_second() is None  # empty: no limit until the operator sets one
+    assert settings.provider_limits(Provider.OPENAI) == settings.ProviderLimits()

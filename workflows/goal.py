@@ -81,7 +81,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.ledger import GoalLedger
     from workflows.scheduler import StepScheduler
     from workflows.steps import StepContext, step_runners
-    from workflows.routing import SandboxRoute
+    from workflows.routing import Route, SandboxRoute
     from workflows.tool_gate import ToolCaller, ToolGate
     from workflows.verification import Verification
     from workflows.visibility import Visibility
@@ -115,6 +115,7 @@ class GoalWorkflow:
         self._approvals = ApprovalRouter(self._desk, self._escalations, request.parent)
         self._journal = Journal()
         self._route = SandboxRoute()  # the plan names the sandbox task queue (set in _plan, or restored)
+        self._model_route = Route()  # and the model-call task queue, the same way
         self._verification = Verification(request, self._ledger, self._progress, self._journal, self._events, self._route)
         catalogue = ToolCatalogue()  # the MCP tools arrive with the plan (an activity result), never from the worker's config
         context = StepContext(
@@ -129,6 +130,7 @@ class GoalWorkflow:
             journal=self._journal,
             catalogue=catalogue,
             events=self._events,
+            model_route=self._model_route,
         )
         self._executor = StepExecutor(context, step_runners(context), self._escalations, can_replan=lambda: self._scheduler.can_revise())
         self._scheduler = StepScheduler(request, self._executor, self._ledger, self._progress, catalogue, self._events)
@@ -150,6 +152,7 @@ class GoalWorkflow:
         self._journal.restore(carry.journals)
         self._scheduler.restore(carry.scheduler)
         self._route.task_queue = carry.scheduler.plan.sandbox_task_queue
+        self._model_route.task_queue = carry.scheduler.plan.model_task_queue
         self._continuations = list(carry.continuations)
         self._events.restore(carry.events_seq, [c.run_id for c in carry.continuations])
 
@@ -337,6 +340,7 @@ class GoalWorkflow:
         self._events.planned(plan, request.models.planner)
         self._ledger.charge_model(plan.usage, plan.cost_usd, calls=plan.model_calls)
         self._route.task_queue = plan.sandbox_task_queue
+        self._model_route.task_queue = plan.model_task_queue
         self._desk.policy = self._escalations.policy = with_inherited(
             plan.policy, request.inherited_gates, request.inherited_approvers, request.inherited_require_signatures,
             request.inherited_escalations)

@@ -8,6 +8,7 @@ can never spend more than the goal's budget.
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
 from temporalio import workflow
 
@@ -85,18 +86,24 @@ class GoalLedger:
             cost_usd=used.cost_usd + held.cost_usd,
         )
 
-    def _check_clock(self) -> None:
+    def check_clock(self) -> None:
+        """BudgetExceeded if the goal's time is up (also after a call that timed out on the deadline: that is the reason)."""
         if self.exceeded:
             raise BudgetExceeded(self.exceeded)
         if self.budget.max_wall_seconds and (workflow.now() - self.started).total_seconds() >= self.budget.max_wall_seconds:
             self._stop(f"wall-clock budget of {self.budget.max_wall_seconds:g} s used up")
 
+    def time_left(self) -> timedelta | None:
+        """What is left of the goal's wall-clock budget (None: it has none): a call's timeouts never outlast it."""
+        if not self.budget.max_wall_seconds:
+            return None
+        return self.started + timedelta(seconds=self.budget.max_wall_seconds) - workflow.now()
     def tokens_left(self) -> int:
         """Tokens the goal may still use (what its subagents hold counts as used)."""
         return max(0, self.budget.max_total_tokens - self._committed().total_tokens)
 
     def before_model_call(self) -> None:
-        self._check_clock()
+        self.check_clock()
         committed = self._committed()
         if committed.model_calls >= self.budget.max_model_calls:
             self._stop(f"model call budget of {self.budget.max_model_calls} used up")
@@ -108,7 +115,7 @@ class GoalLedger:
         self._warn()
 
     def before_tool_call(self) -> None:
-        self._check_clock()
+        self.check_clock()
         if self._committed().tool_calls >= self.budget.max_tool_calls:
             self._stop(f"tool call budget of {self.budget.max_tool_calls} used up")
         self.usage.tool_calls += 1
@@ -117,7 +124,7 @@ class GoalLedger:
     def carve(self, share: float) -> Budget:
         """A child's budget: `share` of what is left in every dimension (at least one call of each), held
         until `settle`. BudgetExceeded when nothing is left to give."""
-        self._check_clock()
+        self.check_clock()
         committed, budget = self._committed(), self.budget
         left_calls = budget.max_model_calls - committed.model_calls
         left_tools = budget.max_tool_calls - committed.tool_calls

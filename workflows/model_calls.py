@@ -1,10 +1,14 @@
 """One `call_model` activity for a step (workflow code): reserved against the budget before it is
 awaited, recorded in the step's result with provenance and usage. A call the worker's cache answered is
-not a model call: its reservation is released and it counts as a cache hit."""
+not a model call: its reservation is released and it counts as a cache hit.
+
+Backpressure: the call goes to the plan's model task queue (`Route`), and its timeouts end by the goal's deadline
+(`Budget.max_wall_seconds`), queueing included; a call cut off by that deadline ends the goal as over budget."""
 
 from __future__ import annotations
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from contracts.continuation import EntryKind, JournalEntry
@@ -16,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.events import EventLog
     from workflows.journal import Journal
     from workflows.ledger import GoalLedger
+    from workflows.routing import Route
 
 
 def cache_use(request: GoalRequest, step: PlanStep) -> CacheUse:
@@ -28,13 +33,13 @@ def cache_use(request: GoalRequest, step: PlanStep) -> CacheUse:
 async def call_model(
     ledger: GoalLedger, spec: ModelSpec, messages: list[ChatMessage], result: StepResult, summary: str,
     tools: list[ToolSchema] | None = None, response_schema_json: str | None = None, cache: CacheUse = CacheUse.DETERMINISTIC,
-    journal: Journal | None = None, events: EventLog | None = None,
+    journal: Journal | None = None, events: EventLog | None = None, route: Route | None = None,
 ) -> ModelResponse:
     """`journal`: a resumed step's completed call is answered from it (already charged in the carried ledger, and
     already told as an event by the run that made it)."""
     replayed = journal.replayed(result.step_id, EntryKind.MODEL) if journal else None
     response = replayed.response if replayed and replayed.response else await _execute(
-        ledger, spec, messages, summary, tools, response_schema_json, cache)
+        ledger, spec, messages, summary, tools, response_schema_json, cache, route or Route())
     if journal and not replayed:
         journal.record(result.step_id, JournalEntry(kind=EntryKind.MODEL, response=response))
     if events and not replayed:
@@ -59,19 +64,24 @@ async def call_model(
 
 async def _execute(
     ledger: GoalLedger, spec: ModelSpec, messages: list[ChatMessage], summary: str, tools: list[ToolSchema] | None,
-    response_schema_json: str | None, cache: CacheUse,
+    response_schema_json: str | None, cache: CacheUse, route: Route,
 ) -> ModelResponse:
     ledger.before_model_call()
-    response = await workflow.execute_activity(
-        CALL_MODEL_ACTIVITY,
-        ModelRequest(
-            role=ModelRole.EXECUTOR, spec=spec, messages=list(messages), tools=tools or [],
-            response_schema_json=response_schema_json, cache=cache,
-        ),
-        result_type=ModelResponse,
-        summary=summary,
-        **MODEL_CALL.kwargs(),
-    )
+    try:
+        response = await workflow.execute_activity(
+            CALL_MODEL_ACTIVITY,
+            ModelRequest(
+                role=ModelRole.EXECUTOR, spec=spec, messages=list(messages), tools=tools or [],
+                response_schema_json=response_schema_json, cache=cache,
+            ),
+            result_type=ModelResponse,
+            summary=summary,
+            **route.options(),
+            **MODEL_CALL.within(ledger.time_left()).kwargs(),
+        )
+    except ActivityError:
+        ledger.check_clock()  # cut off by the goal's deadline (queued or retrying): that is why, and the goal ends
+        raise
     ledger.charge_model(response.usage, response.cost_usd, calls=0)  # the call was reserved
     if response.cached:  # answered from the cache: no provider call was made, so none is counted
         ledger.usage.model_calls -= 1

@@ -1,5 +1,6 @@
-"""Where a goal's sandboxed activities run (workflow code): the task queue its plan names, which the planning
-worker stamped from its configuration; so routing comes from history, never from the workflow reading env."""
+"""Where a goal's routed activities run (workflow code): the task queues its plan names, which the planning worker
+stamped from its configuration (sandboxed code: FOREMAN_SANDBOX_TASK_QUEUE; model calls: FOREMAN_MODEL_TASK_QUEUE); so
+routing comes from history, never from the workflow reading env."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from dataclasses import dataclass
 
 
 @dataclass
-class SandboxRoute:
+class Route:
     """Set once the plan is known (or restored after continue-as-new); None: the goal's own task queue."""
 
     task_queue: str | None = None
 
     def options(self) -> dict[str, str]:
-        """Extra `execute_activity` options for an activity that runs code."""
+        """Extra `execute_activity` options for an activity sent this way."""
         return {"task_queue": self.task_queue} if self.task_queue else {}
+
+
+SandboxRoute = Route  # activities that run code (tool gate, `tests` checks)

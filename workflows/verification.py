@@ -55,16 +55,20 @@ class Verification:
                 self.ledger.usage.model_calls -= reserved  # release what this verification had reserved
                 raise
         test_runs = [await self._run_tests(step_id, output, check) for check in checks if isinstance(check, TestsCheck)]
-        verdict = await workflow.execute_activity(
-            VERIFY_OUTPUT_ACTIVITY,
-            VerifyRequest(
-                step_id=step_id, goal=self.request.goal, instruction=instruction, output=output,
-                checks=checks, judge=self.request.models.verifier, test_runs=test_runs,
-            ),
-            result_type=Verdict,
-            summary=summary,
-            **VERIFIER.kwargs(),
-        )
+        try:
+            verdict = await workflow.execute_activity(
+                VERIFY_OUTPUT_ACTIVITY,
+                VerifyRequest(
+                    step_id=step_id, goal=self.request.goal, instruction=instruction, output=output,
+                    checks=checks, judge=self.request.models.verifier, test_runs=test_runs,
+                ),
+                result_type=Verdict,
+                summary=summary,
+                **VERIFIER.within(self.ledger.time_left()).kwargs(),  # judge calls end by the goal's deadline too
+            )
+        except ActivityError:
+            self.ledger.check_clock()  # cut off by the goal's deadline: that is why, and the goal ends
+            raise
         if verdict.model_calls or judged:
             self.events.model_calls(step_id, ModelRole.VERIFIER, self.request.models.verifier, verdict.model_calls, verdict.usage,
                                     verdict.cost_usd)

@@ -1,13 +1,15 @@
 """The provider contract: turn a `ModelRequest` into a `ModelResponse` for one resolved model.
 
 Providers make exactly one attempt: Temporal's retry policy owns retries, so failures are raised
-as `ApplicationError` with a typed `type` (see `http_errors`).
+as `ApplicationError` with a typed `type` (see `http_errors`). Activities call them through `complete`, which
+waits for this worker's turn at the endpoint first (`limits`).
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from activities.providers.limits import limiter
 from contracts.llm import ModelRequest, ModelResponse, Provider
 from settings import ResolvedModel
 
@@ -33,3 +35,9 @@ def get_provider(provider: Provider) -> ModelProvider:
 
         return AnthropicProvider()
     raise ValueError(f"unknown provider {provider!r}")
+
+
+async def complete(request: ModelRequest, model: ResolvedModel) -> ModelResponse:
+    """One model call within this worker's limits for the model's endpoint (every activity's way to a provider)."""
+    async with limiter(model).slot(model.provider.value):
+        return await get_provider(model.provider).complete(request, model)

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.failures import StepFailed
     from workflows.journal import Journal
     from workflows.ledger import GoalLedger
+    from workflows.routing import Route
     from workflows.tool_gate import ToolCaller
     from workflows.verification import Verification
 
@@ -39,6 +40,7 @@ class StepContext:
     journal: Journal  # what running steps completed, for resuming a parked one after continue-as-new
     catalogue: ToolCatalogue  # built-ins plus the MCP tools the goal's plans recorded
     events: EventLog  # what happened, in order, for the `events` query
+    model_route: Route = field(default_factory=Route)  # the task queue of `call_model` (the plan's model queue)
     revised_steps: set[str] = field(default_factory=set)  # steps a revised plan added: a model wrote them after reading outputs
 
 

@@ -1,0 +1,232 @@
+"""Backpressure against a real crowded provider: an OpenAI-compatible server on 127.0.0.1 that answers 429 with
+Retry-After above N concurrent requests (`CrowdedProvider`), called through the real `openai` adapter.
+
+The worker's limiter (concurrency, requests per minute, the pause after a 429) is tested on its own; then bursts of
+goals on the real dev server with `call_model` on its own task queue (model workers under the server-enforced
+`max_task_queue_activities_per_second`); and a goal whose model calls cannot be served ends at its deadline with a
+typed reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+
+import settings
+from activities.providers.base import complete
+from activities.providers.limits import limiter
+from contracts.errors import ErrorType
+from contracts.goal import Budget, GoalRequest, GoalResult, GoalStatus
+from contracts.llm import CALL_MODEL_ACTIVITY, ChatMessage, ChatRole, ModelRequest, ModelRole, Provider
+from core.options import MODEL_CALL, MODEL_CALL_PATIENCE
+from settings import ResolvedModel
+from tests.helpers import replay, single_step_playbook
+from tests.llama_server import CrowdedProvider, Reply, ScriptedServer
+from worker import all_activities, build_model_worker, build_worker
+from workflows.goal import GoalWorkflow
+
+
+def resolved(base_url: str) -> ResolvedModel:
+    return ResolvedModel(
+        provider=Provider.OPENAI, model="crowded", base_url=base_url + "/v1", api_key=None, temperature=0.0, max_tokens=16,
+        input_usd_per_mtok=0.0, output_usd_per_mtok=0.0, timeout_seconds=30.0,
+    )
+
+
+def ask(text: str) -> ModelRequest:
+    return ModelRequest(role=ModelRole.EXECUTOR, messages=[ChatMessage(role=ChatRole.USER, content=text)])
+
+
+async def burst(model: ResolvedModel, count: int) -> list[BaseException | object]:
+    return await asyncio.gather(*(complete(ask(f"call {i}"), model) for i in range(count)), return_exceptions=True)
+
+
+# --- the worker's limiter -------------------------------------------------------------------------
+
+
+async def test_concurrency_limit_keeps_a_burst_under_the_providers(monkeypatch: pytest.MonkeyPatch) -> None:
+    provider = CrowdedProvider(limit=2, seconds=0.2)
+    with ScriptedServer(provider) as server:
+        unlimited = await burst(resolved(server.base_url), 8)  # the provider is real: a burst gets 429s
+        storm = provider.rejected
+        monkeypatch.setenv("FOREMAN_OPENAI_MAX_CONCURRENT", "2")
+        before = provider.rejected
+        limited = await burst(resolved(server.base_url), 8)
+    print(f"\n8 calls at once, provider limit 2: {storm} x 429 without a limit, {provider.rejected - before} with it")
+    assert storm > 0 and any(isinstance(r, ApplicationError) and r.type == ErrorType.MODEL_RATE_LIMITED for r in unlimited)
+    assert provider.rejected == before and not any(isinstance(r, BaseException) for r in limited)
+    assert provider.peak == 2
+
+
+async def test_requests_per_minute_spreads_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOREMAN_OPENAI_REQUESTS_PER_MINUTE", "240")  # 4 a second, at most a second's worth at once
+    provider = CrowdedProvider(limit=100, seconds=0.0)
+    with ScriptedServer(provider) as server:
+        started = time.monotonic()  # the bucket is built (full: 4 tokens) on the first call
+        results = await burst(resolved(server.base_url), 8)
+    assert not any(isinstance(r, BaseException) for r in results)
+    arrivals = sorted(t - started for times in provider.times.values() for t, _ in times)
+    # The 5th call waits for a token a quarter second after the bucket was full, the 6th half a second, ...
+    for index in range(4, 8):
+        assert arrivals[index] >= (index - 3) * 0.25 - 0.01, arrivals
+
+
+async def test_a_429_pauses_the_endpoint_for_its_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    limited = Reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "1"})
+    provider, calls = CrowdedProvider(limit=100, seconds=0.0), itertools.count()
+    with ScriptedServer(lambda request: limited if next(calls) == 0 else provider(request)) as server:  # only the first
+        model = resolved(server.base_url)
+        started = time.monotonic()
+        with pytest.raises(ApplicationError) as caught:
+            await complete(ask("first"), model)
+        await complete(ask("second"), model)  # this worker waits out the pause the provider asked for
+        waited = time.monotonic() - started
+    assert caught.value.type == ErrorType.MODEL_RATE_LIMITED and caught.value.next_retry_delay == timedelta(seconds=1)
+    assert waited >= 0.95 and limiter(model).rate_limited == 1
+
+
+async def test_bad_limit_settings_are_a_typed_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOREMAN_OPENAI_MAX_CONCURRENT", "none")
+    with pytest.raises(ApplicationError) as caught:
+        await complete(ask("hi"), resolved("http://127.0.0.1:9"))
+    assert caught.value.type == ErrorType.MODEL_CONFIG and caught.value.non_retryable
+    assert "FOREMAN_OPENAI_MAX_CONCURRENT" in caught.value.message
+
+
+def test_model_call_timeouts_follow_the_goals_deadline() -> None:
+    """Attempts are unlimited, time is not: 30 minutes, or what is left of the goal's wall-clock budget."""
+    assert MODEL_CALL.retry_policy.maximum_attempts == 0 and MODEL_CALL.schedule_to_close_timeout == MODEL_CALL_PATIENCE
+    assert MODEL_CALL.within(None) is MODEL_CALL
+    cut = MODEL_CALL.within(timedelta(seconds=12)).kwargs()
+    assert cut["schedule_to_close_timeout"] == cut["schedule_to_start_timeout"] == timedelta(seconds=12)
+    assert MODEL_CALL.within(timedelta(hours=2)).schedule_to_close_timeout == MODEL_CALL_PATIENCE
+    assert MODEL_CALL.within(timedelta(seconds=-3)).schedule_to_close_timeout == timedelta(seconds=1)
+
+
+# --- bursts of goals on the dev server ------------------------------------------------------------
+
+
+def crowded_models(monkeypatch: pytest.MonkeyPatch, server: ScriptedServer, model_queue: str) -> None:
+    monkeypatch.setenv("FOREMAN_MODEL_PROVIDER", "openai")
+    monkeypatch.setenv("FOREMAN_MODEL_BASE_URL", server.base_url + "/v1")
+    monkeypatch.setenv("FOREMAN_MODEL_NAME", "crowded")
+    monkeypatch.setenv("FOREMAN_MODEL_TASK_QUEUE", model_queue)
+
+
+async def run_burst(client: Client, task_queue: str, playbook: str, goals: int, request: dict | None = None) -> list[GoalResult]:
+    handles: list[WorkflowHandle] = await asyncio.gather(*(
+        client.start_workflow(
+            GoalWorkflow.run, GoalRequest(goal=f"Burst goal {i}", playbook=playbook, cache=False, **(request or {})),
+            id=f"burst-{uuid.uuid4().hex[:10]}", task_queue=task_queue,
+        )
+        for i in range(goals)
+    ))
+    async with asyncio.timeout(90):
+        results = await asyncio.gather(*(h.result() for h in handles))
+    for handle in handles[:3]:  # a few histories replay (each goal's shape is the same)
+        await replay(await handle.fetch_history())
+    return results
+
+
+@contextlib.contextmanager
+def model_worker_process(address: str, model_queue: str, log: Path, max_activities: int) -> Iterator[None]:
+    """`worker.py --models` in its own process (its own limiter), with this test's environment, once it polls."""
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "worker.py", "--models", "--address", address, "--max-activities", str(max_activities)],
+            cwd=settings.PROJECT_ROOT, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ},
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "worker polling" not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def test_fifty_goals_queue_instead_of_storming(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """50 goals at once against a provider that allows 4 concurrent requests: two model workers (this process and
+    another, each with 4 activity slots and FOREMAN_OPENAI_MAX_CONCURRENT=2: the provider's 4 shared out) poll the model
+    queue, which starts at most 40 calls a second across both. All goals complete; the provider sees no storm."""
+    provider = CrowdedProvider(limit=4, seconds=0.05, retry_after=1.0)
+    model_queue = f"{task_queue}-models"
+    playbook = single_step_playbook(tmp_path, monkeypatch, tools=[])
+    with ScriptedServer(provider) as server:
+        crowded_models(monkeypatch, server, model_queue)
+        monkeypatch.setenv("FOREMAN_OPENAI_MAX_CONCURRENT", "2")
+        address = client.service_client.config.target_host
+        with model_worker_process(address, model_queue, tmp_path / "model-worker.log", max_activities=4):
+            main = build_worker(client, task_queue, activities=all_activities())  # no call_model here: the model queue has it
+            models = build_model_worker(client, model_queue, max_concurrent_activities=4, activities_per_second=40)
+            started = time.monotonic()
+            async with main, models:
+                results = await run_burst(client, task_queue, playbook, 50)
+            elapsed = time.monotonic() - started
+        history = await client.get_workflow_handle(results[0].workflow_id).fetch_history()
+    print(f"\n50 goals: {elapsed:.1f} s, provider saw {provider.served + provider.rejected} requests, "
+          f"{provider.rejected} x 429, peak {provider.peak} concurrent")
+    assert [r.status for r in results] == [GoalStatus.COMPLETED] * 50, [r.error for r in results if r.error]
+    assert provider.served == 50 and provider.rejected <= 3 and provider.peak <= 4
+    [scheduled] = [e.activity_task_scheduled_event_attributes for e in history.events
+                   if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                   and e.activity_task_scheduled_event_attributes.activity_type.name == CALL_MODEL_ACTIVITY]
+    assert scheduled.task_queue.name == model_queue  # routed from the plan, i.e. from history
+    assert scheduled.schedule_to_close_timeout.ToTimedelta() == MODEL_CALL_PATIENCE  # no deadline: the default patience
+
+
+async def test_a_429_storm_spends_time_not_attempts(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a per-worker limit, 8 activity slots against a provider allowing 2: many 429s, yet every goal completes,
+    each retry no sooner than the Retry-After asked."""
+    provider = CrowdedProvider(limit=2, seconds=0.1, retry_after=0.5)
+    model_queue = f"{task_queue}-models"
+    playbook = single_step_playbook(tmp_path, monkeypatch, tools=[])
+    with ScriptedServer(provider) as server:
+        crowded_models(monkeypatch, server, model_queue)
+        async with build_worker(client, task_queue, activities=all_activities()), \
+                build_model_worker(client, model_queue, max_concurrent_activities=8):
+            results = await run_burst(client, task_queue, playbook, 16)
+    print(f"\n16 goals, no limit: {provider.rejected} x 429 for {provider.served} answers")
+    assert [r.status for r in results] == [GoalStatus.COMPLETED] * 16, [r.error for r in results if r.error]
+    assert provider.rejected > 0 and provider.served == 16
+    for times in provider.times.values():
+        for (at, status), (then, _) in zip(times, times[1:]):
+            assert status == 429 and then - at >= 0.5 - 0.02, times  # only a 429 is followed by another attempt
+
+
+async def test_a_model_call_queued_past_the_deadline_ends_the_goal(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No model worker polls the model queue: the call waits there until the goal's wall-clock budget is spent, then the
+    goal ends as over budget with the reason (not after the 30 minutes a call may otherwise take)."""
+    playbook = single_step_playbook(tmp_path, monkeypatch, tools=[])
+    monkeypatch.setenv("FOREMAN_MODEL_TASK_QUEUE", f"{task_queue}-nobody")
+    started = time.monotonic()
+    async with build_worker(client, task_queue, activities=all_activities()):
+        [result] = await run_burst(client, task_queue, playbook, 1, {"budget": Budget(max_wall_seconds=2)})
+    elapsed = time.monotonic() - started
+    assert result.status is GoalStatus.BUDGET_EXCEEDED and result.error == "wall-clock budget of 2 s used up"
+    assert result.steps[0].error == "BudgetExceeded: wall-clock budget of 2 s used up"
+    assert 2 <= elapsed < 15
+    history = await client.get_workflow_handle(result.workflow_id).fetch_history()
+    assert any(e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT for e in history.events)
