@@ -324,10 +324,11 @@ class SandboxSettings:
 
     bwrap: str | None  # None: bubblewrap is not installed, and sandboxed calls fail with SandboxUnavailable
     python: str  # the interpreter inside the sandbox: must live under the read-only system folders it mounts
-    uid: int  # the unprivileged uid (and gid) the code runs as, inside and outside the sandbox
+    uid: int  # the unprivileged uid (and gid) the code runs as, inside and outside the sandbox: the first of the pool
     scratch_dir: Path  # per-call scratch copies of the workspace (put it on a size-limited filesystem in production)
     wall_seconds: float  # the ceiling a call's own `timeout_seconds` is cut to
     memory_bytes: int
+    uid_count: int = 14  # concurrent runs on one machine take uids uid, uid-1, ... (a process limit counts per uid)
 
 
 def sandbox_settings() -> SandboxSettings:
@@ -335,6 +336,8 @@ def sandbox_settings() -> SandboxSettings:
         bwrap=env("FOREMAN_BWRAP") or shutil.which("bwrap"),
         python=env("FOREMAN_SANDBOX_PYTHON", "/usr/bin/python3") or "/usr/bin/python3",
         uid=int(env("FOREMAN_SANDBOX_UID", "65534") or 65534),
+        # 65534 (nobody) down to 65521: Debian keeps 65000-65533 unallocated, below 65520 systemd hands out dynamic users.
+        uid_count=int(env("FOREMAN_SANDBOX_UIDS", "14") or 14),
         scratch_dir=Path(env("FOREMAN_SANDBOX_SCRATCH", str(foreman_home() / "sandbox")) or "").resolve(),
         wall_seconds=float(env("FOREMAN_SANDBOX_MAX_WALL_SECONDS", "60") or 60),
         memory_bytes=int(env("FOREMAN_SANDBOX_MEMORY_BYTES", str(512 * 1024**2)) or 512 * 1024**2),

@@ -14,6 +14,8 @@ only as declared outputs: regular files reached without a symlink, read with O_N
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -34,6 +36,7 @@ WORKSPACE_COPY_BYTES = 50 * 1024**2  # a bigger workspace is refused rather than
 MAX_OUTPUT_FILE_BYTES = 1024**2
 TMP_BYTES = 64 * 1024**2  # the private /tmp is a tmpfs of this size (host memory, so bounded)
 KILL_GRACE_SECONDS = 5.0
+UID_POLL_SECONDS = 0.05
 
 # Runs first inside the sandbox: lowers the limits, then becomes the program (rlimits survive exec).
 LAUNCHER = """
@@ -98,6 +101,8 @@ class Sandbox:
         python = Path(self.config.python)
         if not python.is_file() or not any(python.is_relative_to(d) for d in SYSTEM_DIRS):
             raise SandboxUnavailable(f"the sandbox interpreter {python} is missing or outside the read-only system folders {SYSTEM_DIRS}")
+        if self.config.uid_count < 1 or self.config.uid - self.config.uid_count < 0:
+            raise SandboxUnavailable(f"FOREMAN_SANDBOX_UIDS={self.config.uid_count} below FOREMAN_SANDBOX_UID={self.config.uid} is not a pool of uids")
         if os.geteuid() == 0:
             if not shutil.which("setpriv"):
                 raise SandboxUnavailable("running as root needs setpriv (util-linux) to drop to an unprivileged uid")
@@ -111,6 +116,39 @@ class Sandbox:
         copy of the workspace; (the run, declared outputs that came back as text by path)."""
         self.check()
         self.config.scratch_dir.mkdir(parents=True, exist_ok=True)
+        async with self._uid(limits.wall_seconds) as uid:
+            return await self._run_as(uid, program, entry, limits, outputs)
+
+    @contextlib.asynccontextmanager
+    async def _uid(self, patience: float):
+        """A uid of the pool no other run on this machine holds (a lock file each, so across worker processes too):
+        runs never share a uid, so on kernels that count the process limit per uid across namespaces (before 5.14) a
+        fork bomb in one run cannot starve another, and no run's files or processes are another's. Without root the
+        worker cannot switch uids: every run is the worker's own user outside, `uid` inside."""
+        if os.geteuid() != 0:
+            yield self.config.uid
+            return
+        locks = self.config.scratch_dir / ".uids"
+        locks.mkdir(mode=0o700, exist_ok=True)
+        deadline = time.monotonic() + patience
+        while True:
+            for uid in range(self.config.uid, self.config.uid - self.config.uid_count, -1):
+                fd = os.open(locks / str(uid), os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    continue
+                try:
+                    yield uid
+                finally:
+                    os.close(fd)  # closing drops the lock
+                return
+            if time.monotonic() > deadline:
+                raise SandboxUnavailable(f"all {self.config.uid_count} sandbox uids are busy (FOREMAN_SANDBOX_UIDS)")
+            await asyncio.sleep(UID_POLL_SECONDS)
+
+    async def _run_as(self, uid: int, program: dict[str, str], entry: str, limits: SandboxLimits, outputs: list[str]) -> tuple[SandboxRun, dict[str, str]]:
         scratch = Path(tempfile.mkdtemp(prefix="run-", dir=self.config.scratch_dir))
         try:
             scratch.chmod(0o711)  # the sandbox's uid passes through (bwrap resolves the paths as that uid); its name is random
@@ -124,16 +162,16 @@ class Sandbox:
             for name, text in program.items():
                 (code / name).write_text(text, encoding="utf-8")
             if os.geteuid() == 0:
-                _chown_tree(work, self.config.uid)  # the unprivileged uid must be able to write its scratch copy
-            run = await self._execute(self._command(scratch, entry, limits), limits)
+                _chown_tree(work, uid)  # the unprivileged uid must be able to write its scratch copy
+            run = await self._execute(self._command(scratch, entry, limits, uid), limits)
             kept = await asyncio.to_thread(_collect, work, outputs)
             run.outputs = [f for f, _ in kept]
             return run, {f.path: text for f, text in kept if text is not None}
         finally:
             await asyncio.to_thread(shutil.rmtree, scratch, True)
 
-    def _command(self, scratch: Path, entry: str, limits: SandboxLimits) -> list[str]:
-        uid = str(self.config.uid)
+    def _command(self, scratch: Path, entry: str, limits: SandboxLimits, run_uid: int) -> list[str]:
+        uid = str(run_uid)
         drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all", "--"] if os.geteuid() == 0 else []
         mounts: list[str] = []
         for folder in SYSTEM_DIRS:

@@ -7,6 +7,7 @@ per test session lets the fork-bomb case check that nothing of the sandbox outli
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -85,7 +86,7 @@ def sandbox_processes() -> list[int]:
         found = []
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
-                if os.stat(f"/proc/{pid}").st_uid == UID and "State:\tZ" not in Path(f"/proc/{pid}/status").read_text():
+                if UID - settings.SandboxSettings.uid_count < os.stat(f"/proc/{pid}").st_uid <= UID and "State:\tZ" not in Path(f"/proc/{pid}/status").read_text():
                     found.append(int(pid))
             except FileNotFoundError:
                 continue
@@ -194,6 +195,28 @@ async def test_a_fork_bomb_that_survives_its_errors_is_killed_at_the_wall_clock(
     run = await stopped(tools, code, KilledBy.WALL_TIME)
     assert run.timed_out and run.wall_seconds < 3.0 + 2.0
     assert sandbox_processes() == []  # the pid namespace died with bwrap
+
+
+async def test_a_run_holding_every_process_it_may_have_does_not_starve_a_concurrent_run(tools: PythonTools) -> None:
+    """Concurrent runs get different uids of the pool (FOREMAN_SANDBOX_UIDS): before Linux 5.14 the process limit
+    counts per uid across user namespaces, so one goal's fork bomb would take another goal's processes (this kernel
+    counts per namespace too; the test shows both the separate uids and that the other run kept its processes)."""
+    holder = (
+        "import os, time\nheld = 0\nfor _ in range(64):\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n"
+        "    if pid == 0:\n        time.sleep(2)\n        os._exit(0)\n    held += 1\nprint('held', held, os.getuid())\ntime.sleep(2)\n"
+    )
+    innocent = "import os, subprocess\nfor _ in range(5):\n    subprocess.run(['true'], check=True)\nprint('forked', os.getuid())\n"
+
+    async def later() -> ToolResult:
+        await asyncio.sleep(0.5)  # while the holder holds its processes
+        return await run_python(tools, innocent)
+
+    held, other = await asyncio.gather(run_python(tools, holder), later())
+    assert held.sandbox is not None and other.sandbox is not None
+    assert held.sandbox.stdout.startswith("held 3"), held.sandbox  # it took every process it may have (32, itself included)
+    assert other.ok and other.sandbox.stdout.startswith("forked "), other.sandbox
+    if os.geteuid() == 0:  # only root can give each run a uid of its own
+        assert held.sandbox.stdout.split()[-1] != other.sandbox.stdout.split()[-1]
 
 
 async def test_a_1_gb_allocation_fails_at_the_memory_limit(tools: PythonTools) -> None:
