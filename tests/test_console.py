@@ -103,7 +103,8 @@ async def test_approve_in_the_browser_and_watch_the_goal_complete(client: Client
         (request,) = await pending(handle)
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            context = await browser.new_context(viewport={"width": 1280, "height": 900})
+            page = await context.new_page()
             # No page without login: the inbox sends a stranger to the login form.
             await page.goto(f"{base}/inbox")
             assert page.url.startswith(f"{base}/login")
@@ -131,21 +132,27 @@ async def test_approve_in_the_browser_and_watch_the_goal_complete(client: Client
             assert re.search(r"\d+m \d+s left", text)
             await page.screenshot(path=str(SCREENSHOTS / "inbox.png"), full_page=True)
 
+            # The goal's page, open while the goal waits: it follows the goal live (no reload) until it completes.
+            goal_page = await context.new_page()
+            await goal_page.goto(f"{base}/goal?id={handle.id}")
+            assert await goal_page.text_content("#goal-status") == "executing"
+            assert "awaiting_approval" in await goal_page.text_content("#step-publish")
+            assert await goal_page.query_selector("svg.plan .node.awaiting_approval") is not None
+
             await page.fill(f"{card} input[name=comment]", "looks right")
             await page.click(f"{card} button.approve")
             assert f"approved request {request.request_id} as alice: now approved (1 of 1 approvals)" in await page.text_content(".flash.ok")
 
-            await page.goto(f"{base}/goal?id={handle.id}")
             status = "(document.getElementById('goal-status') || {}).textContent"
             try:
-                await page.wait_for_function(f"{status} === 'completed'", timeout=15_000)
+                await goal_page.wait_for_function(f"{status} === 'completed'", timeout=15_000)
             except PlaywrightTimeout:
-                raise AssertionError(f"the goal page never showed completed: {await page.text_content('body')}") from None
-            body = await page.text_content("main")
-            assert "publish" in body and "alice" in body and "looks right" in body and "write_file" in body
-            assert len(await page.query_selector_all("svg.plan .node.completed")) == 2
-            assert len(await page.query_selector_all("svg.plan line")) == 1  # a -> publish
-            await page.screenshot(path=str(SCREENSHOTS / "goal.png"), full_page=True)
+                raise AssertionError(f"the goal page never showed completed: {await goal_page.text_content('body')}") from None
+            body = await goal_page.text_content("main")
+            assert "alice" in body and "looks right" in body and "write_file" in body
+            assert len(await goal_page.query_selector_all("svg.plan .node.completed")) == 2
+            assert len(await goal_page.query_selector_all("svg.plan line")) == 1  # a -> publish
+            await goal_page.screenshot(path=str(SCREENSHOTS / "goal.png"), full_page=True)
         finally:
             await browser.close()
         result, _ = await finish(handle)
@@ -159,7 +166,7 @@ async def test_approve_in_the_browser_and_watch_the_goal_complete(client: Client
 # --- over HTTP ---------------------------------------------------------------------------------------
 
 
-async def test_nothing_without_login_and_no_post_without_the_csrf_token(client: Client, tmp_path: Path) -> None:
+async def test_nothing_without_login_and_no_post_without_the_csrf_token(client: Client, tmp_path: Path, foreman_home: Path) -> None:
     users = users_file(tmp_path, alice=None)
     async with console(client, users) as base, httpx.AsyncClient(base_url=base) as http:
         for path in ("/", "/goals", "/inbox", "/goal?id=x", f"/content/{'a' * 64}"):
@@ -184,6 +191,12 @@ async def test_nothing_without_login_and_no_post_without_the_csrf_token(client: 
         assert (await http.get("/goals?status=nonsense")).status_code == 400
         assert (await http.get("/goal?id=no-such-goal")).status_code == 404
         assert (await http.get("/content/not-a-hash")).status_code == 400
+        # Large contents by hash: what the content store holds is shown (escaped), anything else is a clear 404.
+        ref = from_settings().content.put("<b>a large output</b>\n" * 100)
+        shown = await http.get(f"/content/{ref.removeprefix('sha256:')}")
+        assert shown.status_code == 200 and "&lt;b&gt;a large output&lt;/b&gt;" in shown.text and "<b>a large" not in shown.text
+        missing = await http.get(f"/content/{'0' * 64}")
+        assert missing.status_code == 404 and "not in this machine&#39;s content store" in missing.text
         assert (await http.post("/logout", data={"csrf": token})).status_code == 303
         assert (await http.get("/inbox")).status_code == 303
 
@@ -237,6 +250,7 @@ async def test_resolve_an_escalation_from_the_inbox(client: Client, task_queue: 
             result = await handle.result()
             page = await http.get(f"/goal?id={handle.id}")
             assert 'id="goal-status" class="status completed">completed<' in page.text and "accept by bob" in page.text
+            assert "<td>escalate</td>" in page.text  # the step's verdict, with its score and reasons
     assert result.status is GoalStatus.COMPLETED
     (resolved,) = [Escalation.model_validate(e.model_dump()) for e in result.escalations]
     assert resolved.resolution.resolver == "bob"
