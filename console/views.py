@@ -6,9 +6,12 @@ shown on the page (a flash message), never as an error page.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable, Iterable
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
+from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 import decisions
@@ -16,7 +19,7 @@ from console.auth import current_user, csrf_token, log_in
 from console.goal_view import goal_view
 from console.goals import STATUSES, FilterError, GoalFilters, list_goals
 from console.inbox import collect
-from console.users import authenticate
+from console.users import ConsoleUser, authenticate
 from contracts.escalations import EscalationDecision
 from stores import Stores, StoreError, from_settings
 
@@ -100,51 +103,54 @@ async def inbox(request: Request) -> Response:
     return render(request, "inbox.html", inbox=await collect(request.app.state.client, workspace))
 
 
-def _signing_key(request: Request) -> bytes | None:
-    user = current_user(request.scope)
+def _signing_key(user: ConsoleUser) -> bytes | None:
     try:
         return user.signing_key()
     except (OSError, ValueError) as err:
         raise decisions.DecisionError(f"cannot read your signing key: {err}") from err
 
 
-async def decide_approval(request: Request) -> Response:
+async def _decided(request: Request, decision: str, allowed: Iterable[str], take: Callable[[WorkflowHandle, ConsoleUser, FormData], Awaitable[str]]) -> Response:
+    """One decision from a form, as the logged-in user: what the goal said (done, or refused and why) is left as a
+    message for the inbox, never an error page."""
     form = await request.form()
-    user = current_user(request.scope)
-    verdict, goal_id, request_id = str(form.get("verdict", "")), str(form.get("goal_id", "")), str(form.get("request_id", ""))
-    handle = request.app.state.client.get_workflow_handle(goal_id)
+    goal_id = str(form.get("goal_id", ""))
     try:
-        if verdict not in decisions.VERDICTS:
-            raise decisions.DecisionError(f"unknown decision {verdict!r}")
-        # Bound to the action the page showed: a changed action is refused by the goal, not approved blindly.
-        decided = await decisions.decide(handle, verdict, request_id, user.name, str(form.get("comment", "")),
-                                         str(form.get("action_sha256", "")) or None, _signing_key(request))
-    except decisions.DecisionRejected as err:
-        flash(request, "error", f"{verdict} refused by {goal_id}: {err.reason}")
-    except decisions.DecisionError as err:
-        flash(request, "error", f"{verdict} on {goal_id} not taken: {err}")
-    else:
-        flash(request, "ok", f"{PAST[verdict]} request {request_id} as {user.name}: now {decided.status.value} "
-                             f"({len(decided.approvals_given)} of {decided.approvals_needed} approvals)")
-    return back_to(request, "/inbox")
-
-
-async def resolve_escalation(request: Request) -> Response:
-    form = await request.form()
-    user = current_user(request.scope)
-    decision, goal_id, escalation_id = str(form.get("decision", "")), str(form.get("goal_id", "")), str(form.get("escalation_id", ""))
-    handle = request.app.state.client.get_workflow_handle(goal_id)
-    try:
-        if decision not in {d.value for d in EscalationDecision}:
+        if decision not in allowed:
             raise decisions.DecisionError(f"unknown decision {decision!r}")
-        await decisions.resolve(handle, escalation_id, user.name, decision, str(form.get("comment", ""))[:4_000], _signing_key(request))
+        done = await take(request.app.state.client.get_workflow_handle(goal_id), current_user(request.scope), form)
     except decisions.DecisionRejected as err:
         flash(request, "error", f"{decision} refused by {goal_id}: {err.reason}")
     except decisions.DecisionError as err:
         flash(request, "error", f"{decision} on {goal_id} not taken: {err}")
     else:
-        flash(request, "ok", f"escalation {escalation_id}: {decision} by {user.name}")
+        flash(request, "ok", done)
     return back_to(request, "/inbox")
+
+
+async def decide_approval(request: Request) -> Response:
+    verdict = str((await request.form()).get("verdict", ""))
+
+    async def take(handle: WorkflowHandle, user: ConsoleUser, form: FormData) -> str:
+        request_id = str(form.get("request_id", ""))
+        # Bound to the action the page showed: a changed action is refused by the goal, not approved blindly.
+        decided = await decisions.decide(handle, verdict, request_id, user.name, str(form.get("comment", "")),
+                                         str(form.get("action_sha256", "")) or None, _signing_key(user))
+        return (f"{PAST[verdict]} request {request_id} as {user.name}: now {decided.status.value} "
+                f"({len(decided.approvals_given)} of {decided.approvals_needed} approvals)")
+
+    return await _decided(request, verdict, decisions.VERDICTS, take)
+
+
+async def resolve_escalation(request: Request) -> Response:
+    decision = str((await request.form()).get("decision", ""))
+
+    async def take(handle: WorkflowHandle, user: ConsoleUser, form: FormData) -> str:
+        escalation_id = str(form.get("escalation_id", ""))
+        await decisions.resolve(handle, escalation_id, user.name, decision, str(form.get("comment", ""))[:4_000], _signing_key(user))
+        return f"escalation {escalation_id}: {decision} by {user.name}"
+
+    return await _decided(request, decision, {d.value for d in EscalationDecision}, take)
 
 
 async def content(request: Request) -> Response:
