@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
+import os
 import sys
 
 import settings
@@ -42,21 +44,26 @@ def adduser(args: argparse.Namespace) -> int:
     return 0
 
 
-def serve(args: argparse.Namespace) -> int:
+async def serve(address: str, port: int) -> int:
     import uvicorn
 
     from console.app import create_app
+    from temporal_client import connect
 
     try:
-        address, port = args.address or settings.console_address(), args.port or settings.console_port()
         app = create_app()
-    except (ValueError, UsersFileError) as err:
+    except UsersFileError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    try:
+        app.state.client = await connect()
+    except Exception as err:  # noqa: BLE001 - any connection failure gets the same one-line answer
+        print(f"error: cannot reach Temporal at {settings.temporal_address()} ({type(err).__name__}: {err})", file=sys.stderr)
+        return 3
     if not app.state.users.users():
         print(f"note: no users in {settings.console_users_path()}: add one with python -m console adduser NAME", file=sys.stderr)
     print(f"Foreman console on http://{address}:{port} (Temporal at {settings.temporal_address()})", file=sys.stderr)
-    uvicorn.run(app, host=address, port=port, log_level="info")
+    await uvicorn.Server(uvicorn.Config(app, host=address, port=port, log_level="info")).serve()
     return 0
 
 
@@ -64,10 +71,18 @@ def main() -> int:
     args = parser().parse_args()
     if args.command == "adduser":
         return adduser(args)
-    if args.command is None:
-        args.address = args.port = None
-    return serve(args)
+    try:
+        address = getattr(args, "address", None) or settings.console_address()
+        port = getattr(args, "port", None) or settings.console_port()
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return asyncio.run(serve(address, port))
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: the Temporal client's Rust threads can abort it (SIGABRT, sdk-python#300).
+    os._exit(code)

@@ -167,5 +167,11 @@ async def content(request: Request) -> Response:
     return render(request, "content.html", digest=digest, text=text)
 
 
-async def temporal_unreachable(request: Request, err: Exception) -> Response:
-    return render(request, "error.html", status_code=502, message=f"Temporal did not answer: {err}")
+async def temporal_unreachable(request: Request, err: RPCError) -> Response:
+    """A Temporal call that failed, said in one line; a namespace without Foreman's search attributes is named as such."""
+    if "search attribute" in err.message:
+        message = (f"this namespace does not have Foreman's search attributes ({err.message}): register them as the "
+                   "README's 'Search attributes' section says, then restart the workers")
+    else:
+        message = f"Temporal did not answer ({err.status.name if err.status else 'error'}): {err.message}"
+    return render(request, "error.html", status_code=502, message=message)
