@@ -48,7 +48,8 @@ def flash(request: Request, kind: str, text: str) -> None:
 def back_to(request: Request, fallback: str) -> RedirectResponse:
     """After an action: back to the page it came from (a local path only), else `fallback`."""
     target = request.query_params.get("next", "")
-    return RedirectResponse(target if target.startswith("/") and not target.startswith("//") else fallback, status_code=303)
+    local = target.startswith("/") and not target.startswith("//") and "\\" not in target  # never another host
+    return RedirectResponse(target if local else fallback, status_code=303)
 
 
 async def login(request: Request) -> Response:

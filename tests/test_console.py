@@ -177,6 +177,10 @@ async def test_nothing_without_login_and_no_post_without_the_csrf_token(client: 
         assert (await logged_in(http, "alice", "wrong")).status_code == 401
         # A login form needs the token too: a cross-site form cannot log anyone in.
         assert (await http.post("/login", data={"name": "alice", "password": PASSWORD})).status_code == 403
+        for elsewhere in ("//evil.example/", "/\\evil.example/", "https://evil.example/"):
+            assert (await http.post(f"/login?next={elsewhere}", data={"csrf": csrf_of((await http.get("/login")).text),
+                    "name": "alice", "password": PASSWORD})).headers["location"] == "/", elsewhere
+        assert (await http.post("/logout", data={"csrf": csrf_of((await http.get("/goals")).text)})).status_code == 303
         assert (await logged_in(http, "alice")).status_code == 303
         page = await http.get("/goals")
         assert page.status_code == 200 and ">alice<" in page.text
@@ -217,13 +221,15 @@ async def test_a_signed_approval_and_refusals_shown_on_the_page(client: Client, 
     users = users_file(tmp_path, alice=str(key_file), bob=None, mallory=None)
     async with goal(client, task_queue, name, timeout=45) as handle, console(client, users) as base:
         (request,) = await pending(handle)
-        expected = {"bob": "requires signed decisions", "mallory": "is not an approver", "alice": "approved request"}
+        expected = {"bob": "&#39;bob&#39; has no public key and this goal&#39;s policy requires signed decisions",
+                    "mallory": "&#39;mallory&#39; is not an approver", "alice": "approved request"}
         for user, words in expected.items():
             async with httpx.AsyncClient(base_url=base) as http:
                 await logged_in(http, user)
                 html = await inbox_showing(http, request.action_sha256)
                 form = {"csrf": csrf_of(html), "goal_id": handle.id, "request_id": request.request_id,
-                        "action_sha256": request.action_sha256, "verdict": "approve", "comment": f"from {user}"}
+                        "action_sha256": request.action_sha256, "verdict": "approve", "comment": f"from {user}",
+                        "approver": "alice"}  # ignored: the decision is the logged-in user's
                 shown = await http.post("/inbox/approval", data=form, follow_redirects=True)
                 assert shown.status_code == 200 and words in shown.text, (user, shown.text[:3000])
         result, _ = await finish(handle)
