@@ -25,6 +25,7 @@ from temporalio.service import RPCError
 import settings
 from console import views
 from console.auth import Guard, UserDirectory
+from console.goal_view import PlanCache
 from stores import Stores
 from temporal_client import connect
 from starter import ui_link
@@ -83,6 +84,7 @@ def create_app(client: Client | None = None, users_path: Path | None = None, sec
     app.state.client = client
     app.state.users = directory
     app.state.stores = stores
+    app.state.plans = PlanCache()
     app.state.templates = templates()
     return app
 

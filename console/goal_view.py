@@ -5,6 +5,7 @@ the history's `plan_goal` results), from its `GoalResult` once closed.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -113,6 +114,23 @@ def _kind(step: PlanStep | None) -> str:
     return step.type.value if step is not None else ""
 
 
+class PlanCache:
+    """Plans read from histories, by run and history length: a page polling a goal that waits reads its history once."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._plans: OrderedDict[tuple[str, int], list[Plan]] = OrderedDict()
+
+    async def plans(self, client: Client, handle: WorkflowHandle, run_id: str, history_length: int) -> list[Plan]:
+        key = (run_id, history_length)
+        if key not in self._plans:
+            self._plans[key] = await plans_in_history(client, handle)
+            while len(self._plans) > self._size:
+                self._plans.popitem(last=False)
+        self._plans.move_to_end(key)
+        return self._plans[key]
+
+
 async def plans_in_history(client: Client, handle: WorkflowHandle) -> list[Plan]:
     """The plans this run planned (`plan_goal` results, revisions after the first), or the one it carried over."""
     scheduled: set[int] = set()
@@ -169,7 +187,7 @@ def from_result(result: GoalResult) -> tuple[list[StepView], Graph]:
     return steps, layout(steps)
 
 
-async def goal_view(client: Client, workflow_id: str) -> GoalView:
+async def goal_view(client: Client, workflow_id: str, cache: PlanCache | None = None) -> GoalView:
     """The goal's page; RPC errors (no such workflow) reach the caller."""
     handle = client.get_workflow_handle(workflow_id, result_type=GoalResult)
     described = await handle.describe()
@@ -197,6 +215,7 @@ async def goal_view(client: Client, workflow_id: str) -> GoalView:
         return GoalView(workflow_id, execution, True, "unknown", steps, graph, UsageTotals(), Budget(),
                         note=f"the goal does not answer its status query now ({type(err).__name__}: {err}); is a worker running?",
                         started=described.start_time)
-    steps, graph = from_progress(progress, await plans_in_history(client, handle))
+    plans = await (cache or PlanCache()).plans(client, handle, described.run_id, described.history_length)
+    steps, graph = from_progress(progress, plans)
     return GoalView(workflow_id, execution, True, progress.phase, steps, graph, progress.usage, progress.budget,
                     goal=described.typed_search_attributes.get(FOREMAN_GOAL) or "", approvals=pending, escalations=progress.escalations, started=described.start_time)

@@ -82,7 +82,7 @@ async def goals(request: Request) -> Response:
 async def _goal_page(request: Request, template: str) -> Response:
     workflow_id = request.query_params.get("id", "")
     try:
-        view = await goal_view(request.app.state.client, workflow_id)
+        view = await goal_view(request.app.state.client, workflow_id, request.app.state.plans)
     except RPCError as err:
         if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
             return render(request, "error.html", status_code=404, message=f"no goal {workflow_id!r} in this namespace")
