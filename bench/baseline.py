@@ -11,8 +11,8 @@ Bare and Foreman goals alternate (the order flips every round), so a load drift 
 both. No approver polls the goal while it runs (section 1's does): nothing but the goal runs on the worker.
 `overhead_vs_bare_temporal` is Foreman's median wall time per step over bare Temporal's.
 
-Section 10 replays a history of about REPLAY_EVENTS events of each (a long chained goal, a bare workflow
-with as many activities) with `temporalio.worker.Replayer`, in ms per event.
+Section 10 replays a history of about REPLAY_EVENTS events of each (a long chained goal; a bare workflow
+with enough no-op activities for as many events) with `temporalio.worker.Replayer`, in ms per event.
 """
 
 from __future__ import annotations
@@ -29,14 +29,16 @@ from temporalio.client import Client, WorkflowHistory
 from bench.bare import BareRequest, BareStepsWorkflow, bare_worker
 from bench.report import GOAL_TIMEOUT_S, Report, ms
 from bench.workloads import instant_model, median, replay_ms, step_phases_ms, steps_playbook
-from contracts.goal import GoalRequest, GoalStatus
+from contracts.goal import Budget, GoalRequest, GoalStatus
 from contracts.llm import ModelRequest
 from worker import all_activities, build_worker
 from workflows.goal import GoalWorkflow
 
 FLOOR_REPEATS = 50
 REPLAY_EVENTS = 1_000
-EVENTS_PER_STEP = 6  # activity scheduled, started, completed; workflow task scheduled, started, completed
+# Events per sequential step: activity scheduled, started, completed and workflow task scheduled, started,
+# completed; a Foreman step also upserts its search attributes (when the server has them, as devserver.py's does).
+BARE_EVENTS_PER_STEP, FOREMAN_EVENTS_PER_STEP = 6, 7
 REPLAY_REPEATS = 3
 
 
@@ -152,22 +154,22 @@ def report_comparison(report: Report, results, c: Comparison) -> None:
                                        "bare_temporal": {k: round(v, 3) for k, v in base.items()}})
 
 
-def steps_for(events: int) -> int:
+def steps_for(events: int, per_step: int) -> int:
     """Sequential steps that make a history of about `events` events."""
-    return max(1, round(events / EVENTS_PER_STEP))
+    return max(1, round(events / per_step))
 
 
 async def replay_long(client: Client, folder: Path, events: int = REPLAY_EVENTS, repeats: int = REPLAY_REPEATS) -> dict[str, tuple[int, float]]:
     """{"foreman"|"bare_temporal": (history events, median replay ms)} for one long history of each."""
-    steps = steps_for(events)
+    steps, bare_steps = steps_for(events, FOREMAN_EVENTS_PER_STEP), steps_for(events, BARE_EVENTS_PER_STEP)
     playbook = steps_playbook(folder, f"bench-chain{steps}", steps, chained=True)
-    request = GoalRequest(goal="Benchmark replay", playbook=playbook, max_model_calls=steps + 10)
+    request = GoalRequest(goal="Benchmark replay", playbook=playbook, budget=Budget(max_model_calls=steps + 10))
     foreman_queue, bare_queue = f"bench-foreman-{uuid.uuid4().hex[:8]}", f"bench-bare-{uuid.uuid4().hex[:8]}"
     async with build_worker(client, foreman_queue, activities=all_activities(instant_model().activity())), bare_worker(client, bare_queue):
         foreman, result = await timed_workflow(client, GoalWorkflow.run, request, foreman_queue, f"replay chain{steps}")
         if result.status is not GoalStatus.COMPLETED:
             raise RuntimeError(f"the Foreman goal ended {result.status.value}: {result.error}")
-        bare, _ = await timed_workflow(client, BareStepsWorkflow.run, BareRequest(steps=steps), bare_queue, f"replay bare{steps}")
+        bare, _ = await timed_workflow(client, BareStepsWorkflow.run, BareRequest(steps=bare_steps), bare_queue, f"replay bare{bare_steps}")
     return {
         "foreman": (await replay_ms([foreman.history], repeats))[0],
         "bare_temporal": (await replay_ms([bare.history], repeats, workflows=(BareStepsWorkflow,)))[0],

@@ -93,11 +93,13 @@ def report_throughput(report: Report, results, levels: list[Level]) -> None:
         failed = f", {level.failed} not completed" if level.failed else ""
         report.add("9", f"goals/s, {THROUGHPUT_STEPS}-step goals, concurrency {level.concurrency}, {level.workers} worker process(es)"
                         f" ({level.goals} goals)",
-                   f"{level.goals_per_s:,.2f} (median latency {ms(median(level.latencies_ms))}{failed})",
-                   f"{bare.goals_per_s:,.2f} bare Temporal (median latency {ms(median(bare.latencies_ms))})",
+                   f"{level.goals_per_s:,.2f} (latency median {ms(median(level.latencies_ms))}, max {ms(max(level.latencies_ms))}{failed})",
+                   f"{bare.goals_per_s:,.2f} bare Temporal (latency median {ms(median(bare.latencies_ms))}, max {ms(max(bare.latencies_ms))})",
                    f"{ratio:.0%} of bare")
         table.setdefault(f"{level.workers}_workers", {})[str(level.concurrency)] = {
             "foreman_goals_per_s": round(level.goals_per_s, 3), "bare_temporal_goals_per_s": round(bare.goals_per_s, 3),
             "ratio": round(ratio, 3), "goals": level.goals, "foreman_failed": level.failed,
+            "foreman_latency_ms": {"median": round(median(level.latencies_ms), 1), "max": round(max(level.latencies_ms), 1)},
+            "bare_temporal_latency_ms": {"median": round(median(bare.latencies_ms), 1), "max": round(max(bare.latencies_ms), 1)},
         }
     results.put("throughput", {"steps_per_goal": THROUGHPUT_STEPS, "by_workers": table})
