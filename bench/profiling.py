@@ -107,12 +107,12 @@ def import_times(count: int = 15) -> str:
     rows = []
     for line in done.stderr.splitlines():
         if line.startswith("import time:") and "|" in line and "[us]" not in line:
-            own, cumulative, module = (part.strip() for part in line.removeprefix("import time:").split("|"))
-            rows.append((int(cumulative), int(own), module))
-    total = next((c for c, _, m in rows if m == "worker"), 0)
-    top = sorted((r for r in rows if not r[2].startswith(" ")), reverse=True)[:count]  # top-level imports only
-    lines = [f"import worker: {total / 1000:,.0f} ms cumulative; top-level imports by cumulative time:"]
-    lines += [f"  {c / 1000:8,.1f} ms  (self {o / 1000:6,.1f} ms)  {m}" for c, o, m in top]
+            own, cumulative, module = line.removeprefix("import time:").split("|")
+            rows.append((int(cumulative), int(own), module.rstrip()))
+    total = next((c for c, _, m in rows if m.strip() == "worker"), 0)
+    top = sorted(rows, reverse=True)[:count]  # nested imports are indented under the module that imported them
+    lines = [f"import worker: {total / 1000:,.0f} ms cumulative; the modules with the most cumulative import time:"]
+    lines += [f"  {c / 1000:8,.1f} ms  (self {o / 1000:6,.1f} ms) {m}" for c, o, m in top]
     return "\n".join(lines)
 
 
