@@ -10,9 +10,18 @@ ratio against a baseline measured in the same run.
 5. the embedded model (LocalProvider, in process): load, chat latency and tokens/s, JSON-schema cost;
 6. the call cache on the embedded model: research-brief and research-team goals with the cache off vs on
    (a cold run, then a warm one), through the real `call_model` and tools;
-7. a long goal: 400 steps continuing as new at the default 2,000 events vs the same goal in one history.
+7. a long goal: 400 steps continuing as new at the default 2,000 events vs the same goal in one history;
+8. Foreman vs bare Temporal (the same number of no-op activities, same server and worker options, goals
+   interleaved) and vs no durability (the same model calls in an asyncio loop): `overhead_vs_bare_temporal`;
+9. goals per second at concurrency 1, 10, 50 on one and two worker processes, Foreman vs bare Temporal;
+10. replay ms per event of a ~1,000-event history, Foreman vs bare Temporal;
+11. recovery after a worker SIGKILL with a model call in flight;
+12. worker memory per parked goal (waiting for approval), Foreman vs bare Temporal;
+13. a cProfile of section 1's workflow tasks, written to bench/profile.txt.
+Sections 8 to 13 write bench/results.json (with the machine, load average and versions).
 
     .venv/bin/python bench/run.py [--goals 3] [--steps 20] [--skip-embedded] [--only 6 7] [--keep-home]
+    .venv/bin/python bench/run.py --quick            # sections 8 to 13, small (about a minute)
 """
 
 from __future__ import annotations
@@ -25,9 +34,8 @@ import shutil
 import sys
 import tempfile
 import time
-import traceback
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -41,7 +49,10 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
 import settings  # noqa: E402
 from bench import embedded  # noqa: E402
+from bench.durability import FULL, QUICK, QUICK_SECTIONS, durability_sections  # noqa: E402
+from bench.results import RESULTS_PATH, Results  # noqa: E402
 from bench.call_cache import CacheRun, cache_runs, load_embedded_model  # noqa: E402
+from bench.report import GOAL_TIMEOUT_S, SECTION_TIMEOUT_S, Report, load, ms, section  # noqa: E402
 from bench.long_goal import DEFAULT_EVENTS, ONE_RUN_EVENTS, STEPS, LongRun, long_goal  # noqa: E402
 from bench.workloads import (  # noqa: E402
     SLEEPY_MODEL_SECONDS,
@@ -61,13 +72,12 @@ from bench.workloads import (  # noqa: E402
     write_synthetic_corpus,
 )
 from contracts.goal import GoalRequest  # noqa: E402
+from core.search_attributes import SEARCH_ATTRIBUTES  # noqa: E402
 from devserver import find_binary  # noqa: E402
 from worker import all_activities, build_worker  # noqa: E402
 
 FANOUT_STEPS = 8
 WIDE_SEARCH_LIMIT = 50
-SECTION_TIMEOUT_S = 150
-GOAL_TIMEOUT_S = 60
 # Sections 6 and 7 run longer goals than 1 to 4: 8 goals on the embedded model (a research-team goal makes
 # about ten model calls; one call takes 0.5 s on an idle core and 6 to 9 s when another process keeps the
 # cores busy, see section 5), and two 400-step goals (tests/test_bounded_result.py allows 240 s for one).
@@ -75,44 +85,12 @@ CACHE_SECTION_TIMEOUT_S, CACHE_GOAL_TIMEOUT_S = 900, 240
 LONG_SECTION_TIMEOUT_S, LONG_GOAL_TIMEOUT_S = 600, 280
 CACHE_PLAYBOOKS = ("research-brief", "research-team")
 CACHE_GOAL = "Explain how durable execution makes AI agents safe to retry"  # starter.DEMO_GOAL
-SECTIONS = ("1", "2", "3", "4", "5", "6", "7")
+SECTIONS = tuple(str(n) for n in range(1, 14))
 PHASES = {
     "dispatch": "workflow task wait (scheduled -> started, server)",
     "workflow task": "workflow task run (started -> completed, worker)",
     "activity": "call_model activity (scheduled -> completed)",
 }
-
-
-class Report:
-    """Rows of (section, measure, value, baseline, ratio); printed as they come and as one table at the end."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, str, str, str, str]] = []
-        self.skipped: list[str] = []
-
-    def add(self, section: str, measure: str, value: str, baseline: str = "", ratio: str = "") -> None:
-        self.rows.append((section, measure, value, baseline, ratio))
-        notes = "; ".join(part for part in (f"baseline {baseline}" if baseline else "", ratio) if part)
-        extra = f"   ({notes})" if notes else ""
-        print(f"  {measure}: {value}{extra}", flush=True)
-
-    def skip(self, section: str, reason: str) -> None:
-        self.skipped.append(f"{section}: {reason}")
-        print(f"  SKIPPED {section}: {reason}", flush=True)
-
-    def table(self) -> str:
-        lines = ["| # | measure | value | baseline | ratio |", "|---|---|---|---|---|"]
-        lines += [f"| {' | '.join(row)} |" for row in sorted(self.rows, key=lambda row: row[0])]
-        return "\n".join(lines + [f"\nskipped: {s}" for s in self.skipped])
-
-
-def load() -> str:
-    """The 1-minute load average: other processes on a 2-core machine move every number here."""
-    return f"load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "load average n/a"
-
-
-def ms(value: float) -> str:
-    return f"{value:,.1f} ms"
 
 
 @asynccontextmanager
@@ -126,6 +104,7 @@ async def dev_server(flags: list[str]) -> AsyncIterator[Client]:
         dev_server_extra_args=flags,
         dev_server_log_level="error",
         data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,  # registered as devserver.py does: goals upsert them, as in production
         ui=False,
     )
     try:
@@ -358,22 +337,6 @@ async def long_goals(client: Client, report: Report, folder: Path) -> None:
     report_long(report, long, one)
 
 
-async def section(report: Report, name: str, title: str, body: Callable[[], Awaitable[None]],
-                  limits: tuple[float, float] = (SECTION_TIMEOUT_S, GOAL_TIMEOUT_S)) -> None:
-    """Run one section within its time limit (`limits`: a section, a goal); a failure skips only it."""
-    print(f"\n[{name}] {title}", flush=True)
-    started = time.perf_counter()
-    try:
-        async with asyncio.timeout(limits[0]):
-            await body()
-    except TimeoutError:
-        report.skip(name, f"timed out (limits: {limits[1]:.0f} s a goal, {limits[0]:.0f} s a section); see the load average")
-    except Exception as exc:  # one broken section must not hide the others' numbers
-        report.skip(name, f"{type(exc).__name__}: {exc}")
-        traceback.print_exc(limit=3)
-    print(f"  ({time.perf_counter() - started:.1f} s)", flush=True)
-
-
 async def extend(runs: list[Run], more: Awaitable[list[Run]]) -> None:
     runs.extend(await more)
 
@@ -386,7 +349,11 @@ async def main() -> None:
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS),
                         help="run only these sections (any of 1 to 4 runs sections 1 to 4 together)")
     parser.add_argument("--keep-home", action="store_true", help="keep the temporary FOREMAN_HOME and playbooks")
+    parser.add_argument("--quick", action="store_true",
+                        help="sections 8 to 13 only (unless --only names others), small: a sanity check of about a minute")
+    parser.add_argument("--results", type=Path, default=RESULTS_PATH, help="where sections 8 to 13 write their JSON figures")
     args = parser.parse_args()
+    only = args.only if args.only != list(SECTIONS) or not args.quick else list(QUICK_SECTIONS)
     logging.basicConfig(level=logging.WARNING)
 
     tmp = Path(tempfile.mkdtemp(prefix="foreman-bench-"))
@@ -431,22 +398,28 @@ async def main() -> None:
         async with dev_server(settings.DEV_SERVER_FLAGS) as client:
             await long_goals(client, report, folder)
 
-    if {"1", "2", "3", "4"} & set(args.only):
+    if {"1", "2", "3", "4"} & set(only):
         await section(report, "1a", "baseline: dev server with its default dynamic config", baseline)
         await section(report, "1-4", "dev server with settings.DEV_SERVER_FLAGS", tuned)
         await section(report, "3", "replay cost", lambda: replay_cost(report, runs + default_runs))
     for name, title, body in (("5", "embedded model (LocalProvider, in process)", lambda: embedded_model(report)),
                               ("6", "call cache on the embedded model: cache off vs cold vs warm", cache_section)):
-        if name not in args.only:
+        if name not in only:
             continue
         if args.skip_embedded:
             report.skip(name, "--skip-embedded")
         else:
             await section(report, name, title, body, (CACHE_SECTION_TIMEOUT_S, CACHE_GOAL_TIMEOUT_S) if name == "6" else
                           (SECTION_TIMEOUT_S, GOAL_TIMEOUT_S))
-    if "7" in args.only:
+    if "7" in only:
         await section(report, "7", f"long goal: {STEPS} steps, continue as new at {DEFAULT_EVENTS:,} events vs one history",
                       long_section, (LONG_SECTION_TIMEOUT_S, LONG_GOAL_TIMEOUT_S))
+    durability = [name for name in QUICK_SECTIONS if name in only]
+    if durability:
+        results = Results(durability, args.quick)
+        async with dev_server(settings.DEV_SERVER_FLAGS) as client:
+            await durability_sections(client, report, results, durability, QUICK if args.quick else FULL, args.steps, folder, tmp / "workers")
+        print(f"  results: {results.write(args.results)}", flush=True)
 
     print(f"\nSummary ({time.perf_counter() - started:.0f} s total, {os.cpu_count()} CPUs, {load()}):\n")
     print(report.table())

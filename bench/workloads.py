@@ -286,9 +286,9 @@ def bytes_by_kind(history: WorkflowHistory) -> dict[str, tuple[int, int]]:
     return dict(sorted(kinds.items(), key=lambda item: -item[1][1]))
 
 
-async def replay_ms(histories: list[WorkflowHistory], repeats: int = 5) -> list[tuple[int, float]]:
+async def replay_ms(histories: list[WorkflowHistory], repeats: int = 5, workflows: tuple[type, ...] = (GoalWorkflow,)) -> list[tuple[int, float]]:
     """(events, median ms) per history, each replayed `repeats` times after one warm-up replay."""
-    replayer = Replayer(workflows=[GoalWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=list(workflows), data_converter=pydantic_data_converter)
     await replayer.replay_workflow(histories[0])  # sandbox imports and workflow validation happen once
     out = []
     for history in histories:
