@@ -15,6 +15,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from console.inbox import QUERY_ERRORS, QUERY_TIMEOUT
 from contracts.approvals import PENDING_QUERY, ApprovalEvent, ApprovalRequest
 from contracts.escalations import Escalation
+from contracts.events import EVENTS_QUERY, Event, EventsPage, EventsQuery
 from contracts.goal import STATUS_QUERY, Budget, CandidateResult, GoalProgress, GoalRequest, GoalResult, ModelCallRecord, ToolCallRecord, UsageTotals
 from contracts.plan import PLAN_GOAL_ACTIVITY, Plan, PlanStep
 from contracts.verify import Verdict
@@ -77,6 +78,8 @@ class GoalView:
     audit: list[ApprovalEvent] = field(default_factory=list)
     note: str = ""
     started: datetime | None = None
+    events: list[Event] = field(default_factory=list)  # the latest ones, oldest first
+    events_note: str = ""
 
     def spend(self) -> list[tuple[str, float, float]]:
         """(what, used, limit) for each budget line; a limit of 0 means none."""
@@ -187,8 +190,29 @@ def from_result(result: GoalResult) -> tuple[list[StepView], Graph]:
     return steps, layout(steps)
 
 
+RECENT_EVENTS = 100
+
+
+async def recent_events(handle: WorkflowHandle) -> tuple[list[Event], str]:
+    """(the run's latest events, oldest first; a note when they cannot be had): a closed run answers only while a
+    worker can replay it."""
+    try:
+        last = (await handle.query(EVENTS_QUERY, EventsQuery(after=0, limit=1), result_type=EventsPage, rpc_timeout=QUERY_TIMEOUT)).last_seq
+        page = await handle.query(EVENTS_QUERY, EventsQuery(after=max(0, last - RECENT_EVENTS), limit=RECENT_EVENTS),
+                                  result_type=EventsPage, rpc_timeout=QUERY_TIMEOUT)
+    except QUERY_ERRORS as err:
+        return [], f"events unavailable ({type(err).__name__}); `starter.py events {handle.id}` reads them with a worker running"
+    return page.events, ""
+
+
 async def goal_view(client: Client, workflow_id: str, cache: PlanCache | None = None) -> GoalView:
     """The goal's page; RPC errors (no such workflow) reach the caller."""
+    view = await _goal_view(client, workflow_id, cache)
+    view.events, view.events_note = await recent_events(client.get_workflow_handle(workflow_id))
+    return view
+
+
+async def _goal_view(client: Client, workflow_id: str, cache: PlanCache | None = None) -> GoalView:
     handle = client.get_workflow_handle(workflow_id, result_type=GoalResult)
     described = await handle.describe()
     running = described.status == WorkflowExecutionStatus.RUNNING

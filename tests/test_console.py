@@ -152,6 +152,9 @@ async def test_approve_in_the_browser_and_watch_the_goal_complete(client: Client
             assert "alice" in body and "looks right" in body and "write_file" in body
             assert len(await goal_page.query_selector_all("svg.plan .node.completed")) == 2
             assert len(await goal_page.query_selector_all("svg.plan line")) == 1  # a -> publish
+            kinds = [await c.text_content() for c in await goal_page.query_selector_all("table.events td:nth-child(3)")]
+            assert kinds[0] == "plan_made" and kinds[-1] == "goal_finished"  # the goal's events, live to its end
+            assert kinds.index("approval_requested") < kinds.index("approval_decided") < kinds.index("goal_finished")
             await goal_page.screenshot(path=str(SCREENSHOTS / "goal.png"), full_page=True)
         finally:
             await browser.close()
