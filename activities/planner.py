@@ -23,7 +23,7 @@ from core.plan_validation import plan_problems, tools_named
 from core.relevance import ungrounded_steps
 from activities.mcp import Listing, McpServers
 from activities.search_attributes import registered
-from activities.providers.base import get_provider
+from activities.providers.base import complete
 from contracts.errors import ErrorType
 from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole, ModelSpec, TokenUsage
 from contracts.mcp import McpToolSpec
@@ -235,7 +235,6 @@ async def plan_with_model(request: PlanRequest, mcp_tools: list[McpToolSpec] | N
     """`mcp_tools`: MCP tools the planner's model may give steps (beside the built-ins)."""
     mcp_tools = mcp_tools or []
     model = settings.resolve_model(ModelRole.PLANNER, request.spec)
-    provider = get_provider(model.provider)
     catalogue = settings.model_catalogue()
     offered = sorted(TOOLS) + [s.name for s in mcp_tools] if mcp_tools else None
     schema_json = json.dumps(draft_schema(request.max_steps, sorted(catalogue), offered))
@@ -244,7 +243,7 @@ async def plan_with_model(request: PlanRequest, mcp_tools: list[McpToolSpec] | N
     usage = TokenUsage()
     cost = 0.0
     for _ in range(request.max_repair_attempts + 1):
-        response = await provider.complete(
+        response = await complete(
             ModelRequest(role=ModelRole.PLANNER, spec=request.spec, messages=messages, response_schema_json=schema_json),
             model,
         )

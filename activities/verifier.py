@@ -13,7 +13,8 @@ import jsonschema
 from temporalio import activity
 
 import settings
-from activities.providers.base import get_provider
+from activities import metrics
+from activities.providers.base import complete
 from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole
 from contracts.sandbox import SandboxRun
 from core.untrusted import UNTRUSTED_NOTE, step_output
@@ -159,7 +160,7 @@ async def _judge(request: VerifyRequest, check: JudgedCheck, verdict: Verdict) -
             f"OUTPUT:\n{step_output(request.step_id, request.output)}",
         ),
     ]
-    response = await get_provider(model.provider).complete(
+    response = await complete(
         ModelRequest(role=ModelRole.VERIFIER, spec=request.judge, messages=messages, response_schema_json=json.dumps(schema)),
         model,
     )
@@ -191,4 +192,5 @@ async def verify_output(request: VerifyRequest) -> Verdict:
         verdict.score = sum(r.score or 0.0 for r in verdict.results) / len(verdict.results)
     if verdict.reasons:
         verdict.decision = Decision.ESCALATE if escalate else Decision.REFINE
+    metrics.verdict(verdict)
     return verdict

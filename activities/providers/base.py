@@ -6,8 +6,10 @@ as `ApplicationError` with a typed `type` (see `http_errors`).
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
+from activities import metrics
 from contracts.llm import ModelRequest, ModelResponse, Provider
 from settings import ResolvedModel
 
@@ -33,3 +35,16 @@ def get_provider(provider: Provider) -> ModelProvider:
 
         return AnthropicProvider()
     raise ValueError(f"unknown provider {provider!r}")
+
+
+async def complete(request: ModelRequest, model: ResolvedModel) -> ModelResponse:
+    """One call to the provider that serves `model`, timed and counted (`activities.metrics.model_call`): every
+    activity that calls a model (call_model, the LLM planner, the verifier's judge) goes through here."""
+    started = time.monotonic()
+    response = None
+    try:
+        response = await get_provider(model.provider).complete(request, model)
+        return response
+    finally:
+        usage = response.usage if response is not None else None
+        metrics.model_call(model.provider, model.model, request.role, time.monotonic() - started, usage)
