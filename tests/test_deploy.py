@@ -60,3 +60,13 @@ def test_the_workers_settings_build_the_shared_backends(monkeypatch: pytest.Monk
     assert (built.content.endpoint_url, built.content.bucket) == ("http://minio:9000", "foreman")
     bucket_job = compose()["services"]["minio-bucket"]["entrypoint"]
     assert bucket_job[-1].split("/", 1)[1] == built.content.bucket  # the one-shot creates the bucket the workers use
+
+
+def test_the_workers_serve_metrics_on_the_port_they_expose(monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = compose()["services"]["worker"]
+    for name, value in worker["environment"].items():
+        monkeypatch.setenv(name, with_defaults(value))
+    port = settings.metrics_address().rsplit(":", 1)[1]
+    assert port in worker["expose"] and all(mapping.endswith(f":{port}") for mapping in worker["ports"])
+    assert settings.metrics_url() == f"http://localhost:{port}/metrics"
+    assert settings.otel_exporter() == "none" and settings.otlp_protocol() == "http/protobuf"
