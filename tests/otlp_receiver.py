@@ -8,12 +8,14 @@ import gzip
 import threading
 from concurrent import futures
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from tests.llama_server import LocalHttpServer
 
 TRACES_PATH = "/v1/traces"
 
@@ -65,11 +67,11 @@ class _Receiver:
             return [s for s in self.spans if s.name == name]
 
 
-class HttpReceiver(_Receiver):
+class HttpReceiver(_Receiver, LocalHttpServer):
     """OTLP/HTTP with protobuf bodies (gzip or not); `endpoint` is the base URL the exporter appends /v1/traces to."""
 
     def __init__(self) -> None:
-        super().__init__()
+        _Receiver.__init__(self)
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -91,19 +93,8 @@ class HttpReceiver(_Receiver):
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.endpoint = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self) -> HttpReceiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        LocalHttpServer.__init__(self, Handler)
+        self.endpoint = self.base_url
 
 
 class GrpcReceiver(_Receiver):
