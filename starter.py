@@ -40,6 +40,7 @@ from temporalio.service import RPCError
 
 import devserver
 import approver_keys
+import goal_events
 import histories
 import settings
 from contracts.approvals import APPROVE_UPDATE, DENY_UPDATE, PENDING_QUERY, ApprovalDecision, ApprovalRequest
@@ -451,6 +452,10 @@ async def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_events(args: argparse.Namespace) -> int:
+    return await goal_events.show_events(await _client(), args.workflow_id, args.json, args.follow)
+
+
 async def cmd_history(args: argparse.Namespace) -> int:
     if args.all_runs and not args.out:
         fail("--all-runs writes one file per run: give --out FILE.json")
@@ -550,6 +555,11 @@ def parser() -> argparse.ArgumentParser:
                        description="Replays each file under the workflow id in it; prints OK or the first "
                        "nondeterminism per file; exit 1 if any fails, 2 if a file is not a history.")
     p.add_argument("files", nargs="+", metavar="FILE.json")
+    p = sub.add_parser("events", help="a goal's events (plan, steps, model and tool calls, approvals, verdicts), one per line")
+    p.add_argument("workflow_id")
+    p.add_argument("--json", action="store_true", help="JSON lines")
+    p.add_argument("--follow", action="store_true",
+                   help="print new events until the goal ends (exit 0 if it completed, 1 with the reason otherwise)")
     p = sub.add_parser("keygen", help="make an approver's signing key pair")
     p.add_argument("--as", dest="approver", required=True)
     p.add_argument("--force", action="store_true", help="replace an existing key")
@@ -571,7 +581,7 @@ def main() -> None:
         "run": cmd_run, "demo": cmd_demo, "status": cmd_status, "result": cmd_result, "cancel": cmd_cancel,
         "pending": cmd_pending, "approve": cmd_decide, "deny": cmd_decide,
         "escalations": cmd_escalations, "resolve": cmd_resolve, "keygen": cmd_keygen,
-        "history": cmd_history, "replay": cmd_replay,
+        "history": cmd_history, "replay": cmd_replay, "events": cmd_events,
     }
     try:
         code = asyncio.run(handler[args.command](args))

@@ -118,6 +118,7 @@ class GoalCarry(BaseModel):
     escalations: EscalationState
     journals: list[StepJournal] = Field(default_factory=list)
     continuations: list[Continuation] = Field(default_factory=list)
+    events_seq: int = Field(default=0, ge=0, description="The last event seq the earlier runs emitted: the next run counts on.")
 
 
 GoalRequest.model_rebuild()  # GoalRequest.resume names GoalCarry, defined here on top of contracts.goal

@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "playbooks": {"contracts", "core", "playbooks", "settings"},
     "activities": {"contracts", "core", "activities", "stores", "playbooks", "settings"},
 }
-WIRING = {"worker", "starter", "histories", "approver_keys", "devserver", "temporal_client", "observability"}
+WIRING = {"worker", "starter", "histories", "goal_events", "approver_keys", "devserver", "temporal_client", "observability"}
 
 
 def layer_of(module: str) -> str:

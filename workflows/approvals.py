@@ -26,11 +26,13 @@ with workflow.unsafe.imports_passed_through():
         ApprovalStatus,
     )
     from contracts.continuation import DeskArchive, DeskState
+    from contracts.events import ApprovalDecided, ApprovalExpired, ApprovalRequested
     from contracts.policy import Approver, DecisionSignature, GateRule, Policy
     from contracts.archive import ContentRef
     from core.signatures import decision_message, verify
     from workflows import metrics
     from workflows.archive import archive_text, load_text
+    from workflows.events import EventLog
 
 Verdict = Literal["approve", "deny"]
 REJECTED = "ApprovalRejected"
@@ -85,7 +87,8 @@ def check_signature(
 
 
 class ApprovalDesk:
-    def __init__(self) -> None:
+    def __init__(self, event_log: EventLog) -> None:
+        self.event_log = event_log  # the goal's typed events (`self.events` is the approval audit trail)
         self.policy = Policy()
         self.requests: dict[str, ApprovalRequest] = {}
         self.events: list[ApprovalEvent] = []
@@ -155,6 +158,8 @@ class ApprovalDesk:
         self.requests[request.request_id] = request
         self.record(ApprovalEventKind.REQUESTED, request_id=request.request_id, step_id=step_id, tool=tool,
                     actor=requested_by, detail=f"rule {rule.name}: {reason}; action {action_sha256}")
+        self.event_log.emit(ApprovalRequested, step_id=step_id, request_id=request.request_id, tool=tool, action_sha256=action_sha256,
+                            rule=rule.name, requested_by=requested_by, approvals_needed=rule.approvals, expires_at=request.expires_at)
         return request
 
     def check(self, decision: ApprovalDecision, verdict: Verdict) -> Approver:
@@ -191,6 +196,7 @@ class ApprovalDesk:
         if verdict == "deny":
             request.status, request.decided_by, request.comment = ApprovalStatus.DENIED, approver.name, decision.comment
             self.record(ApprovalEventKind.DENIED, request_id=request.request_id, actor=approver.name, detail=decision.comment)
+            self._decided(request, approver.name, verdict)
             return request
         request.approvals_given.append(
             ApprovalGiven(approver=approver.name, roles=approver.roles, comment=decision.comment, at=workflow.now())
@@ -200,7 +206,12 @@ class ApprovalDesk:
                     detail=f"approval {given} of {request.approvals_needed}. {decision.comment}".strip())
         if given >= request.approvals_needed:
             request.status, request.decided_by = ApprovalStatus.APPROVED, approver.name
+        self._decided(request, approver.name, verdict)
         return request
+
+    def _decided(self, request: ApprovalRequest, approver: str, verdict: Verdict) -> None:
+        self.event_log.emit(ApprovalDecided, step_id=request.step_id, request_id=request.request_id, action_sha256=request.action_sha256,
+                            approver=approver, decision=verdict, status=request.status.value, approvals_given=len(request.approvals_given))
 
     def refuse(self, decision: ApprovalDecision, error: ApplicationError) -> None:
         self.record(ApprovalEventKind.REFUSED, request_id=decision.request_id, actor=decision.approver, detail=error.message)
@@ -213,4 +224,6 @@ class ApprovalDesk:
                 request.status = ApprovalStatus.ESCALATED if escalate else ApprovalStatus.EXPIRED
                 self.record(ApprovalEventKind.ESCALATED if escalate else ApprovalEventKind.EXPIRED,
                             request_id=request.request_id, detail=f"no decision by {request.expires_at.isoformat()}")
+                self.event_log.emit(ApprovalExpired, step_id=request.step_id, request_id=request.request_id,
+                                    action_sha256=request.action_sha256, outcome=request.status.value)
         return request.status

@@ -17,8 +17,10 @@ with workflow.unsafe.imports_passed_through():
         ResolveRequest,
     )
     from contracts.continuation import EscalationState
+    from contracts.events import EscalationOpened, EscalationResolved, short
     from contracts.policy import Policy
     from workflows.approvals import check_signature, human_approver, reject, wait_until
+    from workflows.events import EventLog
 
 RESOLUTION_REJECTED = "ResolutionRejected"
 STEP_DECISIONS = [EscalationDecision.ACCEPT, EscalationDecision.RETRY, EscalationDecision.REPLAN, EscalationDecision.ABORT]
@@ -26,7 +28,8 @@ GOAL_DECISIONS = [EscalationDecision.ACCEPT, EscalationDecision.ABORT]
 
 
 class EscalationDesk:
-    def __init__(self) -> None:
+    def __init__(self, events: EventLog) -> None:
+        self.events = events
         self.policy = Policy()
         self.escalations: dict[str, Escalation] = {}
         self.retries: dict[str, int] = {}
@@ -53,6 +56,8 @@ class EscalationDesk:
             resolver_roles=list(self.policy.escalations.resolver_roles),
         )
         self.escalations[escalation.escalation_id] = escalation
+        self.events.emit(EscalationOpened, step_id=step_id, escalation_id=escalation.escalation_id, reason=short(reason),
+                         decisions=[d.value for d in decisions])
         return escalation
 
     def pending(self) -> list[Escalation]:
@@ -86,10 +91,14 @@ class EscalationDesk:
         escalation.status = EscalationStatus.RESOLVED
         if request.decision is EscalationDecision.RETRY:
             self.retries[escalation.step_id] = self.retries.get(escalation.step_id, 0) + 1
+        self.events.emit(EscalationResolved, step_id=escalation.step_id, escalation_id=escalation.escalation_id,
+                         decision=request.decision.value, resolver=request.resolver)
         return escalation
 
     async def wait(self, escalation: Escalation) -> EscalationDecision:
         """Wait durably for a resolution; the timeout's outcome is abort."""
         if not await wait_until(escalation.expires_at, lambda: escalation.status is not EscalationStatus.PENDING):
             escalation.status = EscalationStatus.TIMED_OUT
+            self.events.emit(EscalationResolved, step_id=escalation.step_id, escalation_id=escalation.escalation_id,
+                             decision=EscalationDecision.ABORT.value)
         return escalation.outcome or EscalationDecision.ABORT

@@ -19,6 +19,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from contracts.continuation import EntryKind, JournalEntry
     from contracts.escalations import Escalation, EscalationDecision, Resolution
+    from contracts.events import StepFinished, StepStarted, short
     from contracts.goal import StepResult, StepStatus
     from contracts.plan import PlanStep, StepKind, ToolStep
     from core.hashing import sha256_text
@@ -60,8 +61,10 @@ class StepExecutor:
         self.can_replan = can_replan  # the scheduler says whether a revision of the plan is still possible
 
     async def run(self, step: PlanStep, outputs: Mapping[str, str]) -> StepResult:
-        journal = self.context.journal
+        journal, events = self.context.journal, self.context.events
+        resumed = journal.resuming(step.id)
         result = StepResult(step_id=step.id, role=step.role, status=StepStatus.RUNNING, started_at=journal.begin(step.id, step.type))
+        events.emit(StepStarted, step_id=step.id, kind=step.type.value, role=step.role, resumed=resumed)
         progress = self.context.progress[step.id]
         attempt = step
         while True:
@@ -95,6 +98,8 @@ class StepExecutor:
         progress.status = result.status
         progress.sync(result)
         journal.end(step.id)
+        events.emit(StepFinished, step_id=step.id, status=result.status.value, attempts=result.attempts, score=result.score,
+                    output_sha256=result.output_sha256, error=short(result.error) if result.error else None)
         return result
 
     def _escalation(self, step_id: str, reason: str, output_hash: str | None) -> Escalation:

@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.continuation import GoalCarry
     from contracts.errors import ErrorType
+    from contracts.events import EVENTS_QUERY, ContinuedAsNew, EventsPage, EventsQuery, GoalFinished, short
     from contracts.escalations import (
         ESCALATIONS_QUERY,
         GOAL_ESCALATION_STEP,
@@ -73,6 +74,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.approvals import ApprovalDesk
     from workflows.archive import bounded
     from workflows.escalations import GOAL_DECISIONS, EscalationDesk
+    from workflows.events import EventLog
     from workflows.executor import StepExecutor
     from workflows.failures import BudgetExceeded, WorkflowCodeError, failure_message
     from workflows.journal import Journal
@@ -107,13 +109,14 @@ class GoalWorkflow:
     def __init__(self, request: GoalRequest) -> None:
         self._phase = "planning"
         self._progress: dict[str, StepProgress] = {}
-        self._ledger = GoalLedger(request.budget)
-        self._desk = ApprovalDesk()
-        self._escalations = EscalationDesk()
+        self._events = EventLog()
+        self._ledger = GoalLedger(request.budget, self._events)
+        self._desk = ApprovalDesk(self._events)
+        self._escalations = EscalationDesk(self._events)
         self._approvals = ApprovalRouter(self._desk, self._escalations, request.parent)
         self._journal = Journal()
         self._route = SandboxRoute()  # the plan names the sandbox task queue (set in _plan, or restored)
-        self._verification = Verification(request, self._ledger, self._progress, self._journal, self._route)
+        self._verification = Verification(request, self._ledger, self._progress, self._journal, self._events, self._route)
         catalogue = ToolCatalogue()  # the MCP tools arrive with the plan (an activity result), never from the worker's config
         context = StepContext(
             request=request,
@@ -121,13 +124,15 @@ class GoalWorkflow:
             progress=self._progress,
             approvals=self._desk,
             router=self._approvals,
-            tools=ToolCaller(ToolGate(self._desk, self._ledger, self._progress, request, self._journal, catalogue), self._route),
+            tools=ToolCaller(ToolGate(self._desk, self._ledger, self._progress, request, self._journal, catalogue, self._events),
+                             self._route),
             verification=self._verification,
             journal=self._journal,
             catalogue=catalogue,
+            events=self._events,
         )
         self._executor = StepExecutor(context, step_runners(context), self._escalations, can_replan=lambda: self._scheduler.can_revise())
-        self._scheduler = StepScheduler(request, self._executor, self._ledger, self._progress, catalogue)
+        self._scheduler = StepScheduler(request, self._executor, self._ledger, self._progress, catalogue, self._events)
         self._continuations: list[Continuation] = []
         self._visibility = Visibility(request.goal, self._ledger, self._approvals, lambda: len(self._scheduler.results))
         self._following: asyncio.Task[None] | None = None  # the search attributes follow the goal while it executes
@@ -147,6 +152,7 @@ class GoalWorkflow:
         self._scheduler.restore(carry.scheduler)
         self._route.task_queue = carry.scheduler.plan.sandbox_task_queue
         self._continuations = list(carry.continuations)
+        self._events.restore(carry.events_seq, [c.run_id for c in carry.continuations])
 
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> GoalProgress:
@@ -159,6 +165,11 @@ class GoalWorkflow:
             escalations=list(self._escalations.escalations.values()),
             continuations=self._continuations,
         )
+
+    @workflow.query(name=EVENTS_QUERY)
+    def events(self, query: EventsQuery | None = None) -> EventsPage:
+        """The goal's events after `query.after` (a seq), in order, one page of at most `query.limit` (default: the first 200)."""
+        return self._events.page(query or EventsQuery())
 
     @workflow.query(name=PENDING_QUERY)
     def pending(self) -> list[ApprovalRequest]:
@@ -270,6 +281,10 @@ class GoalWorkflow:
         result.approvals, result.audit = await self._desk.everything()
         result.escalations = list(self._escalations.escalations.values())
         result.continuations = self._continuations
+        usage = self._ledger.usage
+        self._events.emit(GoalFinished, status=result.status.value, error=short(result.error) if result.error else None,
+                          model_calls=usage.model_calls, tool_calls=usage.tool_calls, cost_usd=usage.cost_usd)
+        self._events.closed = result.status.value
         await workflow.wait_condition(workflow.all_handlers_finished)  # no update is cut off by completion
         reporting.cancel()
         await self._approvals.report()  # the parent sees the final state of every request
@@ -292,9 +307,14 @@ class GoalWorkflow:
             history_bytes=info.get_current_history_size(), at=workflow.now(), finished_steps=len(state.finished),
             parked_steps=list(state.parked),
         ))
+        ended = self._continuations[-1]
+        self._events.emit(ContinuedAsNew, run=ended.run, run_id=ended.run_id, history_events=ended.history_events,
+                          parked_steps=ended.parked_steps)
+        self._events.closed = "continued_as_new"
         carry = GoalCarry(
             phase=phase, scheduler=state, progress=list(self._progress.values()), ledger=self._ledger.state(),
             desk=self._desk.state(), escalations=self._escalations.state(), journals=journals, continuations=self._continuations,
+            events_seq=self._events.seq,
         )
         self._continuations[-1].carried_bytes = len(carry.model_dump_json().encode())
         workflow.logger.info("continuing as new after %d events (%d steps parked)", info.get_current_history_length(), len(state.parked))
@@ -319,7 +339,8 @@ class GoalWorkflow:
                 raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from err
             result.error = f"planning failed: {failure_message(err)}"
             return None
-        self._ledger.usage.add_model(plan.usage, plan.cost_usd, calls=plan.model_calls)
+        self._events.planned(plan, request.models.planner)
+        self._ledger.charge_model(plan.usage, plan.cost_usd, calls=plan.model_calls)
         self._route.task_queue = plan.sandbox_task_queue
         self._desk.policy = self._escalations.policy = with_inherited(
             plan.policy, request.inherited_gates, request.inherited_approvers, request.inherited_require_signatures,

@@ -35,6 +35,10 @@ class Journal:
         self._replay = {j.step_id: deque(j.entries) for j in carried}
         self._carried = {j.step_id: j for j in carried}
 
+    def resuming(self, step_id: str) -> bool:
+        """The step was parked at the last continue-as-new and resumes now."""
+        return step_id in self._carried
+
     def begin(self, step_id: str, kind: StepKind) -> datetime:
         """Start journalling a step that can be parked (nothing else is ever replayed, so nothing else is kept);
         its start time (the original one for a resumed step)."""

@@ -13,15 +13,22 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from contracts.continuation import LedgerState
+    from contracts.events import BudgetDimension, BudgetWarning
     from contracts.goal import Budget, UsageTotals
+    from contracts.llm import TokenUsage
+    from workflows.events import EventLog
     from workflows.failures import BudgetExceeded
+
+WARN_AT = (0.8, 1.0)  # a `budget_warning` event when usage first reaches these shares of a limit
 
 
 class GoalLedger:
     """Calls are reserved before they are awaited, so concurrent steps cannot overrun a limit together."""
 
-    def __init__(self, budget: Budget) -> None:
+    def __init__(self, budget: Budget, events: EventLog) -> None:
         self.budget = budget
+        self.events = events  # budget warnings go here
+        self._warned: set[tuple[BudgetDimension, float]] = set()
         self.started = workflow.now()  # the goal's clock starts with the workflow (replay gives the same time)
         self.usage = UsageTotals()
         self.carved = UsageTotals()  # held for running subagents; counted as spent until they settle
@@ -33,6 +40,34 @@ class GoalLedger:
 
     def restore(self, state: LedgerState) -> None:
         self.usage, self.started, self.exceeded = state.usage, state.started, state.exceeded
+        self._warned = {(d, t) for d, t, _, _ in self._crossed()}  # the earlier run has told of these already
+
+    def _levels(self) -> list[tuple[BudgetDimension, float, float]]:
+        """(dimension, used, limit) for every limit the goal has (a cost or time limit of 0 is none)."""
+        used, budget = self.usage, self.budget
+        return [
+            (BudgetDimension.MODEL_CALLS, used.model_calls, budget.max_model_calls),
+            (BudgetDimension.TOOL_CALLS, used.tool_calls, budget.max_tool_calls),
+            (BudgetDimension.TOKENS, used.total_tokens, budget.max_total_tokens),
+            (BudgetDimension.COST_USD, round(used.cost_usd, 6), budget.max_cost_usd),
+            (BudgetDimension.WALL_SECONDS, round((workflow.now() - self.started).total_seconds(), 3), budget.max_wall_seconds),
+        ]
+
+    def _crossed(self) -> list[tuple[BudgetDimension, float, float, float]]:
+        """(dimension, threshold, used, limit) for every share of a limit usage has reached."""
+        return [(d, t, used, limit) for d, used, limit in self._levels() if limit > 0 for t in WARN_AT if used >= t * limit]
+
+    def _warn(self) -> None:
+        """Tell of every share of a limit usage has reached since the last look (once each)."""
+        for dimension, threshold, used, limit in self._crossed():
+            if (dimension, threshold) not in self._warned:
+                self._warned.add((dimension, threshold))
+                self.events.emit(BudgetWarning, dimension=dimension, threshold=threshold, used=used, limit=limit)
+
+    def charge_model(self, usage: TokenUsage, cost_usd: float, calls: int = 1) -> None:
+        """Count model usage (a planner's, an executor's, a judge's) and tell of the limits it nears."""
+        self.usage.add_model(usage, cost_usd, calls=calls)
+        self._warn()
 
     def _stop(self, reason: str) -> None:
         self.exceeded = reason
@@ -68,12 +103,14 @@ class GoalLedger:
         if committed.cost_usd >= self.budget.max_cost_usd > 0:
             self._stop(f"cost budget of ${self.budget.max_cost_usd:.4f} used up")
         self.usage.model_calls += 1
+        self._warn()
 
     def before_tool_call(self) -> None:
         self._check_clock()
         if self._committed().tool_calls >= self.budget.max_tool_calls:
             self._stop(f"tool call budget of {self.budget.max_tool_calls} used up")
         self.usage.tool_calls += 1
+        self._warn()
 
     def carve(self, share: float) -> Budget:
         """A child's budget: `share` of what is left in every dimension (at least one call of each), held
@@ -113,6 +150,7 @@ class GoalLedger:
         self.usage.cost_usd += spent.cost_usd
         self.usage.cache_hits.model += spent.cache_hits.model
         self.usage.cache_hits.tool += spent.cache_hits.tool
+        self._warn()
 
 
 def whole_carve(carved: Budget) -> UsageTotals:

@@ -8,10 +8,12 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from contracts.continuation import EntryKind, JournalEntry
+    from contracts.events import ModelCalled
     from contracts.goal import GoalRequest, ModelCallRecord, StepResult
     from contracts.llm import CALL_MODEL_ACTIVITY, CacheUse, ChatMessage, ModelRequest, ModelResponse, ModelRole, ModelSpec, ToolSchema
     from contracts.plan import PlanStep
     from core.options import MODEL_CALL
+    from workflows.events import EventLog
     from workflows.journal import Journal
     from workflows.ledger import GoalLedger
 
@@ -26,14 +28,21 @@ def cache_use(request: GoalRequest, step: PlanStep) -> CacheUse:
 async def call_model(
     ledger: GoalLedger, spec: ModelSpec, messages: list[ChatMessage], result: StepResult, summary: str,
     tools: list[ToolSchema] | None = None, response_schema_json: str | None = None, cache: CacheUse = CacheUse.DETERMINISTIC,
-    journal: Journal | None = None,
+    journal: Journal | None = None, events: EventLog | None = None,
 ) -> ModelResponse:
-    """`journal`: a resumed step's completed call is answered from it (already charged in the carried ledger)."""
+    """`journal`: a resumed step's completed call is answered from it (already charged in the carried ledger, and
+    already told as an event by the run that made it)."""
     replayed = journal.replayed(result.step_id, EntryKind.MODEL) if journal else None
     response = replayed.response if replayed and replayed.response else await _execute(
         ledger, spec, messages, summary, tools, response_schema_json, cache)
     if journal and not replayed:
         journal.record(result.step_id, JournalEntry(kind=EntryKind.MODEL, response=response))
+    if events and not replayed:
+        events.emit(
+            ModelCalled, step_id=result.step_id, role=ModelRole.EXECUTOR.value, provider=response.provider.value,
+            model=response.model, prompt_tokens=response.usage.prompt_tokens, completion_tokens=response.usage.completion_tokens,
+            cost_usd=response.cost_usd, latency_ms=response.latency_ms or None, cached=response.cached,
+        )
     result.model_calls.append(
         ModelCallRecord(
             provider=response.provider.value,
@@ -63,7 +72,7 @@ async def _execute(
         summary=summary,
         **MODEL_CALL.kwargs(),
     )
-    ledger.usage.add_model(response.usage, response.cost_usd, calls=0)  # the call was reserved
+    ledger.charge_model(response.usage, response.cost_usd, calls=0)  # the call was reserved
     if response.cached:  # answered from the cache: no provider call was made, so none is counted
         ledger.usage.model_calls -= 1
         ledger.usage.cache_hits.model += 1

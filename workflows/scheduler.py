@@ -25,14 +25,16 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from contracts.archive import ContentRef
     from contracts.continuation import ArchivedOutput, SchedulerState
+    from contracts.events import StepFinished, short
     from contracts.goal import ArchivePart, GoalRequest, StepProgress, StepResult, StepStatus
     from contracts.plan import PLAN_GOAL_ACTIVITY, DoneStep, Plan, PlanRequest, PlanRevision, PlanSource, PlanStep
     from core.catalogue import ToolCatalogue
-    from core.options import ARCHIVE, PLANNER
+    from core.options import PLANNER
     from core.relevance import instruction_of
     from core.plan_validation import templates_of
     from core.templating import referenced_steps
     from workflows.archive import archive_text, load_text, split_parts
+    from workflows.events import EventLog
     from workflows.executor import StepExecutor
     from workflows.failures import StepFailed, failure_message
     from workflows.journal import PARKABLE
@@ -50,9 +52,10 @@ WAITING_FOR_PEOPLE = (StepStatus.AWAITING_APPROVAL, StepStatus.AWAITING_RESOLUTI
 class StepScheduler:
     def __init__(
         self, request: GoalRequest, executor: StepExecutor, ledger: GoalLedger, progress: dict[str, StepProgress],
-        catalogue: ToolCatalogue,
+        catalogue: ToolCatalogue, events: EventLog,
     ) -> None:
         self.request = request
+        self.events = events
         self.catalogue = catalogue  # learns each plan's (and revision's) MCP tools
         self.executor = executor
         self.ledger = ledger
@@ -122,6 +125,7 @@ class StepScheduler:
                     reason = "budget exceeded" if self.ledger.exceeded else f"dependencies did not complete: {blocked}"
                     results[step.id] = StepResult(step_id=step.id, role=step.role, status=StepStatus.SKIPPED, error=reason)
                     self.progress[step.id].status = StepStatus.SKIPPED
+                    self.events.emit(StepFinished, step_id=step.id, status=StepStatus.SKIPPED.value, error=short(reason))
                 elif all(self._has_output(d) for d in step.depends_on) and len(running) < self.request.max_parallel_steps:
                     running[step.id] = asyncio.create_task(self._launch(step))
                     by_id[step.id] = step
@@ -172,8 +176,9 @@ class StepScheduler:
             outputs = await self._with_full_outputs(step)
         except (ActivityError, StepFailed) as err:  # its inputs cannot be had: this step fails, the goal goes on
             self.progress[step.id].status = StepStatus.FAILED
-            error = failure_message(err) if isinstance(err, ActivityError) else str(err)
-            return StepResult(step_id=step.id, role=step.role, status=StepStatus.FAILED, error=f"inputs not loaded: {error}")
+            error = f"inputs not loaded: {failure_message(err) if isinstance(err, ActivityError) else err}"
+            self.events.emit(StepFinished, step_id=step.id, status=StepStatus.FAILED.value, error=short(error))
+            return StepResult(step_id=step.id, role=step.role, status=StepStatus.FAILED, error=error)
         return await self.executor.run(step, outputs)
 
     async def _with_full_outputs(self, step: PlanStep) -> Mapping[str, str]:
@@ -313,10 +318,11 @@ class StepScheduler:
         except ActivityError as err:
             self.revision_errors.append(f"revision {number} failed: {failure_message(err)}")
             return False
-        self.ledger.usage.add_model(revised.usage, revised.cost_usd, calls=revised.model_calls)
+        self.ledger.charge_model(revised.usage, revised.cost_usd, calls=revised.model_calls)
         self.revisions.append(revised)
         self.catalogue.add(revised.mcp_tools)
         marker = f"revision {number}"
+        self.events.planned(revised, self.request.models.planner)
         for result in results.values():  # every failure still standing (steps that failed in parallel too) is dealt with
             if result.status is StepStatus.FAILED and result.superseded_by is None:
                 result.superseded_by = marker
@@ -325,6 +331,7 @@ class StepScheduler:
                 results[step.id] = StepResult(step_id=step.id, role=step.role, status=StepStatus.SKIPPED,
                                               error=f"replaced by plan {marker}", superseded_by=marker)
                 self.progress[step.id].status = StepStatus.SKIPPED
+                self.events.emit(StepFinished, step_id=step.id, status=StepStatus.SKIPPED.value, error=f"replaced by plan {marker}")
         for step in revised.steps:
             self.progress[step.id] = StepProgress.pending(step)
         self.steps += revised.steps

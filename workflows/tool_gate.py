@@ -15,6 +15,7 @@ counted in `usage.cache_hits.tool`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -23,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.approvals import ApprovalEventKind, ApprovalRequest, ApprovalStatus
     from contracts.continuation import EntryKind, JournalEntry
     from contracts.errors import ErrorType
+    from contracts.events import PolicyDecided, ToolCalled, short
     from contracts.goal import GoalRequest, StepProgress, StepStatus, ToolCallRecord
     from contracts.llm import CacheUse, ToolCallRequest
     from contracts.plan import PlanStep
@@ -34,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from core.policy import action_sha256, canonical_arguments, evaluate
     from core.tools import ArgumentsInvalid, ToolSpec
     from workflows.approvals import ApprovalDesk
+    from workflows.events import EventLog
     from workflows.failures import StepEscalated, WorkflowCodeError, failure_message
     from workflows.journal import Journal
     from workflows.ledger import GoalLedger
@@ -61,8 +64,9 @@ class Refused:
 class ToolGate:
     def __init__(
         self, desk: ApprovalDesk, ledger: GoalLedger, progress: dict[str, StepProgress], request: GoalRequest, journal: Journal,
-        catalogue: ToolCatalogue,
+        catalogue: ToolCatalogue, events: EventLog,
     ) -> None:
+        self.events = events
         self.desk = desk
         self.ledger = ledger
         self.progress = progress
@@ -92,6 +96,8 @@ class ToolGate:
         if problem:
             return Refused(f"{ErrorType.ARTIFACT_MISMATCH.value}: {problem}")
         decision = evaluate(self.desk.policy, step.role, spec.name, spec.side_effect, args, self.scopes)
+        self.events.emit(PolicyDecided, step_id=step.id, tool=spec.name, role=step.role, outcome=decision.outcome,
+                         rule=decision.rule.name if decision.rule else None, reason=short(decision.reason))
         if decision.outcome == "deny":
             self.desk.record(ApprovalEventKind.POLICY_DENIED, step_id=step.id, tool=call.name, actor=step.role, detail=decision.reason)
             return Refused(f"{ErrorType.POLICY_DENIED.value}: {decision.reason}")
@@ -138,7 +144,7 @@ class ToolCaller:
         self, step: PlanStep, call: ToolCallRequest, allowed: set[str], saw_untrusted: bool = False
     ) -> tuple[ToolCallRecord, ToolResult | None]:
         """`saw_untrusted`: the step has had tool output or other agents' output in its context (memory records it).
-        A resumed step's completed call comes from its journal: nothing is gated, charged or run twice."""
+        A resumed step's completed call comes from its journal: nothing is gated, charged, run or told twice."""
         journal = self.gate.journal
         replayed = journal.replayed(step.id, EntryKind.TOOL)
         if replayed and replayed.escalated:
@@ -153,6 +159,13 @@ class ToolCaller:
         journal.record(step.id, JournalEntry(kind=EntryKind.TOOL, record=record, output=output))
         return record, output
 
+    def _told(self, step: PlanStep, record: ToolCallRecord, outcome: Literal["ok", "error", "refused"]) -> None:
+        spec = self.gate.catalogue.get(record.tool)
+        self.gate.events.emit(
+            ToolCalled, step_id=step.id, tool=record.tool, side_effect=spec.side_effect.value if spec else None, outcome=outcome,
+            cached=record.cached, output_sha256=record.content_sha256, error=short(record.error) if record.error else None,
+        )
+
     async def _call(
         self, step: PlanStep, call: ToolCallRequest, allowed: set[str], saw_untrusted: bool
     ) -> tuple[ToolCallRecord, ToolResult | None]:
@@ -162,6 +175,7 @@ class ToolCaller:
         record.approval_request_id = admission.approval.request_id if admission.approval else None
         if isinstance(admission, Refused):
             record.error = admission.error
+            self._told(step, record, "refused")
             return record, None
         record.ran = True
         try:
@@ -175,6 +189,7 @@ class ToolCaller:
             )
         except ActivityError as err:
             record.error = failure_message(err)
+            self._told(step, record, "error")
             return record, None
         if admission.approval is not None:
             self.gate.desk.record(ApprovalEventKind.EXECUTED, request_id=admission.approval.request_id, step_id=step.id,
@@ -182,4 +197,5 @@ class ToolCaller:
         record.ok, record.content_sha256, record.content_ref, record.cached = output.ok, output.content_sha256, output.content_ref, output.cached
         record.memory = output.memory
         self.gate.ledger.usage.cache_hits.tool += int(output.cached)  # still a tool call (the module docstring says why)
+        self._told(step, record, "ok" if output.ok else "error")
         return record, output

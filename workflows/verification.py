@@ -12,11 +12,13 @@ with workflow.unsafe.imports_passed_through():
 
     from contracts.continuation import EntryKind, JournalEntry
     from contracts.goal import GoalRequest, StepProgress, StepResult, StepStatus
+    from contracts.llm import ModelRole
     from contracts.plan import PlanStep
     from contracts.sandbox import RUN_CHECK_TESTS_ACTIVITY, CheckTestsRequest, SandboxRun
     from contracts.verify import VERIFY_OUTPUT_ACTIVITY, AcceptanceCheck, Decision, TestsCheck, Verdict, VerifyRequest, judged_count
     from core.options import SANDBOX, SANDBOX_MARGIN, VERIFIER
     from core.relevance import instruction_of
+    from workflows.events import EventLog
     from workflows.failures import BudgetExceeded, failure_message
     from workflows.journal import Journal
     from workflows.ledger import GoalLedger
@@ -25,8 +27,10 @@ with workflow.unsafe.imports_passed_through():
 
 class Verification:
     def __init__(
-        self, request: GoalRequest, ledger: GoalLedger, progress: dict[str, StepProgress], journal: Journal, route: SandboxRoute | None = None,
+        self, request: GoalRequest, ledger: GoalLedger, progress: dict[str, StepProgress], journal: Journal, events: EventLog,
+        route: SandboxRoute | None = None,
     ) -> None:
+        self.events = events
         self.request = request
         self.ledger = ledger
         self.progress = progress
@@ -39,6 +43,7 @@ class Verification:
             return replayed.verdict
         verdict = await self._verify(step_id, instruction, output, checks, summary)
         self.journal.record(step_id, JournalEntry(kind=EntryKind.VERIFY, verdict=verdict))
+        self.events.verdict(step_id, verdict)
         return verdict
 
     async def _verify(self, step_id: str, instruction: str, output: str, checks: list[AcceptanceCheck], summary: str) -> Verdict:
@@ -61,7 +66,9 @@ class Verification:
             **VERIFIER.kwargs(),
         )
         if verdict.model_calls or judged:
-            self.ledger.usage.add_model(verdict.usage, verdict.cost_usd, calls=verdict.model_calls - judged)
+            self.events.model_calls(step_id, ModelRole.VERIFIER, self.request.models.verifier, verdict.model_calls, verdict.usage,
+                                    verdict.cost_usd)
+            self.ledger.charge_model(verdict.usage, verdict.cost_usd, calls=verdict.model_calls - judged)
         return verdict
 
     async def _run_tests(self, step_id: str, output: str, check: TestsCheck) -> SandboxRun:

@@ -145,7 +145,8 @@ class AgentStepRunner:
             spec = spec.model_copy(update={"temperature": bumped})
         summary = f"{step.id}{'/' + label if label else ''}: model turn {result.turns}"
         cache = cache_use(self.context.request, step)
-        return await call_model(self.context.ledger, spec, messages, result, summary, tools=tools, cache=cache, journal=self.context.journal)
+        return await call_model(self.context.ledger, spec, messages, result, summary, tools=tools, cache=cache, journal=self.context.journal,
+                                events=self.context.events)
 
     async def _tool_message_text(self, step: AgentStep, call: ToolCallRequest, result: StepResult, allowed: set[str]) -> str:
         return (await self._tool_call(step, call, result, allowed))[0]

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from core.templating import render_arguments
     from workflows.approval_router import ApprovalRouter
     from workflows.approvals import ApprovalDesk
+    from workflows.events import EventLog
     from workflows.failures import StepFailed
     from workflows.journal import Journal
     from workflows.ledger import GoalLedger
@@ -37,6 +38,7 @@ class StepContext:
     verification: Verification
     journal: Journal  # what running steps completed, for resuming a parked one after continue-as-new
     catalogue: ToolCatalogue  # built-ins plus the MCP tools the goal's plans recorded
+    events: EventLog  # what happened, in order, for the `events` query
     revised_steps: set[str] = field(default_factory=set)  # steps a revised plan added: a model wrote them after reading outputs
 
 

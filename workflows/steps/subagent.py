@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         GOAL_WORKFLOW, MAX_SUBAGENT_DEPTH, Budget, GoalRequest, GoalResult, GoalStatus, ParentLink, StepResult, StepStatus,
         UsageTotals,
     )
+    from contracts.events import SubagentStarted
     from contracts.llm import CacheUse
     from contracts.plan import SubagentStep
     from contracts.policy import Principal
@@ -78,6 +79,7 @@ class SubagentStepRunner:
             result.child_workflow_ids.append(child_id)
             progress.child_workflow_id = child_id
             context.router.expect(child_id)
+            context.events.emit(SubagentStarted, step_id=step.id, child_workflow_id=child_id, attempt=attempt)
             try:
                 child: GoalResult = await workflow.execute_child_workflow(
                     GOAL_WORKFLOW,
