@@ -54,14 +54,11 @@ async def measured_tool(tool: str, side_effect: Callable[[], str], run: Callable
     """Run one tool attempt, timed; its outcome goes to the metrics and to the span (tool name, side-effect class,
     outcome, error type). `side_effect` is asked after the run (an MCP tool's is known once its server listed it)."""
     started = time.monotonic()
-    error_type: str | None = None
     try:
         result = await run()
-    except ApplicationError as err:
-        outcome, error_type = "failed", err.type or type(err).__name__
-        raise
     except BaseException as err:
-        outcome, error_type = "failed", type(err).__name__
+        outcome = "failed"
+        error_type = err.type if isinstance(err, ApplicationError) and err.type else type(err).__name__
         raise
     else:
         outcome = "cached" if result.cached else "ok" if result.ok else "error"

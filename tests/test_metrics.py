@@ -16,10 +16,15 @@ from collections import Counter
 import httpx
 import pytest
 from temporalio.client import Client, WorkflowHistory
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
 import settings
 from contracts.goal import GoalRequest, GoalResult, GoalStatus, ModelRouting
-from contracts.llm import ModelSpec, Provider
+from activities.model_call import ModelCalls
+from activities.tools import tool_activities
+from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole, ModelSpec, Provider
+from contracts.tools import ReadFileArgs
 from core import metrics
 from observability import ObservabilityConfigError, metrics_runtime
 from temporal_client import connect
@@ -126,6 +131,29 @@ async def test_worker_metrics_after_goals_with_model_tool_approval_and_verdict(c
     assert total(samples, "temporal_workflow_completed", workflow_type="GoalWorkflow") >= 2
     ids = {r.workflow_id for r in results}
     assert not [s for s in samples if ids & set(s[1].values())]
+
+
+async def test_failed_model_calls_and_tool_attempts_are_counted_with_their_error_type() -> None:
+    port = free_port()
+    runtime = metrics_runtime(f"127.0.0.1:{port}")  # kept: the endpoint lives as long as the runtime
+    environment = ActivityEnvironment()
+    environment.metric_meter = runtime.metric_meter
+    read_file = next(fn for fn in tool_activities() if fn.__name__ == "read_file")
+    with pytest.raises(ApplicationError) as missing:
+        await environment.run(read_file, ReadFileArgs(path="no/such/file.md"))
+    with ScriptedServer(lambda request: Reply(status=500, body={"error": {"message": "boom"}})) as server:
+        request = ModelRequest(role=ModelRole.PLANNER, messages=[ChatMessage(role=ChatRole.USER, content="hi")],
+                               spec=ModelSpec(provider=Provider.OPENAI, model="flaky", base_url=server.base_url))
+        with pytest.raises(ApplicationError):
+            await environment.run(ModelCalls(None).call_model, request)
+
+    samples = await scrape(f"http://127.0.0.1:{port}/metrics", {metrics.TOOL_ERRORS.name: 1, metrics.MODEL_CALLS.name + "_count": 1})
+    tool = {"tool": "read_file", "side_effect": "read"}
+    assert total(samples, metrics.TOOL_ERRORS.name, error_type=missing.value.type, **tool) == 1
+    assert total(samples, metrics.TOOL_CALLS.name + "_count", outcome="failed", **tool) == 1
+    model = {"provider": "openai", "model": "flaky", "role": "planner"}
+    assert total(samples, metrics.MODEL_CALLS.name + "_count", outcome="error", **model) == len(server.requests) == 1
+    assert total(samples, metrics.MODEL_TOKENS.name, **model) == 0
 
 
 def test_metrics_address_errors_and_url(monkeypatch: pytest.MonkeyPatch) -> None:
