@@ -30,6 +30,7 @@ from activities.planner import Planner
 from activities.sandbox import Sandbox
 from activities.search_attributes import registered
 from activities.tools import tool_activities
+from activities.tools.idempotency import Idempotency
 from activities.verifier import verify_output
 from observability import ObservabilityConfigError, configure_tracing, metrics_runtime
 from stores import Stores, from_settings
@@ -51,7 +52,7 @@ def all_activities(
     return [
         Planner(mcp).plan_goal, call_model or ModelCalls(stores.cache).call_model, verify_output,
         *_content_activities(stores), *tool_activities(stores, sandboxed=None if with_sandbox else False),
-        McpTools(mcp, stores.content).call_mcp_tool,
+        McpTools(mcp, stores.content, Idempotency(stores.ledger)).call_mcp_tool,
         *([CheckTests(Sandbox.from_settings(stores.workspace)).run_check_tests] if with_sandbox else []),
     ]
 

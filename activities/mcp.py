@@ -10,6 +10,11 @@ Invariants: a tool's side-effect class is the operator's (per tool, then per ser
 annotations (readOnlyHint: read; destructiveHint: destructive), else write. Failures are typed: server
 missing, tool missing, the tool's error result (non-retryable), timeout and unreachable server (retryable,
 within the side-effect class's retry policy). Output: text content joined, through the content store.
+
+A call of a tool that is not read-only carries the key the workflow stamped (`core.idempotency`): it is done once
+per call however often Temporal runs the activity (`Idempotency`: a retry returns the recorded result), and the key
+goes to the server in the request's `_meta` as `foreman/idempotency-key` (the MCP spec leaves `_meta` keys with a
+prefix of one's own to clients; a server that deduplicates by it also covers a worker dying between call and record).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from temporalio.exceptions import ApplicationError
 import settings
 from activities.content_store import tool_result
 from activities.metrics import measured_tool
+from activities.tools.idempotency import Idempotency
 from contracts.errors import ErrorType
 from contracts.mcp import CALL_MCP_TOOL_ACTIVITY, SERVER_NAME_PATTERN, McpCall, McpToolSpec, SideEffectSource
 from contracts.tools import SideEffect, ToolResult
@@ -44,6 +50,7 @@ from stores.protocols import ContentStore
 logger = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 2_000
 MAX_LIST_PAGES = 50  # a server whose listing never ends cannot hang planning
+IDEMPOTENCY_META_KEY = "foreman/idempotency-key"  # in a tools/call request's `_meta` (a prefixed key, as the spec asks)
 
 
 class McpToolConfig(BaseModel):
@@ -334,7 +341,8 @@ class McpServers:
         timeout = connection.config.timeout_seconds
         try:
             async with asyncio.timeout(timeout + 5):  # a backstop: the SDK's own read timeout should fire first
-                return await client.call_tool(call.tool, json.loads(call.arguments_json), read_timeout_seconds=timeout)
+                meta = {IDEMPOTENCY_META_KEY: call.idempotency_key} if call.idempotency_key else None
+                return await client.call_tool(call.tool, json.loads(call.arguments_json), read_timeout_seconds=timeout, meta=meta)
         except TimeoutError:
             raise _error(ErrorType.MCP_TIMEOUT, f"{call.name} did not answer within {timeout:g} s", retryable=True) from None
         except MCPError as err:
@@ -356,16 +364,23 @@ class McpServers:
 
 
 class McpTools:
-    """`call_mcp_tool`, bound to the worker's MCP servers and content store."""
+    """`call_mcp_tool`, bound to the worker's MCP servers, content store and idempotency ledger."""
 
-    def __init__(self, servers: McpServers, content: ContentStore) -> None:
+    def __init__(self, servers: McpServers, content: ContentStore, once: Idempotency | None = None) -> None:
         self._servers = servers
         self._content = content
+        self._once = once or Idempotency(None)
 
     @activity.defn(name=CALL_MCP_TOOL_ACTIVITY)
     async def call_mcp_tool(self, call: McpCall) -> ToolResult:
-        """Call one MCP tool (arguments validated by the workflow); its text output, untrusted like any tool's."""
-        return await measured_tool(call.name, lambda: self._servers.side_effect(call), lambda: self._call(call))
+        """Call one MCP tool (arguments validated by the workflow); its text output, untrusted like any tool's.
+        A keyed call (a tool that is not read-only) is done once per key. Each attempt is timed and counted."""
+        return await measured_tool(call.name, lambda: self._servers.side_effect(call), lambda: self._once_per_key(call))
+
+    async def _once_per_key(self, call: McpCall) -> ToolResult:
+        if call.idempotency_key is None:  # a read-only tool: nothing to record
+            return await self._call(call)
+        return await self._once.once(call.name, call.idempotency_key, lambda: self._call(call))
 
     async def _call(self, call: McpCall) -> ToolResult:
         result = await self._servers.call(call)

@@ -142,6 +142,7 @@ class ToolCallRecord(BaseModel):
     error: str | None = None
     cached: bool = False
     ran: bool = Field(default=False, description="Its activity ran: an error then may quote the tool or a remote server (untrusted).")
+    idempotency_key: str | None = Field(default=None, description="The key its effect is recorded under (a tool that is not read-only).")
 
 
 class ModelCallRecord(BaseModel):

@@ -48,6 +48,10 @@ class McpCall(BaseModel):
     server: str = Field(pattern=SERVER_NAME_PATTERN)
     tool: str = Field(min_length=1, max_length=128)
     arguments_json: str = "{}"
+    idempotency_key: str | None = Field(
+        default=None, max_length=200,
+        description="Stamped by the workflow on a call of a tool that is not read-only; the worker records the effect under it.",
+    )
 
     @property
     def name(self) -> str:

@@ -40,12 +40,36 @@ class CacheableArgs(ToolArgs):
     cache: SkipJsonSchema[bool] = Field(default=False, description="May the worker answer from its call cache (workflow-stamped).")
 
 
-class HttpFetchArgs(CacheableArgs):
+KEY_FIELD = "idempotency_key"  # the stamped field of `KeyedArgs` (and `McpCall`); never part of what an action is either
+
+
+class KeyedArgs(ToolArgs):
+    """Arguments of a tool whose call may change the world (a write, destructive or execute side effect, or a
+    non-GET `http_fetch`). The workflow stamps the call's idempotency key (`core.idempotency`): the model does
+    not see the field (left out of the JSON schema) and whatever it sends is overwritten."""
+
+    idempotency_key: SkipJsonSchema[str | None] = Field(
+        default=None, max_length=200, description="This call's idempotency key (workflow-stamped); the tool records its effect under it.",
+    )
+
+    def has_effect(self) -> bool:
+        """Does this call change something (and so get a key)? Every call does, unless a tool says otherwise."""
+        return True
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
+class HttpFetchArgs(CacheableArgs, KeyedArgs):
     """Fetch a URL over HTTP(S) and return the response body as text."""
 
     url: str = Field(description="Absolute http:// or https:// URL.", max_length=2048)
     method: Literal["GET", "HEAD"] = "GET"
     max_bytes: int = Field(default=200_000, gt=0, le=5_000_000)
+
+    def has_effect(self) -> bool:
+        """GET and HEAD change nothing at the server (cacheable, never keyed); any other method does."""
+        return self.method not in SAFE_METHODS
 
 
 class ReadFileArgs(ToolArgs):
@@ -54,7 +78,7 @@ class ReadFileArgs(ToolArgs):
     path: str = Field(description="Path relative to the workspace root.", max_length=512)
 
 
-class WriteFileArgs(ToolArgs):
+class WriteFileArgs(KeyedArgs):
     """Write a UTF-8 text file in the workspace (atomically; parent folders are created)."""
 
     path: str = Field(description="Path relative to the workspace root.", max_length=512)
@@ -91,7 +115,7 @@ class SearchCorpusArgs(CacheableArgs):
     limit: int = Field(default=5, gt=0, le=50)
 
 
-class RunPythonArgs(ToolArgs):
+class RunPythonArgs(KeyedArgs):
     """Run a Python 3 program in a sandbox (no network, a scratch copy of the workspace, strict limits).
     Files come back to the workspace only if listed in `outputs`."""
 
@@ -120,7 +144,7 @@ class CallContext(BaseModel):
     saw_untrusted: bool = Field(description="The step had tool output or other agents' output in its context.")
 
 
-class RememberArgs(ToolArgs):
+class RememberArgs(KeyedArgs):
     """Keep a note in long-term memory for later goals (scoped to this role; provenance is recorded)."""
 
     text: str = Field(min_length=1, max_length=4_000, description="What to remember, in a sentence or two.")

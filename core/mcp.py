@@ -85,6 +85,10 @@ class McpTool:
         return False  # another program's tool: nothing says its result is a function of its arguments
 
     @property
+    def keyed(self) -> bool:
+        return self.side_effect is not SideEffect.READ  # the worker records the effect of any other under the stamped key
+
+    @property
     def config(self) -> ActivityConfig:
         """The side-effect class's preset, its start-to-close stretched to the tool's timeout plus connecting."""
         base = _CONFIG[self.side_effect]

@@ -33,7 +33,7 @@ from contracts.policy import (
     ToolGate,
 )
 from contracts.mcp import McpCall
-from contracts.tools import CACHE_FLAG, SideEffect, ToolArgs
+from contracts.tools import CACHE_FLAG, KEY_FIELD, SideEffect, ToolArgs
 from core.hashing import sha256_text
 from core.hosts import host_matches
 from core.mcp import granted, split_mcp_name
@@ -48,12 +48,14 @@ class PolicyDecision:
 
 
 def canonical_arguments(args: ToolArgs | McpCall) -> str:
-    """The canonical JSON of validated arguments (sorted keys, defaults included). The stamped cache flag is
-    left out: whether the worker may answer from its cache is not part of the action, so approvals and cache
-    keys bind to what the tool does. An MCP call's arguments are canonical already (the gate made them so)."""
+    """The canonical JSON of validated arguments (sorted keys, defaults included). The stamped cache flag and
+    idempotency key are left out: whether the worker may answer from its cache, and under which key it records
+    an effect, are not part of the action, so approvals, cache keys and idempotency keys bind to what the tool
+    does. An MCP call's arguments are canonical already (the gate made them so)."""
     if isinstance(args, McpCall):
         return args.arguments_json
-    return json.dumps(args.model_dump(mode="json", exclude={CACHE_FLAG}), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    stamped = {CACHE_FLAG, KEY_FIELD}
+    return json.dumps(args.model_dump(mode="json", exclude=stamped), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def action_sha256(tool: str, args: ToolArgs | McpCall) -> str:

@@ -25,6 +25,7 @@ from contracts.tools import (
     CacheableArgs,
     CalculateArgs,
     HttpFetchArgs,
+    KeyedArgs,
     ListFilesArgs,
     ReadFileArgs,
     RecallArgs,
@@ -65,10 +66,19 @@ class ToolSpec:
         # The stamped flag exists exactly on cacheable tools' arguments, and only reads can be cacheable.
         if self.cacheable != issubclass(self.args_model, CacheableArgs) or (self.cacheable and self.side_effect is not SideEffect.READ):
             raise TypeError(f"tool {self.name!r}: cacheable iff a read whose arguments are CacheableArgs")
+        # A tool that changes the world records its effect under the key the workflow stamps (`core.idempotency`).
+        if self.side_effect is not SideEffect.READ and not self.keyed:
+            raise TypeError(f"tool {self.name!r}: a {self.side_effect.value} tool's arguments must be KeyedArgs")
 
     @property
     def cacheable(self) -> bool:
         return self.cache_for is not None
+
+    @property
+    def keyed(self) -> bool:
+        """The workflow stamps an idempotency key on its calls: every tool that is not read-only, and `http_fetch`
+        (whose method may be one that changes something)."""
+        return issubclass(self.args_model, KeyedArgs)
 
     @property
     def config(self) -> ActivityConfig:

@@ -182,9 +182,9 @@ class MemoryStore(Protocol):
 
 @runtime_checkable
 class IdempotencyLedger(Protocol):
-    """What side-effecting tool activities already did, by idempotency key (the activity's identity, see
-    `activities.tools.idempotency`): a retried attempt finds the first attempt's result and returns it
-    instead of doing the effect again.
+    """What side-effecting tool calls already did, by idempotency key (the call's place in its goal and its
+    action, stamped by the workflow, see `core.idempotency`): a retried attempt finds the first attempt's
+    result and returns it instead of doing the effect again.
 
     Unlike the call cache, a ledger that cannot be read is never a miss: treating it as one could repeat an
     effect, so `get` and `put` raise a retryable `StoreError(TOOL_TRANSIENT)` and the attempt is tried later.

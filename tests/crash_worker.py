@@ -1,21 +1,26 @@
-"""A worker process for the crash test: the real worker wiring (`build_worker`) with a slow scripted
-model, so the test can SIGKILL it while a model call is in flight.
+"""A worker process for the crash tests: the real worker wiring (`build_worker`) with a slow scripted
+model, so a test can SIGKILL it while a model call is in flight; with `--hold-after-record MARKER`, every
+side-effecting tool call stops right after its effect is done and recorded in the idempotency ledger
+(its key appended to MARKER) and never reports back, so a test can SIGKILL it there.
 
-    python -m tests.crash_worker ADDRESS TASK_QUEUE
+    python -m tests.crash_worker ADDRESS TASK_QUEUE [--hold-after-record MARKER]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import sys
+import dataclasses
+import threading
+from pathlib import Path
 
 from temporalio import activity
 
 from contracts.llm import ModelRequest, ModelResponse, Provider, TokenUsage
+from stores import IdempotencyLedger, from_settings
 from temporal_client import connect
 from tests.fakes import answer, step_role
-from tests.helpers import fake_activities
-from worker import build_worker
+from worker import all_activities, build_worker
 
 MODEL_SECONDS = 1.5
 
@@ -31,12 +36,40 @@ async def slow_call_model(request: ModelRequest) -> ModelResponse:
     return ModelResponse(message=answer(text), provider=Provider.OPENAI, model="slow-scripted", usage=TokenUsage(prompt_tokens=10, completion_tokens=10))
 
 
-async def main(address: str, task_queue: str) -> None:
-    client = await connect(address)
-    async with build_worker(client, task_queue, activities=fake_activities(slow_call_model)):
+class HoldingLedger:
+    """The worker's real ledger; after each record is written, the key goes to `marker` and the call hangs (it runs
+    in a thread of the activity, which then never completes) until the process is killed."""
+
+    def __init__(self, ledger: IdempotencyLedger, marker: Path) -> None:
+        self._ledger = ledger
+        self._marker = marker
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> str | None:
+        return self._ledger.get(key)
+
+    def put(self, key: str, result: str) -> str:
+        self._ledger.put(key, result)
+        with self._lock, self._marker.open("a", encoding="utf-8") as marker:
+            marker.write(key + "\n")
+        threading.Event().wait()  # the effect is done and recorded; the activity never reports it
+        raise AssertionError("unreachable")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("address")
+    parser.add_argument("task_queue")
+    parser.add_argument("--hold-after-record", type=Path, default=None, metavar="MARKER")
+    args = parser.parse_args()
+    stores = from_settings()
+    if args.hold_after_record is not None and stores.ledger is not None:
+        stores = dataclasses.replace(stores, ledger=HoldingLedger(stores.ledger, args.hold_after_record))
+    client = await connect(args.address)
+    async with build_worker(client, args.task_queue, activities=all_activities(slow_call_model, stores)):
         print("ready", flush=True)
         await asyncio.Event().wait()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main())

@@ -44,7 +44,7 @@ __all__ = [
     "chain", "completion", "decide", "draft", "escalating_playbook", "explore_playbook", "fake_activities",
     "fallback_playbook", "finish", "gated_playbook", "goal", "models", "pending", "replan_llm_plans",
     "replan_resolver_plans", "replannable_playbook", "replay", "resolve", "run_cli", "run_goal", "scheduled_activities",
-    "single_step_playbook", "sql_chain_steps", "sql_step", "start_worker", "starter", "team_playbooks",
+    "single_step_playbook", "sql_chain_steps", "sql_step", "start_worker", "kill_workers", "starter", "team_playbooks",
     "update_events", "waiting", "write_playbook",
     "LONG_NOTES", "LONG_TARGET", "gated_long_playbook", "long_goal_reply", "long_playbook",
     "mcp_playbook", "notes_config", "notes_server",
@@ -422,14 +422,23 @@ def starter(*args: str) -> tuple[str, ...]:
     return (sys.executable, "starter.py", *args)
 
 
-def start_worker(address: str, task_queue: str) -> subprocess.Popen:
-    """`tests/crash_worker.py` (the real worker wiring, a slow scripted model) in its own process, once ready."""
+def start_worker(address: str, task_queue: str, *options: str) -> subprocess.Popen:
+    """`tests/crash_worker.py` (the real worker wiring, a slow scripted model; `options` as it takes them) in its own
+    process, once ready."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_worker", address, task_queue],
+        [sys.executable, "-m", "tests.crash_worker", address, task_queue, *options],
         cwd=settings.PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ},
     )
     assert process.stdout is not None and process.stdout.readline().strip() == b"ready"
     return process
+
+
+def kill_workers(*processes: subprocess.Popen | None) -> None:
+    """SIGKILL every worker process still running (the ones a test started), and reap it."""
+    for process in processes:
+        if process and process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def fan_in_playbook(folder: Path) -> str:

@@ -1,5 +1,6 @@
 """A small MCP server for the tests (the `mcp` package's MCPServer, formerly FastMCP): notes kept in the
-folder NOTES_DIR names, every post appended to `posted.jsonl` there so a test can count what really ran.
+folder NOTES_DIR names, every post appended to `posted.jsonl` there so a test can count what really ran
+(with the idempotency key the request's `_meta` carried, when it carried one).
 
     python -m tests.mcp_notes_server                       # stdio (the worker starts it)
     python -m tests.mcp_notes_server streamable-http PORT  # streamable HTTP on 127.0.0.1:PORT/mcp
@@ -13,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 
 app = MCPServer("notes")
@@ -31,10 +32,11 @@ def lookup(topic: str) -> str:
 
 
 @app.tool()
-def post_note(topic: str, text: str) -> str:
+def post_note(topic: str, text: str, ctx: Context) -> str:
     """Post a note on a topic (others see it)."""
+    key = (ctx.request_context.meta or {}).get("foreman/idempotency-key")
     with _posted().open("a", encoding="utf-8") as log:
-        log.write(json.dumps({"topic": topic, "text": text}) + "\n")
+        log.write(json.dumps({"topic": topic, "text": text, **({"key": key} if key else {})}) + "\n")
     return f"posted a note on {topic!r}"
 
 

@@ -56,9 +56,11 @@ async def run_long(client: Client, task_queue: str, playbook: str, events: int, 
 
 
 def comparable(result: GoalResult) -> dict:
-    """What must not depend on continue-as-new: everything but ids, times and the continuations themselves."""
+    """What must not depend on continue-as-new: everything but ids (of requests, and keys: another goal's), times and
+    the continuations themselves."""
     def step(s: StepResult) -> dict:
-        return s.model_dump(mode="json", exclude={"started_at": True, "finished_at": True, "tool_calls": {"__all__": {"approval_request_id"}}})
+        ids = {"approval_request_id", "idempotency_key"}
+        return s.model_dump(mode="json", exclude={"started_at": True, "finished_at": True, "tool_calls": {"__all__": ids}})
     usage = result.usage.model_dump(exclude={"wall_seconds"})
     return {"status": result.status, "output": result.output, "steps": [step(s) for s in result.steps], "usage": usage,
             "approvals": [(a.step_id, a.action_sha256, a.status, [g.approver for g in a.approvals_given]) for a in result.approvals],

@@ -17,6 +17,7 @@ from contracts.tools import (
     CacheableArgs,
     CalculateArgs,
     HttpFetchArgs,
+    KeyedArgs,
     ListFilesArgs,
     ReadFileArgs,
     RecallArgs,
@@ -248,8 +249,16 @@ def test_the_model_never_sees_the_cache_flag() -> None:
         assert "cache" in model.model_fields and "cache" not in model.model_json_schema()["properties"]
 
 
+def test_the_model_never_sees_the_idempotency_key() -> None:
+    """Tools that change something take an idempotency key the workflow stamps; it is not in the schema the model is shown."""
+    for model in (HttpFetchArgs, WriteFileArgs, RememberArgs, RunPythonArgs):
+        assert "idempotency_key" in model.model_fields and "idempotency_key" not in model.model_json_schema()["properties"]
+
+
 def test_every_tool_args_model_is_covered() -> None:
-    assert (set(ToolArgs.__subclasses__()) - {CacheableArgs}) | set(CacheableArgs.__subclasses__()) == set(MINIMAL_ARGS)
+    bases = {CacheableArgs, KeyedArgs}
+    concrete = set(ToolArgs.__subclasses__()) | set(CacheableArgs.__subclasses__()) | set(KeyedArgs.__subclasses__())
+    assert concrete - bases == set(MINIMAL_ARGS)
     assert {t.args_model for t in TOOLS.values()} <= set(MINIMAL_ARGS)
 
 

@@ -1,16 +1,18 @@
-"""Side-effecting tools retried by Temporal do their effect once: each attempt runs under `ActivityEnvironment`
-with the activity info Temporal would give it (attempt 2 shares attempt 1's workflow run and activity id),
-over stores in tmp_path and a real HTTP server on 127.0.0.1.
+"""Side-effecting tools do their effect once per call: every attempt of a call carries the key the workflow
+stamped (`core.idempotency`), and the tools record under it. Attempts run under `ActivityEnvironment` over stores
+in tmp_path and a real HTTP server on 127.0.0.1; the key builder is unit-tested here too.
 
-Covered: a retried `remember` writes one entry and returns its id; a retried `write_file` returns what the
-first attempt wrote and leaves a later change alone; a retried POST reaches the server once, carrying the
-activity's key as `Idempotency-Key`; another activity id or another run (continue-as-new) does the effect
-again; an unreadable ledger fails the attempt retryably before any effect; read-only calls are not recorded.
+Covered: a retried `remember` (the same key) writes one entry and returns its id; a retried `write_file` returns
+what the first attempt wrote and leaves a later change alone; a retried POST reaches the server once, carrying the
+key as `Idempotency-Key`; another key (another call) does the effect again; a keyed tool called without its key
+fails before any effect; an unreadable ledger fails the attempt retryably before any effect; read-only calls are
+not recorded; the key covers the goal, its first run, the step, the call index and the action, nothing else.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,8 +24,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.tools import tool_implementations
-from activities.tools.idempotency import idempotency_key
-from contracts.tools import CallContext, HttpFetchArgs, RememberArgs, ToolArgs, ToolResult, WriteFileArgs
+from contracts.mcp import McpCall
+from contracts.tools import KEY_FIELD, CallContext, HttpFetchArgs, KeyedArgs, RememberArgs, SearchCorpusArgs, ToolResult, WriteFileArgs
+from core.idempotency import KEY_VERSION, CallSite, idempotency_key
+from core.policy import action_sha256
+from core.tools import TOOLS
 from core.hashing import sha256_text
 from stores import IdempotencyLedger, Stores, from_settings
 from stores.content_files import FileContentStore
@@ -36,7 +41,16 @@ from stores.workspace_files import LocalWorkspace
 from tests.llama_server import free_port
 
 CONTEXT = CallContext(workflow_id="goal-1", step_id="note", role="drafter", saw_untrusted=False)
-NOTE = RememberArgs(text="Idempotency keys make retried tool calls safe.", topic="retries", context=CONTEXT)
+SITE = CallSite(namespace="default", workflow_id="goal-1", first_run_id="run-1", step_id="note", call_index=0)
+
+
+def stamped(tool: str, args: KeyedArgs, call_index: int = 0) -> KeyedArgs:
+    """`args` as the workflow sends them: with the key of the step's `call_index`-th call."""
+    site = dataclasses.replace(SITE, call_index=call_index)
+    return args.model_copy(update={KEY_FIELD: idempotency_key(site, tool, args)})
+
+
+NOTE = stamped("remember", RememberArgs(text="Idempotency keys make retried tool calls safe.", topic="retries", context=CONTEXT))
 
 
 def build_stores(tmp_path: Path, ledger: IdempotencyLedger | None) -> Stores:
@@ -61,15 +75,17 @@ def tools(stores: Stores) -> SimpleNamespace:
 
 
 def attempt(n: int, *, activity_id: str = "7", run_id: str = "run-1") -> ActivityEnvironment:
-    """An environment whose activity is attempt `n` of activity `activity_id` in workflow run `run_id`."""
+    """An environment whose activity is attempt `n` of activity `activity_id` in workflow run `run_id` (a
+    continue-as-new run, or a new worker's activity, has another: the key in the arguments is what counts)."""
     env = ActivityEnvironment()
     env.info = dataclasses.replace(env.info, workflow_id="goal-1", workflow_run_id=run_id, activity_id=activity_id, attempt=n)
     return env
 
 
-def post(url: str) -> HttpFetchArgs:
+def post(url: str, call_index: int = 0) -> HttpFetchArgs:
     """A POST, built without validation: the contract admits only GET and HEAD today, the tool is ready for more."""
-    return HttpFetchArgs.model_construct(url=url, method="POST", max_bytes=200_000, cache=False)
+    args = HttpFetchArgs.model_construct(url=url, method="POST", max_bytes=200_000, cache=False, idempotency_key=None)
+    return args.model_copy(update={KEY_FIELD: idempotency_key(dataclasses.replace(SITE, call_index=call_index), "http_fetch", args)})
 
 
 def memories(stores: Stores) -> list[int]:
@@ -113,29 +129,28 @@ def url_of(server: ThreadingHTTPServer, path: str) -> str:
 async def test_a_retried_remember_writes_one_entry_and_returns_its_id(tools: SimpleNamespace, stores: Stores) -> None:
     first = await attempt(1).run(tools.remember, NOTE)
     retried = await attempt(2).run(tools.remember, NOTE)
-    assert first.memory is not None and retried == first
+    resumed = await attempt(1, activity_id="3", run_id="run-2").run(tools.remember, NOTE)  # the same call after continue-as-new
+    assert first.memory is not None and retried == first == resumed
     assert memories(stores) == [first.memory.entry_id]
 
 
-async def test_another_activity_or_another_run_remembers_again(tools: SimpleNamespace, stores: Stores) -> None:
+async def test_another_call_remembers_again(tools: SimpleNamespace, stores: Stores) -> None:
     first = await attempt(1).run(tools.remember, NOTE)
-    other_activity = await attempt(1, activity_id="8").run(tools.remember, NOTE)
-    # After continue-as-new, activity ids start again from 1: the run id keeps the new run's call apart.
-    next_run = await attempt(1, run_id="run-2").run(tools.remember, NOTE)
-    ids = [r.memory.entry_id for r in (first, other_activity, next_run)]
-    assert len(set(ids)) == 3 and sorted(memories(stores)) == sorted(ids)
+    next_call = await attempt(1, activity_id="8").run(tools.remember, stamped("remember", NOTE, call_index=1))  # same text, next index
+    ids = [r.memory.entry_id for r in (first, next_call)]
+    assert len(set(ids)) == 2 and sorted(memories(stores)) == sorted(ids)
 
 
 async def test_a_retried_write_file_returns_the_first_result_and_writes_nothing(tools: SimpleNamespace, stores: Stores,
                                                                                tmp_path: Path) -> None:
-    args = WriteFileArgs(path="notes/a.md", content="first draft")
+    args = stamped("write_file", WriteFileArgs(path="notes/a.md", content="first draft"))
     first = await attempt(1).run(tools.write_file, args)
     assert first.content == f"wrote notes/a.md (11 bytes, sha256 {sha256_text('first draft')})"  # the written hash
     target = tmp_path / "workspace" / "notes" / "a.md"
     target.write_text("edited by a later step")
     retried = await attempt(2).run(tools.write_file, args)
     assert retried == first and target.read_text() == "edited by a later step"  # the retry did not write again
-    other = await attempt(1, activity_id="8").run(tools.write_file, args)
+    other = await attempt(1, activity_id="8").run(tools.write_file, stamped("write_file", args, call_index=1))
     assert other == first and target.read_text() == "first draft"  # another call does write
 
 
@@ -143,28 +158,38 @@ async def test_a_retried_post_is_sent_once_with_its_idempotency_key(tools: Simpl
     args = post(url_of(server, "/orders"))
     first = await attempt(1).run(tools.http_fetch, args)
     retried = await attempt(2).run(tools.http_fetch, args)
-    key = attempt(3).run(idempotency_key, "http_fetch", args)
     assert retried == first and first.content.startswith("HTTP 201") and first.content.endswith("number 1")
-    assert server.requests == [("POST", "/orders", key)] and key.startswith("idem:v1:http_fetch:")
-    again = await attempt(1, activity_id="8").run(tools.http_fetch, args)
-    assert again.content.endswith("number 2") and server.requests[1][2] not in (None, key)
+    assert server.requests == [("POST", "/orders", args.idempotency_key)] and args.idempotency_key.startswith(f"idem:{KEY_VERSION}:http_fetch:")
+    again = await attempt(1, activity_id="8").run(tools.http_fetch, post(url_of(server, "/orders"), call_index=1))
+    assert again.content.endswith("number 2") and server.requests[1][2] not in (None, args.idempotency_key)
 
 
 async def test_read_only_calls_are_not_recorded(tools: SimpleNamespace, stores: Stores, server: ThreadingHTTPServer) -> None:
     get = HttpFetchArgs(url=url_of(server, "/page"))
+    assert not get.has_effect() and post(url_of(server, "/page")).has_effect()
     for n in (1, 2):
         await attempt(n).run(tools.http_fetch, get)
     assert [(method, key) for method, _, key in server.requests] == [("GET", None), ("GET", None)]
-    key = attempt(1).run(idempotency_key, "http_fetch", get)
-    assert stores.ledger.get(key) is None
+    assert stores.ledger.get(idempotency_key(SITE, "http_fetch", get)) is None
+
+
+async def test_a_keyed_tool_without_its_key_does_nothing(tools: SimpleNamespace, stores: Stores, tmp_path: Path) -> None:
+    calls = [(tools.remember, NOTE), (tools.write_file, WriteFileArgs(path="a.md", content="x"))]
+    for tool, args in calls:
+        with pytest.raises(ApplicationError) as failed:
+            await attempt(1).run(tool, args.model_copy(update={KEY_FIELD: None}))
+        assert failed.value.type == "ToolArgumentsInvalid" and failed.value.non_retryable
+        assert "needs the idempotency key the workflow stamps" in failed.value.message
+    assert memories(stores) == [] and not (tmp_path / "workspace" / "a.md").exists()
 
 
 async def test_an_unreadable_ledger_fails_retryably_and_does_nothing(tmp_path: Path, server: ThreadingHTTPServer) -> None:
     (tmp_path / "not-a-dir").write_text("x")
     broken = build_stores(tmp_path, SqliteIdempotencyLedger(tmp_path / "not-a-dir" / "idempotency.sqlite", 3600))
     tools = tool_implementations(broken)
-    calls: list[tuple[str, ToolArgs]] = [
-        ("remember", NOTE), ("write_file", WriteFileArgs(path="a.md", content="x")), ("http_fetch", post(url_of(server, "/orders")))]
+    calls: list[tuple[str, KeyedArgs]] = [
+        ("remember", NOTE), ("write_file", stamped("write_file", WriteFileArgs(path="a.md", content="x"))),
+        ("http_fetch", post(url_of(server, "/orders")))]
     for tool, args in calls:
         with pytest.raises(ApplicationError) as failed:
             await attempt(1).run(tools[tool], args)
@@ -174,24 +199,43 @@ async def test_an_unreadable_ledger_fails_retryably_and_does_nothing(tmp_path: P
 
 
 async def test_a_record_that_does_not_decode_is_a_final_failure_not_a_second_effect(tools: SimpleNamespace, stores: Stores) -> None:
-    stores.ledger.put(attempt(1).run(idempotency_key, "remember", NOTE), "not a tool result")
+    stores.ledger.put(NOTE.idempotency_key, "not a tool result")
     with pytest.raises(ApplicationError) as failed:
         await attempt(2).run(tools.remember, NOTE)
     assert failed.value.type == "ToolFailed" and failed.value.non_retryable
     assert memories(stores) == []
 
 
-async def test_the_key_is_the_activity_identity_and_the_action(tools: SimpleNamespace) -> None:
-    other_text = NOTE.model_copy(update={"text": "Another note."})
-    keys = {
-        "attempt 1": attempt(1).run(idempotency_key, "remember", NOTE),
-        "attempt 2": attempt(2).run(idempotency_key, "remember", NOTE),
-        "activity": attempt(1, activity_id="8").run(idempotency_key, "remember", NOTE),
-        "run": attempt(1, run_id="run-2").run(idempotency_key, "remember", NOTE),
-        "arguments": attempt(1).run(idempotency_key, "remember", other_text),
-    }
-    assert keys["attempt 1"] == keys["attempt 2"]
-    assert len({keys[k] for k in ("attempt 1", "activity", "run", "arguments")}) == 4
+def test_the_key_covers_the_goal_its_first_run_the_step_the_call_index_and_the_action() -> None:
+    args = WriteFileArgs(path="drafts/a.md", content="text")
+    key = idempotency_key(SITE, "write_file", args)
+    assert key.startswith(f"idem:{KEY_VERSION}:write_file:") and len(key.rsplit(":", 1)[1]) == 64
+    # The same call, whatever its activity attempt or run: the same key (nothing else goes in).
+    assert idempotency_key(dataclasses.replace(SITE), "write_file", args.model_copy()) == key
+    # Stamped fields are not part of the action: the key a call carries does not change its key.
+    assert idempotency_key(SITE, "write_file", args.model_copy(update={KEY_FIELD: "idem:v2:forged"})) == key
+    others = [
+        idempotency_key(dataclasses.replace(SITE, namespace="other"), "write_file", args),
+        idempotency_key(dataclasses.replace(SITE, workflow_id="goal-2"), "write_file", args),
+        idempotency_key(dataclasses.replace(SITE, first_run_id="run-9"), "write_file", args),  # a new goal reusing the id
+        idempotency_key(dataclasses.replace(SITE, step_id="other"), "write_file", args),
+        idempotency_key(dataclasses.replace(SITE, call_index=1), "write_file", args),
+        idempotency_key(SITE, "write_file", args.model_copy(update={"content": "other text"})),
+        idempotency_key(SITE, "mcp:notes:post_note", McpCall(server="notes", tool="post_note", arguments_json='{"text":"text"}')),
+    ]
+    assert len({key, *others}) == len(others) + 1
+
+
+def test_the_stamped_fields_are_never_part_of_the_action() -> None:
+    args = HttpFetchArgs(url="https://example.org/", cache=True, idempotency_key="idem:v2:x")
+    assert action_sha256("http_fetch", args) == action_sha256("http_fetch", HttpFetchArgs(url="https://example.org/"))
+    assert KEY_FIELD not in json.loads(TOOLS["write_file"].schema().parameters_json)["properties"]  # the model never sees it
+
+
+def test_every_tool_that_changes_something_is_keyed() -> None:
+    assert {name for name, spec in TOOLS.items() if spec.keyed} == {"write_file", "remember", "run_python", "http_fetch"}
+    assert all(spec.keyed for spec in TOOLS.values() if spec.side_effect.value != "read")
+    assert not issubclass(SearchCorpusArgs, KeyedArgs)
 
 
 def test_from_settings_builds_the_ledger_on_the_store_backend(monkeypatch: pytest.MonkeyPatch, foreman_home: Path) -> None:
@@ -206,7 +250,7 @@ def test_from_settings_builds_the_ledger_on_the_store_backend(monkeypatch: pytes
 
 
 async def test_tool_results_round_trip_through_the_ledger(tools: SimpleNamespace, stores: Stores) -> None:
-    big = WriteFileArgs(path="big.md", content="line\n" * 2_000)
+    big = stamped("write_file", WriteFileArgs(path="big.md", content="line\n" * 2_000))
     first = await attempt(1).run(tools.write_file, big)
-    recorded = stores.ledger.get(attempt(1).run(idempotency_key, "write_file", big))
+    recorded = stores.ledger.get(big.idempotency_key)
     assert recorded is not None and ToolResult.model_validate_json(recorded) == first

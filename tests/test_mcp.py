@@ -24,6 +24,7 @@ from temporalio.testing import ActivityEnvironment
 import settings
 from activities.mcp import McpConfig, McpServers, McpServerConfig, McpTools, load_config, side_effect_of
 from activities.planner import Planner, draft_schema
+from activities.tools.idempotency import Idempotency
 from contracts.approvals import ApprovalStatus
 from contracts.goal import GoalRequest, GoalResult, GoalStatus
 from contracts.mcp import McpCall, McpToolSpec, SideEffectSource
@@ -35,7 +36,9 @@ from core.mcp import McpTool, granted, wire_name
 from core.policy import action_sha256, evaluate
 from core.tools import ArgumentsInvalid
 from playbooks import load_default_policy
+from stores import from_settings
 from stores.content_files import FileContentStore
+from stores.idempotency_sqlite import SqliteIdempotencyLedger
 from tests.fakes import ScriptedModel, answer, calls_then_reports, tool_messages
 from tests.helpers import (
     PlannerServer,
@@ -182,6 +185,19 @@ async def test_listing_gives_schemas_and_side_effects(servers: McpServers) -> No
 async def call(servers: McpServers, tmp_path: Path, tool: str, arguments: dict, server: str = "notes"):
     activity = McpTools(servers, FileContentStore(tmp_path / "content")).call_mcp_tool
     return await ActivityEnvironment().run(activity, McpCall(server=server, tool=tool, arguments_json=json.dumps(arguments)))
+
+
+async def test_a_keyed_call_is_done_once_and_sends_its_key(servers: McpServers, tmp_path: Path, notes_dir: Path) -> None:
+    ledger = SqliteIdempotencyLedger(tmp_path / "idempotency.sqlite", 3600)
+    activity = McpTools(servers, FileContentStore(tmp_path / "content"), Idempotency(ledger)).call_mcp_tool
+    key = "idem:v2:mcp:notes:post_note:" + "0" * 64
+    keyed = McpCall(server="notes", tool="post_note", arguments_json='{"text":"once","topic":"t"}', idempotency_key=key)
+    first = await ActivityEnvironment().run(activity, keyed)
+    retried = await ActivityEnvironment().run(activity, keyed)  # another attempt of the same call
+    assert retried == first and posted(notes_dir) == [{"topic": "t", "text": "once", "key": key}]
+    assert ledger.get(key) is not None
+    read = McpCall(server="notes", tool="lookup", arguments_json='{"topic":"retries"}')  # no key: a read, not recorded
+    assert (await ActivityEnvironment().run(activity, read)).content == NOTE
 
 
 async def failure(servers: McpServers, tmp_path: Path, tool: str, arguments: dict, server: str = "notes") -> ApplicationError:
@@ -344,7 +360,11 @@ async def test_an_undeclared_mcp_write_waits_for_approval_and_runs_once(
             assert approved.status is ApprovalStatus.APPROVED
             result, history = await finish(handle)
     assert result.status is GoalStatus.COMPLETED, result.error
-    assert posted(notes_dir) == [{"topic": "retries", "text": "Retries need idempotency."}]
+    # Sent once, with the key the workflow stamped in the request's `_meta`; recorded under it in the ledger.
+    (record,) = result.steps[0].tool_calls
+    assert record.idempotency_key and record.idempotency_key.startswith("idem:v2:mcp:notes:post_note:")
+    assert posted(notes_dir) == [{"topic": "retries", "text": "Retries need idempotency.", "key": record.idempotency_key}]
+    assert from_settings().ledger.get(record.idempotency_key) is not None
     assert scheduled_activities(history).count("call_mcp_tool") == 1
     assert [kind for kind, _ in audit(result)] == ["requested", "approved", "executed"]
     assert result.approvals[0].rule == "mcp-writes"

@@ -21,6 +21,7 @@ from temporalio.testing import ActivityEnvironment
 import settings
 from activities.check_tests import CheckTests, solution_code
 from activities.sandbox import Sandbox
+from activities.tools.idempotency import Idempotency
 from activities.tools.python import PythonTools
 from activities.verifier import verify_output
 from contracts.errors import ErrorType
@@ -31,6 +32,7 @@ from core.hashing import sha256_text
 from core.policy import evaluate
 from playbooks import load_default_policy
 from stores.content_files import FileContentStore
+from stores.idempotency_sqlite import SqliteIdempotencyLedger
 from stores.workspace_files import LocalWorkspace
 
 UID = 64_213  # no account has it: whatever runs as it is the sandbox's
@@ -340,3 +342,22 @@ def test_the_default_policy_grants_run_python_to_coders_and_gates_or_denies_the_
     assert decision.outcome == outcome, decision
     if outcome == "gate":
         assert decision.rule is not None and decision.rule.name == "execute-ungranted"
+
+
+async def test_a_retried_run_returns_the_recorded_run_and_leaves_its_outputs_alone(
+    sandbox: Sandbox, workspace: LocalWorkspace, tmp_path: Path,
+) -> None:
+    """Its effect is the kept outputs: a retry of a call that ran (same key) does not run the program again, which
+    would write another output (this one draws a random number) over a later change."""
+    once = Idempotency(SqliteIdempotencyLedger(tmp_path / "idempotency.sqlite", 3600))
+    tools = PythonTools(sandbox, workspace, FileContentStore(tmp_path / "content"), once)
+    code = "import random\nopen('lucky.txt', 'w').write(str(random.random()))\nprint('drawn')"
+    args = RunPythonArgs(code=code, outputs=["lucky.txt"], idempotency_key="idem:v2:run_python:" + "1" * 64)
+    first = await ActivityEnvironment().run(tools.run_python, args)
+    assert first.ok and first.sandbox is not None and first.sandbox.outputs[0].sha256
+    lucky = workspace.root / "lucky.txt"
+    lucky.write_text("changed by a later step")
+    retried = await ActivityEnvironment().run(tools.run_python, args)
+    assert retried == first and lucky.read_text() == "changed by a later step"
+    again = await ActivityEnvironment().run(tools.run_python, args.model_copy(update={"idempotency_key": "idem:v2:run_python:" + "2" * 64}))
+    assert again.ok and lucky.read_text() != "changed by a later step"  # another call runs it again

@@ -11,7 +11,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
 from contracts.goal import GoalRequest, GoalResult, GoalStatus
-from tests.helpers import approve_everything, assert_each_activity_completed_once, replay, scheduled_activities, start_worker
+from tests.helpers import approve_everything, assert_each_activity_completed_once, kill_workers, replay, scheduled_activities, start_worker
 
 
 async def completed_activity_ids(handle: WorkflowHandle) -> dict[int, str]:
@@ -50,10 +50,7 @@ async def test_killed_worker_resumes_without_rerunning_completed_activities(clie
             result = await handle.result()
         approver.cancel()
     finally:
-        for process in (first, second):
-            if process and process.poll() is None:
-                process.kill()
-                process.wait()
+        kill_workers(first, second)
 
     assert result.status is GoalStatus.COMPLETED, result.error
     history = await handle.fetch_history()

@@ -7,6 +7,11 @@ worker may answer from its call cache, for cacheable tools); a named artifact mu
 allow it, or, when a gate rule matches, the approvals it demands must arrive; the budget must have room. A refusal schedules nothing and is
 returned as a typed error for the model; only an admitted call reaches `ToolCaller.run`.
 
+Every admitted call of a tool that changes something gets its idempotency key stamped here (`core.idempotency`:
+the goal, the step and the call's index in it, the action), like the cache flag: the model cannot set it. The
+index counts every call a step makes, refused and journalled ones included, so a step resumed from its journal
+after a continue-as-new gives its next call the index (and key) it had before.
+
 A result the worker's cache answered still counts as a tool call against the budget (it is one more
 action the agent took, and a goal must end the same way whether the cache is warm or cold); it is also
 counted in `usage.cache_hits.tool`.
@@ -30,9 +35,10 @@ with workflow.unsafe.imports_passed_through():
     from contracts.plan import PlanStep
     from contracts.policy import GateRule, Principal
     from contracts.mcp import McpCall
-    from contracts.tools import CACHE_FLAG, CallContext, ToolArgs, ToolResult
+    from contracts.tools import CACHE_FLAG, KEY_FIELD, CallContext, KeyedArgs, ToolArgs, ToolResult
     from core.artifacts import artifact_mismatch
     from core.catalogue import Tool, ToolCatalogue
+    from core.idempotency import CallSite, idempotency_key
     from core.policy import action_sha256, canonical_arguments, evaluate
     from core.tools import ArgumentsInvalid, ToolSpec
     from workflows.approvals import ApprovalDesk
@@ -132,6 +138,18 @@ class ToolGate:
         )
 
 
+def keyed(spec: Tool, args: ToolArgs | McpCall, step_id: str, call_index: int) -> ToolArgs | McpCall:
+    """`args` with this call's idempotency key stamped if the call changes something, else none (whatever the model sent)."""
+    if not spec.keyed:
+        return args
+    if isinstance(args, KeyedArgs) and not args.has_effect():
+        return args.model_copy(update={KEY_FIELD: None})
+    info = workflow.info()
+    site = CallSite(namespace=info.namespace, workflow_id=info.workflow_id, first_run_id=info.first_execution_run_id,
+                    step_id=step_id, call_index=call_index)
+    return args.model_copy(update={KEY_FIELD: idempotency_key(site, spec.name, args)})
+
+
 class ToolCaller:
     """Runs tool calls through the gate, each admitted one as its own activity; records the outcome.
     A tool that runs code goes to the sandbox task queue `route` names, with its own timeout."""
@@ -139,6 +157,7 @@ class ToolCaller:
     def __init__(self, gate: ToolGate, route: SandboxRoute | None = None) -> None:
         self.gate = gate
         self.route = route or SandboxRoute()
+        self.calls: dict[str, int] = {}  # step id -> tool calls it has made in this run (journalled ones replayed included)
 
     async def call(
         self, step: PlanStep, call: ToolCallRequest, allowed: set[str], saw_untrusted: bool = False
@@ -146,13 +165,15 @@ class ToolCaller:
         """`saw_untrusted`: the step has had tool output or other agents' output in its context (memory records it).
         A resumed step's completed call comes from its journal: nothing is gated, charged, run or told twice."""
         journal = self.gate.journal
+        index = self.calls.get(step.id, 0)
+        self.calls[step.id] = index + 1
         replayed = journal.replayed(step.id, EntryKind.TOOL)
         if replayed and replayed.escalated:
             raise StepEscalated(replayed.escalated)
         if replayed and replayed.record:
             return replayed.record, replayed.output
         try:
-            record, output = await self._call(step, call, allowed, saw_untrusted)
+            record, output = await self._call(step, call, allowed, saw_untrusted, index)
         except StepEscalated as err:  # the approval expired into an escalation: the step waits for a person, maybe across runs
             journal.record(step.id, JournalEntry(kind=EntryKind.TOOL, escalated=str(err)))
             raise
@@ -167,7 +188,7 @@ class ToolCaller:
         )
 
     async def _call(
-        self, step: PlanStep, call: ToolCallRequest, allowed: set[str], saw_untrusted: bool
+        self, step: PlanStep, call: ToolCallRequest, allowed: set[str], saw_untrusted: bool, index: int
     ) -> tuple[ToolCallRecord, ToolResult | None]:
         call = call.model_copy(update={"name": self.gate.catalogue.canonical(call.name)})  # an MCP tool by its own name, not the model's
         record = ToolCallRecord(call_id=call.id, tool=call.name, arguments_json=call.arguments_json, ok=False)
@@ -178,13 +199,15 @@ class ToolCaller:
             self._told(step, record, "refused")
             return record, None
         record.ran = True
+        args = keyed(admission.spec, admission.args, step.id, index)
+        record.idempotency_key = getattr(args, KEY_FIELD, None)
         try:
             output = await workflow.execute_activity(
                 admission.spec.activity,
-                admission.args,
+                args,
                 result_type=ToolResult,
                 summary=f"{step.id}: {admission.spec.name}",
-                **admission.spec.config_for(admission.args).kwargs(),
+                **admission.spec.config_for(args).kwargs(),
                 **(self.route.options() if admission.spec.sandboxed else {}),
             )
         except ActivityError as err:

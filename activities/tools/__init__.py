@@ -30,7 +30,7 @@ check_implementations(TOOLSET_CLASSES)  # fail at import, not when the first wor
 
 def toolsets(stores: Stores, sandbox: Sandbox | None = None) -> list[object]:
     """One instance of each toolset class, each given the stores it needs (the cacheable ones share one `ToolCache`,
-    the side-effecting ones one `Idempotency` over the ledger); `run_python` gets `sandbox` (default: the one the
+    the side-effecting ones, `run_python` included, one `Idempotency` over the ledger); `run_python` gets `sandbox` (default: the one the
     settings describe, over the workspace)."""
     cache = ToolCache(stores.cache)
     once = Idempotency(stores.ledger)
@@ -40,7 +40,7 @@ def toolsets(stores: Stores, sandbox: Sandbox | None = None) -> list[object]:
         CorpusTools(stores.corpus, stores.content, cache),
         HttpTools(stores.content, cache, once),
         MemoryTools(stores.memory, stores.content, once),
-        PythonTools(sandbox, stores.workspace, stores.content),
+        PythonTools(sandbox, stores.workspace, stores.content, once),
         SqlTools(stores.database, stores.content),
         WorkspaceTools(stores.workspace, stores.content, once),
     ]

@@ -10,8 +10,9 @@ held; 4xx is final, 5xx/timeouts/connection errors are transient. Both host list
 before the call cache is asked; large bodies go to the content store passed in. A method other than GET
 and HEAD (the argument contract does not admit one today; the default policy's `http-not-get` rule would
 ask for approval) changes something at the server: it is never answered from the cache, it is sent once per
-activity however often Temporal retries it (`Idempotency`), and it carries that activity's key as
-`Idempotency-Key`, for servers that deduplicate by it themselves.
+call however often Temporal retries it (`Idempotency`, under the key the workflow stamped), and it carries
+that key as `Idempotency-Key`, for servers that deduplicate by it themselves (which also covers a worker
+that dies between sending and recording).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from temporalio.exceptions import ApplicationError
 import settings
 from activities.content_store import tool_result
 from activities.tools.cache import ToolCache
-from activities.tools.idempotency import Idempotency, idempotency_key
+from activities.tools.idempotency import Idempotency
 from activities.tools.pinning import Pin, PinnedTransport, Resolver, SystemResolver, pin_host
 from activities.tools.registry import tool_activity, tool_error
 from contracts.errors import ErrorType
@@ -43,8 +44,6 @@ _DEADLINE_SECONDS = 45.0
 # Client errors that do clear up on their own.
 _RETRYABLE_4XX = {408, 425, 429}
 _SHOWN_HEAD_HEADERS = ("content-type", "content-length", "last-modified", "etag", "location")
-# Methods that change nothing at the server: cacheable, and never recorded in the idempotency ledger.
-_SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
 def _check_url(url: httpx.URL) -> None:
@@ -150,9 +149,9 @@ class HttpTools:
         # Both checks before the cache: a host or address this worker may not reach is refused even if another cached it.
         _check_url(url)
         pin = await pin_host(url, self._resolver, settings.http_private_hosts())
-        if args.method not in _SAFE_METHODS:
-            headers = {"Idempotency-Key": idempotency_key("http_fetch", args)}
-            return await self._once.once("http_fetch", args, lambda: self._run(args, url, pin, headers))
+        if args.has_effect():  # not GET or HEAD: never cached, recorded under the call's key, which the server is sent too
+            headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
+            return await self._once.once("http_fetch", args.idempotency_key, lambda: self._run(args, url, pin, headers))
         return await self._cache.answer("http_fetch", args, lambda: self._run(args, url, pin))
 
     async def _run(self, args: HttpFetchArgs, url: httpx.URL, pin: Pin, headers: dict[str, str] | None = None) -> ToolResult:

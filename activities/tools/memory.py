@@ -4,7 +4,7 @@ Invariants: scope and provenance come from the call context the workflow stamps 
 whether the step saw untrusted content) and the activity's own namespace, never from the model; a
 recalled note from a writer that had seen untrusted content says so, and like every tool output it
 reaches the model as untrusted data. A retried `remember` returns the entry its first attempt wrote
-instead of writing another (`Idempotency`).
+instead of writing another (`Idempotency`, by the call's stamped key).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class MemoryTools:
     async def remember(self, args: RememberArgs) -> ToolResult:
         """Keep a note in long-term memory, with its provenance."""
         context = _context(args.context)
-        return await self._once.once("remember", args, lambda: self._remember(args, context))
+        return await self._once.once("remember", args.idempotency_key, lambda: self._remember(args, context))
 
     async def _remember(self, args: RememberArgs, context: CallContext) -> ToolResult:
         entry = await run_store(

@@ -4,6 +4,13 @@ Invariants: the code never runs outside bubblewrap (no sandbox: SandboxUnavailab
 stopped is a non-retryable SandboxLimitExceeded naming the limit, with the typed run in the failure's details;
 any other run is a `ToolResult` carrying the typed `SandboxRun` (ok when it exited 0). Declared outputs that came
 back are written to the workspace through the store (which confines them and refuses symlinks), each hashed.
+
+Its effect is the kept outputs, so a run is done once per call (`Idempotency`, by the call's stamped key): a retry
+after a run that finished (the worker died before reporting it) returns the recorded run (exit code, streams, the
+outputs' hashes) instead of running the program again, which could write other outputs (programs read the clock,
+draw random numbers) over files a later step may already have changed. A run stopped by a limit is a failure and
+is not recorded; an attempt that dies before the record runs the program again on a fresh scratch copy and
+rewrites its outputs (each write atomic), so what the call reports is always what is in the workspace.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.content_store import tool_result
 from activities.sandbox import Sandbox, SandboxUnavailable
+from activities.tools.idempotency import Idempotency
 from activities.tools.registry import run_store, tool_activity, tool_error
 from contracts.errors import ErrorType
 from contracts.sandbox import OutputFile, SandboxRun
@@ -35,14 +43,18 @@ def report(run: SandboxRun) -> str:
 class PythonTools:
     """`run_python`, bound to a sandbox (over the workspace it copies) and the content store."""
 
-    def __init__(self, sandbox: Sandbox, workspace: Workspace, content: ContentStore) -> None:
+    def __init__(self, sandbox: Sandbox, workspace: Workspace, content: ContentStore, once: Idempotency | None = None) -> None:
         self._sandbox = sandbox
         self._workspace = workspace
         self._content = content
+        self._once = once or Idempotency(None)
 
     @tool_activity("run_python")
     async def run_python(self, args: RunPythonArgs) -> ToolResult:
         """Run a Python 3 program in a sandbox; returns its exit code, stdout and stderr, and keeps declared outputs."""
+        return await self._once.once("run_python", args.idempotency_key, lambda: self._run(args))
+
+    async def _run(self, args: RunPythonArgs) -> ToolResult:
         try:
             run, texts = await self._sandbox.run({PROGRAM: args.code}, PROGRAM, self._sandbox.limits(args.timeout_seconds), args.outputs)
         except SandboxUnavailable as err:

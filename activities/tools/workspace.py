@@ -3,8 +3,9 @@
 Invariants: the store confines every path to the workspace (PathOutsideWorkspace otherwise) and writes
 atomically; these activities add the artifact check (a write bound to a content hash carries exactly
 that content) and the text the model sees. A retried `write_file` returns what its first attempt wrote
-(path, size, hash) instead of writing again (`Idempotency`), so it never overwrites a later change to the
-file. Blocking store calls run in a thread.
+(path, size, hash) instead of writing again (`Idempotency`, by the call's stamped key), so it never overwrites
+a later change to the file; should an attempt die between the write and the record, its retry writes the same
+content again (an idempotent effect). Blocking store calls run in a thread.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class WorkspaceTools:
         problem = artifact_mismatch(args)
         if problem:  # checked again here: an approval bound to one artifact must never write another
             raise tool_error(ErrorType.ARTIFACT_MISMATCH, problem)
-        return await self._once.once("write_file", args, lambda: self._write(args))
+        return await self._once.once("write_file", args.idempotency_key, lambda: self._write(args))
 
     async def _write(self, args: WriteFileArgs) -> ToolResult:
         written = await run_store(self._workspace.write_text, args.path, args.content)

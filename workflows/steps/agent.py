@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.plan import AgentStep
     from contracts.tools import ToolResult
-    from core.code_blocks import CODE_BLOCK_HINT, CODE_RAN_NOTE, python_block
+    from core.code_blocks import CODE_BLOCK_HINT, CODE_QUOTED_NOTE, CODE_RAN_NOTE, CODE_REFUSED_NOTE, python_block, quoted
     from core.mcp import wire_name
     from core.templating import render
     from core.untrusted import UNTRUSTED_NOTE, defuse, step_output
@@ -122,12 +122,18 @@ class AgentStepRunner:
                     return printed[code]
                 if code is None or last_turn:
                     return reply.content.strip()
+                if quoted(code, messages[:-1]):
+                    # Code copied from material (a fetched page, another step's output) is data, never the model's action.
+                    messages.append(ChatMessage(role=ChatRole.USER, content=CODE_QUOTED_NOTE))
+                    continue
                 # The block is the model's action: one run_python call under the same gate, then its observation.
                 call = ToolCallRequest(id=f"{step.id}-code-{result.turns}", name=RUN_PYTHON, arguments_json=json.dumps({"code": code}))
                 text, output = await self._tool_call(step, call, result, allowed=set(step.tools))
                 if output is not None and output.ok and output.sandbox is not None and output.sandbox.stdout.strip():
                     printed[code] = output.sandbox.stdout.strip()
-                messages.append(ChatMessage(role=ChatRole.USER, content=f"Your code ran:\n{text}\n{CODE_RAN_NOTE}"))
+                ran = result.tool_calls[-1].ran
+                observation = f"Your code ran:\n{text}\n{CODE_RAN_NOTE}" if ran else f"Your code was not run:\n{text}\n{CODE_REFUSED_NOTE}"
+                messages.append(ChatMessage(role=ChatRole.USER, content=observation))
                 continue
             for call in reply.tool_calls:
                 text = await self._tool_message_text(step, call, result, allowed=set(step.tools))
