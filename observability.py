@@ -1,25 +1,86 @@
-"""OpenTelemetry setup. Temporal's TracingInterceptor (on every client) emits spans for workflows
-and activities; this chooses where they go: `settings.otel_exporter()` (FOREMAN_OTEL_EXPORTER) is
-console, or otlp when the opentelemetry-exporter-otlp package is installed, or none (default)."""
+"""Traces and metrics leave the process here.
+
+Traces: Temporal's TracingInterceptor (on every client) emits spans for the start, the workflow and every
+activity, linked in one trace; this chooses where they go: `settings.otel_exporter()` is `console`, `otlp` or
+`none` (default). OTLP uses the standard exporter packages (`pip install 'foreman[otlp]'`), over
+`http/protobuf` (default) or `grpc` (`OTEL_EXPORTER_OTLP_PROTOCOL`); the exporters read the other
+`OTEL_EXPORTER_OTLP_*` variables (endpoint, headers, timeout, certificates) themselves.
+
+Metrics: the Temporal SDK runtime serves Prometheus at FOREMAN_METRICS_ADDRESS: its own metrics and Foreman's
+(`core/metrics.py`), recorded through the SDK's metric meters. No exporter of our own.
+"""
 
 from __future__ import annotations
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 import settings
+from core.metrics import bucket_overrides
+
+EXPORTERS = ("console", "otlp", "none")
+OTLP_PROTOCOLS = ("http/protobuf", "grpc")
 
 
-def configure_tracing(service_name: str, exporter_name: str | None = None) -> None:
-    """Install the global tracer provider; `exporter_name` defaults to the configured one."""
+class ObservabilityConfigError(ValueError):
+    """A tracing or metrics setting that cannot work: named, with what would."""
+
+
+def otlp_span_exporter(protocol: str | None = None) -> SpanExporter:
+    """The standard OTLP span exporter for `protocol` (default: the configured one); a clear error without the extra."""
+    protocol = protocol or settings.otlp_protocol()
+    try:
+        if protocol == "http/protobuf":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+            return HttpExporter()
+        if protocol == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+            return GrpcExporter()
+    except ImportError as err:
+        raise ObservabilityConfigError(
+            f"OTLP traces over {protocol} need the otlp extra: pip install 'foreman[otlp]' ({err})"
+        ) from err
+    raise ObservabilityConfigError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported: use one of {OTLP_PROTOCOLS}")
+
+
+def tracer_provider(service_name: str, exporter_name: str | None = None) -> TracerProvider:
+    """A tracer provider sending spans to `exporter_name` (default: the configured one)."""
     exporter_name = (exporter_name or settings.otel_exporter()).lower()
+    if exporter_name not in EXPORTERS:
+        raise ObservabilityConfigError(f"traces exporter {exporter_name!r} is not one of {EXPORTERS} (FOREMAN_OTEL_EXPORTER)")
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if exporter_name == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     elif exporter_name == "otlp":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter  # optional extra
+        provider.add_span_processor(BatchSpanProcessor(otlp_span_exporter()))
+    return provider
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    trace.set_tracer_provider(provider)
+
+def configure_tracing(service_name: str, exporter_name: str | None = None) -> None:
+    """Install the global tracer provider (the clients' TracingInterceptor uses it); spans still batched are
+    flushed when the process exits."""
+    trace.set_tracer_provider(tracer_provider(service_name, exporter_name))
+
+
+def flush_tracing() -> None:
+    """Send the spans still batched now: for a process that ends with `os._exit` (the starter), which skips the
+    exit hooks that would."""
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.shutdown()
+
+
+def metrics_runtime(bind_address: str) -> Runtime:
+    """A Temporal SDK runtime serving Prometheus on `bind_address` (`IP:PORT`, e.g. `0.0.0.0:9464`) at /metrics: the
+    SDK's metrics and Foreman's. Give it to the client the worker uses (`temporal_client.connect(runtime=...)`)."""
+    config = PrometheusConfig(bind_address=bind_address, durations_as_seconds=True, histogram_bucket_overrides=bucket_overrides())
+    try:
+        return Runtime(telemetry=TelemetryConfig(metrics=config))
+    except ValueError as err:
+        raise ObservabilityConfigError(f"cannot serve metrics on {bind_address!r} (FOREMAN_METRICS_ADDRESS, an IP:PORT "
+                                       f"such as 0.0.0.0:9464): {err}") from err

@@ -110,8 +110,34 @@ def mcp_config_path() -> Path | None:
 
 
 def otel_exporter() -> str:
-    """Where spans go: `console`, `otlp` or `none` (FOREMAN_OTEL_EXPORTER, default none)."""
-    return (env("FOREMAN_OTEL_EXPORTER", "none") or "none").lower()
+    """Where spans go: `console`, `otlp` or `none` (FOREMAN_OTEL_EXPORTER, else the standard OTEL_TRACES_EXPORTER;
+    default none)."""
+    return (env("FOREMAN_OTEL_EXPORTER") or env("OTEL_TRACES_EXPORTER", "none") or "none").strip().lower()
+
+
+def otlp_protocol() -> str:
+    """The OTLP transport for spans: `http/protobuf` (the OpenTelemetry default) or `grpc`, from the standard
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL. The exporters read the other
+    OTEL_EXPORTER_OTLP_* variables (endpoint, headers, ...) themselves."""
+    raw = env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    return (raw or "http/protobuf").strip().lower()
+
+
+def metrics_address() -> str | None:
+    """Where the worker serves Prometheus metrics, IP:PORT (FOREMAN_METRICS_ADDRESS, e.g. 0.0.0.0:9464); unset: off."""
+    return env("FOREMAN_METRICS_ADDRESS")
+
+
+def metrics_url() -> str | None:
+    """The workers' metrics page to link to (the console does): FOREMAN_METRICS_URL, else made from
+    FOREMAN_METRICS_ADDRESS (a wildcard address is shown as localhost); None when metrics are off."""
+    configured = env("FOREMAN_METRICS_URL")
+    address = metrics_address()
+    if configured or not address:
+        return configured
+    host, _, port = address.rpartition(":")
+    host = "localhost" if host in ("0.0.0.0", "[::]", "::", "") else host
+    return f"http://{host}:{port}/metrics"
 
 
 def ui_url() -> str | None:

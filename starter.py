@@ -50,6 +50,7 @@ from contracts.llm import ModelSpec, Provider
 from activities.search_attributes import registered
 from playbooks import available_playbooks
 from stores import StoreError, from_settings
+from observability import ObservabilityConfigError, configure_tracing, flush_tracing
 from temporal_client import connect
 from workflows.archive import reassemble
 from core.hashing import sha256_text
@@ -522,6 +523,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = parser().parse_args()
+    try:
+        configure_tracing("foreman-starter")  # the goal's trace starts here (FOREMAN_OTEL_EXPORTER; default: no spans kept)
+    except ObservabilityConfigError as err:
+        fail(str(err))
     handler = {
         "run": cmd_run, "demo": cmd_demo, "status": cmd_status, "result": cmd_result, "cancel": cmd_cancel,
         "pending": cmd_pending, "approve": cmd_decide, "deny": cmd_decide,
@@ -537,6 +542,7 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted (the goal, if started, keeps running in Temporal)", file=sys.stderr)
         code = 130
+    flush_tracing()
     sys.stdout.flush()
     sys.stderr.flush()
     # Skip interpreter teardown: the Temporal client's Rust threads can abort it (SIGABRT, sdk-python#300).

@@ -4,6 +4,7 @@
     python worker.py [--address HOST:PORT] [--namespace NS] [--task-queue Q] [--max-activities N]
     python worker.py --sandbox [--task-queue Q]     # Q defaults to FOREMAN_SANDBOX_TASK_QUEUE
     python worker.py --models [--task-queue Q] [--max-activities N]   # Q defaults to FOREMAN_MODEL_TASK_QUEUE
+    python worker.py --metrics-address 0.0.0.0:9464  # Prometheus at /metrics (default FOREMAN_METRICS_ADDRESS; off)
 
 With FOREMAN_SANDBOX_TASK_QUEUE set, the main worker registers no code-running activity: goals send those to the
 sandbox workers (their plans name the queue), which can run on separate, locked-down machines. With
@@ -34,7 +35,7 @@ from activities.search_attributes import registered
 from activities.tools import tool_activities
 from activities.tools.idempotency import Idempotency
 from activities.verifier import verify_output
-from observability import configure_tracing
+from observability import ObservabilityConfigError, configure_tracing, metrics_runtime
 from stores import Stores, from_settings
 from temporal_client import connect
 from workflows.goal import GoalWorkflow
@@ -125,6 +126,8 @@ async def main() -> None:
     parser.add_argument("--max-workflow-tasks", type=int, default=16)
     parser.add_argument("--sandbox", action="store_true", help="run only sandboxed code (queue: FOREMAN_SANDBOX_TASK_QUEUE)")
     parser.add_argument("--models", action="store_true", help="run only model calls (queue: FOREMAN_MODEL_TASK_QUEUE)")
+    parser.add_argument("--metrics-address", default=settings.metrics_address(),
+                        help="serve Prometheus metrics at IP:PORT/metrics, e.g. 0.0.0.0:9464 (default FOREMAN_METRICS_ADDRESS; off)")
     args = parser.parse_args()
     if args.sandbox and args.models:
         parser.error("--sandbox and --models are separate workers")
@@ -136,10 +139,14 @@ async def main() -> None:
             if not args.task_queue:
                 parser.error(f"{'--sandbox' if args.sandbox else '--models'} needs {variable} (or --task-queue)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    configure_tracing("foreman-worker")
+    try:
+        configure_tracing("foreman-worker")
+        runtime = metrics_runtime(args.metrics_address) if args.metrics_address else None
+    except ObservabilityConfigError as err:
+        parser.error(str(err))
     stores = from_settings()  # built once, before connecting: a misconfigured store stops the worker at once
     mcp = McpServers.from_settings()  # the same for a malformed FOREMAN_MCP_CONFIG; servers start on first use
-    client = await connect(args.address, args.namespace)
+    client = await connect(args.address, args.namespace, runtime=runtime)
     if args.sandbox:
         Sandbox.from_settings(stores.workspace).check()  # a sandbox worker without bwrap stops at once, never runs code bare
         worker = build_sandbox_worker(client, args.task_queue, max_concurrent_activities=args.max_activities, stores=stores)
@@ -160,6 +167,8 @@ async def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     logging.getLogger("foreman").info("worker polling %s on %s (%s)", args.task_queue, args.address, args.namespace)
+    if args.metrics_address:
+        logging.getLogger("foreman").info("Prometheus metrics on http://%s/metrics", args.metrics_address)
     try:
         async with worker:
             await stop.wait()

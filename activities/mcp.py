@@ -39,6 +39,7 @@ from temporalio.exceptions import ApplicationError
 
 import settings
 from activities.content_store import tool_result
+from activities.metrics import measured_tool
 from activities.tools.idempotency import Idempotency
 from contracts.errors import ErrorType
 from contracts.mcp import CALL_MCP_TOOL_ACTIVITY, SERVER_NAME_PATTERN, McpCall, McpToolSpec, SideEffectSource
@@ -352,6 +353,12 @@ class McpServers:
                 raise _error(ErrorType.MCP_UNAVAILABLE, f"MCP server {call.server!r} closed the session", retryable=True) from err
             raise _error(ErrorType.MCP_TOOL_ERROR, f"{call.name}: {err.error.message}"[:MAX_ERROR_CHARS]) from err
 
+    def side_effect(self, call: McpCall) -> str:
+        """The side-effect class of a tool this worker's session has listed, else `unknown` (a metric label)."""
+        connection = self._connections.get(call.server)
+        tool = connection.tools.get(call.tool) if connection is not None else None
+        return side_effect_of(connection.config, tool)[0].value if connection is not None and tool is not None else "unknown"
+
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self._connections.values()))
 
@@ -367,7 +374,10 @@ class McpTools:
     @activity.defn(name=CALL_MCP_TOOL_ACTIVITY)
     async def call_mcp_tool(self, call: McpCall) -> ToolResult:
         """Call one MCP tool (arguments validated by the workflow); its text output, untrusted like any tool's.
-        A keyed call (a tool that is not read-only) is done once per key."""
+        A keyed call (a tool that is not read-only) is done once per key. Each attempt is timed and counted."""
+        return await measured_tool(call.name, lambda: self._servers.side_effect(call), lambda: self._once_per_key(call))
+
+    async def _once_per_key(self, call: McpCall) -> ToolResult:
         if call.idempotency_key is None:  # a read-only tool: nothing to record
             return await self._call(call)
         return await self._once.once(call.name, call.idempotency_key, lambda: self._call(call))

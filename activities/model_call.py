@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from temporalio import activity
 
 import settings
+from activities import metrics
 from activities.providers.base import complete
 from contracts.llm import CALL_MODEL_ACTIVITY, CacheUse, ModelRequest, ModelResponse, TokenUsage
 from core.hashing import sha256_text
@@ -64,6 +65,8 @@ class ModelCalls:
         model = settings.resolve_model(request.role, request.spec)
         key = cache_key(request, model) if self.cache is not None and cacheable(request, model) else None
         hit = await self._lookup(key)
+        if key is not None:
+            metrics.cache_lookup("model", hit is not None)
         if hit is not None:
             response = hit.model_copy(update={"cached": True, "usage": TokenUsage(), "cost_usd": 0.0, "latency_ms": 0.0})
         else:

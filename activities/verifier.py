@@ -13,6 +13,7 @@ import jsonschema
 from temporalio import activity
 
 import settings
+from activities import metrics
 from activities.providers.base import complete
 from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole
 from contracts.sandbox import SandboxRun
@@ -191,4 +192,5 @@ async def verify_output(request: VerifyRequest) -> Verdict:
         verdict.score = sum(r.score or 0.0 for r in verdict.results) / len(verdict.results)
     if verdict.reasons:
         verdict.decision = Decision.ESCALATE if escalate else Decision.REFINE
+    metrics.verdict(verdict)
     return verdict

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -119,7 +119,29 @@ class Reply:
 Responder = Callable[[Recorded], Reply]
 
 
-class ScriptedServer:
+class LocalHttpServer:
+    """A threaded HTTP server on 127.0.0.1 (a free port) running `handler` inside a `with` block."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        # A short poll interval keeps shutdown (and so each test) fast.
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="local-http", daemon=True
+        )
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+class ScriptedServer(LocalHttpServer):
     """A threaded HTTP server on 127.0.0.1 whose replies come from `responder`; requests are kept."""
 
     def __init__(self, responder: Responder) -> None:
@@ -157,22 +179,7 @@ class ScriptedServer:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 log.debug("scripted server: " + format, *args)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        # A short poll interval keeps shutdown (and so each test) fast.
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="scripted-http", daemon=True
-        )
-
-    def __enter__(self) -> ScriptedServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        super().__init__(Handler)
 
 
 class CrowdedProvider:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
@@ -72,3 +71,13 @@ def test_model_workers_poll_the_queue_the_workers_send_model_calls_to(monkeypatc
     assert settings.model_task_queue() == "foreman-models"  # planners stamp it; `--models` polls it
     assert settings.model_queue_activities_per_second() is None  # empty: no limit until the operator sets one
     assert settings.provider_limits(Provider.OPENAI) == settings.ProviderLimits()
+
+
+def test_the_workers_serve_metrics_on_the_port_they_expose(monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = compose()["services"]["worker"]
+    for name, value in worker["environment"].items():
+        monkeypatch.setenv(name, with_defaults(value))
+    port = settings.metrics_address().rsplit(":", 1)[1]
+    assert port in worker["expose"] and all(mapping.endswith(f":{port}") for mapping in worker["ports"])
+    assert settings.metrics_url() == f"http://localhost:{port}/metrics"
+    assert settings.otel_exporter() == "none" and settings.otlp_protocol() == "http/protobuf"

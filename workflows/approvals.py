@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.policy import Approver, DecisionSignature, GateRule, Policy
     from contracts.archive import ContentRef
     from core.signatures import decision_message, verify
+    from workflows import metrics
     from workflows.archive import archive_text, load_text
     from workflows.events import EventLog
 
@@ -126,6 +127,8 @@ class ApprovalDesk:
 
     def record(self, kind: ApprovalEventKind, **fields: object) -> None:
         self.events.append(ApprovalEvent(kind=kind, at=workflow.now(), **fields))
+        request = self.requests.get(str(fields.get("request_id")))
+        metrics.approval_event(kind.value, request.tool if request else None)
 
     def pending(self) -> list[ApprovalRequest]:
         return [r for r in self.requests.values() if r.status is ApprovalStatus.PENDING]

@@ -78,6 +78,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.executor import StepExecutor
     from workflows.failures import BudgetExceeded, WorkflowCodeError, failure_message
     from workflows.journal import Journal
+    from workflows import metrics
     from workflows.ledger import GoalLedger
     from workflows.scheduler import StepScheduler
     from workflows.steps import StepContext, step_runners
@@ -254,6 +255,8 @@ class GoalWorkflow:
         if self._parent_refused:
             raise ApplicationError("`parent` and `inherited_approvers` are set only by a parent goal for its subagent; "
                                    "start a goal without them", type=ErrorType.PARENT_REFUSED.value, non_retryable=True)
+        if request.resume is None:
+            metrics.goal_started()
         reporting = asyncio.create_task(self._approvals.report_changes())  # a subagent keeps its parent informed
         result = GoalResult(workflow_id=workflow.info().workflow_id, goal=request.goal, status=GoalStatus.FAILED)
         plan = self._scheduler.plan if request.resume else await self._plan(request, result)
@@ -275,6 +278,7 @@ class GoalWorkflow:
         if self._following is not None:
             self._following.cancel()
         self._visibility.upsert(result.status.value)  # final: completed, failed, escalated or budget_exceeded
+        metrics.goal_finished(result.status.value, result.plan, self._ledger.usage.cost_usd)
         self._ledger.usage.wall_seconds = (workflow.now() - self._ledger.started).total_seconds()
         result.usage, result.budget = self._ledger.usage, self._ledger.budget
         result.approvals, result.audit = await self._desk.everything()
@@ -334,6 +338,7 @@ class GoalWorkflow:
             if isinstance(cause, ApplicationError) and cause.type == ErrorType.UNKNOWN_PLAYBOOK:
                 # Bad input: fail the run with the typed error rather than pretend it was attempted.
                 self._visibility.upsert(GoalStatus.FAILED.value)  # a status set at start must not stay "planning"
+                metrics.goal_finished(GoalStatus.FAILED.value, None, self._ledger.usage.cost_usd)
                 raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from err
             result.error = f"planning failed: {failure_message(err)}"
             return None

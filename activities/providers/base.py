@@ -7,8 +7,10 @@ waits for this worker's turn at the endpoint first (`limits`).
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
+from activities import metrics
 from activities.providers.limits import limiter
 from contracts.llm import ModelRequest, ModelResponse, Provider
 from settings import ResolvedModel
@@ -38,6 +40,15 @@ def get_provider(provider: Provider) -> ModelProvider:
 
 
 async def complete(request: ModelRequest, model: ResolvedModel) -> ModelResponse:
-    """One model call within this worker's limits for the model's endpoint (every activity's way to a provider)."""
+    """One model call within this worker's limits for the model's endpoint, timed and counted
+    (`activities.metrics.model_call`; the time waited for a turn is not the call's): every activity that calls a model
+    (call_model, the LLM planner, the verifier's judge) goes through here."""
     async with limiter(model).slot(model.provider.value):
-        return await get_provider(model.provider).complete(request, model)
+        started = time.monotonic()
+        response = None
+        try:
+            response = await get_provider(model.provider).complete(request, model)
+            return response
+        finally:
+            usage = response.usage if response is not None else None
+            metrics.model_call(model.provider, model.model, request.role, time.monotonic() - started, usage)

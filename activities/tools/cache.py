@@ -18,6 +18,7 @@ from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 from temporalio import activity
 
+from activities import metrics
 from contracts.tools import CacheableArgs, ToolResult
 from core.hashing import sha256_text
 from core.policy import canonical_arguments
@@ -65,6 +66,7 @@ class ToolCache:
         key = tool_cache_key(tool, args)
         hit = await self._lookup(key, max_age.total_seconds())
         trace.get_current_span().set_attribute("foreman.cache_hit", hit is not None)
+        metrics.cache_lookup("tool", hit is not None, tool)
         if hit is not None:
             activity.logger.info("%s answered from the call cache", tool)
             return hit.model_copy(update={"cached": True})

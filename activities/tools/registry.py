@@ -10,6 +10,7 @@ for the classes at import and for the instances when bound.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 from collections.abc import Iterable
 from typing import Awaitable, Callable, TypeVar
@@ -17,6 +18,7 @@ from typing import Awaitable, Callable, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.metrics import measured_tool
 from contracts.errors import ErrorType
 from contracts.tools import ToolResult
 from core.tools import TOOLS
@@ -31,12 +33,17 @@ _TOOL_ATTR = "__foreman_tool__"
 
 
 def tool_activity(name: str) -> Callable[[F], F]:
-    """Mark a method as the activity of the catalogued tool `name` (an unknown name fails at import)."""
+    """Mark a method as the activity of the catalogued tool `name` (an unknown name fails at import); each attempt
+    is timed and its outcome counted and put on the span (`measured_tool`)."""
     spec = TOOLS[name]
 
     def mark(fn: F) -> F:
-        setattr(fn, _TOOL_ATTR, spec.name)
-        return activity.defn(name=spec.name)(fn)
+        @functools.wraps(fn)
+        async def measured(self: object, args: object) -> ToolResult:
+            return await measured_tool(spec.name, lambda: spec.side_effect.value, lambda: fn(self, args))
+
+        setattr(measured, _TOOL_ATTR, spec.name)
+        return activity.defn(name=spec.name)(measured)  # type: ignore[return-value]
 
     return mark
 

@@ -1,0 +1,90 @@
+"""Metrics and span attributes from activities: model calls, tool calls, cache lookups, verdicts.
+
+Recorded on `activity.metric_meter()` (the SDK runtime's meter, so they are scraped with Temporal's own metrics;
+the SDK adds namespace, task_queue and activity_type); outside an activity (a direct call in a test or the bench)
+nothing is recorded. The same facts go on the activity's OpenTelemetry span (`foreman.*` attribute names).
+Names, help and buckets: `core/metrics.py`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import PurePath
+
+from opentelemetry import trace
+from temporalio import activity
+from temporalio.common import MetricMeter
+from temporalio.exceptions import ApplicationError
+
+from contracts.llm import ModelRole, Provider, TokenUsage
+from contracts.tools import ToolResult
+from contracts.verify import Verdict
+from core import metrics
+
+
+def _meter() -> MetricMeter:
+    return activity.metric_meter() if activity.in_activity() else MetricMeter.noop
+
+
+def model_label(provider: Provider, model: str) -> str:
+    """A local model is a file path on the worker: its file name is the label (a path is neither stable nor short)."""
+    return PurePath(model).name if provider is Provider.LOCAL else model
+
+
+def model_call(provider: Provider, model: str, role: ModelRole, seconds: float, usage: TokenUsage | None) -> None:
+    """One call that reached a provider; `usage` is None when it failed."""
+    labels = {"provider": provider.value, "model": model_label(provider, model), "role": role.value}
+    meter = _meter()
+    histogram = meter.create_histogram_float(metrics.MODEL_CALLS.name, metrics.MODEL_CALLS.help, "s")
+    histogram.record(seconds, labels | {"outcome": "ok" if usage is not None else "error"})
+    if usage is not None:
+        tokens = meter.create_counter(metrics.MODEL_TOKENS.name, metrics.MODEL_TOKENS.help, "tokens")
+        tokens.add(usage.prompt_tokens, labels | {"kind": "prompt"})
+        tokens.add(usage.completion_tokens, labels | {"kind": "completion"})
+
+
+def cache_lookup(cache: str, hit: bool, tool: str | None = None) -> None:
+    """A call-cache lookup (`cache`: model or tool)."""
+    labels = {"cache": cache, "result": "hit" if hit else "miss"} | ({"tool": tool} if tool else {})
+    _meter().create_counter(metrics.CACHE_LOOKUPS.name, metrics.CACHE_LOOKUPS.help).add(1, labels)
+
+
+async def measured_tool(tool: str, side_effect: Callable[[], str], run: Callable[[], Awaitable[ToolResult]]) -> ToolResult:
+    """Run one tool attempt, timed; its outcome goes to the metrics and to the span (tool name, side-effect class,
+    outcome, error type). `side_effect` is asked after the run (an MCP tool's is known once its server listed it)."""
+    started = time.monotonic()
+    try:
+        result = await run()
+    except BaseException as err:
+        outcome = "failed"
+        error_type = err.type if isinstance(err, ApplicationError) and err.type else type(err).__name__
+        raise
+    else:
+        outcome = "cached" if result.cached else "ok" if result.ok else "error"
+        error_type = None if result.ok else result.error_type or "error"
+        return result
+    finally:
+        effect = side_effect()
+        labels = {"tool": tool, "side_effect": effect}
+        meter = _meter()
+        histogram = meter.create_histogram_float(metrics.TOOL_CALLS.name, metrics.TOOL_CALLS.help, "s")
+        histogram.record(time.monotonic() - started, labels | {"outcome": outcome})
+        if error_type is not None:
+            meter.create_counter(metrics.TOOL_ERRORS.name, metrics.TOOL_ERRORS.help).add(1, labels | {"error_type": error_type})
+        trace.get_current_span().set_attributes({
+            "foreman.tool.name": tool, "foreman.tool.side_effect": effect, "foreman.tool.outcome": outcome,
+            **({"foreman.tool.error_type": error_type} if error_type else {}),
+        })
+
+
+def verdict(result: Verdict) -> None:
+    """The verifier's decision and score, as metrics and on the span."""
+    labels = {"decision": result.decision.value}
+    meter = _meter()
+    meter.create_counter(metrics.VERDICTS.name, metrics.VERDICTS.help).add(1, labels)
+    meter.create_histogram_float(metrics.VERDICT_SCORES.name, metrics.VERDICT_SCORES.help).record(result.score, labels)
+    trace.get_current_span().set_attributes({
+        "foreman.verdict.decision": result.decision.value, "foreman.verdict.score": result.score,
+        "foreman.verdict.checks": len(result.results), "foreman.verdict.failed_checks": len(result.reasons),
+    })

@@ -1,0 +1,174 @@
+"""Prometheus metrics: the worker's SDK runtime serves Temporal's metrics and Foreman's on one endpoint.
+
+Two research-brief goals run on a worker whose model is a real OpenAI-protocol server on 127.0.0.1 (the real
+`call_model`, provider and call cache), with a gated write each approved; the endpoint is then scraped with httpx
+and every Foreman metric is checked against what the goals' results and histories say happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import sys
+from collections import Counter
+
+import httpx
+import pytest
+from temporalio.client import Client, WorkflowHistory
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+import settings
+from contracts.goal import GoalRequest, GoalResult, GoalStatus, ModelRouting
+from activities.model_call import ModelCalls
+from activities.tools import tool_activities
+from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole, ModelSpec, Provider
+from contracts.tools import ReadFileArgs
+from core import metrics
+from observability import ObservabilityConfigError, metrics_runtime
+from temporal_client import connect
+from tests.helpers import completion, run_goal, scheduled_activities
+from tests.llama_server import Recorded, Reply, ScriptedServer, free_port
+from worker import all_activities
+
+SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$")
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+Sample = tuple[str, dict[str, str], float]
+
+
+def parse(text: str) -> list[Sample]:
+    """The samples of a Prometheus text exposition: (name, labels, value)."""
+    samples = []
+    for line in text.splitlines():
+        if line and not line.startswith("#") and (match := SAMPLE.match(line)):
+            samples.append((match[1], dict(LABEL.findall(match[2] or "")), float(match[3])))
+    return samples
+
+
+def total(samples: list[Sample], name: str, **labels: str) -> float:
+    """The sum of `name`'s samples whose labels include `labels`."""
+    return sum(v for n, got, v in samples if n == name and labels.items() <= got.items())
+
+
+def reply(request: Recorded) -> Reply:
+    """The research-brief's executor: a cited note for the researcher, a one-sentence brief for the drafter."""
+    system = request.body["messages"][0]["content"]
+    if "You are the researcher" in system:
+        return completion("- Durable execution resumes a workflow after a crash [source: durable-execution.md]")
+    return completion("Durable execution records every step, so a crashed agent resumes instead of starting over.")
+
+
+async def scrape(url: str, ready: dict[str, float]) -> list[Sample]:
+    """The endpoint's samples once every metric in `ready` has reached its value (workflow metrics follow the
+    workflow task that records them)."""
+    async with asyncio.timeout(10), httpx.AsyncClient() as http:
+        while True:
+            samples = parse((await http.get(url)).text)
+            if all(total(samples, name) >= value for name, value in ready.items()):
+                return samples
+            await asyncio.sleep(0.1)
+
+
+def audit_kinds(results: list[GoalResult]) -> Counter[str]:
+    return Counter(e.kind.value for r in results for e in r.audit)
+
+
+def activity_counts(histories: list[WorkflowHistory]) -> Counter[str]:
+    return Counter(name for h in histories for name in scheduled_activities(h))
+
+
+async def test_worker_metrics_after_goals_with_model_tool_approval_and_verdict(client: Client, task_queue: str) -> None:
+    port = free_port()
+    traced = await connect(client.service_client.config.target_host, runtime=metrics_runtime(f"127.0.0.1:{port}"))
+    with ScriptedServer(reply) as server:
+        spec = ModelSpec(provider=Provider.OPENAI, model="scripted-gpt", base_url=server.base_url,
+                         input_usd_per_mtok=1000.0, output_usd_per_mtok=2000.0)
+        request = GoalRequest(goal="Explain durable execution", playbook="research-brief", models=ModelRouting(executor=spec))
+        first, history1 = await run_goal(traced, task_queue, request, all_activities())
+        second, history2 = await run_goal(traced, task_queue, request, all_activities())  # the call cache answers
+        provider_calls = len(server.requests)
+    results, histories = [first, second], [history1, history2]
+    assert [r.status for r in results] == [GoalStatus.COMPLETED] * 2
+    assert provider_calls == 2 and first.usage.cost_usd > 0 and second.usage.cache_hits.model == 2, second.usage
+
+    samples = await scrape(f"http://127.0.0.1:{port}/metrics", {metrics.GOALS_FINISHED.name: 2})
+
+    # Goals: started, finished by status and playbook, cost per goal.
+    assert total(samples, metrics.GOALS_STARTED.name, subagent="false", workflow_type="GoalWorkflow") == 2
+    assert total(samples, metrics.GOALS_FINISHED.name, status="completed", playbook="research-brief") == 2
+    cost = {"status": "completed", "playbook": "research-brief"}
+    assert total(samples, metrics.GOAL_COST.name + "_count", **cost) == 2
+    assert total(samples, metrics.GOAL_COST.name + "_sum", **cost) == pytest.approx(first.usage.cost_usd + second.usage.cost_usd)
+    assert total(samples, metrics.GOAL_COST.name + "_bucket", le="0.1", **cost) == 2  # 2 calls x 10+10 tokens: $0.06
+
+    # Model calls that reached the provider (the second goal's were cache hits): latency and tokens.
+    model = {"provider": "openai", "model": "scripted-gpt", "role": "executor"}
+    assert total(samples, metrics.MODEL_CALLS.name + "_count", outcome="ok", **model) == provider_calls
+    assert total(samples, metrics.MODEL_CALLS.name + "_bucket", le="+Inf", **model) == provider_calls
+    assert total(samples, metrics.MODEL_TOKENS.name, kind="prompt", **model) == 10 * provider_calls
+    assert total(samples, metrics.MODEL_TOKENS.name, kind="completion", **model) == 10 * provider_calls
+    assert total(samples, metrics.CACHE_LOOKUPS.name, cache="model", result="miss") == provider_calls
+    assert total(samples, metrics.CACHE_LOOKUPS.name, cache="model", result="hit") == sum(r.usage.cache_hits.model for r in results)
+
+    # Tools: every attempt timed, by tool, side effect and outcome; the search the cache answered the second time.
+    scheduled = activity_counts(histories)
+    assert total(samples, metrics.TOOL_CALLS.name + "_count", tool="search_corpus", side_effect="read") == scheduled["search_corpus"] == 2
+    assert total(samples, metrics.TOOL_CALLS.name + "_count", tool="search_corpus", outcome="cached") == 1
+    assert total(samples, metrics.TOOL_CALLS.name + "_count", tool="write_file", side_effect="write", outcome="ok") == scheduled["write_file"]
+    assert total(samples, metrics.TOOL_ERRORS.name) == 0
+    assert total(samples, metrics.CACHE_LOOKUPS.name, cache="tool", tool="search_corpus", result="hit") == 1
+
+    # Approvals: the desk's audit, event by event; verdicts: one per verify_output run, all accepted.
+    kinds = audit_kinds(results)
+    assert kinds["requested"] == 2 and kinds["approved"] >= 2
+    for kind, count in kinds.items():
+        assert total(samples, metrics.APPROVAL_EVENTS.name, event=kind, tool="write_file") == count, kind
+    assert total(samples, metrics.VERDICTS.name, decision="accept") == scheduled["verify_output"] > 0
+    assert total(samples, metrics.VERDICT_SCORES.name + "_count", decision="accept") == scheduled["verify_output"]
+
+    # The SDK's own metrics come from the same endpoint, and no label names a single workflow.
+    assert total(samples, "temporal_workflow_completed", workflow_type="GoalWorkflow") >= 2
+    ids = {r.workflow_id for r in results}
+    assert not [s for s in samples if ids & set(s[1].values())]
+
+
+async def test_failed_model_calls_and_tool_attempts_are_counted_with_their_error_type() -> None:
+    port = free_port()
+    runtime = metrics_runtime(f"127.0.0.1:{port}")  # kept: the endpoint lives as long as the runtime
+    environment = ActivityEnvironment()
+    environment.metric_meter = runtime.metric_meter
+    read_file = next(fn for fn in tool_activities() if fn.__name__ == "read_file")
+    with pytest.raises(ApplicationError) as missing:
+        await environment.run(read_file, ReadFileArgs(path="no/such/file.md"))
+    with ScriptedServer(lambda request: Reply(status=500, body={"error": {"message": "boom"}})) as server:
+        request = ModelRequest(role=ModelRole.PLANNER, messages=[ChatMessage(role=ChatRole.USER, content="hi")],
+                               spec=ModelSpec(provider=Provider.OPENAI, model="flaky", base_url=server.base_url))
+        with pytest.raises(ApplicationError):
+            await environment.run(ModelCalls(None).call_model, request)
+
+    samples = await scrape(f"http://127.0.0.1:{port}/metrics", {metrics.TOOL_ERRORS.name: 1, metrics.MODEL_CALLS.name + "_count": 1})
+    tool = {"tool": "read_file", "side_effect": "read"}
+    assert total(samples, metrics.TOOL_ERRORS.name, error_type=missing.value.type, **tool) == 1
+    assert total(samples, metrics.TOOL_CALLS.name + "_count", outcome="failed", **tool) == 1
+    model = {"provider": "openai", "model": "flaky", "role": "planner"}
+    assert total(samples, metrics.MODEL_CALLS.name + "_count", outcome="error", **model) == len(server.requests) == 1
+    assert total(samples, metrics.MODEL_TOKENS.name, **model) == 0
+
+
+def test_metrics_address_errors_and_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ObservabilityConfigError, match="FOREMAN_METRICS_ADDRESS, an IP:PORT"):
+        metrics_runtime("localhost-9464")
+    monkeypatch.delenv("FOREMAN_METRICS_URL", raising=False)
+    monkeypatch.delenv("FOREMAN_METRICS_ADDRESS", raising=False)
+    assert settings.metrics_address() is None and settings.metrics_url() is None
+    monkeypatch.setenv("FOREMAN_METRICS_ADDRESS", "0.0.0.0:9464")
+    assert settings.metrics_url() == "http://localhost:9464/metrics"
+    monkeypatch.setenv("FOREMAN_METRICS_URL", "https://metrics.example/foreman")
+    assert settings.metrics_url() == "https://metrics.example/foreman"
+
+
+def test_worker_refuses_a_bad_metrics_address_before_connecting() -> None:
+    done = subprocess.run([sys.executable, "worker.py", "--metrics-address", "nowhere", "--address", "127.0.0.1:1"],
+                          cwd=settings.PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "cannot serve metrics on 'nowhere'" in done.stderr, done.stderr
