@@ -15,6 +15,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 import decisions
+import settings
 from console.auth import current_user, csrf_token, log_in
 from console.goal_view import goal_view
 from console.goals import STATUSES, FilterError, GoalFilters, list_goals
@@ -36,7 +37,7 @@ def stores_of(request: Request) -> Stores:
 def render(request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
     """A page with its frame: the user, the CSRF token for its forms, messages left by the last action."""
     frame = {"request": request, "user": current_user(request.scope), "csrf": csrf_token(request.session),
-             "flash": request.session.pop("flash", []), "path": request.url.path}
+             "flash": request.session.pop("flash", []), "path": request.url.path, "metrics_url": settings.metrics_url()}
     html = request.app.state.templates.get_template(template).render(**frame, **context)
     return HTMLResponse(html, status_code=status_code)
 

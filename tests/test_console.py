@@ -169,7 +169,9 @@ async def test_approve_in_the_browser_and_watch_the_goal_complete(client: Client
 # --- over HTTP ---------------------------------------------------------------------------------------
 
 
-async def test_nothing_without_login_and_no_post_without_the_csrf_token(client: Client, tmp_path: Path, foreman_home: Path) -> None:
+async def test_nothing_without_login_and_no_post_without_the_csrf_token(client: Client, tmp_path: Path, foreman_home: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOREMAN_METRICS_ADDRESS", "0.0.0.0:9464")  # the workers' metrics: the console links to them
     users = users_file(tmp_path, alice=None)
     async with console(client, users) as base, httpx.AsyncClient(base_url=base) as http:
         for path in ("/", "/goals", "/inbox", "/goal?id=x", f"/content/{'a' * 64}"):
@@ -187,6 +189,7 @@ async def test_nothing_without_login_and_no_post_without_the_csrf_token(client: 
         assert (await logged_in(http, "alice")).status_code == 303
         page = await http.get("/goals")
         assert page.status_code == 200 and ">alice<" in page.text
+        assert 'href="http://localhost:9464/metrics" id="metrics-link"' in page.text
         decision = {"goal_id": "x", "request_id": "r", "verdict": "approve", "approver": "bob"}
         for data in (decision, {**decision, "csrf": "forged"}):
             refused = await http.post("/inbox/approval", data=data)
