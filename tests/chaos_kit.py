@@ -54,10 +54,13 @@ def chaos_playbooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return write_playbook(folder, {"name": "chaos", "steps": steps, "output_step": "research", "policy": policy})
 
 
-async def start_goals(client: Client, task_queue: str, playbook: str, count: int, prefix: str, **request: object) -> list[WorkflowHandle]:
+async def start_goals(
+    client: Client, task_queue: str, playbook: str, count: int, prefix: str, goal: str = "Explain durable execution", **request: object,
+) -> list[WorkflowHandle]:
+    """`count` goals (`<goal>, take <n>`) started at once; `request`: more GoalRequest fields."""
     return list(await asyncio.gather(*(
         client.start_workflow(
-            "GoalWorkflow", GoalRequest(goal=f"Explain durable execution, take {n}", playbook=playbook, **request),
+            "GoalWorkflow", GoalRequest(goal=f"{goal}, take {n}", playbook=playbook, **request),
             id=f"{prefix}-{n}-{uuid.uuid4().hex[:6]}", task_queue=task_queue, result_type=GoalResult,
         )
         for n in range(count)
