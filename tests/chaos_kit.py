@@ -10,14 +10,20 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from temporalio import activity
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from contracts.approvals import PENDING_QUERY, ApprovalRequest
+from contracts.errors import ErrorType
 from contracts.goal import GoalRequest, GoalResult
+from contracts.llm import CALL_MODEL_ACTIVITY, ModelRequest, ModelResponse
 from testkit.goals import approve_everything, write_playbook
 
 CHAOS_APPROVERS = ("bob",)
@@ -129,3 +135,20 @@ class Faults:
     def __str__(self) -> str:
         text = f"{len(self.landed)}: " + ", ".join(self.landed)
         return text + (f" (not reached: {', '.join(self.missed)})" if self.missed else "")
+
+
+def backing_off_model(call_model: Callable) -> Callable:
+    """`call_model` whose first attempt for a goal saying "back off" fails retryably with a 4 s Retry-After, so the
+    activity then waits on the server's retry timer."""
+    @activity.defn(name=CALL_MODEL_ACTIVITY)
+    async def backing_off(request: ModelRequest) -> ModelResponse:
+        if activity.info().attempt == 1 and any("back off" in m.content for m in request.messages):
+            raise ApplicationError("provider busy", type=ErrorType.MODEL_UNAVAILABLE, next_retry_delay=timedelta(seconds=4))
+        return await call_model(request)
+    return backing_off
+
+
+async def retry_timer_pending(handles: list[WorkflowHandle]) -> bool:
+    """Some goal has an activity waiting for its next attempt (the server's retry timer)."""
+    return any(p.attempt >= 2 and p.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
+               for d in await _descriptions(handles) for p in d.raw_description.pending_activities)
