@@ -152,3 +152,17 @@ async def retry_timer_pending(handles: list[WorkflowHandle]) -> bool:
     """Some goal has an activity waiting for its next attempt (the server's retry timer)."""
     return any(p.attempt >= 2 and p.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
                for d in await _descriptions(handles) for p in d.raw_description.pending_activities)
+
+
+def burst_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """`burst`: the `chaos` playbook's keyed `note` and verified `research`, no subagent and no gate (50 at once)."""
+    folder = tmp_path / "playbooks"
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(folder))
+    steps = [
+        {"type": "tool", "id": "note", "role": "researcher",
+         "invocation": {"tool": "remember", "arguments_json": '{"text": "{{goal}}", "topic": "burst"}'}},
+        {"type": "agent", "id": "research", "role": "researcher", "depends_on": ["note"], "instruction": "Answer {{goal}}",
+         "max_turns": 1, "checks": [{"type": "non_empty"}]},
+    ]
+    policy = {"principals": [{"role": "researcher", "tools": ["remember"], "side_effects": ["read", "write"]}]}
+    return write_playbook(folder, {"name": "burst", "steps": steps, "output_step": "research", "policy": policy})
