@@ -45,9 +45,12 @@ async def test_worker_kills_at_every_kind_of_point(
     runs: dict[str, str] = {}
     await continued_as_new(runs)(handles)  # the first runs, so a boundary is a change
     points = [
-        ("tool call (effect recorded)", lambda hs: asyncio.sleep(0, marker.exists()), 60),
+        # Every goal's note recorded and held: a kill while another note is between its effect and its record would
+        # repeat that effect (the ledger's documented gap, which this scenario hit when it killed at the first record).
+        ("tool call (effect recorded)", lambda hs: asyncio.sleep(0, marker.exists() and len(marker.read_text().split()) >= GOALS), 60),
         ("child workflow", child_running, 30),
-        ("model call", activity_in_flight("call_model"), 30),
+        # the research steps wait for their notes, whose held calls retry after TOOL_WRITE's start-to-close (60 s)
+        ("model call", activity_in_flight("call_model"), 120),
         ("verification", activity_in_flight("verify_output"), 15),  # a quick activity: the probe may miss it
         ("approval wait", approval_waiting, 60),
         ("continue-as-new boundary", continued_as_new(runs), 60),
@@ -81,7 +84,8 @@ async def test_worker_kills_at_every_kind_of_point(
     checked = await check_invariants(client, task_queue)
     print_table([("worker kills at points", GOALS, str(faults), outcome(checked), time.monotonic() - started)])
     assert [r.status for r in results] == [GoalStatus.COMPLETED] * GOALS, [r.error for r in results]
-    assert len(faults.landed) >= 8 and {"tool call (effect recorded)", "child workflow", "model call", "approval wait"} <= set(faults.landed), faults
+    assert len(faults.landed) >= 8 and set(faults.landed) >= {
+        "tool call (effect recorded)", "child workflow", "model call", "approval wait", "continue-as-new boundary"}, faults
     assert checked.gated_calls == GOALS and checked.keys == 2 * GOALS  # one memory note and one published file per goal
     assert sum(len(g.histories) for g in checked.top_level()) > GOALS  # boundaries were crossed
 
