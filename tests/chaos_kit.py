@@ -90,6 +90,13 @@ def activity_in_flight(*names: str) -> Probe:
     return probe
 
 
+def recorded(marker: Path, count: int) -> Probe:
+    """`count` keyed tool calls are done and recorded by a worker holding them (`tests/crash_worker.py --hold-after-record`)."""
+    async def probe(handles: list[WorkflowHandle]) -> bool:
+        return marker.exists() and len(marker.read_text().split()) >= count
+    return probe
+
+
 async def child_running(handles: list[WorkflowHandle]) -> bool:
     return any(d.raw_description.pending_children for d in await _descriptions(handles))
 

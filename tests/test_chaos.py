@@ -19,7 +19,7 @@ from temporalio.client import Client
 from contracts.goal import GoalStatus
 from tests.chaos_kit import (
     Faults, activity_in_flight, approval_waiting, approve_when_told, burst_playbook, chaos_playbooks, child_running, continued_as_new,
-    start_goals, wait_for,
+    recorded, start_goals, wait_for,
 )
 from tests.helpers import kill_workers, start_worker
 from tests.invariants import check_invariants, outcome, print_table
@@ -47,7 +47,7 @@ async def test_worker_kills_at_every_kind_of_point(
     points = [
         # Every goal's note recorded and held: a kill while another note is between its effect and its record would
         # repeat that effect (the ledger's documented gap, which this scenario hit when it killed at the first record).
-        ("tool call (effect recorded)", lambda hs: asyncio.sleep(0, marker.exists() and len(marker.read_text().split()) >= GOALS), 60),
+        ("tool call (effect recorded)", recorded(marker, GOALS), 60),
         ("child workflow", child_running, 30),
         # the research steps wait for their notes, whose held calls retry after TOOL_WRITE's start-to-close (60 s)
         ("model call", activity_in_flight("call_model"), 120),
