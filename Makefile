@@ -35,8 +35,9 @@ demo: $(STAMP) sandbox
 test: $(STAMP) postgres sandbox browser
 	$(PY) -m pytest -q -m "not chaos"
 
+# The whole chaos suite: the scenarios marked `chaos` and the fast ones `make test` runs too (tests/test_chaos*.py).
 chaos: $(STAMP)
-	$(PY) -m pytest -q -m chaos
+	$(PY) -m pytest -q -s tests/test_chaos.py tests/test_chaos_providers.py tests/test_chaos_server.py
 
 bench: $(STAMP)
 	$(PY) bench/run.py

@@ -4,7 +4,8 @@
 the OpenAI adapter is exercised over HTTP exactly as against vLLM/Ollama/OpenAI; startup is
 bounded and shutdown is terminate-then-kill. `ScriptedServer` is a tiny threaded HTTP server on
 127.0.0.1 that records each request and answers from a script, for vendor payloads and errors.
-`CrowdedProvider` is a script for it: a provider that answers 429 with Retry-After above N concurrent requests.
+`CrowdedProvider` is a script for it: a provider that answers 429 with Retry-After above N concurrent requests
+(`tests/faulty_provider.py` has another: scripted faults per goal).
 """
 
 from __future__ import annotations
@@ -114,6 +115,8 @@ class Reply:
     body: Any = None  # JSON-encoded unless bytes
     headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
+    drop: bool = False  # close the connection without answering
+    cut_at: int | None = None  # declare the whole body, send only its first `cut_at` bytes, then close
 
 
 Responder = Callable[[Recorded], Reply]
@@ -164,6 +167,9 @@ class ScriptedServer(LocalHttpServer):
                 reply = server.responder(recorded)
                 if reply.delay_seconds:
                     time.sleep(reply.delay_seconds)
+                if reply.drop:
+                    self.close_connection = True
+                    return
                 payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
                 try:
                     self.send_response(reply.status)
@@ -172,7 +178,8 @@ class ScriptedServer(LocalHttpServer):
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
                     self.end_headers()
-                    self.wfile.write(payload)
+                    self.wfile.write(payload if reply.cut_at is None else payload[: reply.cut_at])
+                    self.close_connection = reply.cut_at is not None or self.close_connection
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout tests)
 
@@ -211,8 +218,13 @@ class CrowdedProvider:
             with self._lock:
                 self.in_flight -= 1
                 self.served += 1
-        return Reply(body={
-            "id": "c", "object": "chat.completion", "model": "crowded",
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "A fact."}}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
-        })
+        return Reply(body=chat_completion({"role": "assistant", "content": "A fact."}, "crowded"))
+
+
+def chat_completion(message: dict, model: str) -> dict:
+    """An OpenAI Chat Completions reply body carrying `message`."""
+    return {
+        "id": "c", "object": "chat.completion", "model": model,
+        "choices": [{"index": 0, "finish_reason": "tool_calls" if message.get("tool_calls") else "stop", "message": message}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
+    }
