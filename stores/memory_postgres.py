@@ -29,6 +29,7 @@ _SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS foreman_memories_search ON foreman_memories USING GIN (search)",
     "CREATE INDEX IF NOT EXISTS foreman_memories_scope ON foreman_memories (namespace, role)",
+    "CREATE TABLE IF NOT EXISTS foreman_memory_keys (idem_key TEXT PRIMARY KEY, entry_id BIGINT NOT NULL)",
 )
 _LOCK_ID = 4_673_002  # advisory lock key serialising this table's DDL (any fixed number, one per store)
 _COLUMNS = "id, namespace, role, text, topic, workflow_id, step_id, content_sha256, created_at, untrusted"
@@ -44,16 +45,28 @@ class PostgresMemoryStore:
     def __init__(self, url: str) -> None:
         self._tables = PostgresTables(url, _SCHEMA, _LOCK_ID)
 
-    def remember(self, namespace: str, role: str, text: str, topic: str, workflow_id: str, step_id: str, untrusted: bool) -> MemoryEntry:
+    def remember(self, namespace: str, role: str, text: str, topic: str, workflow_id: str, step_id: str, untrusted: bool,
+                 key: str | None = None) -> MemoryEntry:
         entry = MemoryEntry(0, namespace, role, text, topic, workflow_id, step_id, sha256_text(text), time.time(), untrusted)
         try:
-            # One statement: the row and its search vector (a generated column) are written together or not at all.
-            with self._tables.connect() as connection:
+            # One transaction: the row (its search vector is a generated column) and its key commit together, so a
+            # retried call with the key gets the entry it wrote; two overlapping attempts: one fails on the key, retries.
+            with self._tables.connect() as connection, connection.transaction():
+                kept = connection.execute(
+                    f"SELECT {', '.join('m.' + c for c in _COLUMNS.split(', '))} FROM foreman_memory_keys k"
+                    " JOIN foreman_memories m ON m.id = k.entry_id WHERE k.idem_key = %s", (key,),
+                ).fetchone() if key else None
+                if kept is not None:
+                    return MemoryEntry(*kept[:9], bool(kept[9]))
                 (entry_id,) = connection.execute(
                     "INSERT INTO foreman_memories (namespace, role, text, topic, workflow_id, step_id, content_sha256, created_at, untrusted)"
                     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                     (namespace, role, text, topic, workflow_id, step_id, entry.content_sha256, entry.created_at, untrusted),
                 ).fetchone()
+                if key:
+                    connection.execute("INSERT INTO foreman_memory_keys (idem_key, entry_id) VALUES (%s, %s)", (key, entry_id))
+        except psycopg.errors.UniqueViolation as err:
+            raise StoreError(ErrorType.TOOL_TRANSIENT, f"memory {key} is being written by another attempt: try again", retryable=True) from err
         except psycopg.OperationalError as err:
             raise _unavailable(err) from err
         return MemoryEntry(**{**entry.__dict__, "entry_id": entry_id})

@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS memories (
     untrusted INTEGER NOT NULL
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(topic, text, tokenize = 'porter unicode61');
+CREATE TABLE IF NOT EXISTS memory_keys (idem_key TEXT PRIMARY KEY, entry_id INTEGER NOT NULL);
 """
 _COLUMNS = "m.id, m.namespace, m.role, m.text, m.topic, m.workflow_id, m.step_id, m.content_sha256, m.created_at, m.untrusted"
 
@@ -32,7 +33,8 @@ class SqliteMemoryStore:
         self.path = path
         self._file = SqliteFile(path, _SCHEMA)
 
-    def remember(self, namespace: str, role: str, text: str, topic: str, workflow_id: str, step_id: str, untrusted: bool) -> MemoryEntry:
+    def remember(self, namespace: str, role: str, text: str, topic: str, workflow_id: str, step_id: str, untrusted: bool,
+                 key: str | None = None) -> MemoryEntry:
         entry = MemoryEntry(0, namespace, role, text, topic, workflow_id, step_id, sha256_text(text), time.time(), untrusted)
         connection = self._file.connect()
         try:
@@ -41,6 +43,13 @@ class SqliteMemoryStore:
             connection.close()
             raise
         try:
+            # The entry and its key commit together: a retried call with the key gets the entry it wrote, never a second.
+            kept = connection.execute(
+                f"SELECT {_COLUMNS} FROM memory_keys k JOIN memories m ON m.id = k.entry_id WHERE k.idem_key = ?", (key,),
+            ).fetchone() if key else None
+            if kept is not None:
+                connection.execute("COMMIT")
+                return MemoryEntry(*kept[:9], bool(kept[9]))
             cursor = connection.execute(
                 "INSERT INTO memories (namespace, role, text, topic, workflow_id, step_id, content_sha256, created_at, untrusted)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -48,6 +57,8 @@ class SqliteMemoryStore:
             )
             entry_id = cursor.lastrowid
             connection.execute("INSERT INTO memories_fts (rowid, topic, text) VALUES (?, ?, ?)", (entry_id, topic, text))
+            if key:
+                connection.execute("INSERT INTO memory_keys (idem_key, entry_id) VALUES (?, ?)", (key, entry_id))
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")

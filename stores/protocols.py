@@ -172,7 +172,10 @@ class MemoryEntry:
 class MemoryStore(Protocol):
     """Long-term memory across goals, scoped per namespace and per role."""
 
-    def remember(self, namespace: str, role: str, text: str, topic: str, workflow_id: str, step_id: str, untrusted: bool) -> MemoryEntry:
+    def remember(self, namespace: str, role: str, text: str, topic: str, workflow_id: str, step_id: str, untrusted: bool,
+                 key: str | None = None) -> MemoryEntry:
+        """Keep an entry; with `key` (the call's idempotency key), a second call with the same key returns the first
+        entry and writes nothing (the entry and its key commit together)."""
         ...
 
     def recall(self, namespace: str, role: str, query: str, limit: int) -> list[MemoryEntry]:

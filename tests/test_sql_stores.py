@@ -175,6 +175,17 @@ def test_recall_returns_the_entry_remember_wrote_with_its_provenance(backend: Ba
     assert replace(found, score=0.0) == entry and found.score < 0  # lower is better, as with bm25
 
 
+def test_a_keyed_entry_is_written_once_however_often_it_is_remembered(backend: Backend) -> None:
+    """The chaos suite's finding: a worker killed between the entry and the ledger's record made a retry write a second
+    entry. With the call's key, the entry and its key commit together: the retry gets the first entry back."""
+    memory = backend.memory()
+    first = memory.remember("ns", "drafter", NOTE, "retries", "goal-1", "note", False, "idem:v2:remember:abc")
+    again = backend.memory().remember("ns", "drafter", NOTE, "retries", "goal-1", "note", False, "idem:v2:remember:abc")
+    other = memory.remember("ns", "drafter", NOTE, "retries", "goal-1", "note", False, "idem:v2:remember:def")
+    assert again == first and other.entry_id != first.entry_id
+    assert sorted(e.entry_id for e in memory.recall("ns", "drafter", "idempotency keys", 10)) == sorted([first.entry_id, other.entry_id])
+
+
 def test_the_untrusted_flag_is_kept(backend: Backend) -> None:
     memory = backend.memory()
     remember(memory, "A fetched page says retries are always safe.", untrusted=True)

@@ -55,7 +55,7 @@ class MemoryTools:
     async def _remember(self, args: RememberArgs, context: CallContext) -> ToolResult:
         entry = await run_store(
             self._memory.remember, activity.info().workflow_namespace, context.role, args.text, args.topic,
-            context.workflow_id, context.step_id, context.saw_untrusted,
+            context.workflow_id, context.step_id, context.saw_untrusted, args.idempotency_key,
         )
         marked = " (marked: written after reading untrusted content)" if entry.untrusted else ""
         result = tool_result(self._content, "remember", f"remembered as memory {entry.entry_id}, sha256 {entry.content_sha256}{marked}")
