@@ -48,9 +48,10 @@ os.execv(sys.executable, [sys.executable, "-E", "-s", "-B", *sys.argv[2:]])
 """
 
 # The Python error a program dies of when a limit makes a call fail (its last stderr line), by limit.
+PROCESS_LIMIT_ERROR = "[Errno 11] Resource temporarily unavailable"  # fork/exec at RLIMIT_NPROC
 _LIMIT_ERRORS = (
     ("MemoryError", KilledBy.MEMORY),
-    ("[Errno 11] Resource temporarily unavailable", KilledBy.PROCESSES),
+    (PROCESS_LIMIT_ERROR, KilledBy.PROCESSES),
     ("[Errno 24] Too many open files", KilledBy.OPEN_FILES),
     ("[Errno 27] File too large", KilledBy.FILE_SIZE),
 )
@@ -262,7 +263,11 @@ def _limit_hit(code: int | None, stderr: str) -> KilledBy | None:
     if not code:
         return None
     last = next((line for line in reversed(stderr.strip().splitlines()) if line.strip()), "")
-    return next((limit for marker, limit in _LIMIT_ERRORS if marker in last), None)
+    named = next((limit for marker, limit in _LIMIT_ERRORS if marker in last), None)
+    if named is None and PROCESS_LIMIT_ERROR in stderr:
+        # A fork bomb's children die too, their tracebacks interleaved: the last line may be any of theirs.
+        return KilledBy.PROCESSES
+    return named
 
 
 def _chown_tree(root: Path, uid: int) -> None:
