@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from contracts.tools import SideEffect
+from contracts.tools import MAX_KEY_CHARS, SideEffect
 
 MCP_PREFIX = "mcp:"
 SERVER_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -49,7 +49,7 @@ class McpCall(BaseModel):
     tool: str = Field(min_length=1, max_length=128)
     arguments_json: str = "{}"
     idempotency_key: str | None = Field(
-        default=None, max_length=200,
+        default=None, max_length=MAX_KEY_CHARS,
         description="Stamped by the workflow on a call of a tool that is not read-only; the worker records the effect under it.",
     )
 

@@ -40,6 +40,8 @@ class CacheableArgs(ToolArgs):
     cache: SkipJsonSchema[bool] = Field(default=False, description="May the worker answer from its call cache (workflow-stamped).")
 
 
+# "idem:v2:" + the tool's name (an MCP tool's is up to 197 characters) + ":" + a SHA-256 in hex.
+MAX_KEY_CHARS = 320
 KEY_FIELD = "idempotency_key"  # the stamped field of `KeyedArgs` (and `McpCall`); never part of what an action is either
 
 
@@ -49,7 +51,7 @@ class KeyedArgs(ToolArgs):
     not see the field (left out of the JSON schema) and whatever it sends is overwritten."""
 
     idempotency_key: SkipJsonSchema[str | None] = Field(
-        default=None, max_length=200, description="This call's idempotency key (workflow-stamped); the tool records its effect under it.",
+        default=None, max_length=MAX_KEY_CHARS, description="This call's idempotency key (workflow-stamped); the tool records its effect under it.",
     )
 
     def has_effect(self) -> bool:

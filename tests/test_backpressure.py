@@ -230,3 +230,22 @@ async def test_a_model_call_queued_past_the_deadline_ends_the_goal(
     assert 2 <= elapsed < 15
     history = await client.get_workflow_handle(result.workflow_id).fetch_history()
     assert any(e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT for e in history.events)
+
+
+async def test_a_retry_that_would_land_past_the_deadline_ends_the_goal(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A provider asks for 30 s before the next attempt; the goal has 5 s: the server gives the call up at once (its
+    next attempt would pass the deadline-cut timeout), and the goal ends over budget, not with a failed step."""
+    provider = CrowdedProvider(limit=0, retry_after=30.0)  # every request is turned away
+    model_queue = f"{task_queue}-models"
+    playbook = single_step_playbook(tmp_path, monkeypatch, tools=[])
+    with ScriptedServer(provider) as server:
+        crowded_models(monkeypatch, server, model_queue)
+        started = time.monotonic()
+        async with build_worker(client, task_queue, activities=all_activities()), build_model_worker(client, model_queue):
+            [result] = await run_burst(client, task_queue, playbook, 1, {"budget": Budget(max_wall_seconds=5)})
+        elapsed = time.monotonic() - started
+    assert result.status is GoalStatus.BUDGET_EXCEEDED, (result.status, result.error)
+    assert result.error == "wall-clock budget of 5 s would be passed by the call's next attempt"
+    assert provider.rejected == 1 and elapsed < 5  # one 429, and no waiting out the 30 s

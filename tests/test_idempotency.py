@@ -254,3 +254,16 @@ async def test_tool_results_round_trip_through_the_ledger(tools: SimpleNamespace
     first = await attempt(1).run(tools.write_file, big)
     recorded = stores.ledger.get(big.idempotency_key)
     assert recorded is not None and ToolResult.model_validate_json(recorded) == first
+
+
+def test_a_key_for_the_longest_mcp_tool_name_fits_the_contracts() -> None:
+    """An MCP tool's name may be `mcp:` + 64 + `:` + 128 characters; its key must still pass the argument contracts."""
+    from contracts.mcp import McpCall
+    from contracts.tools import MAX_KEY_CHARS
+    from core.idempotency import CallSite, idempotency_key
+
+    call = McpCall(server="s" * 64, tool="t" * 128)
+    site = CallSite(namespace="default", workflow_id="w" * 200, first_run_id="r", step_id="s", call_index=0)
+    key = idempotency_key(site, call.name, call)
+    assert len(call.name) == 197 and len(key) <= MAX_KEY_CHARS
+    McpCall(server="s" * 64, tool="t" * 128, idempotency_key=key)  # the stamped call still validates

@@ -11,6 +11,7 @@ import math
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, RetryState
 
 with workflow.unsafe.imports_passed_through():
     from contracts.continuation import LedgerState
@@ -93,11 +94,20 @@ class GoalLedger:
         if self.budget.max_wall_seconds and (workflow.now() - self.started).total_seconds() >= self.budget.max_wall_seconds:
             self._stop(f"wall-clock budget of {self.budget.max_wall_seconds:g} s used up")
 
+    def cut_off(self, err: ActivityError) -> None:
+        """After a model or verifier call failed: BudgetExceeded when the goal's deadline is why. Either the time is up,
+        or the server gave up retrying because the next attempt would land after the call's deadline-cut timeout (a
+        429's long Retry-After), before the deadline itself."""
+        self.check_clock()
+        if self.budget.max_wall_seconds and err.retry_state == RetryState.TIMEOUT:
+            self._stop(f"wall-clock budget of {self.budget.max_wall_seconds:g} s would be passed by the call's next attempt")
+
     def time_left(self) -> timedelta | None:
         """What is left of the goal's wall-clock budget (None: it has none): a call's timeouts never outlast it."""
         if not self.budget.max_wall_seconds:
             return None
         return self.started + timedelta(seconds=self.budget.max_wall_seconds) - workflow.now()
+
     def tokens_left(self) -> int:
         """Tokens the goal may still use (what its subagents hold counts as used)."""
         return max(0, self.budget.max_total_tokens - self._committed().total_tokens)

@@ -79,8 +79,8 @@ async def _execute(
             **route.options(),
             **MODEL_CALL.within(ledger.time_left()).kwargs(),
         )
-    except ActivityError:
-        ledger.check_clock()  # cut off by the goal's deadline (queued or retrying): that is why, and the goal ends
+    except ActivityError as err:
+        ledger.cut_off(err)  # cut off by the goal's deadline (queued or retrying): that is why, and the goal ends
         raise
     ledger.charge_model(response.usage, response.cost_usd, calls=0)  # the call was reserved
     if response.cached:  # answered from the cache: no provider call was made, so none is counted

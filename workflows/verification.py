@@ -66,8 +66,8 @@ class Verification:
                 summary=summary,
                 **VERIFIER.within(self.ledger.time_left()).kwargs(),  # judge calls end by the goal's deadline too
             )
-        except ActivityError:
-            self.ledger.check_clock()  # cut off by the goal's deadline: that is why, and the goal ends
+        except ActivityError as err:
+            self.ledger.cut_off(err)  # cut off by the goal's deadline: that is why, and the goal ends
             raise
         if verdict.model_calls or judged:
             self.events.model_calls(step_id, ModelRole.VERIFIER, self.request.models.verifier, verdict.model_calls, verdict.usage,
