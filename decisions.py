@@ -16,6 +16,7 @@ from temporalio.service import RPCError
 import approver_keys
 from contracts.approvals import APPROVE_UPDATE, DENY_UPDATE, PENDING_QUERY, ApprovalDecision, ApprovalRequest
 from contracts.escalations import ESCALATIONS_QUERY, RESOLVE_UPDATE, Escalation, EscalationDecision, ResolveRequest
+from core.policy import shows_its_action
 
 Waiting = TypeVar("Waiting", ApprovalRequest, Escalation)  # what a person may decide and sign for
 VERDICTS = ("approve", "deny")
@@ -66,6 +67,8 @@ async def waiting_here(handle: WorkflowHandle, query: str, kind: type[Waiting], 
         raise NotWaiting(f"{item_id} is not waiting in {handle.id}: nothing to sign")
     if not in_this_goal(item.workflow_id, handle.id):
         raise NotWaiting(f"{item_id} names {item.workflow_id!r}, not {handle.id} or one of its subagents: not signed")
+    if isinstance(item, ApprovalRequest) and not shows_its_action(item.tool, item.arguments_json, item.action_sha256):
+        raise NotWaiting(f"{item_id} lists a tool and arguments that do not hash to its action {item.action_sha256}: not signed")
     return item
 
 

@@ -22,10 +22,12 @@ from console.goals import GoalRow, waiting_goals
 from contracts.approvals import PENDING_QUERY, ApprovalRequest
 from contracts.escalations import ESCALATIONS_QUERY, Escalation
 from contracts.tools import WriteFileArgs
+from core.policy import shows_its_action
 from stores import StoreError, Workspace
 
 QUERY_ERRORS = (RPCError, RPCTimeoutOrCancelledError, WorkflowQueryFailedError, WorkflowQueryRejectedError)
 MAX_DIFF_LINES = 2_000
+MAX_DIFF_BYTES = 200_000  # past this a diff could take seconds of CPU (difflib): the new content is shown instead
 QUERY_TIMEOUT = timedelta(seconds=3)  # a goal whose worker is down must not hold the page
 
 
@@ -46,6 +48,7 @@ class ApprovalItem:
     request: ApprovalRequest
     arguments: str  # the canonical arguments, pretty-printed in full
     change: FileChange | None = None
+    forged: bool = False  # its tool and arguments do not hash to its action: shown, never decided here
 
 
 @dataclass
@@ -82,6 +85,9 @@ def file_change(request: ApprovalRequest, workspace: Workspace | None) -> FileCh
         current = workspace.read_text(args.path)
     except StoreError as err:  # not there (a new file), outside the workspace, not text...
         return FileChange(path=args.path, new_file=True, content=args.content, note=str(err))
+    if max(len(current), len(args.content)) > MAX_DIFF_BYTES:  # difflib is quadratic at worst: a huge write is shown whole
+        return FileChange(path=args.path, new_file=True, content=args.content,
+                          note=f"no diff: over {MAX_DIFF_BYTES} bytes; the whole new content is shown")
     diff = list(difflib.unified_diff(current.splitlines(), args.content.splitlines(), f"a/{args.path}", f"b/{args.path}", lineterm=""))
     note = f"diff cut at {MAX_DIFF_LINES} of {len(diff)} lines" if len(diff) > MAX_DIFF_LINES else ""
     return FileChange(path=args.path, new_file=False, diff=diff[:MAX_DIFF_LINES], note=note or ("no change" if not diff else ""))
@@ -106,7 +112,10 @@ async def collect(client: Client, workspace: Workspace | None) -> Inbox:
             inbox.problems.append(waiting)
             continue
         requests, escalations = waiting
-        inbox.approvals += [ApprovalItem(goal, r, pretty_arguments(r.arguments_json), file_change(r, workspace)) for r in requests]
+        for r in requests:
+            forged = not shows_its_action(r.tool, r.arguments_json, r.action_sha256)
+            change = None if forged else await asyncio.to_thread(file_change, r, workspace)  # reads and diffs off the loop
+            inbox.approvals.append(ApprovalItem(goal, r, pretty_arguments(r.arguments_json), change, forged))
         inbox.escalations += [EscalationItem(goal, e) for e in escalations if e.status.value == "pending"]
     inbox.approvals.sort(key=lambda item: item.request.expires_at)
     inbox.escalations.sort(key=lambda item: item.escalation.expires_at)

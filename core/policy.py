@@ -63,6 +63,12 @@ def action_sha256(tool: str, args: ToolArgs | McpCall) -> str:
     return sha256_text(f"{tool}\n{canonical_arguments(args)}")
 
 
+def shows_its_action(tool: str, arguments_json: str, action: str) -> bool:
+    """A listed request's tool and canonical arguments hash to the action it binds: what a reviewer reads is what an
+    approval of it runs (a forged subagent report cannot show one action and bind another)."""
+    return sha256_text(f"{tool}\n{arguments_json}") == action
+
+
 def _path(args: ToolArgs) -> str | None:
     path = getattr(args, "path", None)
     return posixpath.normpath(path) if isinstance(path, str) else None

@@ -214,3 +214,17 @@ async def test_http_fetch_honours_retry_after_the_same_way(
     with pytest.raises(ApplicationError) as transient:
         await ActivityEnvironment().run(tools["http_fetch"], HttpFetchArgs(url=url))
     assert transient.value.type == "ToolTransient" and seconds(transient.value.next_retry_delay) == pytest.approx(expected, abs=2)
+
+
+def test_a_request_shows_its_action_only_when_its_arguments_hash_to_it() -> None:
+    """What the inbox and a signer check before showing or signing a listed request (a forged subagent report could
+    keep a real request id and action hash and show harmless arguments)."""
+    from contracts.tools import WriteFileArgs
+    from core.policy import action_sha256, canonical_arguments, shows_its_action
+
+    real = WriteFileArgs(path="published/x.md", content="rm -rf everything")
+    action = action_sha256("write_file", real)
+    assert shows_its_action("write_file", canonical_arguments(real), action)
+    harmless = canonical_arguments(WriteFileArgs(path="drafts/x.md", content="a kind note"))
+    assert not shows_its_action("write_file", harmless, action)
+    assert not shows_its_action("read_file", canonical_arguments(real), action)

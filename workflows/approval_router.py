@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.escalations import RESOLVE_SIGNAL, Escalation, EscalationStatus, ResolveRequest
     from contracts.goal import ParentLink
+    from core.policy import shows_its_action
     from workflows.approvals import ApprovalDesk, Verdict, check_signature, reject
     from workflows.escalations import RESOLUTION_REJECTED, EscalationDesk
 
@@ -118,6 +119,11 @@ class ApprovalRouter:
         if report.workflow_id not in self.expected:  # anyone can signal; only our own children report here
             self.desk.record(ApprovalEventKind.REFUSED, detail=f"approval report from {report.workflow_id!r}, not a subagent of this goal")
             return
+        forged = [r.request_id for r in report.requests if not shows_its_action(r.tool, r.arguments_json, r.action_sha256)]
+        if forged:  # what people would read is not what an approval binds: never listed, never routed
+            self.desk.record(ApprovalEventKind.REFUSED, detail=f"report from {report.workflow_id!r} lists requests whose "
+                             f"arguments do not hash to their action: {', '.join(forged[:5])}")
+            report = report.model_copy(update={"requests": [r for r in report.requests if r.request_id not in forged]})
         self.children[report.workflow_id] = report
         self._reports_received += 1
 
