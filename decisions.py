@@ -8,15 +8,24 @@ Failures are typed (`DecisionError` and subclasses) so each client says them its
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TypeVar
 
-from temporalio.client import RPCTimeoutOrCancelledError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    RPCTimeoutOrCancelledError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.service import RPCError
 
 import approver_keys
 from contracts.approvals import APPROVE_UPDATE, DENY_UPDATE, PENDING_QUERY, ApprovalDecision, ApprovalRequest
 from contracts.escalations import ESCALATIONS_QUERY, RESOLVE_UPDATE, Escalation, EscalationDecision, ResolveRequest
 from core.policy import shows_its_action
+
+QUERY_TIMEOUT = timedelta(seconds=10)  # a goal whose worker is away: the decision is not sent, and says why
 
 Waiting = TypeVar("Waiting", ApprovalRequest, Escalation)  # what a person may decide and sign for
 VERDICTS = ("approve", "deny")
@@ -61,7 +70,10 @@ def in_this_goal(workflow_id: str | None, goal_id: str) -> bool:
 async def waiting_here(handle: WorkflowHandle, query: str, kind: type[Waiting], item_id: str) -> Waiting:
     """The approval request or escalation `item_id` as the goal lists it, to sign over; `NotWaiting` when the goal
     does not list it, or it names a workflow that is neither the goal nor one of its subagents."""
-    listed = await handle.query(query, result_type=list[kind])
+    try:
+        listed = await handle.query(query, result_type=list[kind], rpc_timeout=QUERY_TIMEOUT)
+    except (RPCError, RPCTimeoutOrCancelledError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+        raise DecisionUndelivered(f"cannot read what waits in {handle.id} to sign it: {failure_text(err)}") from err
     item = next((i for i in listed if item_id in (getattr(i, "request_id", None), getattr(i, "escalation_id", None))), None)
     if item is None:
         raise NotWaiting(f"{item_id} is not waiting in {handle.id}: nothing to sign")

@@ -24,6 +24,7 @@ import sys
 import uuid
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import quote
 
 from pydantic import ValidationError
 from temporalio.client import (
@@ -68,7 +69,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def ui_link(workflow_id: str) -> str:
     base = settings.ui_url() or devserver.ui_url()
-    return f"{base}/namespaces/{settings.temporal_namespace()}/workflows/{workflow_id}"
+    return f"{base}/namespaces/{quote(settings.temporal_namespace(), safe='')}/workflows/{quote(workflow_id, safe='')}"  # subagent ids hold "/"
 
 
 def _role_spec(args: argparse.Namespace, role: str) -> ModelSpec:

@@ -28,6 +28,9 @@ _DIGEST = re.compile(r"[0-9a-f]{64}")
 PAST = {"approve": "approved", "deny": "denied"}
 
 
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
 def stores_of(request: Request) -> Stores:
     if request.app.state.stores is None:
         request.app.state.stores = from_settings()
@@ -135,9 +138,13 @@ async def decide_approval(request: Request) -> Response:
 
     async def take(handle: WorkflowHandle, user: ConsoleUser, form: FormData) -> str:
         request_id = str(form.get("request_id", ""))
-        # Bound to the action the page showed: a changed action is refused by the goal, not approved blindly.
-        decided = await decisions.decide(handle, verdict, request_id, user.name, str(form.get("comment", "")),
-                                         str(form.get("action_sha256", "")) or None, _signing_key(user))
+        # Bound to the action the page showed: a changed action is refused by the goal, not approved blindly; a form
+        # without one is refused here (an unbound approval would approve whatever the request now is).
+        action = str(form.get("action_sha256", ""))
+        if not SHA256_HEX.fullmatch(action):
+            raise decisions.DecisionError("the form names no action SHA-256: nothing is decided without the action it binds")
+        decided = await decisions.decide(handle, verdict, request_id, user.name, str(form.get("comment", "")), action,
+                                         _signing_key(user))
         return (f"{PAST[verdict]} request {request_id} as {user.name}: now {decided.status.value} "
                 f"({len(decided.approvals_given)} of {decided.approvals_needed} approvals)")
 

@@ -198,6 +198,7 @@ async def test_nothing_without_login_and_no_post_without_the_csrf_token(client: 
         token = csrf_of(page.text)
         sent = await http.post("/inbox/approval", data={**decision, "csrf": token}, follow_redirects=True)
         assert sent.status_code == 200 and "approve on x not taken" in sent.text
+        assert "names no action SHA-256" in sent.text  # an approval never goes out unbound to an action
         assert (await http.get("/goals?status=nonsense")).status_code == 400
         assert (await http.get("/goal?id=no-such-goal")).status_code == 404
         assert (await http.get("/content/not-a-hash")).status_code == 400

@@ -113,3 +113,10 @@ async def test_raw_temporal_cli_starts_a_goal_with_plain_json(client: Client, ta
     assert plain["status"] == "completed" and plain["output"].startswith("Durable execution")
     result = await client.get_workflow_handle(workflow_id, result_type=GoalResult).result()
     assert result.status is GoalStatus.COMPLETED
+
+
+def test_ui_links_encode_the_workflow_id() -> None:
+    """A subagent's id holds "/": its Temporal UI link must keep it in one path segment."""
+    from starter import ui_link
+
+    assert ui_link("goal-1/research").endswith("/namespaces/default/workflows/goal-1%2Fresearch")
