@@ -13,7 +13,7 @@ from datetime import datetime
 
 from temporalio.client import Client, WorkflowExecution
 
-from contracts.goal import GOAL_WORKFLOW
+from contracts.goal import GOAL_WORKFLOW, GoalStatus
 from contracts.plan import PLAYBOOK_NAME_PATTERN
 from core.search_attributes import (
     FOREMAN_COST_USD,
@@ -22,11 +22,12 @@ from core.search_attributes import (
     FOREMAN_PENDING_APPROVALS,
     FOREMAN_PLAYBOOK,
     FOREMAN_STATUS,
+    LIVE_STATUSES,
     MEMO_SUMMARY,
 )
 
-# The values `GoalWorkflow` gives ForemanStatus (workflows/visibility.py and GoalStatus).
-STATUSES = ("planning", "executing", "awaiting_approval", "escalated", "completed", "failed", "budget_exceeded")
+# The values `GoalWorkflow` gives ForemanStatus: while it runs, then its GoalStatus.
+STATUSES = tuple(dict.fromkeys([*LIVE_STATUSES, *(s.value for s in GoalStatus)]))
 MAX_GOALS = 200
 
 

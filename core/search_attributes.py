@@ -11,6 +11,9 @@ from __future__ import annotations
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 FOREMAN_STATUS = SearchAttributeKey.for_keyword("ForemanStatus")
+# ForemanStatus while a goal runs (a finished goal's is its GoalStatus value).
+PLANNING, EXECUTING, AWAITING_APPROVAL, ESCALATED = "planning", "executing", "awaiting_approval", "escalated"
+LIVE_STATUSES = (PLANNING, EXECUTING, AWAITING_APPROVAL, ESCALATED)
 FOREMAN_PLAYBOOK = SearchAttributeKey.for_keyword("ForemanPlaybook")
 FOREMAN_PENDING_APPROVALS = SearchAttributeKey.for_int("ForemanPendingApprovals")
 FOREMAN_MODEL_CALLS = SearchAttributeKey.for_int("ForemanModelCalls")

@@ -20,6 +20,9 @@ from temporalio.common import SearchAttributeKey
 with workflow.unsafe.imports_passed_through():
     from contracts.plan import Plan
     from core.search_attributes import (
+        AWAITING_APPROVAL,
+        ESCALATED,
+        EXECUTING,
         FOREMAN_COST_USD,
         FOREMAN_GOAL,
         FOREMAN_MODEL_CALLS,
@@ -28,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         FOREMAN_STATUS,
         MAX_GOAL_CHARS,
         MEMO_SUMMARY,
+        PLANNING,
         SEARCH_ATTRIBUTES,
         one_line,
         summary,
@@ -35,7 +39,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.approval_router import ApprovalRouter
     from workflows.ledger import GoalLedger
 
-PLANNING, EXECUTING, AWAITING_APPROVAL, ESCALATED = "planning", "executing", "awaiting_approval", "escalated"
 
 
 class Visibility:
