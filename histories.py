@@ -27,6 +27,7 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from workflows.goal import GoalWorkflow
+from workflows.runner import workflow_runner
 
 
 class HistoryFileError(ValueError):
@@ -99,7 +100,8 @@ async def replay_files(paths: Sequence[Path], workflows: Sequence[type] = (GoalW
     """Every file replayed against `workflows` (today's code by default); raises HistoryFileError before
     replaying anything if a file is unreadable."""
     histories = [load(path) for path in paths]
-    replayer = Replayer(workflows=list(workflows), data_converter=pydantic_data_converter, runtime=_quiet_runtime())
+    replayer = Replayer(workflows=list(workflows), data_converter=pydantic_data_converter, runtime=_quiet_runtime(),
+                        workflow_runner=workflow_runner())
     # A failing activation logs its traceback; the search for the first divergence fails on purpose,
     # and the one-line answer already says what failed.
     activations = logging.getLogger("temporalio.worker._workflow_instance")

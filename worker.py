@@ -39,6 +39,7 @@ from observability import ObservabilityConfigError, configure_tracing, metrics_r
 from stores import Stores, from_settings
 from temporal_client import connect
 from workflows.goal import GoalWorkflow
+from workflows.runner import workflow_runner
 
 
 def all_activities(
@@ -93,6 +94,7 @@ def build_worker(
         activities=activities if activities is not None else all_activities(stores=stores, mcp=mcp),
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
+        workflow_runner=workflow_runner(),
         # A dead worker's cached workflows move to a live worker after this (SDK default 10 s).
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
     )

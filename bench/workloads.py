@@ -32,6 +32,7 @@ from contracts.tools import ToolResult
 from testkit.goals import approve_everything, write_playbook
 from testkit.models import ScriptedModel, answer, demo_responder, step_role
 from workflows.goal import GoalWorkflow
+from workflows.runner import workflow_runner
 
 SLEEPY_MODEL_SECONDS = 0.2
 
@@ -288,7 +289,7 @@ def bytes_by_kind(history: WorkflowHistory) -> dict[str, tuple[int, int]]:
 
 async def replay_ms(histories: list[WorkflowHistory], repeats: int = 5, workflows: tuple[type, ...] = (GoalWorkflow,)) -> list[tuple[int, float]]:
     """(events, median ms) per history, each replayed `repeats` times after one warm-up replay."""
-    replayer = Replayer(workflows=list(workflows), data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=list(workflows), data_converter=pydantic_data_converter, workflow_runner=workflow_runner())
     await replayer.replay_workflow(histories[0])  # sandbox imports and workflow validation happen once
     out = []
     for history in histories:
@@ -308,7 +309,7 @@ async def replay_batch_ms(histories: list[WorkflowHistory]) -> float:
         for history in histories:
             yield history
 
-    replayer = Replayer(workflows=[GoalWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[GoalWorkflow], data_converter=pydantic_data_converter, workflow_runner=workflow_runner())
     started = time.perf_counter()
     await replayer.replay_workflows(each())
     return (time.perf_counter() - started) * 1000

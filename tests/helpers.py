@@ -27,6 +27,7 @@ from contracts.approvals import APPROVE_UPDATE, PENDING_QUERY, ApprovalDecision,
 from contracts.escalations import ESCALATIONS_QUERY, RESOLVE_UPDATE, Escalation, ResolveRequest
 from contracts.goal import GoalRequest, GoalResult, ModelRouting
 from contracts.llm import ChatMessage, ModelRequest, ModelSpec, Provider
+from core.history import local_activity
 from tests.fakes import guided
 from tests.llama_server import Recorded, Reply, ScriptedServer
 from playbooks import load_default_policy
@@ -35,6 +36,7 @@ from testkit.models import ScriptedModel, answer, call_tool, step_role, tool_mes
 from starter import reassembled
 from worker import all_activities, build_worker
 from workflows.goal import GoalWorkflow
+from workflows.runner import workflow_runner
 
 __all__ = [
     "fan_in_playbook",
@@ -58,7 +60,7 @@ def fake_activities(call_model: Callable) -> list:
 
 async def replay(history: WorkflowHistory) -> None:
     """Replay a history against today's workflow code; raises on any nondeterminism."""
-    await Replayer(workflows=[GoalWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    await Replayer(workflows=[GoalWorkflow], data_converter=pydantic_data_converter, workflow_runner=workflow_runner()).replay_workflow(history)
 
 
 async def run_goal(
@@ -84,12 +86,14 @@ async def run_goal(
 
 
 def scheduled_activities(history: WorkflowHistory) -> list[str]:
-    """Activity type names in the order they were scheduled."""
-    return [
-        e.activity_task_scheduled_event_attributes.activity_type.name
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    ]
+    """Activity type names in the order they were scheduled, local activities (recorded as markers) included."""
+    names = []
+    for e in history.events:
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            names.append(e.activity_task_scheduled_event_attributes.activity_type.name)
+        elif (local := local_activity(e)) is not None:
+            names.append(local[0])
+    return names
 
 
 def assert_each_activity_completed_once(history: WorkflowHistory) -> list[str]:

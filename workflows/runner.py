@@ -1,0 +1,23 @@
+"""How the worker's sandbox runs Foreman's workflows: the default restrictions, with the `workflows` package passed
+through like every module it imports.
+
+The sandbox re-imports a workflow's own module for every workflow run, so a goal paid for re-executing
+workflows/goal.py (its class, its handlers' type hints) at its first task, and every cached goal held its own copy:
+about 4.5 ms per goal start and most of a parked goal's memory (bench sections 8 and 12). The rest of `workflows`,
+`contracts` and `core` already came in through `workflow.unsafe.imports_passed_through()`.
+
+A passed-through module is loaded once, outside the sandbox, so the sandbox's proxies for restricted modules
+(`datetime.now`, `random`) do not reach its code; restricted builtins (`open`) still fail. What the proxies no longer
+catch, tests/test_determinism.py refuses statically for every project module the workflow loads.
+"""
+
+from __future__ import annotations
+
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+PASSED_THROUGH = ("workflows",)
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The runner for workers and replayers of `GoalWorkflow` (the same for both, so a replay runs what a worker ran)."""
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH))
