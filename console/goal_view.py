@@ -19,6 +19,7 @@ from contracts.events import EVENTS_QUERY, Event, EventsPage, EventsQuery
 from contracts.goal import STATUS_QUERY, Budget, CandidateResult, GoalProgress, GoalRequest, GoalResult, ModelCallRecord, ToolCallRecord, UsageTotals
 from contracts.plan import PLAN_GOAL_ACTIVITY, Plan, PlanStep
 from contracts.verify import Verdict
+from core.history import local_activity
 from core.search_attributes import FOREMAN_GOAL
 
 NODE_W, NODE_H, GAP_X, GAP_Y = 170, 46, 50, 18
@@ -135,7 +136,7 @@ class PlanCache:
 
 
 async def plans_in_history(client: Client, handle: WorkflowHandle) -> list[Plan]:
-    """The plans this run planned (`plan_goal` results, revisions after the first), or the one it carried over."""
+    """The plans this run planned (`plan_goal` results, local or not; revisions after the first), or the one it carried over."""
     scheduled: set[int] = set()
     plans: list[Plan] = []
     async for event in handle.fetch_history_events():
@@ -144,6 +145,11 @@ async def plans_in_history(client: Client, handle: WorkflowHandle) -> list[Plan]
             (request,) = await client.data_converter.decode(payloads, [GoalRequest])
             if request.resume is not None:
                 plans.append(request.resume.plan)
+        elif (local := local_activity(event)) is not None:
+            kind, result = local
+            if kind == PLAN_GOAL_ACTIVITY and result:  # a playbook's plan is a local activity
+                (plan,) = await client.data_converter.decode(result, [Plan])
+                plans.append(plan)
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             if event.activity_task_scheduled_event_attributes.activity_type.name == PLAN_GOAL_ACTIVITY:
                 scheduled.add(event.event_id)

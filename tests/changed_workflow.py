@@ -1,6 +1,7 @@
 """A deliberately changed `GoalWorkflow` for tests/test_history_cli.py: registered under the real name, it
-schedules another activity where today's workflow plans, so every real history replays nondeterministic
-against it. Its own module (nothing else imported) so the workflow sandbox can import it."""
+schedules an activity where today's workflow plans a playbook in a local activity, so every real playbook
+goal's history replays nondeterministic against it. Its own module (nothing else imported) so the workflow
+sandbox can import it."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
+from core.history import local_activity
 from tests.helpers import replay, scheduled_activities
 from tests.record_history import recipe_of, workflow_id
 
@@ -220,11 +221,12 @@ def revised_by_the_planner(h: WorkflowHistory, r: dict) -> bool:
 
 def replanned_by_a_resolver(h: WorkflowHistory, r: dict) -> bool:
     """A playbook step escalates; bob's `resolve` asks for a new plan (with guidance) before it is made."""
-    plans = [a for a in activity_log(h) if a.type == "plan_goal"]
+    plans = [a for a in activity_log(h) if a.type == "plan_goal"]  # the revision; the playbook's plan was a local activity
+    local_plans = [e for e in h.events if (local := local_activity(e)) is not None and local[0] == "plan_goal"]
     original, replacement = r["steps"]
     (escalation,) = r["escalations"]
-    return (len(plans) == 2 and plans[1].summary.startswith("revise plan (1)") and r["plan"]["source"] == "playbook"
-            and first_index(h, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED) < plans[1].scheduled
+    return (len(local_plans) == 1 and len(plans) == 1 and plans[0].summary.startswith("revise plan (1)") and r["plan"]["source"] == "playbook"
+            and first_index(h, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED) < plans[0].scheduled
             and (escalation["resolution"]["resolver"], escalation["resolution"]["decision"]) == ("bob", "replan")
             and escalation["resolution"]["guidance"] == "Say why a repeat is harmless."
             and (original["status"], original["superseded_by"]) == ("failed", "revision 1")

@@ -68,7 +68,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.verify import Decision
     from core.catalogue import ToolCatalogue
     from core.hashing import sha256_text
-    from core.options import PLANNER
+    from core.options import PLANNER, PLAYBOOK_PLANNER
     from core.policy import with_inherited
     from workflows.approval_router import ApprovalRouter
     from workflows.approvals import ApprovalDesk
@@ -326,13 +326,13 @@ class GoalWorkflow:
 
     async def _plan(self, request: GoalRequest, result: GoalResult) -> Plan | None:
         try:
-            plan = await workflow.execute_activity(
-                PLAN_GOAL_ACTIVITY,
-                PlanRequest(goal=request.goal, playbook=request.playbook, spec=request.models.planner),
-                result_type=Plan,
-                summary=f"plan: {request.playbook or 'LLM planner'}",
-                **PLANNER.kwargs(),
-            )
+            planning = PlanRequest(goal=request.goal, playbook=request.playbook, spec=request.models.planner)
+            if request.playbook:  # read from the worker's playbooks, no model call: a local activity
+                plan = await workflow.execute_local_activity(
+                    PLAN_GOAL_ACTIVITY, planning, result_type=Plan, summary=f"plan: {request.playbook}", **PLAYBOOK_PLANNER.kwargs())
+            else:
+                plan = await workflow.execute_activity(
+                    PLAN_GOAL_ACTIVITY, planning, result_type=Plan, summary="plan: LLM planner", **PLANNER.kwargs())
         except ActivityError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == ErrorType.UNKNOWN_PLAYBOOK:

@@ -1,8 +1,10 @@
 """What a goal shows the server's visibility store as it moves: Foreman's search attributes and a memo.
 
 Upserts are workflow commands (one history event each), so they happen only at coarse moments and only when a value
-changed: when the plan arrives, when a step finishes, when an approval request opens or is decided, when an
-escalation opens or is resolved, and when the goal ends; never per model call. Only the attributes the plan says the
+changed: when the plan arrives, when an approval request opens or is decided, when an escalation opens or is resolved,
+and when the goal ends; never per model call. The counters (model calls, cost) go with every upsert, and on their own
+when a step finishes at least COUNTERS_EVERY after the last upsert: an upsert per step was a tenth of a fast goal's
+time (bench section 8), and a counter a few seconds behind finds the same goals. Only the attributes the plan says the
 namespace has are upserted (an unregistered one would fail the workflow task), and those set at start (the server
 accepted them, so they are registered). The current values are read from
 `workflow.info().typed_search_attributes` (the start event's, which the server carries over at continue-as-new, plus
@@ -12,6 +14,7 @@ this run's upserts), so a new run upserts only what differs; the memo is handed 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -39,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.approval_router import ApprovalRouter
     from workflows.ledger import GoalLedger
 
+COUNTERS_EVERY = timedelta(seconds=10)  # at most this stale while steps finish (workflow time)
 
 
 class Visibility:
@@ -53,6 +57,8 @@ class Visibility:
         started = workflow.info().typed_search_attributes
         self._names = {key.name for key in SEARCH_ATTRIBUTES if started.get(key) is not None}
         self._playbook: str | None = None
+        self._upserted_at: datetime | None = None  # workflow time of the last upsert of this run
+        self._counted_steps = 0  # finished steps at that upsert
 
     def planned(self, plan: Plan) -> None:
         """The plan says which attributes the namespace has; the memo gets the goal's one-line summary (if it differs)."""
@@ -75,15 +81,21 @@ class Visibility:
             return ESCALATED
         return PLANNING if phase == PLANNING else EXECUTING
 
-    def _moment(self, phase: str) -> tuple[str, int, int]:
-        """What moves the attributes: the status, open requests, finished steps (model calls and cost follow these)."""
-        return self.status(phase), len(self._approvals.pending()), self._finished_steps()
+    def _moment(self, phase: str) -> tuple[str, int]:
+        """What moves the attributes at once: the status and open requests."""
+        return self.status(phase), len(self._approvals.pending())
+
+    def _counters_due(self) -> bool:
+        """A step finished since the last upsert, at least COUNTERS_EVERY after it."""
+        return (self._finished_steps() != self._counted_steps
+                and (self._upserted_at is None or workflow.now() - self._upserted_at >= COUNTERS_EVERY))
 
     async def follow(self, phase: Callable[[], str]) -> None:
-        """Runs while the goal executes: upsert whenever a moment changed (at most once per workflow task)."""
+        """Runs while the goal executes: upsert when a moment changed or the counters are due (at most once per
+        workflow task; no timer: a due counter waits for the next finished step)."""
         seen = None
         while True:
-            await workflow.wait_condition(lambda: self._moment(phase()) != seen)
+            await workflow.wait_condition(lambda: self._moment(phase()) != seen or self._counters_due())
             seen = self._moment(phase())
             self.upsert(seen[0])
 
@@ -103,3 +115,4 @@ class Visibility:
                    if key.name in self._names and value is not None and current.get(key) != value]
         if updates:
             workflow.upsert_search_attributes(updates)
+        self._upserted_at, self._counted_steps = workflow.now(), self._finished_steps()
