@@ -35,7 +35,7 @@ class Sizes:
     profile_goals: int
 
 
-FULL = Sizes(5, (1, 2), (1, 10, 50), goals_at, REPLAY_EVENTS, (0, 50, 200), 3)
+FULL = Sizes(15, (1, 2), (1, 10, 50), goals_at, REPLAY_EVENTS, (0, 50, 200), 3)  # 15 of each in 8: a goal's time varies by a third
 QUICK = Sizes(2, (1, 2), (1, 10), lambda c: c, 250, (0, 10, 30), 1)
 
 

@@ -85,6 +85,13 @@ async def run_goal(
     return (reassembled(result) if whole else result), history
 
 
+def activity_labels(history: WorkflowHistory) -> list[str]:
+    """What names each scheduled activity in the UI, in order: its summary, or (model calls) its activity id."""
+    return [json.loads(e.user_metadata.summary.data) if e.user_metadata.HasField("summary")
+            else e.activity_task_scheduled_event_attributes.activity_id
+            for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+
+
 def scheduled_activities(history: WorkflowHistory) -> list[str]:
     """Activity type names in the order they were scheduled, local activities (recorded as markers) included."""
     names = []

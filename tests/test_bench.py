@@ -26,6 +26,7 @@ def test_quick_bare_vs_foreman_section_writes_its_figures(tmp_path: Path) -> Non
         assert isinstance(figures[key], float) and figures[key] > 0, key
     assert len(figures["foreman_goal_ms"]) == len(figures["bare_temporal_goal_ms"]) == figures["goals_each"] > 0
     assert set(figures["phases_ms_per_step"]) == {"foreman", "bare_temporal"}
+    assert figures["history_span_ms"]["ratio"] > 0 and figures["history_span_ms"]["foreman"] > 0
     assert figures["machine"]["cores"] and len(figures["machine"]["load_average_before"]) == 3
     assert figures["machine"]["load_average_after"] and figures["versions"]["temporalio"]
     assert "overhead_vs_bare_temporal" in done.stdout

@@ -10,11 +10,10 @@ import uuid
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from contracts.goal import STATUS_QUERY, Budget, GoalProgress, GoalRequest, GoalResult, GoalStatus, StepStatus
 from tests.fakes import ANSWERS, ScriptedModel, by_instruction
-from tests.helpers import VARIANTS, explore_playbook, fake_activities, replay
+from tests.helpers import VARIANTS, activity_labels, explore_playbook, fake_activities, replay
 from worker import build_worker
 from workflows.goal import GoalWorkflow
 
@@ -33,12 +32,6 @@ async def run(client: Client, task_queue: str, name: str, **request: object) -> 
     return result, progress, history
 
 
-def summaries(history) -> list[str]:
-    converter = pydantic_data_converter.payload_converter
-    return [converter.from_payload(e.user_metadata.summary, str) for e in history.events
-            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and e.user_metadata.HasField("summary")]
-
-
 async def test_the_best_scored_candidate_is_kept(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
     result, progress, history = await run(client, task_queue, explore_playbook(tmp_path, monkeypatch, VARIANTS))
     assert result.status is GoalStatus.COMPLETED, result.error
@@ -49,7 +42,7 @@ async def test_the_best_scored_candidate_is_kept(client: Client, task_queue: str
     assert step.pick_reason.startswith("kept 'thorough' (accept, score 1.00); others: brief: 0.33, balanced: 0.67")
     assert len(step.model_calls) == 3 and len(step.verdicts) == 3 and all(c.output_sha256 for c in step.candidates)
     assert [c.label for c in progress.steps[0].candidates] == ["brief", "thorough", "balanced"] and progress.steps[0].score == 1.0
-    shown = summaries(history)
+    shown = activity_labels(history)
     assert {"draft/brief: model turn 1", "draft/thorough: model turn 1", "draft/balanced: model turn 1"} <= set(shown)
     assert {"draft/brief: score", "draft/thorough: score", "draft/balanced: score"} <= set(shown)
     # The candidates ran at the same time: all three model calls were scheduled before any completed.

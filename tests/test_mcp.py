@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -42,6 +41,7 @@ from stores.idempotency_sqlite import SqliteIdempotencyLedger
 from tests.fakes import ScriptedModel, answer, calls_then_reports, tool_messages
 from tests.helpers import (
     PlannerServer,
+    activity_labels,
     audit,
     decide,
     finish,
@@ -286,12 +286,6 @@ async def test_the_llm_planner_offers_configured_mcp_tools_and_records_the_ones_
 # --- goals on the dev server ----------------------------------------------------------------------
 
 
-def summaries(history: WorkflowHistory) -> list[str]:
-    """The user metadata summary of every scheduled activity, in order."""
-    return [e.user_metadata.summary.data.decode().strip('"') for e in history.events
-            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
-
-
 async def run_notes(client: Client, task_queue: str, servers: McpServers, playbook: str, model: ScriptedModel) -> tuple[GoalResult, WorkflowHistory]:
     request = GoalRequest(goal="Explain retries from the notes", playbook=playbook)
     return await run_goal(client, task_queue, request, all_activities(model.activity(), mcp=servers), approvers=None)
@@ -313,7 +307,7 @@ async def test_a_goal_calls_an_mcp_tool_and_reads_its_output(client: Client, tas
     record = result.steps[0].tool_calls[0]
     assert (record.tool, record.ok, record.arguments_json) == ("mcp:notes:lookup", True, '{"topic": "retries"}')
     assert scheduled_activities(history) == ["plan_goal", "call_model", "call_mcp_tool", "call_model"]
-    assert summaries(history)[1] == "work: mcp:notes:lookup"  # [0] is the first model call: the plan is a local activity
+    assert activity_labels(history)[1] == "work: mcp:notes:lookup"  # [0] is the first model call: the plan is a local activity
 
 
 async def test_a_role_not_granted_the_tool_is_denied(client: Client, task_queue: str, servers: McpServers, tmp_path: Path,

@@ -144,7 +144,8 @@ def activity_log(history: WorkflowHistory) -> list[Activity]:
     for i, e in enumerate(history.events):
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             summary = json.loads(e.user_metadata.summary.data) if e.user_metadata.HasField("summary") else ""
-            log[e.event_id] = Activity(i, e.activity_task_scheduled_event_attributes.activity_type.name, summary)
+            attributes = e.activity_task_scheduled_event_attributes  # a model call is named by its activity id
+            log[e.event_id] = Activity(i, attributes.activity_type.name, summary or attributes.activity_id)
         elif e.event_type in ACTIVITY_ENDS:
             scheduled = getattr(e, ACTIVITY_ENDS[e.event_type]).scheduled_event_id
             end = EventType.Name(e.event_type).removeprefix("EVENT_TYPE_ACTIVITY_TASK_").lower()

@@ -31,15 +31,18 @@ def cache_use(request: GoalRequest, step: PlanStep) -> CacheUse:
 
 
 async def call_model(
-    ledger: GoalLedger, spec: ModelSpec, messages: list[ChatMessage], result: StepResult, summary: str,
+    ledger: GoalLedger, spec: ModelSpec, messages: list[ChatMessage], result: StepResult, activity_id: str,
     tools: list[ToolSchema] | None = None, response_schema_json: str | None = None, cache: CacheUse = CacheUse.DETERMINISTIC,
     journal: Journal | None = None, events: EventLog | None = None, route: Route | None = None,
 ) -> ModelResponse:
-    """`journal`: a resumed step's completed call is answered from it (already charged in the carried ledger, and
+    """`activity_id` names the call in the history and the UI ("STEP: model turn N"): unique among the run's open
+    activities, since a step makes one call at a time. It is not a summary: a summary is a payload the SDK resolves
+    through the sandbox four times per call, a quarter of a replay's time (bench section 10).
+    `journal`: a resumed step's completed call is answered from it (already charged in the carried ledger, and
     already told as an event by the run that made it)."""
     replayed = journal.replayed(result.step_id, EntryKind.MODEL) if journal else None
     response = replayed.response if replayed and replayed.response else await _execute(
-        ledger, spec, messages, summary, tools, response_schema_json, cache, route or Route())
+        ledger, spec, messages, activity_id, tools, response_schema_json, cache, route or Route())
     if journal and not replayed:
         journal.record(result.step_id, JournalEntry(kind=EntryKind.MODEL, response=response))
     if events and not replayed:
@@ -63,7 +66,7 @@ async def call_model(
 
 
 async def _execute(
-    ledger: GoalLedger, spec: ModelSpec, messages: list[ChatMessage], summary: str, tools: list[ToolSchema] | None,
+    ledger: GoalLedger, spec: ModelSpec, messages: list[ChatMessage], activity_id: str, tools: list[ToolSchema] | None,
     response_schema_json: str | None, cache: CacheUse, route: Route,
 ) -> ModelResponse:
     ledger.before_model_call()
@@ -75,7 +78,7 @@ async def _execute(
                 response_schema_json=response_schema_json, cache=cache,
             ),
             result_type=ModelResponse,
-            summary=summary,
+            activity_id=activity_id,
             **route.options(),
             **MODEL_CALL.within(ledger.time_left()).kwargs(),
         )

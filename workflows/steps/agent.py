@@ -149,9 +149,10 @@ class AgentStepRunner:
         if result.attempts > 1 and step.refine_temperature_step:
             bumped = min(2.0, spec.temperature + step.refine_temperature_step * (result.attempts - 1))
             spec = spec.model_copy(update={"temperature": bumped})
-        summary = f"{step.id}{'/' + label if label else ''}: model turn {result.turns}"
+        again = f" (attempt {result.attempts})" if result.attempts > 1 else ""
+        activity_id = f"{step.id}{'/' + label if label else ''}: model turn {result.turns}{again}"
         cache = cache_use(self.context.request, step)
-        return await call_model(self.context.ledger, spec, messages, result, summary, tools=tools, cache=cache, journal=self.context.journal,
+        return await call_model(self.context.ledger, spec, messages, result, activity_id, tools=tools, cache=cache, journal=self.context.journal,
                                 events=self.context.events, route=self.context.model_route)
 
     async def _tool_message_text(self, step: AgentStep, call: ToolCallRequest, result: StepResult, allowed: set[str]) -> str:

@@ -3,7 +3,7 @@ as its own agent loop at the same time; each output is scored by the step's chec
 and the best is kept: accepted before not, then the higher score, then the earlier variant. Candidates
 share the goal's budget: a candidate the budget stops is reported as such and the pick is made among the
 finished ones. Every candidate, its score and the reason for the pick are in the step result, in `status`
-and (as `<step>/<label>` activity summaries) in the history.
+and (as `<step>/<label>` model-call activity ids) in the history.
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ class ToolStepRunner:
         ]
         response = await call_model(
             self.context.ledger, step.model or self.context.request.models.executor, messages, result,
-            summary=f"{step.id}: fill {', '.join(names)}", response_schema_json=json.dumps(fill_schema(self.context.catalogue, tool, names)),
+            activity_id=f"{step.id}: fill {', '.join(names)}", response_schema_json=json.dumps(fill_schema(self.context.catalogue, tool, names)),
             cache=cache_use(self.context.request, step), journal=self.context.journal, events=self.context.events,
             route=self.context.model_route,
         )
