@@ -39,6 +39,7 @@ MAX_INSTRUCTION_CHARS = 8_000  # AgentStep.instruction's limit
 # A role whose work is one tool: its drafted steps get that tool only (a small model names the coder, then picks other
 # tools or none; a coder's program can read the workspace itself).
 ROLE_TOOLS = {"coder": "run_python"}
+MAX_PLAN_BYTES = 1_000_000  # a plan (a result, or a local activity's marker) stays well under the 2 MB payload limit
 
 
 def draft_schema(max_steps: int, models: list[str] | None = None, tools: list[str] | None = None) -> dict:
@@ -355,10 +356,15 @@ class Planner:
         # Stamped here, in the activity's result: the workflow routes code to the sandbox workers and model calls to the model
         # workers from its history, never from env; and upserts only the search attributes this answer names (the workflow
         # cannot ask the server itself).
-        return plan.model_copy(update={
+        plan = plan.model_copy(update={
             "sandbox_task_queue": settings.sandbox_task_queue(), "model_task_queue": settings.model_task_queue(),
             "search_attributes": await _search_attributes(),
         })
+        size = len(plan.model_dump_json())
+        if size > MAX_PLAN_BYTES:  # a marker or result over the server's limit would fail the whole run, not planning
+            raise ApplicationError(f"the plan is {size} bytes; plans are limited to {MAX_PLAN_BYTES} bytes (payload limits)",
+                                   type=ErrorType.PLAN_INVALID.value, non_retryable=True)
+        return plan
 
 
 async def _search_attributes() -> list[str]:

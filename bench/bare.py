@@ -64,5 +64,8 @@ def like_foreman(client: Client, task_queue: str, activities: list, **overrides)
 
 
 def bare_worker(client: Client, task_queue: str) -> Worker:
-    """The bare workflow and its no-op activity, with `worker.build_worker`'s options."""
-    return like_foreman(client, task_queue, [noop], workflows=[BareStepsWorkflow])
+    """The bare workflow and its no-op activity, with `worker.build_worker`'s options; its module is passed through
+    the sandbox as Foreman's `workflows` package is (not re-imported for every run)."""
+    from workflows.runner import workflow_runner  # noqa: PLC0415 - as build_worker, imported where it is used
+
+    return like_foreman(client, task_queue, [noop], workflows=[BareStepsWorkflow], workflow_runner=workflow_runner(__name__))

@@ -289,7 +289,8 @@ def bytes_by_kind(history: WorkflowHistory) -> dict[str, tuple[int, int]]:
 
 async def replay_ms(histories: list[WorkflowHistory], repeats: int = 5, workflows: tuple[type, ...] = (GoalWorkflow,)) -> list[tuple[int, float]]:
     """(events, median ms) per history, each replayed `repeats` times after one warm-up replay."""
-    replayer = Replayer(workflows=list(workflows), data_converter=pydantic_data_converter, workflow_runner=workflow_runner())
+    replayer = Replayer(workflows=list(workflows), data_converter=pydantic_data_converter,
+                        workflow_runner=workflow_runner(*{w.__module__ for w in workflows}))  # each loaded as its worker loads it
     await replayer.replay_workflow(histories[0])  # sandbox imports and workflow validation happen once
     out = []
     for history in histories:

@@ -23,11 +23,14 @@ FORBIDDEN = {
     "date": {"today", "fromtimestamp"},
     "time": {"time", "time_ns", "monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns", "sleep", "localtime", "gmtime"},
     "uuid": {"uuid1", "uuid4"},
-    "os": {"urandom", "getenv", "environ", "getpid", "times"},
+    "os": {"urandom", "getenv", "environ", "getpid", "times", "getcwd", "listdir", "stat", "scandir"},
+    "sys": {"argv", "flags"},
+    "Path": {"cwd", "home"},
     "random": {"*"},
     "secrets": {"*"},
 }
-FORBIDDEN_MODULES = {"random", "secrets", "time"}  # nothing in them is deterministic workflow material
+# Nothing in these is deterministic workflow material (I/O, threads, the machine, randomness, clocks).
+FORBIDDEN_MODULES = {"random", "secrets", "time", "socket", "platform", "threading", "subprocess", "pathlib", "shutil"}
 
 
 def sandboxed_modules() -> list[str]:
@@ -38,23 +41,31 @@ def sandboxed_modules() -> list[str]:
 
 
 def offences(source: str) -> list[str]:
+    tree = ast.parse(source)
+    names: dict[str, str] = {}  # local name -> what it is (`import os as _os`, `from datetime import datetime as dt`)
     found = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [f"line {node.lineno}: import {a.name}" for a in node.names if a.name.split(".")[0] in FORBIDDEN_MODULES]
+            for alias in node.names:
+                names[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
+                if alias.name.split(".")[0] in FORBIDDEN_MODULES:
+                    found.append(f"line {node.lineno}: import {alias.name}")
         elif isinstance(node, ast.ImportFrom) and node.module:
             top = node.module.split(".")[0]
             if top in FORBIDDEN_MODULES:
                 found.append(f"line {node.lineno}: from {node.module} import ...")
-            elif top in FORBIDDEN:
-                found += [f"line {node.lineno}: from {node.module} import {a.name}" for a in node.names if a.name in FORBIDDEN[top]]
-        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            names = FORBIDDEN.get(node.value.id, set())
-            if "*" in names or node.attr in names:
-                found.append(f"line {node.lineno}: {node.value.id}.{node.attr}")
-        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr in FORBIDDEN:
-            if node.attr in FORBIDDEN[node.value.attr]:  # datetime.datetime.now, and the like
-                found.append(f"line {node.lineno}: ...{node.value.attr}.{node.attr}")
+            for alias in node.names:
+                names[alias.asname or alias.name] = alias.name
+                if top in FORBIDDEN and alias.name in FORBIDDEN[top]:
+                    found.append(f"line {node.lineno}: from {node.module} import {alias.name}")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            owner = node.value
+            kind = (names.get(owner.id, owner.id) if isinstance(owner, ast.Name)
+                    else owner.attr if isinstance(owner, ast.Attribute) else None)  # datetime.datetime.now and the like
+            forbidden = FORBIDDEN.get(kind or "", set())
+            if "*" in forbidden or node.attr in forbidden:
+                found.append(f"line {node.lineno}: {kind}.{node.attr}")
     return found
 
 
@@ -72,6 +83,12 @@ def test_workflow_code_reads_no_clock_randomness_or_environment(module: str) -> 
     "import random\nx = random.random()",
     "from uuid import uuid4",
     "import os\nx = os.environ['A']",
+    "import os as _os\nx = _os.environ['A']",
+    "from datetime import datetime as dt\nx = dt.now()",
+    "import datetime as d\nx = d.datetime.now()",
+    "import sys\nx = sys.argv",
+    "from pathlib import Path\nx = Path.cwd()",
+    "import threading",
 ])
 def test_the_check_finds_each_kind(source: str) -> None:
     assert offences(source)

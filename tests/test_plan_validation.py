@@ -13,7 +13,9 @@ from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
 from core.plan_validation import find_cycle, plan_problems
-from activities.planner import LLM_PLAN_ROLES, default_output_step, draft_schema, parse_draft, plan_from_playbook, plan_goal
+from activities.planner import (
+    LLM_PLAN_ROLES, MAX_PLAN_BYTES, default_output_step, draft_schema, parse_draft, plan_from_playbook, plan_goal,
+)
 from core.tools import TOOLS, tool_effects
 from contracts.errors import ErrorType
 from contracts.llm import ModelSpec, Provider
@@ -379,6 +381,18 @@ def test_unknown_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert info.value.non_retryable
     assert "'no-such-playbook'" in info.value.message
     assert "available: compute, mine, research-brief" in info.value.message
+
+
+async def test_a_plan_over_the_payload_limit_is_refused_as_invalid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A playbook plan travels as a local activity's marker: one over the server's limit would fail the whole run, so
+    the planner refuses it first, typed (the goal then fails at planning, with the reason)."""
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path))
+    steps = [{"type": "agent", "id": f"s{i}", "role": "analyst", "instruction": "x" * 8_000} for i in range(140)]
+    write_playbook(tmp_path, {"name": "huge", "steps": steps})
+    with pytest.raises(ApplicationError) as info:
+        await ActivityEnvironment().run(plan_goal, PlanRequest(goal="g", playbook="huge"))
+    assert info.value.type == ErrorType.PLAN_INVALID and info.value.non_retryable
+    assert f"limited to {MAX_PLAN_BYTES} bytes" in info.value.message
 
 
 def test_user_playbook_found_and_searched_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecution
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -23,6 +24,7 @@ import devserver
 import settings
 from activities import search_attributes
 from contracts.goal import GoalRequest, GoalResult, GoalStatus
+from contracts.llm import ModelRequest, ModelResponse, Provider, TokenUsage
 from core.search_attributes import (
     FOREMAN_COST_USD,
     FOREMAN_GOAL,
@@ -36,6 +38,7 @@ from core.search_attributes import (
     dev_server_flags,
 )
 from devserver import find_binary
+from testkit.goals import write_playbook
 from testkit.models import ScriptedModel, answer
 from tests.helpers import (
     DRAFT, decide, escalating_playbook, fake_activities, finish, gated_long_playbook, gated_playbook, goal, pending, resolve, run_cli,
@@ -43,6 +46,7 @@ from tests.helpers import (
 )
 from worker import build_worker
 from workflows.goal import GoalWorkflow
+from workflows.visibility import COUNTERS_EVERY
 
 WARNING = "lacks Foreman's search attributes"
 
@@ -70,7 +74,7 @@ async def test_a_goal_waiting_for_approval_is_found_then_shows_completed(client:
         attributes = waiting.typed_search_attributes
         assert attributes.get(FOREMAN_STATUS) == "awaiting_approval" and attributes.get(FOREMAN_PENDING_APPROVALS) == 1
         assert attributes.get(FOREMAN_PLAYBOOK) == "gated" and attributes.get(FOREMAN_GOAL) == "publish it"
-        assert attributes.get(FOREMAN_MODEL_CALLS) == 1  # the drafter's call, upserted when its step finished
+        assert attributes.get(FOREMAN_MODEL_CALLS) == 1  # the drafter's call, upserted with the request's status
         # The CLI finds it with the same query (what the README tells an operator to run).
         code, out, err = await run_cli(
             find_binary("temporal"), "workflow", "list", "--address", client.service_client.config.target_host,
@@ -207,3 +211,43 @@ async def test_a_goal_waiting_for_a_resolution_shows_escalated(client: Client, t
             result, _ = await finish(handle)
     assert result.status is GoalStatus.COMPLETED, result.error
     await listed(client, f"ForemanStatus = 'completed' AND WorkflowId = '{handle.id}'")
+
+
+async def test_a_finished_steps_counters_show_within_ten_seconds_while_the_next_step_runs(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch,
+) -> None:
+    """The counters are not upserted per step: a quick step's model call shows in ForemanModelCalls at most
+    COUNTERS_EVERY later (one timer), while the next step's call is still running, not when the goal ends."""
+    monkeypatch.setenv("FOREMAN_PLAYBOOKS_DIR", str(tmp_path / "playbooks"))
+    agent = {"type": "agent", "role": "analyst", "max_turns": 1}
+    playbook = write_playbook(tmp_path / "playbooks", {"name": "quick-then-slow", "steps": [
+        {**agent, "id": "quick", "instruction": "Answer at once."},
+        {**agent, "id": "slow", "instruction": "Take your time.", "depends_on": ["quick"]}]})
+    slow_started = asyncio.Event()
+
+    @activity.defn(name="call_model")
+    async def call_model(request: ModelRequest) -> ModelResponse:
+        if "Take your time." in request.messages[-1].content:
+            slow_started.set()
+            for _ in range(int((COUNTERS_EVERY.total_seconds() + 3) / 0.5)):  # past the window, heartbeating
+                activity.heartbeat()
+                await asyncio.sleep(0.5)
+        return ModelResponse(message=answer("done"), finish_reason="stop", usage=TokenUsage(prompt_tokens=5, completion_tokens=1),
+                             provider=Provider.OPENAI, model="scripted", cost_usd=0.001)
+
+    async with build_worker(client, task_queue, activities=fake_activities(call_model)):
+        handle = await client.start_workflow(GoalWorkflow.run, GoalRequest(goal="quick then slow", playbook=playbook),
+                                             id=f"counters-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+        async with asyncio.timeout(60):
+            await slow_started.wait()
+            running = await listed(client, f"WorkflowId = '{handle.id}' AND ForemanModelCalls = 1 AND ExecutionStatus = 'Running'",
+                                   timeout=COUNTERS_EVERY.total_seconds() + 2.5)
+            assert running.typed_search_attributes.get(FOREMAN_STATUS) == "executing"
+            result, history = await finish(handle)
+    assert result.status is GoalStatus.COMPLETED, result.error
+    timers = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED]
+    assert len(timers) == 1 and pydantic_data_converter.payload_converter.from_payload(timers[0].user_metadata.summary, str) == (
+        "search attributes: counters due")
+    assert sum(e.event_type == EventType.EVENT_TYPE_TIMER_FIRED for e in history.events) == 1
+    done = await listed(client, f"WorkflowId = '{handle.id}' AND ForemanStatus = 'completed'")
+    assert done.typed_search_attributes.get(FOREMAN_MODEL_CALLS) == result.usage.model_calls == 2

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from tests.helpers import approve_everything, assert_each_activity_completed_once, fake_activities, replay
     from worker import build_worker
     from workflows.goal import GoalWorkflow
+    from workflows.runner import workflow_runner
     from workflows.steps import StepRunner
 
 BUGS = {
@@ -85,7 +86,7 @@ async def test_a_bug_in_a_step_fails_the_workflow_task_and_a_fixed_worker_comple
 ) -> None:
     activities = fake_activities(ScriptedModel(responder).activity())
     request = GoalRequest(goal="Explain durable execution for agents", playbook="research-brief")
-    async with Worker(client, task_queue=task_queue, workflows=[BUGGY_WORKFLOWS[bug]], activities=activities):
+    async with Worker(client, task_queue=task_queue, workflows=[BUGGY_WORKFLOWS[bug]], activities=activities, workflow_runner=workflow_runner()):
         handle = await client.start_workflow(GOAL_WORKFLOW, request, id=f"bug-{bug}-{task_queue}", task_queue=task_queue,
                                              result_type=GoalResult)
         async with asyncio.timeout(30):

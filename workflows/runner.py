@@ -18,6 +18,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 PASSED_THROUGH = ("workflows",)
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    """The runner for workers and replayers of `GoalWorkflow` (the same for both, so a replay runs what a worker ran)."""
-    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH))
+def workflow_runner(*also: str) -> SandboxedWorkflowRunner:
+    """The runner for workers and replayers of `GoalWorkflow` (the same for both, so a replay runs what a worker ran);
+    `also`: more packages passed through alike (the bench's bare workflow, so both sides are loaded the same way)."""
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH, *also))

@@ -2,17 +2,19 @@
 
 Upserts are workflow commands (one history event each), so they happen only at coarse moments and only when a value
 changed: when the plan arrives, when an approval request opens or is decided, when an escalation opens or is resolved,
-and when the goal ends; never per model call. The counters (model calls, cost) go with every upsert, and on their own
-when a step finishes at least COUNTERS_EVERY after the last upsert: an upsert per step was a tenth of a fast goal's
-time (bench section 8), and a counter a few seconds behind finds the same goals. Only the attributes the plan says the
-namespace has are upserted (an unregistered one would fail the workflow task), and those set at start (the server
-accepted them, so they are registered). The current values are read from
+and when the goal ends; never per model call. The counters (model calls, cost) go with any upsert, and on their own at
+most COUNTERS_EVERY after a step finished (one timer, only while a finished step is unreported): an upsert per step
+was a tenth of a fast goal's time (bench section 8), and a counter seconds behind finds the same goals. Only the
+attributes the plan says the namespace has are upserted (an unregistered one would fail the workflow task), and those
+set at start (the server accepted them, so they are registered). The current values are read from
 `workflow.info().typed_search_attributes` (the start event's, which the server carries over at continue-as-new, plus
 this run's upserts), so a new run upserts only what differs; the memo is handed on explicitly (the server does not).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.approval_router import ApprovalRouter
     from workflows.ledger import GoalLedger
 
-COUNTERS_EVERY = timedelta(seconds=10)  # at most this stale while steps finish (workflow time)
+COUNTERS_EVERY = timedelta(seconds=10)  # the counters are at most this much older than the last finished step
 
 
 class Visibility:
@@ -85,17 +87,22 @@ class Visibility:
         """What moves the attributes at once: the status and open requests."""
         return self.status(phase), len(self._approvals.pending())
 
-    def _counters_due(self) -> bool:
-        """A step finished since the last upsert, at least COUNTERS_EVERY after it."""
-        return (self._finished_steps() != self._counted_steps
-                and (self._upserted_at is None or workflow.now() - self._upserted_at >= COUNTERS_EVERY))
+    def _unreported(self) -> bool:
+        """A step finished since the last upsert (its model calls and cost are not in the counters yet)."""
+        return self._finished_steps() != self._counted_steps
 
     async def follow(self, phase: Callable[[], str]) -> None:
-        """Runs while the goal executes: upsert when a moment changed or the counters are due (at most once per
-        workflow task; no timer: a due counter waits for the next finished step)."""
+        """Runs while the goal executes: upsert when a moment changed, and report finished steps' counters at most
+        COUNTERS_EVERY after the last upsert (one timer per window, started only when a finished step waits)."""
         seen = None
         while True:
-            await workflow.wait_condition(lambda: self._moment(phase()) != seen or self._counters_due())
+            await workflow.wait_condition(lambda: self._moment(phase()) != seen or self._unreported())
+            if self._moment(phase()) == seen and self._upserted_at is not None:
+                left = COUNTERS_EVERY - (workflow.now() - self._upserted_at)
+                if left > timedelta(0):
+                    with contextlib.suppress(asyncio.TimeoutError):  # due: the counters go up now
+                        await workflow.wait_condition(lambda: self._moment(phase()) != seen, timeout=left,
+                                                      timeout_summary="search attributes: counters due")
             seen = self._moment(phase())
             self.upsert(seen[0])
 
