@@ -1,9 +1,10 @@
 """A worker process for the crash tests: the real worker wiring (`build_worker`) with a slow scripted
 model, so a test can SIGKILL it while a model call is in flight; with `--hold-after-record MARKER`, every
 side-effecting tool call stops right after its effect is done and recorded in the idempotency ledger
-(its key appended to MARKER) and never reports back, so a test can SIGKILL it there.
+(its key appended to MARKER) and never reports back, so a test can SIGKILL it there; with `--slow-verify`, every
+`verify_output` heartbeats for VERIFY_SECONDS before it checks, so a kill can land during verification too.
 
-    python -m tests.crash_worker ADDRESS TASK_QUEUE [--hold-after-record MARKER]
+    python -m tests.crash_worker ADDRESS TASK_QUEUE [--hold-after-record MARKER] [--slow-verify]
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from pathlib import Path
 
 from temporalio import activity
 
+from activities.verifier import verify_output
 from contracts.llm import ModelRequest, ModelResponse, Provider, TokenUsage
+from contracts.verify import VERIFY_OUTPUT_ACTIVITY, Verdict, VerifyRequest
 from stores import IdempotencyLedger, from_settings
 from temporal_client import connect
 from tests.fakes import answer, step_role
 from worker import all_activities, build_worker
 
 MODEL_SECONDS = 1.5
+VERIFY_SECONDS = 1.5
 
 
 @activity.defn(name="call_model")
@@ -34,6 +38,14 @@ async def slow_call_model(request: ModelRequest) -> ModelResponse:
     if step_role(request) != "researcher":
         text = "Durable execution records each step, so a crashed agent resumes where it stopped."
     return ModelResponse(message=answer(text), provider=Provider.OPENAI, model="slow-scripted", usage=TokenUsage(prompt_tokens=10, completion_tokens=10))
+
+
+@activity.defn(name=VERIFY_OUTPUT_ACTIVITY)
+async def slow_verify_output(request: VerifyRequest) -> Verdict:
+    for _ in range(int(VERIFY_SECONDS / 0.25)):
+        activity.heartbeat()
+        await asyncio.sleep(0.25)
+    return await verify_output(request)
 
 
 class HoldingLedger:
@@ -61,12 +73,16 @@ async def main() -> None:
     parser.add_argument("address")
     parser.add_argument("task_queue")
     parser.add_argument("--hold-after-record", type=Path, default=None, metavar="MARKER")
+    parser.add_argument("--slow-verify", action="store_true")
     args = parser.parse_args()
     stores = from_settings()
     if args.hold_after_record is not None and stores.ledger is not None:
         stores = dataclasses.replace(stores, ledger=HoldingLedger(stores.ledger, args.hold_after_record))
     client = await connect(args.address)
-    async with build_worker(client, args.task_queue, activities=all_activities(slow_call_model, stores)):
+    activities = all_activities(slow_call_model, stores)
+    if args.slow_verify:
+        activities = [slow_verify_output if a is verify_output else a for a in activities]
+    async with build_worker(client, args.task_queue, activities=activities):
         print("ready", flush=True)
         await asyncio.Event().wait()
 

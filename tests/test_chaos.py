@@ -38,7 +38,7 @@ async def test_worker_kills_at_every_kind_of_point(
     marker = tmp_path / "held.txt"
     started = time.monotonic()
     # The first worker holds every keyed tool call after its effect is recorded: the first kill lands there.
-    worker = start_worker(address, task_queue, "--hold-after-record", str(marker))
+    worker = start_worker(address, task_queue, "--hold-after-record", str(marker), "--slow-verify")
     handles = await start_goals(client, task_queue, playbook, GOALS, "chaos-points", continue_as_new_after_events=50)
     told = asyncio.Event()
     approver = asyncio.create_task(approve_when_told(handles, told))
@@ -51,7 +51,7 @@ async def test_worker_kills_at_every_kind_of_point(
         ("child workflow", child_running, 30),
         # the research steps wait for their notes, whose held calls retry after TOOL_WRITE's start-to-close (60 s)
         ("model call", activity_in_flight("call_model"), 120),
-        ("verification", activity_in_flight("verify_output"), 15),  # a quick activity: the probe may miss it
+        ("verification", activity_in_flight("verify_output"), 30),  # --slow-verify: each check takes 1.5 s
         ("approval wait", approval_waiting, 60),
         ("continue-as-new boundary", continued_as_new(runs), 60),
     ]
@@ -65,7 +65,7 @@ async def test_worker_kills_at_every_kind_of_point(
                 worker.send_signal(signal.SIGKILL)
                 worker.wait()
                 faults.landed.append(name)
-                worker = start_worker(address, task_queue)
+                worker = start_worker(address, task_queue, "--slow-verify")
             else:
                 faults.missed.append(name)
         told.set()
@@ -74,7 +74,7 @@ async def test_worker_kills_at_every_kind_of_point(
             worker.send_signal(signal.SIGKILL)
             worker.wait()
             faults.landed.append("random")
-            worker = start_worker(address, task_queue)
+            worker = start_worker(address, task_queue, "--slow-verify")
         async with asyncio.timeout(300):  # a write killed mid-call waits out its start-to-close timeout (60 s)
             results = [await h.result() for h in handles]
     finally:
@@ -85,7 +85,7 @@ async def test_worker_kills_at_every_kind_of_point(
     print_table([("worker kills at points", GOALS, str(faults), outcome(checked), time.monotonic() - started)])
     assert [r.status for r in results] == [GoalStatus.COMPLETED] * GOALS, [r.error for r in results]
     assert len(faults.landed) >= 8 and set(faults.landed) >= {
-        "tool call (effect recorded)", "child workflow", "model call", "approval wait", "continue-as-new boundary"}, faults
+        "tool call (effect recorded)", "child workflow", "model call", "verification", "approval wait", "continue-as-new boundary"}, faults
     assert checked.gated_calls == GOALS and checked.keys == 2 * GOALS  # one memory note and one published file per goal
     assert sum(len(g.histories) for g in checked.top_level()) > GOALS  # boundaries were crossed
 
