@@ -1,8 +1,8 @@
 """Backpressure against a real crowded provider: an OpenAI-compatible server on 127.0.0.1 that answers 429 with
 Retry-After above N concurrent requests (`CrowdedProvider`), called through the real `openai` adapter.
 
-The worker's limiter (concurrency, requests per minute, the pause after a 429, a long wait handed back to Temporal) is
-tested on its own; then bursts of goals on the real dev server with `call_model` on its own task
+The worker's limiter (concurrency, requests per minute, the pause after a 429, a long wait handed back to Temporal, the
+cap on endpoints) is tested on its own; then bursts of goals on the real dev server with `call_model` on its own task
 queue (model workers under the server-enforced `max_task_queue_activities_per_second`); and a goal whose model
 calls cannot be served ends at its deadline with a typed reason.
 """
@@ -142,6 +142,19 @@ async def test_a_slow_request_rate_defers_a_call_for_its_token(monkeypatch: pyte
             await ActivityEnvironment().run(complete, ask("second"), model)
     assert caught.value.type == ErrorType.MODEL_DEFERRED
     assert timedelta(seconds=9) < caught.value.next_retry_delay <= timedelta(seconds=10) and provider.served == 1
+
+
+async def test_the_limiters_kept_are_capped() -> None:
+    """A stream of request-named endpoints keeps at most MAX_LIMITERS limiters, the least recently used let go first."""
+    kept = limiter(resolved("http://kept.example"))
+    for number in range(limits.MAX_LIMITERS + 100):
+        limiter(resolved(f"http://model-{number}.example"))
+        if number % 50 == 0:
+            assert limiter(resolved("http://kept.example")) is kept  # in use: never the least recently used
+    per_loop = limits._limiters[asyncio.get_running_loop()]
+    assert len(per_loop) == limits.MAX_LIMITERS
+    assert limiter(resolved("http://kept.example")) is kept
+    assert ("openai", "http://model-0.example/v1", settings.provider_limits(Provider.OPENAI)) not in per_loop
 
 
 async def test_bad_limit_settings_are_a_typed_config_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,6 +13,9 @@ hold an activity slot and run down its start-to-close: the call fails at once in
 `next_retry_delay` the wait, so Temporal starts the next attempt when the turn is due and the slot serves other calls
 meanwhile. Only inside an activity with an attempt to spare: a direct call, or an activity's last attempt, waits here.
 The workflow's timeouts (schedule-to-close from the goal's deadline) bound the whole wait either way.
+
+Limiters are kept per endpoint, and a request may name its model and base URL: at most `MAX_LIMITERS` per event loop,
+the least recently used let go first (a call already holding one keeps it).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import asyncio
 import contextlib
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -34,6 +38,8 @@ from settings import ProviderLimits, ResolvedModel
 
 # Longer waits for a turn give the activity slot back (a retryable failure timed to the turn); shorter ones cost less here.
 WAIT_IN_PLACE_SECONDS = 5.0
+# Endpoints remembered per event loop: request-named models and URLs must not grow a worker's memory without bound.
+MAX_LIMITERS = 256
 
 
 class EndpointLimiter:
@@ -118,14 +124,18 @@ def _defer_if_long(wait: float, deferrable: bool) -> None:
 
 
 _Key = tuple[str, str, ProviderLimits]
-_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_Key, EndpointLimiter]] = weakref.WeakKeyDictionary()
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, OrderedDict[_Key, EndpointLimiter]] = weakref.WeakKeyDictionary()
 
 
 def limiter(model: ResolvedModel) -> EndpointLimiter:
     """The limiter of `model`'s endpoint in this process (its event loop), built on first use with today's settings."""
     limits = settings.provider_limits(model.provider)
     key = (model.provider.value, (model.base_url or model.model).rstrip("/"), limits)
-    per_loop = _limiters.setdefault(asyncio.get_running_loop(), {})
-    if key not in per_loop:
+    per_loop = _limiters.setdefault(asyncio.get_running_loop(), OrderedDict())
+    if key in per_loop:
+        per_loop.move_to_end(key)
+    else:
         per_loop[key] = EndpointLimiter(limits)
+        if len(per_loop) > MAX_LIMITERS:
+            per_loop.popitem(last=False)  # the least recently used endpoint: its state (a pause) starts afresh if it returns
     return per_loop[key]
