@@ -3,8 +3,8 @@ Retry-After above N concurrent requests (`CrowdedProvider`), called through the 
 
 The worker's limiter (concurrency, requests per minute, the pause after a 429, a long wait handed back to Temporal, the
 cap on endpoints) is tested on its own; then bursts of goals on the real dev server with `call_model` on its own task
-queue (model workers under the server-enforced `max_task_queue_activities_per_second`); and a goal whose model
-calls cannot be served ends at its deadline with a typed reason.
+queue (model workers under the server-enforced `max_task_queue_activities_per_second`); and a goal whose model or
+planner calls cannot be served ends at its deadline with a typed reason.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.enums.v1 import PendingActivityState
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -35,11 +35,12 @@ from activities.providers import limits
 from activities.providers.base import complete
 from activities.providers.limits import limiter
 from contracts.errors import ErrorType
-from contracts.goal import Budget, GoalRequest, GoalResult, GoalStatus
-from contracts.llm import CALL_MODEL_ACTIVITY, ChatMessage, ChatRole, ModelRequest, ModelRole, Provider
+from contracts.goal import Budget, GoalRequest, GoalResult, GoalStatus, ModelRouting
+from contracts.llm import CALL_MODEL_ACTIVITY, ChatMessage, ChatRole, ModelRequest, ModelRole, ModelSpec, Provider
+from contracts.plan import PLAN_GOAL_ACTIVITY
 from core.options import MODEL_CALL, MODEL_CALL_PATIENCE
 from settings import ResolvedModel
-from tests.helpers import replay, single_step_playbook
+from tests.helpers import completion, replay, single_step_playbook
 from tests.llama_server import CrowdedProvider, Reply, ScriptedServer
 from worker import all_activities, build_model_worker, build_worker
 from workflows.goal import GoalWorkflow
@@ -362,3 +363,36 @@ async def test_a_held_call_is_retried_when_its_turn_comes_not_slept_in_a_slot(
     assert 1.0 < delay <= 3.0 and spacing >= delay - 0.05  # spaced as asked: the rest of the provider's pause
     await replay(history)
 
+
+@pytest.mark.parametrize("reply", [
+    Reply(body=completion("{}").body, delay_seconds=8.0),  # answers long after the deadline
+    Reply(429, {"error": {"message": "slow down", "type": "requests"}}, {"Retry-After": "30"}),  # asks for 30 s
+], ids=["slow", "rate-limited"])
+async def test_a_planner_call_cut_off_by_the_deadline_ends_the_goal(client: Client, task_queue: str, reply: Reply) -> None:
+    """An LLM-planned goal with 2 s to live and a planner server that cannot answer in time: the planner call ends at
+    the deadline (or at once, when its next attempt would pass it) and the goal ends over budget with the reason;
+    nothing is left running."""
+    with ScriptedServer(lambda request: reply) as server:
+        spec = ModelSpec(provider=Provider.OPENAI, model="planner", base_url=server.base_url, max_tokens=256)
+        request = GoalRequest(goal="Compare retries and idempotency for tool calls", models=ModelRouting(planner=spec),
+                              budget=Budget(max_wall_seconds=2), cache=False)
+        started = time.monotonic()
+        async with build_worker(client, task_queue, activities=all_activities()):
+            handle = await client.start_workflow(GoalWorkflow.run, request, id=f"plan-cut-{uuid.uuid4().hex[:10]}",
+                                                 task_queue=task_queue)
+            async with asyncio.timeout(15):
+                result = await handle.result()
+            elapsed = time.monotonic() - started
+            description = await handle.describe()
+        history = await handle.fetch_history()
+    print(f"\nplanner {reply.status}: {result.status.value} after {elapsed:.1f} s: {result.error}")
+    assert result.status is GoalStatus.BUDGET_EXCEEDED and result.plan is None
+    assert result.error in ("wall-clock budget of 2 s used up", "wall-clock budget of 2 s would be passed by the call's next attempt")
+    assert elapsed < 6 and len(server.requests) == 1  # no attempt after the deadline
+    assert description.status is WorkflowExecutionStatus.COMPLETED
+    assert not description.raw_description.pending_activities
+    [scheduled] = [e.activity_task_scheduled_event_attributes for e in history.events
+                   if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+    assert scheduled.activity_type.name == PLAN_GOAL_ACTIVITY
+    assert scheduled.schedule_to_close_timeout.ToTimedelta() <= timedelta(seconds=2)
+    await replay(history)
