@@ -16,6 +16,7 @@ class ErrorType(StrEnum):
     MODEL_AUTH = "ModelAuthError"
     MODEL_NOT_FOUND = "ModelNotFound"
     MODEL_RATE_LIMITED = "ModelRateLimited"
+    MODEL_DEFERRED = "ModelDeferred"  # retryable: the worker's limiter timed the next attempt to the call's turn
     MODEL_UNAVAILABLE = "ModelUnavailable"
     MODEL_OUTPUT_INVALID = "ModelOutputInvalid"
     MODEL_CONFIG = "ModelConfigError"

@@ -1,16 +1,17 @@
 """Backpressure against a real crowded provider: an OpenAI-compatible server on 127.0.0.1 that answers 429 with
 Retry-After above N concurrent requests (`CrowdedProvider`), called through the real `openai` adapter.
 
-The worker's limiter (concurrency, requests per minute, the pause after a 429) is tested on its own; then bursts of
-goals on the real dev server with `call_model` on its own task queue (model workers under the server-enforced
-`max_task_queue_activities_per_second`); and a goal whose model calls cannot be served ends at its deadline with a
-typed reason.
+The worker's limiter (concurrency, requests per minute, the pause after a 429, a long wait handed back to Temporal, the
+cap on endpoints) is tested on its own; then bursts of goals on the real dev server with `call_model` on its own task
+queue (model workers under the server-enforced `max_task_queue_activities_per_second`); and a goal whose model or
+planner calls cannot be served ends at its deadline with a typed reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import os
 import subprocess
@@ -23,18 +24,23 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
 import settings
+from activities.providers import limits
 from activities.providers.base import complete
 from activities.providers.limits import limiter
 from contracts.errors import ErrorType
-from contracts.goal import Budget, GoalRequest, GoalResult, GoalStatus
-from contracts.llm import CALL_MODEL_ACTIVITY, ChatMessage, ChatRole, ModelRequest, ModelRole, Provider
+from contracts.goal import Budget, GoalRequest, GoalResult, GoalStatus, ModelRouting
+from contracts.llm import CALL_MODEL_ACTIVITY, ChatMessage, ChatRole, ModelRequest, ModelRole, ModelSpec, Provider
+from contracts.plan import PLAN_GOAL_ACTIVITY
 from core.options import MODEL_CALL, MODEL_CALL_PATIENCE
 from settings import ResolvedModel
-from tests.helpers import replay, single_step_playbook
+from tests.helpers import completion, replay, single_step_playbook
 from tests.llama_server import CrowdedProvider, Reply, ScriptedServer
 from worker import all_activities, build_model_worker, build_worker
 from workflows.goal import GoalWorkflow
@@ -97,6 +103,59 @@ async def test_a_429_pauses_the_endpoint_for_its_retry_after(monkeypatch: pytest
         waited = time.monotonic() - started
     assert caught.value.type == ErrorType.MODEL_RATE_LIMITED and caught.value.next_retry_delay == timedelta(seconds=1)
     assert waited >= 0.95 and limiter(model).rate_limited == 1
+
+
+async def test_a_long_wait_fails_the_attempt_at_once_timed_to_the_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In an activity with attempts to spare, a call the endpoint holds longer than WAIT_IN_PLACE_SECONDS gives its slot
+    back: a retryable ModelDeferred at once, `next_retry_delay` the wait. Its last attempt waits in place instead."""
+    monkeypatch.setattr(limits, "WAIT_IN_PLACE_SECONDS", 0.5)
+    provider = CrowdedProvider(limit=100, seconds=0.0)
+    with ScriptedServer(provider) as server:
+        model = resolved(server.base_url)
+        limiter(model).pause(30)  # as after a 429 asking for 30 s
+        env = ActivityEnvironment()
+        started = time.monotonic()
+        with pytest.raises(ApplicationError) as caught:
+            await env.run(complete, ask("held"), model)
+        returned = time.monotonic() - started
+        deferred = caught.value
+        model = resolved(server.base_url + "/last")  # another endpoint, held 1 s, on an activity's last attempt
+        limiter(model).pause(1)
+        env.info = dataclasses.replace(env.info, attempt=3, retry_policy=RetryPolicy(maximum_attempts=3))
+        waited = time.monotonic()
+        await env.run(complete, ask("last attempt"), model)
+        waited = time.monotonic() - waited
+    print(f"\nheld 30 s: the attempt returned in {returned * 1000:.0f} ms; a last attempt held 1 s waited {waited:.2f} s")
+    assert deferred.type == ErrorType.MODEL_DEFERRED and not deferred.non_retryable
+    assert timedelta(seconds=29) < deferred.next_retry_delay <= timedelta(seconds=30)
+    assert returned < 0.2 and provider.served == 1  # only the last attempt reached the provider
+    assert waited >= 0.95
+
+
+async def test_a_slow_request_rate_defers_a_call_for_its_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """6 requests a minute: the first call takes the only token; the next, in an activity, would wait 10 s for one."""
+    monkeypatch.setenv("FOREMAN_OPENAI_REQUESTS_PER_MINUTE", "6")
+    provider = CrowdedProvider(limit=100, seconds=0.0)
+    with ScriptedServer(provider) as server:
+        model = resolved(server.base_url)
+        await complete(ask("first"), model)
+        with pytest.raises(ApplicationError) as caught:
+            await ActivityEnvironment().run(complete, ask("second"), model)
+    assert caught.value.type == ErrorType.MODEL_DEFERRED
+    assert timedelta(seconds=9) < caught.value.next_retry_delay <= timedelta(seconds=10) and provider.served == 1
+
+
+async def test_the_limiters_kept_are_capped() -> None:
+    """A stream of request-named endpoints keeps at most MAX_LIMITERS limiters, the least recently used let go first."""
+    kept = limiter(resolved("http://kept.example"))
+    for number in range(limits.MAX_LIMITERS + 100):
+        limiter(resolved(f"http://model-{number}.example"))
+        if number % 50 == 0:
+            assert limiter(resolved("http://kept.example")) is kept  # in use: never the least recently used
+    per_loop = limits._limiters[asyncio.get_running_loop()]
+    assert len(per_loop) == limits.MAX_LIMITERS
+    assert limiter(resolved("http://kept.example")) is kept
+    assert ("openai", "http://model-0.example/v1", settings.provider_limits(Provider.OPENAI)) not in per_loop
 
 
 async def test_bad_limit_settings_are_a_typed_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -249,3 +308,91 @@ async def test_a_retry_that_would_land_past_the_deadline_ends_the_goal(
     assert result.status is GoalStatus.BUDGET_EXCEEDED, (result.status, result.error)
     assert result.error == "wall-clock budget of 5 s would be passed by the call's next attempt"
     assert provider.rejected == 1 and elapsed < 5  # one 429, and no waiting out the 30 s
+
+
+async def test_a_held_call_is_retried_when_its_turn_comes_not_slept_in_a_slot(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 429 asks for 3 s. Another goal's call arriving meanwhile does not sleep in its activity slot: the attempt fails
+    at once (ModelDeferred, `next_retry_delay` the rest of the pause) and Temporal starts the next attempt when the pause
+    is over, as the history shows; its first attempt never reached the provider."""
+    monkeypatch.setattr(limits, "WAIT_IN_PLACE_SECONDS", 1.0)  # the real bound (5 s) would need a longer pause
+    limited = Reply(429, {"error": {"message": "slow down", "type": "requests"}}, {"Retry-After": "3"})
+    provider, calls = CrowdedProvider(limit=100, seconds=0.0), itertools.count()
+    model_queue = f"{task_queue}-models"
+    playbook = single_step_playbook(tmp_path, monkeypatch, tools=[])
+    with ScriptedServer(lambda request: limited if next(calls) == 0 else provider(request)) as server:
+        crowded_models(monkeypatch, server, model_queue)
+        async with build_worker(client, task_queue, activities=all_activities()), \
+                build_model_worker(client, model_queue, max_concurrent_activities=1):
+
+            async def start(name: str) -> WorkflowHandle:
+                return await client.start_workflow(
+                    GoalWorkflow.run, GoalRequest(goal=name, playbook=playbook, cache=False),
+                    id=f"held-{uuid.uuid4().hex[:10]}", task_queue=task_queue)
+
+            async with asyncio.timeout(30):
+                first = await start("First goal")
+                while not server.requests:  # its call got the 429: the endpoint is paused for 3 s
+                    await asyncio.sleep(0.02)
+                paused_at = time.monotonic()
+                second = await start("Second goal")
+                while True:  # the second goal's call is back in Temporal's hands, waiting for its next attempt
+                    calls_pending = list((await second.describe()).raw_description.pending_activities)
+                    if calls_pending and calls_pending[0].attempt == 2:
+                        break
+                    await asyncio.sleep(0.02)
+                handed_back = time.monotonic() - paused_at
+                assert calls_pending[0].state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
+                results = [await first.result(), await second.result()]
+        history = await second.fetch_history()
+    assert [r.status for r in results] == [GoalStatus.COMPLETED] * 2, [r.error for r in results]
+    assert handed_back < 1.0  # the attempt returned at once, not after the pause (or the 1 s it may wait in place)
+    assert len(server.requests) == 3  # the 429, then each goal's call once: the deferred attempt sent nothing
+    scheduled = next(e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                     and e.activity_task_scheduled_event_attributes.activity_type.name == CALL_MODEL_ACTIVITY)
+    started = next(e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+                   and e.activity_task_started_event_attributes.scheduled_event_id == scheduled.event_id)
+    attributes = started.activity_task_started_event_attributes
+    deferred = attributes.last_failure.application_failure_info
+    delay = deferred.next_retry_delay.ToTimedelta().total_seconds()
+    spacing = (started.event_time.ToDatetime() - scheduled.event_time.ToDatetime()).total_seconds()
+    print(f"\nheld call: handed back after {handed_back:.2f} s; next attempt asked for in {delay:.2f} s, "
+          f"started {spacing:.2f} s after it was scheduled")
+    assert attributes.attempt == 2 and deferred.type == ErrorType.MODEL_DEFERRED
+    assert 1.0 < delay <= 3.0 and spacing >= delay - 0.05  # spaced as asked: the rest of the provider's pause
+    await replay(history)
+
+
+@pytest.mark.parametrize("reply", [
+    Reply(body=completion("{}").body, delay_seconds=8.0),  # answers long after the deadline
+    Reply(429, {"error": {"message": "slow down", "type": "requests"}}, {"Retry-After": "30"}),  # asks for 30 s
+], ids=["slow", "rate-limited"])
+async def test_a_planner_call_cut_off_by_the_deadline_ends_the_goal(client: Client, task_queue: str, reply: Reply) -> None:
+    """An LLM-planned goal with 2 s to live and a planner server that cannot answer in time: the planner call ends at
+    the deadline (or at once, when its next attempt would pass it) and the goal ends over budget with the reason;
+    nothing is left running."""
+    with ScriptedServer(lambda request: reply) as server:
+        spec = ModelSpec(provider=Provider.OPENAI, model="planner", base_url=server.base_url, max_tokens=256)
+        request = GoalRequest(goal="Compare retries and idempotency for tool calls", models=ModelRouting(planner=spec),
+                              budget=Budget(max_wall_seconds=2), cache=False)
+        started = time.monotonic()
+        async with build_worker(client, task_queue, activities=all_activities()):
+            handle = await client.start_workflow(GoalWorkflow.run, request, id=f"plan-cut-{uuid.uuid4().hex[:10]}",
+                                                 task_queue=task_queue)
+            async with asyncio.timeout(15):
+                result = await handle.result()
+            elapsed = time.monotonic() - started
+            description = await handle.describe()
+        history = await handle.fetch_history()
+    print(f"\nplanner {reply.status}: {result.status.value} after {elapsed:.1f} s: {result.error}")
+    assert result.status is GoalStatus.BUDGET_EXCEEDED and result.plan is None
+    assert result.error in ("wall-clock budget of 2 s used up", "wall-clock budget of 2 s would be passed by the call's next attempt")
+    assert elapsed < 6 and len(server.requests) == 1  # no attempt after the deadline
+    assert description.status is WorkflowExecutionStatus.COMPLETED
+    assert not description.raw_description.pending_activities
+    [scheduled] = [e.activity_task_scheduled_event_attributes for e in history.events
+                   if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+    assert scheduled.activity_type.name == PLAN_GOAL_ACTIVITY
+    assert scheduled.schedule_to_close_timeout.ToTimedelta() <= timedelta(seconds=2)
+    await replay(history)

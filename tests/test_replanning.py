@@ -5,16 +5,20 @@ stands in for a step that failed. The planner and judge models are a real local 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from contracts.goal import GoalRequest, GoalStatus, StepStatus
+from contracts.goal import Budget, GoalRequest, GoalStatus, StepStatus
 from tests.fakes import COMPARISON as GOOD, ScriptedModel, answer, executor, notes_from_memory, weak_then_good
 from tests.helpers import (
     GOAL, PlannerServer, draft, fake_activities, fallback_playbook, models, replan_llm_plans, replan_resolver_plans,
     replannable_playbook, replay, resolve, run_goal, waiting, write_playbook,
 )
+from tests.llama_server import Recorded, Reply
 from worker import build_worker
 from workflows.goal import GoalWorkflow
 
@@ -36,6 +40,27 @@ async def test_a_failed_llm_planned_step_makes_the_planner_revise_the_rest(clien
     summaries = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
                  if e.HasField("activity_task_scheduled_event_attributes")]
     assert summaries.count("plan_goal") == 2
+
+
+class SlowRevisions(PlannerServer):
+    """Plans at once; answers a revision long after the goal's deadline."""
+
+    def reply(self, request: Recorded) -> Reply:
+        answer = super().reply(request)
+        revising = "steps" in json.dumps(request.body.get("response_format")) and len(self.planner_prompts) > 1
+        return dataclasses.replace(answer, delay_seconds=8.0) if revising else answer
+
+
+async def test_a_revision_cut_off_by_the_deadline_ends_the_goal_over_budget(client: Client, task_queue: str) -> None:
+    server = SlowRevisions(*replan_llm_plans())
+    with server:
+        request = GoalRequest(goal=GOAL, models=models(server), budget=Budget(max_wall_seconds=4))
+        result, history = await run_goal(client, task_queue, request, fake_activities(ScriptedModel(executor).activity()),
+                                         timeout=20)
+    assert result.status is GoalStatus.BUDGET_EXCEEDED and result.error == "wall-clock budget of 4 s used up"
+    assert not result.plan_revisions and len(server.planner_prompts) == 2  # the revision was asked for, and cut off
+    timed_out = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT]
+    assert len(timed_out) == 1
 
 
 async def test_revisions_are_bounded(client: Client, task_queue: str) -> None:

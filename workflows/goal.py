@@ -327,12 +327,15 @@ class GoalWorkflow:
     async def _plan(self, request: GoalRequest, result: GoalResult) -> Plan | None:
         try:
             planning = PlanRequest(goal=request.goal, playbook=request.playbook, spec=request.models.planner)
+            # Planning ends by the goal's deadline too, queued or retrying, as model calls do.
             if request.playbook:  # read from the worker's playbooks, no model call: a local activity
                 plan = await workflow.execute_local_activity(
-                    PLAN_GOAL_ACTIVITY, planning, result_type=Plan, summary=f"plan: {request.playbook}", **PLAYBOOK_PLANNER.kwargs())
+                    PLAN_GOAL_ACTIVITY, planning, result_type=Plan, summary=f"plan: {request.playbook}",
+                    **PLAYBOOK_PLANNER.within(self._ledger.time_left()).kwargs())
             else:
                 plan = await workflow.execute_activity(
-                    PLAN_GOAL_ACTIVITY, planning, result_type=Plan, summary="plan: LLM planner", **PLANNER.kwargs())
+                    PLAN_GOAL_ACTIVITY, planning, result_type=Plan, summary="plan: LLM planner",
+                    **PLANNER.within(self._ledger.time_left()).kwargs())
         except ActivityError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == ErrorType.UNKNOWN_PLAYBOOK:
@@ -340,6 +343,11 @@ class GoalWorkflow:
                 self._visibility.upsert(GoalStatus.FAILED.value)  # a status set at start must not stay "planning"
                 metrics.goal_finished(GoalStatus.FAILED.value, None, self._ledger.usage.cost_usd)
                 raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from err
+            try:
+                self._ledger.cut_off(err)
+            except BudgetExceeded as over:  # the deadline is why: the goal ends over budget, as after a model call
+                result.status, result.error = GoalStatus.BUDGET_EXCEEDED, str(over)
+                return None
             result.error = f"planning failed: {failure_message(err)}"
             return None
         self._events.planned(plan, request.models.planner)

@@ -17,6 +17,7 @@ when a later step needs them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable, Mapping
 
 from temporalio import workflow
@@ -36,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.archive import archive_text, load_text, split_parts
     from workflows.events import EventLog
     from workflows.executor import StepExecutor
-    from workflows.failures import StepFailed, failure_message
+    from workflows.failures import BudgetExceeded, StepFailed, failure_message
     from workflows.journal import PARKABLE
     from workflows.ledger import GoalLedger
 
@@ -317,15 +318,20 @@ class StepScheduler:
             guidance=failed.replan_guidance or "",
         )
         try:
+            self.ledger.check_clock()  # the goal's time is up: no revision (it would only get MINIMUM_TIMEOUT)
             revised = await workflow.execute_activity(
                 PLAN_GOAL_ACTIVITY,
                 PlanRequest(goal=self.request.goal, spec=self.request.models.planner, revision=revision),
                 result_type=Plan,
                 summary=f"revise plan ({number}): after {failed.step_id} failed",
-                **PLANNER.kwargs(),
+                **PLANNER.within(self.ledger.time_left()).kwargs(),  # a revision ends by the goal's deadline too
             )
+        except BudgetExceeded:
+            return False  # the ledger keeps the reason: the goal ends over budget
         except ActivityError as err:
             self.revision_errors.append(f"revision {number} failed: {failure_message(err)}")
+            with contextlib.suppress(BudgetExceeded):  # cut off by the deadline: the ledger keeps why, the goal ends over budget
+                self.ledger.cut_off(err)
             return False
         self.ledger.charge_model(revised.usage, revised.cost_usd, calls=revised.model_calls)
         self.revisions.append(revised)

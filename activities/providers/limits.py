@@ -7,8 +7,15 @@ until the time its Retry-After named. Limits come from `settings.provider_limits
 FOREMAN_<PROVIDER>_REQUESTS_PER_MINUTE); the 429 pause applies whether or not limits are set.
 
 The queue-wide limit is Temporal's, not ours: the model task queue's `max_task_queue_activities_per_second`, which the
-server enforces across every worker (`worker.py --models`). Waiting here heartbeats, so a queued call is not taken for
-a dead one; the workflow's timeouts (schedule-to-close from the goal's deadline) still bound the whole wait.
+server enforces across every worker (`worker.py --models`). A short wait (at most `WAIT_IN_PLACE_SECONDS`) happens here,
+heartbeating, so a queued call is not taken for a dead one. A longer one (a long Retry-After, a slow request rate) would
+hold an activity slot and run down its start-to-close: the call fails at once instead, retryable (`ModelDeferred`), with
+`next_retry_delay` the wait, so Temporal starts the next attempt when the turn is due and the slot serves other calls
+meanwhile. Only inside an activity with an attempt to spare: a direct call, or an activity's last attempt, waits here.
+The workflow's timeouts (schedule-to-close from the goal's deadline) bound the whole wait either way.
+
+Limiters are kept per endpoint, and a request may name its model and base URL: at most `MAX_LIMITERS` per event loop,
+the least recently used let go first (a call already holding one keeps it).
 """
 
 from __future__ import annotations
@@ -17,14 +24,22 @@ import asyncio
 import contextlib
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import settings
 from activities.providers._http import heartbeating
 from contracts.errors import ErrorType
 from settings import ProviderLimits, ResolvedModel
+
+# Longer waits for a turn give the activity slot back (a retryable failure timed to the turn); shorter ones cost less here.
+WAIT_IN_PLACE_SECONDS = 5.0
+# Endpoints remembered per event loop: request-named models and URLs must not grow a worker's memory without bound.
+MAX_LIMITERS = 256
 
 
 class EndpointLimiter:
@@ -39,37 +54,46 @@ class EndpointLimiter:
         self._refilled = time.monotonic()
         self._paused_until = 0.0  # monotonic; a 429's Retry-After
         self._turns = asyncio.Lock()  # FIFO: callers get their turn in the order they asked
+        self._queued = 0  # callers waiting for (or in) their turn: each takes a token before a newcomer
         self.rate_limited = 0  # 429s seen from this endpoint
 
     def pause(self, seconds: float) -> None:
         """Hold every call to this endpoint for `seconds` (never shortens a pause already set)."""
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
-    def _wait(self, now: float) -> float:
-        """Seconds until the next call may start (0: now)."""
+    def _wait(self, now: float, ahead: int = 0) -> float:
+        """Seconds until a call with `ahead` calls queued before it may start (0: now)."""
         wait = self._paused_until - now
         if self._rate:
             self._tokens = min(self._capacity, self._tokens + (now - self._refilled) * self._rate)
             self._refilled = now
-            if self._tokens < 1:
-                wait = max(wait, (1 - self._tokens) / self._rate)
+            if self._tokens < 1 + ahead:
+                wait = max(wait, (1 + ahead - self._tokens) / self._rate)
         return max(0.0, wait)
 
-    async def _turn(self) -> None:
-        async with self._turns:
-            while (wait := self._wait(time.monotonic())) > 0:
-                await asyncio.sleep(wait)
-            if self._rate:
-                self._tokens -= 1
+    async def _turn(self, deferrable: bool) -> None:
+        self._queued += 1
+        try:
+            async with self._turns:
+                while (wait := self._wait(time.monotonic())) > 0:
+                    _defer_if_long(wait, deferrable)  # a 429 while this call queued may have made its wait long
+                    await asyncio.sleep(wait)
+                if self._rate:
+                    self._tokens -= 1
+        finally:
+            self._queued -= 1
 
     @contextlib.asynccontextmanager
     async def slot(self, label: str) -> AsyncIterator[None]:
-        """Wait for a turn (heartbeating as `label`), run the call, and pause the endpoint if it answered 429."""
+        """Wait for a turn (heartbeating as `label`; a long wait fails the attempt, see the module), run the call, and
+        pause the endpoint if it answered 429."""
+        deferrable = _may_defer()
+        _defer_if_long(self._wait(time.monotonic(), self._queued), deferrable)  # before taking a concurrency slot
         async with contextlib.AsyncExitStack() as stack:
             async with heartbeating(f"queued for {label}"):
                 if self._slots is not None:
                     await stack.enter_async_context(self._slots)
-                await self._turn()
+                await self._turn(deferrable)
             try:
                 yield
             except ApplicationError as err:
@@ -80,15 +104,38 @@ class EndpointLimiter:
                 raise
 
 
+def _may_defer() -> bool:
+    """A long wait may fail the call: inside a (non-local) activity that has an attempt to spare (no retry policy: the
+    server's default, unlimited). Elsewhere nothing would retry it, and a last attempt would turn a wait into a failure."""
+    if not activity.in_activity():
+        return False
+    info = activity.info()
+    attempts = info.retry_policy.maximum_attempts if info.retry_policy else 0
+    return not info.is_local and (attempts == 0 or info.attempt < attempts)
+
+
+def _defer_if_long(wait: float, deferrable: bool) -> None:
+    """Fail the attempt, retryable and timed to the turn, when its wait is longer than is worth an activity slot."""
+    if deferrable and wait > WAIT_IN_PLACE_SECONDS:
+        raise ApplicationError(
+            f"this worker holds calls to the endpoint for {wait:.1f} s more (a 429's Retry-After or the request rate): "
+            "retried then", type=ErrorType.MODEL_DEFERRED, next_retry_delay=timedelta(seconds=wait),
+        )
+
+
 _Key = tuple[str, str, ProviderLimits]
-_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_Key, EndpointLimiter]] = weakref.WeakKeyDictionary()
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, OrderedDict[_Key, EndpointLimiter]] = weakref.WeakKeyDictionary()
 
 
 def limiter(model: ResolvedModel) -> EndpointLimiter:
     """The limiter of `model`'s endpoint in this process (its event loop), built on first use with today's settings."""
     limits = settings.provider_limits(model.provider)
     key = (model.provider.value, (model.base_url or model.model).rstrip("/"), limits)
-    per_loop = _limiters.setdefault(asyncio.get_running_loop(), {})
-    if key not in per_loop:
+    per_loop = _limiters.setdefault(asyncio.get_running_loop(), OrderedDict())
+    if key in per_loop:
+        per_loop.move_to_end(key)
+    else:
         per_loop[key] = EndpointLimiter(limits)
+        if len(per_loop) > MAX_LIMITERS:
+            per_loop.popitem(last=False)  # the least recently used endpoint: its state (a pause) starts afresh if it returns
     return per_loop[key]
