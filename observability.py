@@ -49,15 +49,18 @@ def otlp_span_exporter(protocol: str | None = None) -> SpanExporter:
 
 
 def tracer_provider(service_name: str, exporter_name: str | None = None) -> TracerProvider:
-    """A tracer provider sending spans to `exporter_name` (default: the configured one)."""
-    exporter_name = (exporter_name or settings.otel_exporter()).lower()
-    if exporter_name not in EXPORTERS:
-        raise ObservabilityConfigError(f"traces exporter {exporter_name!r} is not one of {EXPORTERS} (FOREMAN_OTEL_EXPORTER)")
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-    if exporter_name == "console":
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
-    elif exporter_name == "otlp":
-        provider.add_span_processor(BatchSpanProcessor(otlp_span_exporter()))
+    """A tracer provider sending spans to `exporter_name`, one exporter or a comma list (default: the configured ones),
+    named by OTEL_SERVICE_NAME when set, else `service_name`."""
+    names = [n.strip() for n in (exporter_name or settings.otel_exporter()).lower().split(",") if n.strip()] or ["none"]
+    for name in names:
+        if name not in EXPORTERS:
+            raise ObservabilityConfigError(f"traces exporter {name!r} is not one of {EXPORTERS} (FOREMAN_OTEL_EXPORTER)")
+    provider = TracerProvider(resource=Resource.create({"service.name": settings.otel_service_name(service_name)}))
+    for name in dict.fromkeys(names):  # each once, in the order given; `none` adds nothing
+        if name == "console":
+            provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+        elif name == "otlp":
+            provider.add_span_processor(BatchSpanProcessor(otlp_span_exporter()))
     return provider
 
 

@@ -110,9 +110,14 @@ def mcp_config_path() -> Path | None:
 
 
 def otel_exporter() -> str:
-    """Where spans go: `console`, `otlp` or `none` (FOREMAN_OTEL_EXPORTER, else the standard OTEL_TRACES_EXPORTER;
-    default none)."""
+    """Where spans go: `console`, `otlp` or `none`, or a comma list of them as the standard allows (FOREMAN_OTEL_EXPORTER,
+    else the standard OTEL_TRACES_EXPORTER; default none)."""
     return (env("FOREMAN_OTEL_EXPORTER") or env("OTEL_TRACES_EXPORTER", "none") or "none").strip().lower()
+
+
+def otel_service_name(default: str) -> str:
+    """The service name on every span: the standard OTEL_SERVICE_NAME when set, else `default` (the process's role)."""
+    return (env("OTEL_SERVICE_NAME") or "").strip() or default
 
 
 def otlp_protocol() -> str:

@@ -116,6 +116,18 @@ def test_settings_follow_the_standard_variables(monkeypatch: pytest.MonkeyPatch)
     assert (settings.otel_exporter(), settings.otlp_protocol()) == ("console", "http/protobuf")
 
 
+def test_the_standard_service_name_and_exporter_lists_are_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    assert tracer_provider("foreman-worker", "none").resource.attributes["service.name"] == "foreman-worker"
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "billing-agents")  # the operator's name wins over the process's role
+    assert tracer_provider("foreman-worker", "none").resource.attributes["service.name"] == "billing-agents"
+    processors = tracer_provider("foreman-worker", "console, otlp")._active_span_processor._span_processors
+    assert [type(p.span_exporter).__name__ for p in processors] == ["ConsoleSpanExporter", "OTLPSpanExporter"]
+    assert tracer_provider("foreman-worker", "none,console")._active_span_processor._span_processors
+    with pytest.raises(ObservabilityConfigError, match="'zipkin' is not one of"):
+        tracer_provider("foreman-worker", "console,zipkin")
+
+
 async def test_the_starter_refuses_an_unknown_exporter(client: Client, task_queue: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FOREMAN_OTEL_EXPORTER", "zipkin")
     code, _, err = await run_cli(*starter("status", "no-such-goal"), address=client.service_client.config.target_host,
