@@ -27,9 +27,21 @@ def _meter() -> MetricMeter:
     return activity.metric_meter() if activity.in_activity() else MetricMeter.noop
 
 
+MAX_MODEL_LABELS = 32  # per worker process: a request may name any model, and each label is a series forever
+OTHER_MODEL = "other"
+_model_labels: set[tuple[str, str]] = set()
+
+
 def model_label(provider: Provider, model: str) -> str:
-    """A local model is a file path on the worker: its file name is the label (a path is neither stable nor short)."""
-    return PurePath(model).name if provider is Provider.LOCAL else model
+    """The model as a metric label: a local model is a file path on the worker, so its file name (a path is neither
+    stable nor short); past MAX_MODEL_LABELS distinct models in this process, OTHER_MODEL."""
+    name = PurePath(model).name if provider is Provider.LOCAL else model
+    if (provider.value, name) in _model_labels:
+        return name
+    if len(_model_labels) < MAX_MODEL_LABELS:
+        _model_labels.add((provider.value, name))
+        return name
+    return OTHER_MODEL
 
 
 def model_call(provider: Provider, model: str, role: ModelRole, seconds: float, usage: TokenUsage | None) -> None:

@@ -21,6 +21,7 @@ from temporalio.testing import ActivityEnvironment
 
 import settings
 from contracts.goal import GoalRequest, GoalResult, GoalStatus, ModelRouting
+from activities import metrics as activity_metrics
 from activities.model_call import ModelCalls
 from activities.tools import tool_activities
 from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole, ModelSpec, Provider
@@ -28,7 +29,8 @@ from contracts.tools import ReadFileArgs
 from core import metrics
 from observability import ObservabilityConfigError, metrics_runtime
 from temporal_client import connect
-from tests.helpers import completion, run_goal, scheduled_activities
+from tests.fakes import ScriptedModel, calls_then_reports
+from tests.helpers import completion, fake_activities, run_goal, scheduled_activities, single_step_playbook
 from tests.llama_server import Recorded, Reply, ScriptedServer, free_port
 from worker import all_activities
 
@@ -172,3 +174,27 @@ def test_worker_refuses_a_bad_metrics_address_before_connecting() -> None:
     done = subprocess.run([sys.executable, "worker.py", "--metrics-address", "nowhere", "--address", "127.0.0.1:1"],
                           cwd=settings.PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "cannot serve metrics on 'nowhere'" in done.stderr, done.stderr
+
+
+def test_request_named_models_are_labelled_up_to_a_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request may name any model: past MAX_MODEL_LABELS of them in one worker, the label is `other`, so the
+    series stay bounded; a model already labelled keeps its label."""
+    monkeypatch.setattr(activity_metrics, "_model_labels", set())
+    labels = [activity_metrics.model_label(Provider.OPENAI, f"model-{i}") for i in range(activity_metrics.MAX_MODEL_LABELS + 5)]
+    assert labels[:activity_metrics.MAX_MODEL_LABELS] == [f"model-{i}" for i in range(activity_metrics.MAX_MODEL_LABELS)]
+    assert set(labels[activity_metrics.MAX_MODEL_LABELS:]) == {activity_metrics.OTHER_MODEL}
+    assert activity_metrics.model_label(Provider.OPENAI, "model-3") == "model-3"
+    assert activity_metrics.model_label(Provider.LOCAL, "/models/new.gguf") == activity_metrics.OTHER_MODEL
+
+
+async def test_a_policy_denial_is_counted_under_the_tool_it_denied(client: Client, task_queue: str, tmp_path, monkeypatch) -> None:
+    """A denial has no approval request; its event is still labelled with the tool (it was `none`)."""
+    port = free_port()
+    traced = await connect(client.service_client.config.target_host, runtime=metrics_runtime(f"127.0.0.1:{port}"))
+    playbook = single_step_playbook(tmp_path, monkeypatch, role="stranger")  # no principal grants it calculate
+    model = ScriptedModel(calls_then_reports("calculate", {"expression": "6*7"}))
+    result, _ = await run_goal(traced, task_queue, GoalRequest(goal="What is 6*7?", playbook=playbook), fake_activities(model.activity()))
+    assert result.steps[0].tool_calls[0].error.startswith("PolicyDenied"), result.steps[0].tool_calls
+    samples = await scrape(f"http://127.0.0.1:{port}/metrics", {metrics.APPROVAL_EVENTS.name: 1})
+    assert total(samples, metrics.APPROVAL_EVENTS.name, event="policy_denied", tool="calculate") == 1
+    assert total(samples, metrics.APPROVAL_EVENTS.name, tool="none") == 0

@@ -128,7 +128,8 @@ class ApprovalDesk:
     def record(self, kind: ApprovalEventKind, **fields: object) -> None:
         self.events.append(ApprovalEvent(kind=kind, at=workflow.now(), **fields))
         request = self.requests.get(str(fields.get("request_id")))
-        metrics.approval_event(kind.value, request.tool if request else None)
+        tool = request.tool if request else fields.get("tool")  # a policy denial has no request, but names its tool
+        metrics.approval_event(kind.value, str(tool) if tool else None)
 
     def pending(self) -> list[ApprovalRequest]:
         return [r for r in self.requests.values() if r.status is ApprovalStatus.PENDING]
