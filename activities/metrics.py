@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from pathlib import PurePath
 
 from opentelemetry import trace
@@ -62,10 +63,20 @@ def cache_lookup(cache: str, hit: bool, tool: str | None = None) -> None:
     _meter().create_counter(metrics.CACHE_LOOKUPS.name, metrics.CACHE_LOOKUPS.help).add(1, labels)
 
 
+_answered_from_ledger: ContextVar[bool] = ContextVar("foreman_answered_from_ledger", default=False)
+
+
+def answered_from_ledger() -> None:
+    """This attempt returned the result an earlier attempt recorded (its effect was not done again): counted as
+    `deduplicated`, not `ok`."""
+    _answered_from_ledger.set(True)
+
+
 async def measured_tool(tool: str, side_effect: Callable[[], str], run: Callable[[], Awaitable[ToolResult]]) -> ToolResult:
     """Run one tool attempt, timed; its outcome goes to the metrics and to the span (tool name, side-effect class,
     outcome, error type). `side_effect` is asked after the run (an MCP tool's is known once its server listed it)."""
     started = time.monotonic()
+    _answered_from_ledger.set(False)
     try:
         result = await run()
     except BaseException as err:
@@ -73,7 +84,8 @@ async def measured_tool(tool: str, side_effect: Callable[[], str], run: Callable
         error_type = err.type if isinstance(err, ApplicationError) and err.type else type(err).__name__
         raise
     else:
-        outcome = "cached" if result.cached else "ok" if result.ok else "error"
+        outcome = ("cached" if result.cached else "deduplicated" if result.ok and _answered_from_ledger.get()
+                   else "ok" if result.ok else "error")
         error_type = None if result.ok else result.error_type or "error"
         return result
     finally:

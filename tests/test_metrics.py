@@ -23,8 +23,11 @@ import settings
 from contracts.goal import GoalRequest, GoalResult, GoalStatus, ModelRouting
 from activities import metrics as activity_metrics
 from activities.model_call import ModelCalls
-from activities.tools import tool_activities
+from activities.tools import tool_activities, tool_implementations
 from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole, ModelSpec, Provider
+from contracts.tools import KEY_FIELD, CallContext, RememberArgs
+from core.idempotency import CallSite, idempotency_key
+from stores import from_settings
 from contracts.tools import ReadFileArgs
 from core import metrics
 from observability import ObservabilityConfigError, metrics_runtime
@@ -198,3 +201,24 @@ async def test_a_policy_denial_is_counted_under_the_tool_it_denied(client: Clien
     samples = await scrape(f"http://127.0.0.1:{port}/metrics", {metrics.APPROVAL_EVENTS.name: 1})
     assert total(samples, metrics.APPROVAL_EVENTS.name, event="policy_denied", tool="calculate") == 1
     assert total(samples, metrics.APPROVAL_EVENTS.name, tool="none") == 0
+
+
+async def test_a_retry_answered_from_the_ledger_is_counted_as_deduplicated(tmp_path, monkeypatch) -> None:
+    """The second attempt of a `remember` returns the first attempt's recorded result without writing again: its
+    outcome is `deduplicated`, not `ok`, so a dashboard shows how often retries were absorbed."""
+    monkeypatch.setenv("FOREMAN_HOME", str(tmp_path))
+    port = free_port()
+    runtime = metrics_runtime(f"127.0.0.1:{port}")
+    environment = ActivityEnvironment()
+    environment.metric_meter = runtime.metric_meter
+    remember = tool_implementations(from_settings())["remember"]
+    context = CallContext(workflow_id="goal-1", step_id="note", role="drafter", saw_untrusted=False)
+    args = RememberArgs(text="Retries are absorbed by the ledger.", topic="retries", context=context)
+    site = CallSite(namespace="default", workflow_id="goal-1", first_run_id="run-1", step_id="note", call_index=0)
+    args = args.model_copy(update={KEY_FIELD: idempotency_key(site, "remember", args)})
+    first, retried = await environment.run(remember, args), await environment.run(remember, args)
+    assert first == retried and first.ok
+    samples = await scrape(f"http://127.0.0.1:{port}/metrics", {metrics.TOOL_CALLS.name + "_count": 2})
+    tool = {"tool": "remember", "side_effect": "write"}
+    assert total(samples, metrics.TOOL_CALLS.name + "_count", outcome="ok", **tool) == 1
+    assert total(samples, metrics.TOOL_CALLS.name + "_count", outcome="deduplicated", **tool) == 1

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from pydantic import ValidationError
 from temporalio import activity
 
+from activities.metrics import answered_from_ledger
 from activities.tools.registry import run_store, tool_error
 from contracts.errors import ErrorType
 from contracts.tools import ToolResult
@@ -46,6 +47,7 @@ class Idempotency:
         recorded = await run_store(self.ledger.get, key)  # unreadable: a retryable failure, and nothing done
         if recorded is not None:
             activity.logger.info("%s was done by an earlier attempt of this call (%s): its recorded result returned", tool, key)
+            answered_from_ledger()
             return _decoded(recorded, key)
         result = await effect()
         try:
