@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -85,11 +86,16 @@ async def run_goal(
     return (reassembled(result) if whole else result), history
 
 
+def activity_label(scheduled: HistoryEvent) -> str:
+    """What names a scheduled activity in the UI: its summary, or (model calls) its activity id."""
+    if scheduled.user_metadata.HasField("summary"):
+        return json.loads(scheduled.user_metadata.summary.data)
+    return scheduled.activity_task_scheduled_event_attributes.activity_id
+
+
 def activity_labels(history: WorkflowHistory) -> list[str]:
-    """What names each scheduled activity in the UI, in order: its summary, or (model calls) its activity id."""
-    return [json.loads(e.user_metadata.summary.data) if e.user_metadata.HasField("summary")
-            else e.activity_task_scheduled_event_attributes.activity_id
-            for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+    """`activity_label` of every scheduled activity, in order."""
+    return [activity_label(e) for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
 
 
 def scheduled_activities(history: WorkflowHistory) -> list[str]:

@@ -20,7 +20,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 
 from core.history import local_activity
-from tests.helpers import replay, scheduled_activities
+from tests.helpers import activity_label, replay, scheduled_activities
 from tests.record_history import recipe_of, workflow_id
 
 HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"))
@@ -143,9 +143,7 @@ def activity_log(history: WorkflowHistory) -> list[Activity]:
     log: dict[int, Activity] = {}
     for i, e in enumerate(history.events):
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            summary = json.loads(e.user_metadata.summary.data) if e.user_metadata.HasField("summary") else ""
-            attributes = e.activity_task_scheduled_event_attributes  # a model call is named by its activity id
-            log[e.event_id] = Activity(i, attributes.activity_type.name, summary or attributes.activity_id)
+            log[e.event_id] = Activity(i, e.activity_task_scheduled_event_attributes.activity_type.name, activity_label(e))
         elif e.event_type in ACTIVITY_ENDS:
             scheduled = getattr(e, ACTIVITY_ENDS[e.event_type]).scheduled_event_id
             end = EventType.Name(e.event_type).removeprefix("EVENT_TYPE_ACTIVITY_TASK_").lower()
