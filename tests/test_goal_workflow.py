@@ -126,6 +126,8 @@ async def test_exhausted_attempts_fail_the_step_and_skip_dependents(client: Clie
             "steps": [
                 {"type": "agent", "id": "first", "role": "analyst", "instruction": "x", "max_attempts": 2,
                  "checks": [{"type": "regex", "pattern": "^OK$"}]},
+                # Listed before the step it depends on: the skip still reaches it (it used to be left without a result).
+                {"type": "agent", "id": "third", "role": "editor", "instruction": "z", "depends_on": ["second"]},
                 {"type": "agent", "id": "second", "role": "drafter", "instruction": "y", "depends_on": ["first"]},
             ],
         },
@@ -133,9 +135,10 @@ async def test_exhausted_attempts_fail_the_step_and_skip_dependents(client: Clie
     model = ScriptedModel(lambda request: answer("not ok"))
     result, _ = await run_goal(client, task_queue, GoalRequest(goal="fail", playbook=playbook), fake_activities(model.activity()))
     assert result.status is GoalStatus.FAILED
-    first, second = result.steps
+    first, third, second = result.steps
     assert first.status is StepStatus.FAILED and first.attempts == 2 and "verification failed after 2 attempts" in first.error
     assert second.status is StepStatus.SKIPPED and "first" in second.error
+    assert third.status is StepStatus.SKIPPED and "second" in third.error
     assert len(model.requests) == 2
 
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping
+import heapq
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import islice
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -113,12 +115,14 @@ class StepScheduler:
         running: dict[str, asyncio.Task[StepResult]] = {
             step_id: asyncio.create_task(self._launch(by_id[step_id])) for step_id in self.parked}  # resumed first, in order
         self.parked = []
-        draining, finished_here = False, 0
+        draining, finished_here, frontier = False, 0, Frontier()
         while True:
             # Only a run that got something done hands over: a carry near the limits must not make runs that do nothing.
             draining = draining or (finished_here > 0 and self._continue_due(len(running)))
             awaited = {failed for fallback, failed in triggered.items() if fallback not in results}
-            for step in self.steps if self.replan_after is None and not draining else []:
+            passing = [] if self.replan_after is not None or draining else (
+                self.steps if self.ledger.exceeded else frontier.walk(self.steps, results, running))  # over budget: all are skipped
+            for step in passing:
                 if step.id in results or step.id in running or (step.id in standby and step.id not in triggered):
                     continue
                 blocked = [d for d in step.depends_on if d in results and not self._has_output(d)
@@ -353,6 +357,49 @@ class StepScheduler:
         self.executor.context.revised_steps.update(s.id for s in revised.steps)
         self.output_step = revised.output_step or revised.steps[-1].id
         return True
+
+
+class Frontier:
+    """The steps a scheduling pass looks at, in plan order: unfinished ones with no dependencies or at least one
+    finished (a step whose dependencies all still run can neither start nor be skipped; an output is only had from a
+    finished step). Kept up as steps and results arrive, so a pass over a long chain looks at one step, not all."""
+
+    def __init__(self) -> None:
+        self._order: dict[str, int] = {}  # step id -> its place in the plan (revisions appended)
+        self._dependents: dict[str, list[str]] = {}
+        self._pool: set[str] = set()
+        self._results_seen = 0
+
+    def walk(self, steps: list[PlanStep], results: Mapping[str, StepResult], running: Mapping[str, object]) -> Iterator[PlanStep]:
+        """The steps to look at, in plan order; one the caller finishes during the walk (skips) brings its dependents
+        into the same walk, wherever they are in the plan, so a skip cascades at once."""
+        for index in range(len(self._order), len(steps)):
+            step = steps[index]
+            self._order[step.id] = index
+            for dep in step.depends_on:
+                self._dependents.setdefault(dep, []).append(step.id)
+            if not step.depends_on or any(d in results for d in step.depends_on):
+                self._pool.add(step.id)
+        for finished in islice(results, self._results_seen, None):  # dicts keep insertion order: the new results
+            self._pool.update(self._dependents.get(finished, ()))
+        self._results_seen = len(results)
+        queue = sorted(self._order[s] for s in self._pool)
+        looked: set[int] = set()
+        while queue:
+            index = heapq.heappop(queue)
+            step = steps[index]
+            if index in looked:
+                continue
+            looked.add(index)
+            if step.id in results or step.id in running:
+                self._pool.discard(step.id)
+                continue
+            yield step
+            if step.id in results:
+                self._pool.discard(step.id)
+                for dependent in self._dependents.get(step.id, ()):
+                    self._pool.add(dependent)
+                    heapq.heappush(queue, self._order[dependent])
 
 
 def outcome(result: StepResult) -> StepResult:
