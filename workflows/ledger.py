@@ -49,13 +49,16 @@ class GoalLedger:
     def _levels(self) -> list[tuple[BudgetDimension, float, float]]:
         """(dimension, used, limit) for every limit the goal has (a cost or time limit of 0 is none)."""
         used, budget = self.usage, self.budget
-        return [
+        levels = [
             (BudgetDimension.MODEL_CALLS, used.model_calls, budget.max_model_calls),
             (BudgetDimension.TOOL_CALLS, used.tool_calls, budget.max_tool_calls),
             (BudgetDimension.TOKENS, used.total_tokens, budget.max_total_tokens),
-            (BudgetDimension.COST_USD, round(used.cost_usd, 6), budget.max_cost_usd),
-            (BudgetDimension.WALL_SECONDS, round((workflow.now() - self.started).total_seconds(), 3), budget.max_wall_seconds),
         ]
+        if budget.max_cost_usd:
+            levels.append((BudgetDimension.COST_USD, round(used.cost_usd, 6), budget.max_cost_usd))
+        if budget.max_wall_seconds:  # the clock is read only when there is a limit to read it against
+            levels.append((BudgetDimension.WALL_SECONDS, round((workflow.now() - self.started).total_seconds(), 3), budget.max_wall_seconds))
+        return levels
 
     def _crossed(self) -> list[tuple[BudgetDimension, float, float, float]]:
         """(dimension, threshold, used, limit) for every share of a limit usage has reached."""

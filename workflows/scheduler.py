@@ -191,6 +191,8 @@ class StepScheduler:
         """The outputs `step` sees: where its templates name a step whose output is a marked preview, the whole
         text (so a pasted output, and its `sha256`, are of the full content); the same for its dependencies while
         they fit in the step's `full_inputs_tokens` and the goal's tokens left; elsewhere the preview."""
+        if not self.full_outputs:  # no output is a preview: every step sees them whole already
+            return self.outputs
         named = sorted({s for t in templates_of(step) for s in referenced_steps(t) if s in self.full_outputs} | self._whole_inputs(step))
         if not named:
             return self.outputs
