@@ -74,7 +74,7 @@ from bench.workloads import (  # noqa: E402
 from contracts.goal import GoalRequest  # noqa: E402
 from core.search_attributes import SEARCH_ATTRIBUTES  # noqa: E402
 from devserver import find_binary  # noqa: E402
-from worker import all_activities, build_worker  # noqa: E402
+from worker import all_activities, build_worker, settle_heap  # noqa: E402
 
 FANOUT_STEPS = 8
 WIDE_SEARCH_LIMIT = 50
@@ -364,6 +364,7 @@ async def main() -> None:
     folder = tmp / "playbooks"
     chain = steps_playbook(folder, f"bench-chain{args.steps}", args.steps, chained=True)
 
+    settle_heap()  # this process hosts the in-process workers: its heap is settled as worker.py settles a worker's
     report = Report()
     started = time.perf_counter()
     print(f"Foreman benchmarks: FOREMAN_HOME={tmp / 'home'}, {os.cpu_count()} CPUs, {load()}")

@@ -28,7 +28,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from bench.bare import bare_worker  # noqa: E402
 from bench.workloads import instant_model  # noqa: E402
 from contracts.llm import ModelRequest, ModelResponse  # noqa: E402
-from worker import all_activities, build_worker  # noqa: E402
+from worker import all_activities, build_worker, settle_heap  # noqa: E402
 
 SLOW_MODEL_SECONDS = 1.0
 HEARTBEAT_EVERY_S = 0.2
@@ -58,6 +58,7 @@ async def main() -> None:
     args = parser.parse_args()
     client = await Client.connect(args.address, data_converter=pydantic_data_converter)
     model = instant_model().activity() if args.model == "instant" else slow_model()
+    settle_heap()  # as worker.py does before it polls
     async with build_worker(client, args.foreman_queue, activities=all_activities(model)), bare_worker(client, args.bare_queue):
         print("ready", flush=True)
         await asyncio.Event().wait()
