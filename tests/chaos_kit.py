@@ -90,6 +90,13 @@ def activity_in_flight(*names: str) -> Probe:
     return probe
 
 
+def activity_named(prefix: str) -> Probe:
+    """Some goal has an activity pending whose id starts with `prefix` (e.g. a continue-as-new's archive of its steps)."""
+    async def probe(handles: list[WorkflowHandle]) -> bool:
+        return any(p.activity_id.startswith(prefix) for d in await _descriptions(handles) for p in d.raw_description.pending_activities)
+    return probe
+
+
 def recorded(marker: Path, count: int) -> Probe:
     """`count` keyed tool calls are done and recorded by a worker holding them (`tests/crash_worker.py --hold-after-record`)."""
     async def probe(handles: list[WorkflowHandle]) -> bool:
@@ -109,17 +116,6 @@ async def approval_waiting(handles: list[WorkflowHandle]) -> bool:
         except (RPCError, WorkflowQueryFailedError):
             pass
     return False
-
-
-def continued_as_new(first_runs: dict[str, str]) -> Probe:
-    """Some goal has just started a new run (continue-as-new) that the probe has not seen before."""
-    async def probe(handles: list[WorkflowHandle]) -> bool:
-        for handle, description in zip(handles, await _descriptions(handles)):
-            if description.run_id != first_runs.setdefault(handle.id, description.run_id):
-                first_runs[handle.id] = description.run_id
-                return True
-        return False
-    return probe
 
 
 async def wait_for(probe: Probe, handles: list[WorkflowHandle], seconds: float) -> bool:

@@ -1,5 +1,6 @@
 """`make chaos`: worker processes SIGKILLed at chosen points of several goals in flight (a tool call after its effect
-was recorded, a model call, verification, a subagent, an approval wait, a continue-as-new boundary), then random ones;
+was recorded, a model call, verification, a subagent, an approval wait, a continue-as-new boundary while the goal archives
+its finished steps), then random ones;
 a new worker takes over each time; and two workers on one queue under a burst of 50 goals, one killed mid-burst.
 Every goal, subagent and run then passes `tests/invariants.py`."""
 
@@ -18,7 +19,7 @@ from temporalio.client import Client
 
 from contracts.goal import GoalStatus
 from tests.chaos_kit import (
-    Faults, activity_in_flight, approval_waiting, approve_when_told, burst_playbook, chaos_playbooks, child_running, continued_as_new,
+    Faults, activity_in_flight, activity_named, approval_waiting, approve_when_told, burst_playbook, chaos_playbooks, child_running,
     recorded, start_goals, wait_for,
 )
 from tests.helpers import kill_workers, start_worker
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.chaos
 
 GOALS = 4
 RANDOM_KILLS = 4
+SLOW = ("--slow-verify", "--slow-archive")  # so kills can land in verification and at a continue-as-new boundary
 
 
 async def test_worker_kills_at_every_kind_of_point(
@@ -38,12 +40,10 @@ async def test_worker_kills_at_every_kind_of_point(
     marker = tmp_path / "held.txt"
     started = time.monotonic()
     # The first worker holds every keyed tool call after its effect is recorded: the first kill lands there.
-    worker = start_worker(address, task_queue, "--hold-after-record", str(marker), "--slow-verify")
+    worker = start_worker(address, task_queue, "--hold-after-record", str(marker), *SLOW)
     handles = await start_goals(client, task_queue, playbook, GOALS, "chaos-points", continue_as_new_after_events=50)
     told = asyncio.Event()
     approver = asyncio.create_task(approve_when_told(handles, told))
-    runs: dict[str, str] = {}
-    await continued_as_new(runs)(handles)  # the first runs, so a boundary is a change
     points = [
         # Every goal's note recorded and held: a kill while another note is between its effect and its record would
         # repeat that effect (the ledger's documented gap, which this scenario hit when it killed at the first record).
@@ -53,7 +53,8 @@ async def test_worker_kills_at_every_kind_of_point(
         ("model call", activity_in_flight("call_model"), 120),
         ("verification", activity_in_flight("verify_output"), 30),  # --slow-verify: each check takes 1.5 s
         ("approval wait", approval_waiting, 60),
-        ("continue-as-new boundary", continued_as_new(runs), 60),
+        # --slow-archive: the archive a boundary makes first takes 1.5 s; the kill lands between drain and new run
+        ("continue-as-new boundary", activity_named("continue-as-new: finished steps"), 60),
     ]
     faults = Faults()
     rng = random.Random(20261204)
@@ -65,7 +66,7 @@ async def test_worker_kills_at_every_kind_of_point(
                 worker.send_signal(signal.SIGKILL)
                 worker.wait()
                 faults.landed.append(name)
-                worker = start_worker(address, task_queue, "--slow-verify")
+                worker = start_worker(address, task_queue, *SLOW)
             else:
                 faults.missed.append(name)
         told.set()
@@ -74,7 +75,7 @@ async def test_worker_kills_at_every_kind_of_point(
             worker.send_signal(signal.SIGKILL)
             worker.wait()
             faults.landed.append("random")
-            worker = start_worker(address, task_queue, "--slow-verify")
+            worker = start_worker(address, task_queue, *SLOW)
         async with asyncio.timeout(300):  # a write killed mid-call waits out its start-to-close timeout (60 s)
             results = [await h.result() for h in handles]
     finally:

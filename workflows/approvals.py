@@ -112,7 +112,8 @@ class ApprovalDesk:
             return
         part = DeskArchive(requests=done, events=list(self.events))
         self.archived.append(await archive_text(part.model_dump_json(), f"continue-as-new: archive {len(done)} decided "
-                                                f"approvals, {len(part.events)} audit events"))
+                                                f"approvals, {len(part.events)} audit events",
+                                                f"continue-as-new: approvals part {len(self.archived) + 1}"))
         for request in done:
             self.decided[request.request_id] = request.status
             del self.requests[request.request_id]

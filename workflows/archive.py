@@ -94,7 +94,7 @@ async def load_text(ref: ContentRef, summary: str) -> str:
     return loaded.text
 
 
-async def archive_text(text: str, summary: str) -> ContentRef:
-    """Text into the content store, by reference."""
+async def archive_text(text: str, summary: str, activity_id: str | None = None) -> ContentRef:
+    """Text into the content store, by reference (`activity_id`: a name for the call, unique among open activities)."""
     return await workflow.execute_activity(ARCHIVE_CONTENT_ACTIVITY, ContentText(text=text), result_type=ContentRef,
-                                           summary=summary, **ARCHIVE.kwargs())
+                                           summary=summary, activity_id=activity_id, **ARCHIVE.kwargs())

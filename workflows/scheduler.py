@@ -258,7 +258,8 @@ class StepScheduler:
         assert self.plan is not None
         fresh = [r for r in self.results.values() if r.step_id not in self.archived]
         for part in split_parts(ArchivePart(), fresh) if fresh else []:
-            ref = await archive_text(part.model_dump_json(), f"continue-as-new: archive {len(part.steps)} finished steps")
+            ref = await archive_text(part.model_dump_json(), f"continue-as-new: archive {len(part.steps)} finished steps",
+                                     f"continue-as-new: finished steps part {len(self.parts) + 1}")  # named: tools can tell the boundary
             self.parts.append(ref)
             self.archived.update({r.step_id: len(self.parts) - 1 for r in part.steps})
         inline = {s: o for s, o in self.outputs.items() if len(o) <= INLINE_OUTPUT_CHARS}
