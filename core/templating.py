@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from core.hashing import sha256_text
 
@@ -28,8 +28,9 @@ def slugify(text: str, max_words: int = 6) -> str:
     return f"goal-{sha256_text(text)[:10]}" if text.strip() else "goal"
 
 
-def render(template: str, goal: str, outputs: Mapping[str, str]) -> str:
-    """Fill placeholders; an unknown step id raises KeyError (a plan bug, caught by validation)."""
+def render(template: str, goal: str, outputs: Mapping[str, str], paste: Callable[[str, str], str] | None = None) -> str:
+    """Fill placeholders; an unknown step id raises KeyError (a plan bug, caught by validation). `paste(step_id, text)`
+    gives the form an output takes where its text is pasted (a prompt marks it untrusted); a hash is of the text itself."""
 
     def substitute(match: re.Match[str]) -> str:
         if match.group(1) == "goal":
@@ -37,7 +38,9 @@ def render(template: str, goal: str, outputs: Mapping[str, str]) -> str:
         if match.group(1) == "goal_slug":
             return slugify(goal)
         output = outputs[match.group(2)]
-        return sha256_text(output) if match.group(3) == "sha256" else output
+        if match.group(3) == "sha256":
+            return sha256_text(output)
+        return paste(match.group(2), output) if paste else output
 
     return _PLACEHOLDER.sub(substitute, template)
 

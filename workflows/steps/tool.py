@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.plan import ToolStep
     from core.catalogue import ToolCatalogue
     from core.extraction import ExtractionFailed, extract
-    from core.templating import render
+    from core.templating import referenced_outputs, render
     from core.untrusted import UNTRUSTED_NOTE, step_output
     from contracts.archive import ContentRef
     from contracts.tools import ToolResult
@@ -90,8 +90,9 @@ class ToolStepRunner:
     async def _fill(self, step: ToolStep, call: ToolCallRequest, outputs: Mapping[str, str], result: StepResult) -> ToolCallRequest:
         """One model call fills `step.model_fills`; declared arguments keep their values."""
         goal, tool, names = self.context.request.goal, step.invocation.tool, step.model_fills
-        material = [f"Output of step '{dep}':\n{step_output(dep, outputs[dep])}" for dep in step.depends_on]
-        task = render(step.fill_instruction, goal, outputs)
+        pasted = referenced_outputs(step.fill_instruction)  # wrapped where the instruction pastes it, not twice
+        material = [f"Output of step '{dep}':\n{step_output(dep, outputs[dep])}" for dep in step.depends_on if dep not in pasted]
+        task = render(step.fill_instruction, goal, outputs, paste=step_output)
         messages = [
             ChatMessage(role=ChatRole.SYSTEM, content=(
                 f"You fill in arguments for the {tool} tool: {', '.join(names)}. {UNTRUSTED_NOTE} "
