@@ -11,8 +11,11 @@ server enforces across every worker (`worker.py --models`). A short wait (at mos
 heartbeating, so a queued call is not taken for a dead one. A longer one (a long Retry-After, a slow request rate) would
 hold an activity slot and run down its start-to-close: the call fails at once instead, retryable (`ModelDeferred`), with
 `next_retry_delay` the wait, so Temporal starts the next attempt when the turn is due and the slot serves other calls
-meanwhile. Only inside an activity with an attempt to spare: a direct call, or an activity's last attempt, waits here.
-The workflow's timeouts (schedule-to-close from the goal's deadline) bound the whole wait either way.
+meanwhile. A call waiting for a concurrency slot cannot know its wait in advance: it waits up to `WAIT_IN_PLACE_SECONDS`
+for one, then fails the same way with a jittered guess (see `_take_slot`). Only inside an activity with an attempt to
+spare: a direct call, or an activity's last attempt, waits here. The workflow's timeouts (schedule-to-close from the
+goal's deadline) bound the whole wait either way. A deferred attempt holds nothing: it takes a request token only once
+it has a concurrency slot and its turn, and gives the slot back as it fails.
 
 Limiters are kept per endpoint, and a request may name its model and base URL: at most `MAX_LIMITERS` per event loop,
 the least recently used let go first (a call already holding one keeps it).
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 import weakref
 from collections import OrderedDict
@@ -83,6 +87,24 @@ class EndpointLimiter:
         finally:
             self._queued -= 1
 
+    @staticmethod
+    async def _take_slot(slots: asyncio.Semaphore, deferrable: bool) -> None:
+        """Acquire a concurrency slot; a deferrable call waits at most WAIT_IN_PLACE_SECONDS for one."""
+        if not deferrable:
+            await slots.acquire()
+            return
+        try:
+            async with asyncio.timeout(WAIT_IN_PLACE_SECONDS):
+                await slots.acquire()  # a slot handed over as the timeout fires is released again by acquire itself
+        except TimeoutError:
+            # The calls in flight have outlasted one threshold, so another is a fair guess; jittered so the calls
+            # deferred together do not come back together.
+            delay = WAIT_IN_PLACE_SECONDS * random.uniform(1.0, 2.0)
+            raise ApplicationError(
+                f"every concurrency slot of this worker for the endpoint stayed busy for {WAIT_IN_PLACE_SECONDS:g} s: "
+                f"retried in {delay:.1f} s", type=ErrorType.MODEL_DEFERRED, next_retry_delay=timedelta(seconds=delay),
+            ) from None
+
     @contextlib.asynccontextmanager
     async def slot(self, label: str) -> AsyncIterator[None]:
         """Wait for a turn (heartbeating as `label`; a long wait fails the attempt, see the module), run the call, and
@@ -92,7 +114,8 @@ class EndpointLimiter:
         async with contextlib.AsyncExitStack() as stack:
             async with heartbeating(f"queued for {label}"):
                 if self._slots is not None:
-                    await stack.enter_async_context(self._slots)
+                    await self._take_slot(self._slots, deferrable)
+                    stack.callback(self._slots.release)  # no await since the acquire: nothing can come between
                 await self._turn(deferrable)
             try:
                 yield
