@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
+from enum import StrEnum
 from pathlib import PurePath
 
 from opentelemetry import trace
@@ -55,6 +56,20 @@ def model_call(provider: Provider, model: str, role: ModelRole, seconds: float, 
         tokens = meter.create_counter(metrics.MODEL_TOKENS.name, metrics.MODEL_TOKENS.help, "tokens")
         tokens.add(usage.prompt_tokens, labels | {"kind": "prompt"})
         tokens.add(usage.completion_tokens, labels | {"kind": "completion"})
+
+
+class DeferralReason(StrEnum):
+    """What held a model call the limiter deferred (`activities.providers.limits`): a fixed set, so a bounded label."""
+
+    RATE = "rate"  # the endpoint's requests per minute
+    RETRY_AFTER = "retry_after"  # a 429's pause
+    CONCURRENCY = "concurrency"  # every MAX_CONCURRENT slot stayed busy
+
+
+def model_deferral(provider: Provider, reason: DeferralReason) -> None:
+    """One attempt failed as ModelDeferred instead of waiting (labels: two enums, so no cap is needed)."""
+    counter = _meter().create_counter(metrics.MODEL_DEFERRALS.name, metrics.MODEL_DEFERRALS.help)
+    counter.add(1, {"provider": provider.value, "reason": reason.value})
 
 
 def cache_lookup(cache: str, hit: bool, tool: str | None = None) -> None:

@@ -35,6 +35,8 @@ APPROVAL_EVENTS = Metric("foreman_approval_events", "Approval desk events; label
 MODEL_CALLS = Metric("foreman_model_call_seconds", "Latency of model calls that reached a provider; labels provider, "
                      "model, role, outcome (ok, error).", LATENCY_BUCKETS)
 MODEL_TOKENS = Metric("foreman_model_tokens", "Tokens of model calls; labels provider, model, role, kind (prompt, completion).")
+MODEL_DEFERRALS = Metric("foreman_model_deferrals", "Model call attempts the worker's limiter failed as ModelDeferred "
+                         "rather than wait in an activity slot; labels provider, reason (rate, retry_after, concurrency).")
 TOOL_CALLS = Metric("foreman_tool_call_seconds", "Latency of tool activity attempts; labels tool, side_effect, outcome "
                     "(ok, error: the tool reported a failure, failed: the attempt raised, cached).", LATENCY_BUCKETS)
 TOOL_ERRORS = Metric("foreman_tool_errors", "Tool attempts that failed or reported a failure; labels tool, side_effect, error_type.")
@@ -44,8 +46,8 @@ VERDICTS = Metric("foreman_verdicts", "Verifier verdicts; label decision (accept
 VERDICT_SCORES = Metric("foreman_verdict_score", "Verifier scores (0..1); label decision.",
                         (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0))
 
-ALL = (GOALS_STARTED, GOALS_FINISHED, GOAL_COST, APPROVAL_EVENTS, MODEL_CALLS, MODEL_TOKENS, TOOL_CALLS, TOOL_ERRORS,
-       CACHE_LOOKUPS, VERDICTS, VERDICT_SCORES)
+ALL = (GOALS_STARTED, GOALS_FINISHED, GOAL_COST, APPROVAL_EVENTS, MODEL_CALLS, MODEL_TOKENS, MODEL_DEFERRALS, TOOL_CALLS,
+       TOOL_ERRORS, CACHE_LOOKUPS, VERDICTS, VERDICT_SCORES)
 
 
 def bucket_overrides() -> dict[str, list[float]]:

@@ -145,6 +145,63 @@ async def test_a_slow_request_rate_defers_a_call_for_its_token(monkeypatch: pyte
     assert timedelta(seconds=9) < caught.value.next_retry_delay <= timedelta(seconds=10) and provider.served == 1
 
 
+async def test_a_call_kept_from_a_concurrency_slot_defers_instead_of_holding_its_activity_slot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """MAX_CONCURRENT=1 and a call in flight for 0.8 s: another, in an activity with attempts to spare, waits
+    WAIT_IN_PLACE_SECONDS for the slot, then fails retryable (ModelDeferred) with a jittered `next_retry_delay` of one to
+    two thresholds, having sent nothing. Its last attempt waits in place for the slot instead."""
+    monkeypatch.setattr(limits, "WAIT_IN_PLACE_SECONDS", 0.3)
+    monkeypatch.setenv("FOREMAN_OPENAI_MAX_CONCURRENT", "1")
+    provider = CrowdedProvider(limit=100, seconds=0.8)
+    with ScriptedServer(provider) as server:
+        model = resolved(server.base_url)
+        async with asyncio.timeout(10):
+            busy = asyncio.create_task(complete(ask("in flight"), model))  # a direct call: never deferred
+            while not provider.in_flight:
+                await asyncio.sleep(0.01)
+            started = time.monotonic()
+            with pytest.raises(ApplicationError) as caught:
+                await ActivityEnvironment().run(complete, ask("kept out"), model)
+            returned = time.monotonic() - started
+            served_meanwhile = provider.served
+            last = ActivityEnvironment()
+            last.info = dataclasses.replace(last.info, attempt=3, retry_policy=RetryPolicy(maximum_attempts=3))
+            await last.run(complete, ask("last attempt"), model)
+            await busy
+    deferred = caught.value
+    print(f"\nslot busy: the attempt returned after {returned * 1000:.0f} ms, next attempt in {deferred.next_retry_delay}")
+    assert deferred.type == ErrorType.MODEL_DEFERRED and not deferred.non_retryable
+    assert timedelta(seconds=0.3) <= deferred.next_retry_delay <= timedelta(seconds=0.6)
+    assert 0.3 <= returned < 0.6 and served_meanwhile == 0  # gave up at the threshold, not when the slot freed
+    assert provider.served == 2 and provider.peak == 1  # the call in flight and the last attempt, one at a time
+    assert "kept out" not in provider.times  # the deferred attempt never reached the provider
+
+
+async def test_a_deferred_attempt_keeps_no_concurrency_slot_and_spends_no_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MAX_CONCURRENT=1 and 60 requests a minute (one token, back a second after it is spent). A call deferred for the
+    slot gives nothing away: as soon as the call in flight ends, the next activity call goes straight through. A slot
+    kept would defer it for concurrency; a token spent, or a place in the queue kept, would defer it for the rate."""
+    monkeypatch.setattr(limits, "WAIT_IN_PLACE_SECONDS", 0.2)
+    monkeypatch.setenv("FOREMAN_OPENAI_MAX_CONCURRENT", "1")
+    monkeypatch.setenv("FOREMAN_OPENAI_REQUESTS_PER_MINUTE", "60")
+    provider = CrowdedProvider(limit=100, seconds=1.6)
+    with ScriptedServer(provider) as server:
+        model = resolved(server.base_url)
+        async with asyncio.timeout(10):
+            busy = asyncio.create_task(complete(ask("in flight"), model))  # the slot and the token, at 0 s
+            await asyncio.sleep(1.1)  # the token is back; the slot is not
+            with pytest.raises(ApplicationError) as caught:
+                await ActivityEnvironment().run(complete, ask("deferred"), model)
+            await busy
+            provider.seconds = 0.0
+            started = time.monotonic()
+            await ActivityEnvironment().run(complete, ask("next"), model)
+            took = time.monotonic() - started
+    assert caught.value.type == ErrorType.MODEL_DEFERRED and "concurrency slot" in caught.value.message
+    assert took < 0.15 and provider.served == 2 and "deferred" not in provider.times
+
+
 async def test_the_limiters_kept_are_capped() -> None:
     """A stream of request-named endpoints keeps at most MAX_LIMITERS limiters, the least recently used let go first."""
     kept = limiter(resolved("http://kept.example"))

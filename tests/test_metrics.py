@@ -20,9 +20,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 import settings
+from contracts.errors import ErrorType
 from contracts.goal import GoalRequest, GoalResult, GoalStatus, ModelRouting
 from activities import metrics as activity_metrics
 from activities.model_call import ModelCalls
+from activities.providers import limits
 from activities.tools import tool_activities, tool_implementations
 from contracts.llm import ChatMessage, ChatRole, ModelRequest, ModelRole, ModelSpec, Provider
 from contracts.tools import KEY_FIELD, CallContext, RememberArgs
@@ -34,7 +36,7 @@ from observability import ObservabilityConfigError, metrics_runtime
 from temporal_client import connect
 from tests.fakes import ScriptedModel, calls_then_reports
 from tests.helpers import completion, fake_activities, run_goal, scheduled_activities, single_step_playbook
-from tests.llama_server import Recorded, Reply, ScriptedServer, free_port
+from tests.llama_server import CrowdedProvider, Recorded, Reply, ScriptedServer, free_port
 from worker import all_activities
 
 SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$")
@@ -159,6 +161,53 @@ async def test_failed_model_calls_and_tool_attempts_are_counted_with_their_error
     model = {"provider": "openai", "model": "flaky", "role": "planner"}
     assert total(samples, metrics.MODEL_CALLS.name + "_count", outcome="error", **model) == len(server.requests) == 1
     assert total(samples, metrics.MODEL_TOKENS.name, **model) == 0
+
+
+async def test_deferred_model_calls_are_counted_by_provider_and_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real servers on 127.0.0.1 and the real `call_model`: one attempt the worker's limiter hands back to Temporal
+    (ModelDeferred) per reason: the endpoint paused by a 429's Retry-After of 30 s, a token 10 s off at 6 requests a
+    minute, and the only concurrency slot busy past WAIT_IN_PLACE_SECONDS. Each is counted under its reason; none
+    reached a provider, so none is a model call."""
+    monkeypatch.setattr(limits, "WAIT_IN_PLACE_SECONDS", 0.2)
+    port = free_port()
+    runtime = metrics_runtime(f"127.0.0.1:{port}")  # kept: the endpoint lives as long as the runtime
+    environment = ActivityEnvironment()
+    environment.metric_meter = runtime.metric_meter
+    calls = ModelCalls(None)
+
+    def to(server: ScriptedServer) -> ModelRequest:
+        spec = ModelSpec(provider=Provider.OPENAI, model="held", base_url=server.base_url)
+        return ModelRequest(role=ModelRole.EXECUTOR, messages=[ChatMessage(role=ChatRole.USER, content="hi")], spec=spec)
+
+    async def deferred(server: ScriptedServer) -> None:
+        with pytest.raises(ApplicationError) as caught:
+            await environment.run(calls.call_model, to(server))
+        assert caught.value.type == ErrorType.MODEL_DEFERRED, caught.value
+
+    # Calls made outside an activity (directly) set the scene: they are never deferred, and record nothing.
+    limited = Reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "30"})
+    async with asyncio.timeout(10):
+        with ScriptedServer(lambda request: limited) as paused, ScriptedServer(CrowdedProvider(limit=100)) as rated:
+            with pytest.raises(ApplicationError):  # the 429 pauses the endpoint for 30 s
+                await calls.call_model(to(paused))
+            await deferred(paused)
+            monkeypatch.setenv("FOREMAN_OPENAI_REQUESTS_PER_MINUTE", "6")
+            await calls.call_model(to(rated))  # the bucket's only token
+            await deferred(rated)
+        monkeypatch.delenv("FOREMAN_OPENAI_REQUESTS_PER_MINUTE")
+        monkeypatch.setenv("FOREMAN_OPENAI_MAX_CONCURRENT", "1")
+        with ScriptedServer(CrowdedProvider(limit=100, seconds=0.6)) as crowded:
+            busy = asyncio.create_task(calls.call_model(to(crowded)))  # holds the only slot for 0.6 s
+            while not crowded.requests:
+                await asyncio.sleep(0.01)
+            await deferred(crowded)
+            await busy
+        assert [len(server.requests) for server in (paused, rated, crowded)] == [1, 1, 1]  # the deferred sent nothing
+        samples = await scrape(f"http://127.0.0.1:{port}/metrics", {metrics.MODEL_DEFERRALS.name: 3})
+    for reason in ("retry_after", "rate", "concurrency"):
+        assert total(samples, metrics.MODEL_DEFERRALS.name, provider="openai", reason=reason) == 1, reason
+    assert total(samples, metrics.MODEL_DEFERRALS.name) == 3
+    assert total(samples, metrics.MODEL_CALLS.name + "_count") == 0  # the direct calls ran outside the activity
 
 
 def test_metrics_address_errors_and_url(monkeypatch: pytest.MonkeyPatch) -> None:
