@@ -140,13 +140,14 @@ class Faults:
         return text + (f" (not reached: {', '.join(self.missed)})" if self.missed else "")
 
 
-def backing_off_model(call_model: Callable) -> Callable:
-    """`call_model` whose first attempt for a goal saying "back off" fails retryably with a 4 s Retry-After, so the
-    activity then waits on the server's retry timer."""
+def backing_off_model(call_model: Callable, until: asyncio.Event) -> Callable:
+    """`call_model` whose attempts for a goal saying "back off" fail retryably with a 2 s Retry-After until `until` is
+    set, so the activity keeps waiting on the server's retry timer (a single timer could run out while a restarted
+    server comes up on a slow machine, and the fault would miss)."""
     @activity.defn(name=CALL_MODEL_ACTIVITY)
     async def backing_off(request: ModelRequest) -> ModelResponse:
-        if activity.info().attempt == 1 and any("back off" in m.content for m in request.messages):
-            raise ApplicationError("provider busy", type=ErrorType.MODEL_UNAVAILABLE, next_retry_delay=timedelta(seconds=4))
+        if not until.is_set() and any("back off" in m.content for m in request.messages):
+            raise ApplicationError("provider busy", type=ErrorType.MODEL_UNAVAILABLE, next_retry_delay=timedelta(seconds=2))
         return await call_model(request)
     return backing_off
 

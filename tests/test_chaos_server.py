@@ -40,7 +40,8 @@ async def test_server_killed_and_restarted_mid_goal(task_queue: str, tmp_path: P
     faults = Faults()
     try:
         client = await connect(address)
-        async with build_worker(client, task_queue, activities=all_activities(backing_off_model(slow_call_model))):
+        backed_off = asyncio.Event()  # set once the retry-timer kill has landed: the "back off" goals then go on
+        async with build_worker(client, task_queue, activities=all_activities(backing_off_model(slow_call_model, backed_off))):
             handles = [*await start_goals(client, task_queue, playbook, GOALS // 2, "server"),
                        *await start_goals(client, task_queue, playbook, GOALS - GOALS // 2, "server-backoff", "Please back off")]
             told = asyncio.Event()
@@ -55,6 +56,8 @@ async def test_server_killed_and_restarted_mid_goal(task_queue: str, tmp_path: P
                         pid = devserver.start(address, ui_port=None)  # the same SQLite file
                     else:
                         faults.missed.append(name)
+                    if name == "on a retry timer":
+                        backed_off.set()
                 told.set()
                 async with asyncio.timeout(240):
                     results = [await h.result() for h in handles]
