@@ -5,6 +5,7 @@ shown on the page (a flash message), never as an error page.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -61,7 +62,8 @@ async def login(request: Request) -> Response:
         return render(request, "login.html", next=request.query_params.get("next", ""))
     form = await request.form()
     name, password = str(form.get("name", "")), str(form.get("password", ""))
-    user = authenticate(request.app.state.users.users(), name, password)
+    # scrypt holds a core for ~60 ms and hashlib releases the GIL: in a thread, other requests go on meanwhile.
+    user = await asyncio.to_thread(authenticate, request.app.state.users.users(), name, password)
     if user is None:
         return render(request, "login.html", status_code=401, error="unknown user or wrong password", name=name,
                       next=request.query_params.get("next", ""))

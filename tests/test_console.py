@@ -6,7 +6,10 @@ on the page; signed approvals and escalations go through the same `decisions` co
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
+import os
 import re
 import socket
 import subprocess
@@ -284,6 +287,34 @@ async def test_the_goals_page_filters_by_search_attributes(client: Client, task_
         assert row not in (await http.get(f"/goals?waiting=1&text={handle.id}&min_cost=5")).text
         await handle.cancel()
 
+
+
+async def test_a_password_check_leaves_the_event_loop_free(client: Client, tmp_path: Path) -> None:
+    """The console serves on this test's event loop, so a loop held by scrypt shows as one long gap between ticks."""
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(PASSWORD.encode(), salt=salt, n=2**14, r=8, p=16, dklen=32)  # p=16: a check of ~0.5 s
+    stored = "$".join(["scrypt", "16384", "8", "16", base64.b64encode(salt).decode(), base64.b64encode(digest).decode()])
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps({"users": [{"name": "alice", "password": stored}]}))
+    loop = asyncio.get_running_loop()
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = loop.time()
+        while True:
+            await asyncio.sleep(0.005)
+            gaps.append(loop.time() - last)
+            last = loop.time()
+
+    async with console(client, users) as base, httpx.AsyncClient(base_url=base) as http:
+        token = csrf_of((await http.get("/login")).text)
+        ticker = asyncio.create_task(tick())
+        started = loop.time()
+        response = await http.post("/login", data={"name": "alice", "password": PASSWORD, "csrf": token})
+        took = loop.time() - started
+        ticker.cancel()
+    assert response.status_code == 303
+    assert max(gaps) < took / 3, (max(gaps), took)
 
 # --- users and filters --------------------------------------------------------------------------------
 
