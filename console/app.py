@@ -26,6 +26,7 @@ import settings
 from console import views
 from console.auth import Guard, UserDirectory
 from console.goal_view import PlanCache
+from console.login_limits import LoginLimiter
 from stores import Stores
 from temporal_client import connect
 from starter import ui_link
@@ -85,6 +86,7 @@ def create_app(client: Client | None = None, users_path: Path | None = None, sec
     app.state.users = directory
     app.state.stores = stores
     app.state.plans = PlanCache()
+    app.state.login_limits = LoginLimiter()
     app.state.templates = templates()
     return app
 

@@ -62,11 +62,19 @@ async def login(request: Request) -> Response:
         return render(request, "login.html", next=request.query_params.get("next", ""))
     form = await request.form()
     name, password = str(form.get("name", "")), str(form.get("password", ""))
+    limits, address = request.app.state.login_limits, request.client.host if request.client else ""
+    if (wait := limits.retry_after(name, address)) is not None:
+        refused = render(request, "login.html", status_code=429, error=f"too many failed logins: try again in {wait} s",
+                         name=name, next=request.query_params.get("next", ""))
+        refused.headers["Retry-After"] = str(wait)
+        return refused
+    limits.charge(name, address)
     # scrypt holds a core for ~60 ms and hashlib releases the GIL: in a thread, other requests go on meanwhile.
     user = await asyncio.to_thread(authenticate, request.app.state.users.users(), name, password)
     if user is None:
         return render(request, "login.html", status_code=401, error="unknown user or wrong password", name=name,
                       next=request.query_params.get("next", ""))
+    limits.refund(name, address)
     log_in(request.session, user)
     return back_to(request, "/")
 

@@ -28,6 +28,7 @@ from temporalio.client import Client
 import settings
 from console.app import create_app
 from console.goals import FilterError, GoalFilters
+from console.login_limits import LoginLimiter
 from console.users import ConsoleUser, UsersFileError, add_user, authenticate, hash_password, load, password_matches
 from contracts.escalations import Escalation
 from contracts.goal import GoalStatus
@@ -316,6 +317,36 @@ async def test_a_password_check_leaves_the_event_loop_free(client: Client, tmp_p
     assert response.status_code == 303
     assert max(gaps) < took / 3, (max(gaps), took)
 
+
+async def test_failed_logins_are_limited_per_name_and_per_address(client: Client, tmp_path: Path) -> None:
+    """5 failures in 5 minutes for a name (from any address) or from an address (for any name), then 429 with
+    Retry-After, the right password included; other names and addresses go on. Addresses are real: the client binds
+    127.0.0.x."""
+    users = users_file(tmp_path, alice=None, bob=None)
+    async with console(client, users) as base:
+
+        def coming_from(host: str) -> httpx.AsyncClient:
+            return httpx.AsyncClient(base_url=base, transport=httpx.AsyncHTTPTransport(local_address=host))
+
+        for host, tries in (("127.0.0.2", 3), ("127.0.0.3", 2)):  # alice's password guessed from two addresses
+            async with coming_from(host) as http:
+                for _ in range(tries):
+                    assert (await logged_in(http, "alice", "wrong")).status_code == 401
+        async with coming_from("127.0.0.4") as http:
+            refused = await logged_in(http, "alice")
+            assert refused.status_code == 429 and 290 <= int(refused.headers["retry-after"]) <= 300
+            assert "too many failed logins: try again in" in refused.text
+            assert (await logged_in(http, "bob")).status_code == 303
+        async with coming_from("127.0.0.2") as http:
+            assert (await logged_in(http, "bob")).status_code == 303  # 3 failures from here: under the limit
+
+        async with coming_from("127.0.0.5") as http:  # one address guessing names
+            for name in ("carol", "dave", "erin", "frank", "bob"):
+                assert (await logged_in(http, name, "wrong")).status_code == 401
+            assert (await logged_in(http, "bob")).status_code == 429  # bob's name has 1 failure, the address 5
+        async with coming_from("127.0.0.6") as http:
+            assert (await logged_in(http, "bob")).status_code == 303
+
 # --- users and filters --------------------------------------------------------------------------------
 
 
@@ -356,3 +387,22 @@ def test_filters_become_a_query_from_checked_values_only() -> None:
     for bad in ({"status": "x' OR 1=1"}, {"playbook": "a' OR 'b"}, {"min_cost": "1; drop"}, {"min_cost": "-1"}):
         with pytest.raises(FilterError):
             GoalFilters.parse(bad)
+
+
+def test_the_login_limiter_forgets_after_its_window_and_stays_bounded() -> None:
+    now = [1000.0]
+    limits = LoginLimiter(failures=2, window_seconds=60, max_keys=4, clock=lambda: now[0])
+    limits.charge("alice", "10.0.0.1")
+    limits.charge("alice", "10.0.0.1")
+    assert limits.retry_after("alice", "10.0.0.9") == 60 and limits.retry_after("bob", "10.0.0.1") == 60
+    now[0] += 59.5
+    assert limits.retry_after("alice", "10.0.0.9") == 1
+    now[0] += 0.5
+    assert limits.retry_after("alice", "10.0.0.1") is None
+    limits.charge("bob", "10.0.0.2")  # a right password: counted while checked, then taken back
+    limits.refund("bob", "10.0.0.2")
+    limits.charge("bob", "10.0.0.2")
+    assert limits.retry_after("bob", "10.0.0.2") is None
+    limits.charge("carol", "10.0.0.3")
+    limits.charge("carol", "10.0.0.3")  # six keys tried: the two least recent (alice's) are forgotten
+    assert len(limits) == 4 and limits.retry_after("carol", "10.0.0.3") == 60
