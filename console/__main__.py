@@ -10,6 +10,7 @@ import os
 import sys
 
 import settings
+from console.sessions import SessionStoreError
 from console.users import UsersFileError, add_user
 
 
@@ -52,7 +53,7 @@ async def serve(address: str, port: int) -> int:
 
     try:
         app = create_app()
-    except UsersFileError as err:
+    except (UsersFileError, SessionStoreError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:

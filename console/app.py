@@ -1,9 +1,9 @@
 """The console's Starlette app: routes, templates and the shared state (Temporal client, users, stores).
 
 `create_app` takes everything it uses (a connected client or none: it connects on start-up with
-`temporal_client.connect`; the users file; the cookie secret; the stores), so tests build one over their own
-dev server and users file. Pages are server-rendered Jinja2 (autoescaped); no front-end build step, nothing
-loaded from elsewhere.
+`temporal_client.connect`; the users file, next to which logouts are kept; the cookie secret; the stores), so tests
+build one over their own dev server and users file. Pages are server-rendered Jinja2 (autoescaped); no front-end
+build step, nothing loaded from elsewhere.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from console import views
 from console.auth import Guard, UserDirectory
 from console.goal_view import PlanCache
 from console.login_limits import LoginLimiter
+from console.sessions import RevokedSessions, revoked_sessions_path
 from stores import Stores
 from temporal_client import connect
 from starter import ui_link
@@ -60,8 +61,10 @@ def create_app(client: Client | None = None, users_path: Path | None = None, sec
             app.state.client = await connect()
         yield
 
-    directory = UserDirectory(users_path or settings.console_users_path())
+    users_path = users_path or settings.console_users_path()
+    directory = UserDirectory(users_path)
     directory.users()  # a malformed users file stops the start, not the first login
+    revoked = RevokedSessions(revoked_sessions_path(users_path), SESSION_HOURS * 3600)
     routes = [
         Route("/", views.goals, methods=["GET"]),
         Route("/login", views.login, methods=["GET", "POST"]),
@@ -78,7 +81,7 @@ def create_app(client: Client | None = None, users_path: Path | None = None, sec
     middleware = [
         Middleware(SessionMiddleware, secret_key=secret or settings.console_secret() or secrets.token_urlsafe(32),
                    session_cookie=SESSION_COOKIE, max_age=SESSION_HOURS * 3600, same_site="strict"),
-        Middleware(Guard, directory=directory),
+        Middleware(Guard, directory=directory, revoked=revoked),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                     exception_handlers={RPCError: views.temporal_unreachable})
@@ -87,6 +90,7 @@ def create_app(client: Client | None = None, users_path: Path | None = None, sec
     app.state.stores = stores
     app.state.plans = PlanCache()
     app.state.login_limits = LoginLimiter()
+    app.state.revoked_sessions = revoked
     app.state.templates = templates()
     return app
 

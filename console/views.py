@@ -17,7 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 import decisions
 import settings
-from console.auth import current_user, csrf_token, log_in
+from console.auth import current_user, csrf_token, log_in, log_out
 from console.goal_view import goal_view
 from console.goals import STATUSES, FilterError, GoalFilters, list_goals
 from console.inbox import collect
@@ -80,7 +80,7 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    request.session.clear()
+    log_out(request.session, request.app.state.revoked_sessions)
     return RedirectResponse("/login", status_code=303)
 
 

@@ -29,6 +29,7 @@ import settings
 from console.app import create_app
 from console.goals import FilterError, GoalFilters
 from console.login_limits import LoginLimiter
+from console.sessions import RevokedSessions, SessionStoreError, revoked_sessions_path
 from console.users import ConsoleUser, UsersFileError, add_user, authenticate, hash_password, load, password_matches
 from contracts.escalations import Escalation
 from contracts.goal import GoalStatus
@@ -347,6 +348,37 @@ async def test_failed_logins_are_limited_per_name_and_per_address(client: Client
         async with coming_from("127.0.0.6") as http:
             assert (await logged_in(http, "bob")).status_code == 303
 
+
+async def test_a_logout_ends_every_copy_of_the_session_even_after_a_restart(client: Client, tmp_path: Path) -> None:
+    users = users_file(tmp_path, alice=None)
+    async with console(client, users) as base, httpx.AsyncClient(base_url=base) as http:
+        await logged_in(http, "alice")
+        cookie = {"cookie": f"foreman_console={http.cookies['foreman_console']}"}  # a copy: another tab, or a thief's
+        async with httpx.AsyncClient(base_url=base, headers=cookie) as copy:
+            assert (await copy.get("/goals")).status_code == 200
+            assert (await http.post("/logout", data={"csrf": csrf_of((await http.get("/goals")).text)})).status_code == 303
+            assert (await copy.get("/goals")).status_code == 303
+    async with (console(client, users) as base, httpx.AsyncClient(base_url=base, headers=cookie) as copy,
+                httpx.AsyncClient(base_url=base) as http):
+        assert (await copy.get("/goals")).status_code == 303  # same secret, same users file: the logout holds
+        await logged_in(http, "alice")
+        assert (await http.get("/goals")).status_code == 200  # a new login is a new session
+    assert revoked_sessions_path(users).stat().st_mode & 0o777 == 0o600
+
+
+async def test_a_new_password_ends_the_sessions_made_with_the_old_one(client: Client, tmp_path: Path) -> None:
+    users = users_file(tmp_path, alice=None, bob=None)
+    async with (console(client, users) as base, httpx.AsyncClient(base_url=base) as laptop,
+                httpx.AsyncClient(base_url=base) as phone, httpx.AsyncClient(base_url=base) as bob):
+        for http, name in ((laptop, "alice"), (phone, "alice"), (bob, "bob")):
+            assert (await logged_in(http, name)).status_code == 303
+        add_user(users, "alice", "a new password")  # what `python -m console adduser alice` does
+        for http in (laptop, phone):
+            assert (await http.get("/goals")).status_code == 303
+        assert (await bob.get("/goals")).status_code == 200
+        assert (await logged_in(laptop, "alice", "a new password")).status_code == 303
+        assert (await laptop.get("/goals")).status_code == 200
+
 # --- users and filters --------------------------------------------------------------------------------
 
 
@@ -406,3 +438,19 @@ def test_the_login_limiter_forgets_after_its_window_and_stays_bounded() -> None:
     limits.charge("carol", "10.0.0.3")
     limits.charge("carol", "10.0.0.3")  # six keys tried: the two least recent (alice's) are forgotten
     assert len(limits) == 4 and limits.retry_after("carol", "10.0.0.3") == 60
+
+
+def test_a_revocation_is_kept_until_its_session_would_have_expired(tmp_path: Path) -> None:
+    path = tmp_path / "users.revoked-sessions.json"
+    now = [1000.0]
+    revoked = RevokedSessions(path, max_age_seconds=60, clock=lambda: now[0])
+    revoked.revoke("first")
+    now[0] += 59
+    assert "first" in RevokedSessions(path, max_age_seconds=60, clock=lambda: now[0])  # read back from the file
+    now[0] += 1
+    assert "first" not in revoked
+    revoked.revoke("second")  # the file drops what no longer needs revoking: it holds one max age of logouts
+    assert json.loads(path.read_text()) == {"revoked": {"second": 1120.0}}
+    path.write_text("{not json")
+    with pytest.raises(SessionStoreError, match="cannot read the console's revoked sessions"):
+        RevokedSessions(path, max_age_seconds=60)
