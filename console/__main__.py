@@ -46,9 +46,7 @@ def adduser(args: argparse.Namespace) -> int:
 
 
 async def serve(address: str, port: int) -> int:
-    import uvicorn
-
-    from console.app import create_app
+    from console.app import create_app, server
     from temporal_client import connect
 
     try:
@@ -64,7 +62,7 @@ async def serve(address: str, port: int) -> int:
     if not app.state.users.users():
         print(f"note: no users in {settings.console_users_path()}: add one with python -m console adduser NAME", file=sys.stderr)
     print(f"Foreman console on http://{address}:{port} (Temporal at {settings.temporal_address()})", file=sys.stderr)
-    await uvicorn.Server(uvicorn.Config(app, host=address, port=port, log_level="info")).serve()
+    await server(app, address, port).serve()
     return 0
 
 

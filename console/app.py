@@ -13,21 +13,22 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+import uvicorn
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from temporalio.client import Client
 from temporalio.service import RPCError
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import settings
 from console import views
 from console.auth import Guard, UserDirectory
 from console.goal_view import PlanCache
 from console.login_limits import LoginLimiter
-from console.sessions import RevokedSessions, revoked_sessions_path
+from console.sessions import RevokedSessions, SessionCookie, revoked_sessions_path
 from stores import Stores
 from temporal_client import connect
 from starter import ui_link
@@ -78,8 +79,11 @@ def create_app(client: Client | None = None, users_path: Path | None = None, sec
         Route("/content/{digest}", views.content, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
+    proxies = settings.console_trusted_proxies()
     middleware = [
-        Middleware(SessionMiddleware, secret_key=secret or settings.console_secret() or secrets.token_urlsafe(32),
+        # Only a trusted proxy's X-Forwarded-Proto/For say https and who the client is (the cookie, the login limits).
+        *([Middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)] if proxies else []),
+        Middleware(SessionCookie, secret_key=secret or settings.console_secret() or secrets.token_urlsafe(32),
                    session_cookie=SESSION_COOKIE, max_age=SESSION_HOURS * 3600, same_site="strict"),
         Middleware(Guard, directory=directory, revoked=revoked),
     ]
@@ -94,3 +98,8 @@ def create_app(client: Client | None = None, users_path: Path | None = None, sec
     app.state.templates = templates()
     return app
 
+
+def server(app: Starlette, host: str, port: int, log_level: str = "info") -> uvicorn.Server:
+    """uvicorn serving the console as `python -m console` does (the tests too)."""
+    # uvicorn's own proxy_headers would believe 127.0.0.1 unasked: the console's trusted proxies decide instead.
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on", proxy_headers=False))

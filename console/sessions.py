@@ -1,4 +1,7 @@
-"""Sessions a signed cookie alone cannot end: the ids of sessions logged out, until those sessions would have expired.
+"""The session cookie, and the sessions it cannot end alone: the ids of sessions logged out, until they would expire.
+
+The cookie is Starlette's signed session cookie, always HttpOnly and SameSite=Strict, and Secure when the request came
+over https (its own TLS, or a trusted proxy's X-Forwarded-Proto: `app.create_app`).
 
 A login's session carries a random id (`auth.log_in`); logging out revokes it here, so a copy of the cookie (another
 tab, a stolen one) stops working too. Revocations are kept next to the users file (`<users>.revoked-sessions.json`,
@@ -15,9 +18,12 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Literal
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +36,21 @@ class RevokedSessionsFile(BaseModel):
     """Revoked session ids, each with the time (Unix seconds) after which it needs no revoking."""
 
     revoked: dict[str, float]
+
+
+class SessionCookie:
+    """Starlette's session middleware, with the Secure flag on the cookies of requests that came over https."""
+
+    def __init__(self, app: ASGIApp, secret_key: str, session_cookie: str, max_age: int,
+                 same_site: Literal["lax", "strict", "none"]) -> None:
+        # One secret and cookie name, so each reads the other's cookies; only the flag on the cookies they set differs.
+        options = dict(secret_key=secret_key, session_cookie=session_cookie, max_age=max_age, same_site=same_site)
+        self.plain = SessionMiddleware(app, https_only=False, **options)
+        self.secure = SessionMiddleware(app, https_only=True, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        session = self.secure if scope.get("scheme") in ("https", "wss") else self.plain
+        await session(scope, receive, send)
 
 
 def revoked_sessions_path(users_path: Path) -> Path:

@@ -20,13 +20,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 from temporalio.client import Client
 
 import settings
-from console.app import create_app
+from console.app import create_app, server as console_server
 from console.goals import FilterError, GoalFilters
 from console.login_limits import LoginLimiter
 from console.sessions import RevokedSessions, SessionStoreError, revoked_sessions_path
@@ -57,7 +56,7 @@ async def console(client: Client, users: Path) -> AsyncIterator[str]:
     """The console app on uvicorn in this event loop (the test's Temporal client), on a free port; its base URL."""
     app = create_app(client=client, users_path=users, secret="test-secret", stores=from_settings())
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = console_server(app, "127.0.0.1", port, log_level="warning")
     serving = asyncio.create_task(server.serve())
     async with asyncio.timeout(10):
         while not server.started:
@@ -378,6 +377,50 @@ async def test_a_new_password_ends_the_sessions_made_with_the_old_one(client: Cl
         assert (await bob.get("/goals")).status_code == 200
         assert (await logged_in(laptop, "alice", "a new password")).status_code == 303
         assert (await laptop.get("/goals")).status_code == 200
+
+
+async def test_the_cookie_is_secure_over_https_as_a_trusted_proxy_says(client: Client, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind a trusted proxy, X-Forwarded-Proto: https marks the cookie Secure and X-Forwarded-For is the address the
+    login limits count; from anyone else both headers are ignored. HttpOnly and SameSite=Strict always."""
+    users = users_file(tmp_path, alice=None, bob=None)
+
+    def flags(response: httpx.Response) -> set[str]:
+        return {flag.strip().lower() for flag in response.headers["set-cookie"].split(";")[1:]}
+
+    def via_proxy(base: str, client_address: str) -> httpx.AsyncClient:
+        """A browser behind an https proxy: it sends a Secure cookie back (httpx's jar keeps one off http), and the proxy
+        passes it on over http with X-Forwarded-Proto and X-Forwarded-For."""
+        cookie: dict[str, str] = {}
+
+        async def keep(response: httpx.Response) -> None:
+            if set_cookie := response.headers.get("set-cookie"):
+                cookie["cookie"] = set_cookie.split(";")[0]
+
+        async def send_back(request: httpx.Request) -> None:
+            request.headers.update(cookie)
+
+        return httpx.AsyncClient(base_url=base, headers={"x-forwarded-proto": "https", "x-forwarded-for": client_address},
+                                 event_hooks={"request": [send_back], "response": [keep]})
+
+    async with console(client, users) as base, via_proxy(base, "203.0.113.7") as http:
+        cookie = flags(await logged_in(http, "alice"))
+        assert {"httponly", "samesite=strict"} <= cookie and "secure" not in cookie
+        for name in ("carol", "dave", "erin", "frank", "gina"):  # counted against 127.0.0.1, not the forwarded address
+            assert (await logged_in(http, name, "wrong")).status_code == 401
+        async with via_proxy(base, "203.0.113.8") as other:
+            assert (await logged_in(other, "bob")).status_code == 429
+    monkeypatch.setenv("FOREMAN_CONSOLE_TRUSTED_PROXIES", "127.0.0.1")
+    async with console(client, users) as base:
+        async with via_proxy(base, "203.0.113.7") as http:
+            assert {"secure", "httponly", "samesite=strict"} <= flags(await logged_in(http, "alice"))
+            logged_out = await http.post("/logout", data={"csrf": csrf_of((await http.get("/goals")).text)})
+            assert "secure" in flags(logged_out)  # the cookie's deletion too
+            for name in ("carol", "dave", "erin", "frank", "gina"):
+                assert (await logged_in(http, name, "wrong")).status_code == 401
+            assert (await logged_in(http, "bob")).status_code == 429
+        async with via_proxy(base, "203.0.113.8") as http:  # another client behind the same proxy is not held up
+            assert (await logged_in(http, "bob")).status_code == 303
 
 # --- users and filters --------------------------------------------------------------------------------
 
