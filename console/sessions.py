@@ -91,7 +91,8 @@ class RevokedSessions:
         except FileNotFoundError:
             return {}
         except (OSError, ValidationError) as err:
-            raise SessionStoreError(f"cannot read the console's revoked sessions in {self.path}: {err}") from err
+            detail = err.errors()[0]["msg"] if isinstance(err, ValidationError) else err  # one line, as users.load says it
+            raise SessionStoreError(f"cannot read the console's revoked sessions in {self.path}: {detail}") from err
 
     def _save(self) -> None:
         text = RevokedSessionsFile(revoked=self._until).model_dump_json()
