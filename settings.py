@@ -175,6 +175,13 @@ def console_users_path() -> Path:
     return Path(env("FOREMAN_CONSOLE_USERS", str(foreman_home() / "console-users.json")) or "").expanduser()
 
 
+def console_trusted_proxies() -> list[str]:
+    """The reverse proxies whose X-Forwarded-Proto and X-Forwarded-For the console believes
+    (FOREMAN_CONSOLE_TRUSTED_PROXIES: a comma list of addresses or networks, e.g. `127.0.0.1,10.0.0.0/8`, or `*`);
+    unset: none, so a request is https only if its own connection is."""
+    return [part.strip() for part in (env("FOREMAN_CONSOLE_TRUSTED_PROXIES") or "").split(",") if part.strip()]
+
+
 def console_secret() -> str | None:
     """The key signing the console's session cookies (FOREMAN_CONSOLE_SECRET); None: a new one per start, so a
     restart logs everyone out."""

@@ -10,6 +10,7 @@ import os
 import sys
 
 import settings
+from console.sessions import SessionStoreError
 from console.users import UsersFileError, add_user
 
 
@@ -45,14 +46,12 @@ def adduser(args: argparse.Namespace) -> int:
 
 
 async def serve(address: str, port: int) -> int:
-    import uvicorn
-
-    from console.app import create_app
+    from console.app import create_app, server
     from temporal_client import connect
 
     try:
         app = create_app()
-    except UsersFileError as err:
+    except (UsersFileError, SessionStoreError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
@@ -63,7 +62,7 @@ async def serve(address: str, port: int) -> int:
     if not app.state.users.users():
         print(f"note: no users in {settings.console_users_path()}: add one with python -m console adduser NAME", file=sys.stderr)
     print(f"Foreman console on http://{address}:{port} (Temporal at {settings.temporal_address()})", file=sys.stderr)
-    await uvicorn.Server(uvicorn.Config(app, host=address, port=port, log_level="info")).serve()
+    await server(app, address, port).serve()
     return 0
 
 

@@ -1,9 +1,9 @@
 """The console's Starlette app: routes, templates and the shared state (Temporal client, users, stores).
 
 `create_app` takes everything it uses (a connected client or none: it connects on start-up with
-`temporal_client.connect`; the users file; the cookie secret; the stores), so tests build one over their own
-dev server and users file. Pages are server-rendered Jinja2 (autoescaped); no front-end build step, nothing
-loaded from elsewhere.
+`temporal_client.connect`; the users file, next to which logouts are kept; the cookie secret; the stores), so tests
+build one over their own dev server and users file. Pages are server-rendered Jinja2 (autoescaped); no front-end
+build step, nothing loaded from elsewhere.
 """
 
 from __future__ import annotations
@@ -13,19 +13,22 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+import uvicorn
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from temporalio.client import Client
 from temporalio.service import RPCError
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import settings
 from console import views
 from console.auth import Guard, UserDirectory
 from console.goal_view import PlanCache
+from console.login_limits import LoginLimiter
+from console.sessions import RevokedSessions, SessionCookie, revoked_sessions_path
 from stores import Stores
 from temporal_client import connect
 from starter import ui_link
@@ -59,8 +62,10 @@ def create_app(client: Client | None = None, users_path: Path | None = None, sec
             app.state.client = await connect()
         yield
 
-    directory = UserDirectory(users_path or settings.console_users_path())
+    users_path = users_path or settings.console_users_path()
+    directory = UserDirectory(users_path)
     directory.users()  # a malformed users file stops the start, not the first login
+    revoked = RevokedSessions(revoked_sessions_path(users_path), SESSION_HOURS * 3600)
     routes = [
         Route("/", views.goals, methods=["GET"]),
         Route("/login", views.login, methods=["GET", "POST"]),
@@ -74,10 +79,13 @@ def create_app(client: Client | None = None, users_path: Path | None = None, sec
         Route("/content/{digest}", views.content, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
+    proxies = settings.console_trusted_proxies()
     middleware = [
-        Middleware(SessionMiddleware, secret_key=secret or settings.console_secret() or secrets.token_urlsafe(32),
+        # Only a trusted proxy's X-Forwarded-Proto/For say https and who the client is (the cookie, the login limits).
+        *([Middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)] if proxies else []),
+        Middleware(SessionCookie, secret_key=secret or settings.console_secret() or secrets.token_urlsafe(32),
                    session_cookie=SESSION_COOKIE, max_age=SESSION_HOURS * 3600, same_site="strict"),
-        Middleware(Guard, directory=directory),
+        Middleware(Guard, directory=directory, revoked=revoked),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                     exception_handlers={RPCError: views.temporal_unreachable})
@@ -85,6 +93,13 @@ def create_app(client: Client | None = None, users_path: Path | None = None, sec
     app.state.users = directory
     app.state.stores = stores
     app.state.plans = PlanCache()
+    app.state.login_limits = LoginLimiter()
+    app.state.revoked_sessions = revoked
     app.state.templates = templates()
     return app
 
+
+def server(app: Starlette, host: str, port: int, log_level: str = "info") -> uvicorn.Server:
+    """uvicorn serving the console as `python -m console` does (the tests too)."""
+    # uvicorn's own proxy_headers would believe 127.0.0.1 unasked: the console's trusted proxies decide instead.
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on", proxy_headers=False))

@@ -4,10 +4,13 @@
 logged-in user, a page redirects to /login and anything else is refused (only /login and /static are open); every
 POST must carry the session's CSRF token as the form field `csrf` (compared in constant time) or it is refused with
 403 before any handler runs. The user is re-read from the users file on each request, so removing a user logs them out.
+A session also ends when its id was revoked (logged out: `console.sessions`) or its user's password changed since the
+login (the session holds a fingerprint of the password hash it was made with).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from pathlib import Path
@@ -16,11 +19,15 @@ from urllib.parse import parse_qs, quote
 from starlette.responses import PlainTextResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from console.sessions import RevokedSessions
 from console.users import ConsoleUser, load
 
 OPEN_PATHS = ("/login",)
 OPEN_PREFIXES = ("/static/",)
 CSRF_FIELD = "csrf"
+USER = "user"
+SESSION_ID = "sid"
+PASSWORD_FINGERPRINT = "password_fingerprint"
 MAX_FORM_BYTES = 64 * 1024
 
 
@@ -53,10 +60,24 @@ def csrf_token(session: dict) -> str:
     return session[CSRF_FIELD]
 
 
+def password_fingerprint(user: ConsoleUser) -> str:
+    """A digest of the user's password hash: a new password (always a new salt) gives a new one."""
+    # The cookie is signed, not encrypted: it may carry a digest of the hash, never the hash and its salt.
+    return hashlib.sha256(user.password.encode()).hexdigest()
+
+
 def log_in(session: dict, user: ConsoleUser) -> None:
     session.clear()  # nothing from before the login survives, the CSRF token included
-    session["user"] = user.name
+    session[USER] = user.name
+    session[SESSION_ID] = secrets.token_urlsafe(32)
+    session[PASSWORD_FINGERPRINT] = password_fingerprint(user)
     csrf_token(session)
+
+
+def log_out(session: dict, revoked: RevokedSessions) -> None:
+    if session_id := session.get(SESSION_ID):
+        revoked.revoke(session_id)
+    session.clear()
 
 
 def current_user(scope: Scope) -> ConsoleUser | None:
@@ -64,9 +85,18 @@ def current_user(scope: Scope) -> ConsoleUser | None:
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, directory: UserDirectory) -> None:
+    def __init__(self, app: ASGIApp, directory: UserDirectory, revoked: RevokedSessions) -> None:
         self.app = app
         self.directory = directory
+        self.revoked = revoked
+
+    def logged_in_user(self, session: dict) -> ConsoleUser | None:
+        """The session's user while the session holds: not logged out, and made with the user's current password."""
+        user = self.directory.get(session.get(USER))
+        session_id = session.get(SESSION_ID)
+        if user is None or not session_id or session_id in self.revoked:
+            return None
+        return user if session.get(PASSWORD_FINGERPRINT) == password_fingerprint(user) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,9 +104,9 @@ class Guard:
             return
         session = scope["session"]
         path = scope["path"]
-        user = self.directory.get(session.get("user"))
-        if user is None and session.get("user"):
-            session.clear()  # a user no longer in the file
+        user = self.logged_in_user(session)
+        if user is None and session.get(USER):
+            session.clear()  # removed from the file, logged out elsewhere, or a new password since
         scope["console_user"] = user
         is_open = path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
         if user is None and not is_open:

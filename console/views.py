@@ -5,6 +5,7 @@ shown on the page (a flash message), never as an error page.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -16,7 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 import decisions
 import settings
-from console.auth import current_user, csrf_token, log_in
+from console.auth import current_user, csrf_token, log_in, log_out
 from console.goal_view import goal_view
 from console.goals import STATUSES, FilterError, GoalFilters, list_goals
 from console.inbox import collect
@@ -61,16 +62,25 @@ async def login(request: Request) -> Response:
         return render(request, "login.html", next=request.query_params.get("next", ""))
     form = await request.form()
     name, password = str(form.get("name", "")), str(form.get("password", ""))
-    user = authenticate(request.app.state.users.users(), name, password)
+    limits, address = request.app.state.login_limits, request.client.host if request.client else ""
+    if (wait := limits.retry_after(name, address)) is not None:
+        refused = render(request, "login.html", status_code=429, error=f"too many failed logins: try again in {wait} s",
+                         name=name, next=request.query_params.get("next", ""))
+        refused.headers["Retry-After"] = str(wait)
+        return refused
+    limits.charge(name, address)
+    # scrypt holds a core for ~60 ms and hashlib releases the GIL: in a thread, other requests go on meanwhile.
+    user = await asyncio.to_thread(authenticate, request.app.state.users.users(), name, password)
     if user is None:
         return render(request, "login.html", status_code=401, error="unknown user or wrong password", name=name,
                       next=request.query_params.get("next", ""))
+    limits.refund(name, address)
     log_in(request.session, user)
     return back_to(request, "/")
 
 
 async def logout(request: Request) -> Response:
-    request.session.clear()
+    log_out(request.session, request.app.state.revoked_sessions)
     return RedirectResponse("/login", status_code=303)
 
 

@@ -6,7 +6,10 @@ on the page; signed approvals and escalations go through the same `decisions` co
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
+import os
 import re
 import socket
 import subprocess
@@ -17,14 +20,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 from temporalio.client import Client
 
 import settings
-from console.app import create_app
+from console.app import create_app, server as console_server
 from console.goals import FilterError, GoalFilters
+from console.login_limits import LoginLimiter
+from console.sessions import RevokedSessions, SessionStoreError, revoked_sessions_path
 from console.users import ConsoleUser, UsersFileError, add_user, authenticate, hash_password, load, password_matches
 from contracts.escalations import Escalation
 from contracts.goal import GoalStatus
@@ -52,7 +56,7 @@ async def console(client: Client, users: Path) -> AsyncIterator[str]:
     """The console app on uvicorn in this event loop (the test's Temporal client), on a free port; its base URL."""
     app = create_app(client=client, users_path=users, secret="test-secret", stores=from_settings())
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = console_server(app, "127.0.0.1", port, log_level="warning")
     serving = asyncio.create_task(server.serve())
     async with asyncio.timeout(10):
         while not server.started:
@@ -285,6 +289,139 @@ async def test_the_goals_page_filters_by_search_attributes(client: Client, task_
         await handle.cancel()
 
 
+
+async def test_a_password_check_leaves_the_event_loop_free(client: Client, tmp_path: Path) -> None:
+    """The console serves on this test's event loop, so a loop held by scrypt shows as one long gap between ticks."""
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(PASSWORD.encode(), salt=salt, n=2**14, r=8, p=16, dklen=32)  # p=16: a check of ~0.5 s
+    stored = "$".join(["scrypt", "16384", "8", "16", base64.b64encode(salt).decode(), base64.b64encode(digest).decode()])
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps({"users": [{"name": "alice", "password": stored}]}))
+    loop = asyncio.get_running_loop()
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = loop.time()
+        while True:
+            await asyncio.sleep(0.005)
+            gaps.append(loop.time() - last)
+            last = loop.time()
+
+    async with console(client, users) as base, httpx.AsyncClient(base_url=base) as http:
+        token = csrf_of((await http.get("/login")).text)
+        ticker = asyncio.create_task(tick())
+        started = loop.time()
+        response = await http.post("/login", data={"name": "alice", "password": PASSWORD, "csrf": token})
+        took = loop.time() - started
+        ticker.cancel()
+    assert response.status_code == 303
+    assert max(gaps) < took / 3, (max(gaps), took)
+
+
+async def test_failed_logins_are_limited_per_name_and_per_address(client: Client, tmp_path: Path) -> None:
+    """5 failures in 5 minutes for a name (from any address) or from an address (for any name), then 429 with
+    Retry-After, the right password included; other names and addresses go on. Addresses are real: the client binds
+    127.0.0.x."""
+    users = users_file(tmp_path, alice=None, bob=None)
+    async with console(client, users) as base:
+
+        def coming_from(host: str) -> httpx.AsyncClient:
+            return httpx.AsyncClient(base_url=base, transport=httpx.AsyncHTTPTransport(local_address=host))
+
+        for host, tries in (("127.0.0.2", 3), ("127.0.0.3", 2)):  # alice's password guessed from two addresses
+            async with coming_from(host) as http:
+                for _ in range(tries):
+                    assert (await logged_in(http, "alice", "wrong")).status_code == 401
+        async with coming_from("127.0.0.4") as http:
+            refused = await logged_in(http, "alice")
+            assert refused.status_code == 429 and 290 <= int(refused.headers["retry-after"]) <= 300
+            assert "too many failed logins: try again in" in refused.text
+            assert (await logged_in(http, "bob")).status_code == 303
+        async with coming_from("127.0.0.2") as http:
+            assert (await logged_in(http, "bob")).status_code == 303  # 3 failures from here: under the limit
+
+        async with coming_from("127.0.0.5") as http:  # one address guessing names
+            for name in ("carol", "dave", "erin", "frank", "bob"):
+                assert (await logged_in(http, name, "wrong")).status_code == 401
+            assert (await logged_in(http, "bob")).status_code == 429  # bob's name has 1 failure, the address 5
+        async with coming_from("127.0.0.6") as http:
+            assert (await logged_in(http, "bob")).status_code == 303
+
+
+async def test_a_logout_ends_every_copy_of_the_session_even_after_a_restart(client: Client, tmp_path: Path) -> None:
+    users = users_file(tmp_path, alice=None)
+    async with console(client, users) as base, httpx.AsyncClient(base_url=base) as http:
+        await logged_in(http, "alice")
+        cookie = {"cookie": f"foreman_console={http.cookies['foreman_console']}"}  # a copy: another tab, or a thief's
+        async with httpx.AsyncClient(base_url=base, headers=cookie) as copy:
+            assert (await copy.get("/goals")).status_code == 200
+            assert (await http.post("/logout", data={"csrf": csrf_of((await http.get("/goals")).text)})).status_code == 303
+            assert (await copy.get("/goals")).status_code == 303
+    async with (console(client, users) as base, httpx.AsyncClient(base_url=base, headers=cookie) as copy,
+                httpx.AsyncClient(base_url=base) as http):
+        assert (await copy.get("/goals")).status_code == 303  # same secret, same users file: the logout holds
+        await logged_in(http, "alice")
+        assert (await http.get("/goals")).status_code == 200  # a new login is a new session
+    assert revoked_sessions_path(users).stat().st_mode & 0o777 == 0o600
+
+
+async def test_a_new_password_ends_the_sessions_made_with_the_old_one(client: Client, tmp_path: Path) -> None:
+    users = users_file(tmp_path, alice=None, bob=None)
+    async with (console(client, users) as base, httpx.AsyncClient(base_url=base) as laptop,
+                httpx.AsyncClient(base_url=base) as phone, httpx.AsyncClient(base_url=base) as bob):
+        for http, name in ((laptop, "alice"), (phone, "alice"), (bob, "bob")):
+            assert (await logged_in(http, name)).status_code == 303
+        add_user(users, "alice", "a new password")  # what `python -m console adduser alice` does
+        for http in (laptop, phone):
+            assert (await http.get("/goals")).status_code == 303
+        assert (await bob.get("/goals")).status_code == 200
+        assert (await logged_in(laptop, "alice", "a new password")).status_code == 303
+        assert (await laptop.get("/goals")).status_code == 200
+
+
+async def test_the_cookie_is_secure_over_https_as_a_trusted_proxy_says(client: Client, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind a trusted proxy, X-Forwarded-Proto: https marks the cookie Secure and X-Forwarded-For is the address the
+    login limits count; from anyone else both headers are ignored. HttpOnly and SameSite=Strict always."""
+    users = users_file(tmp_path, alice=None, bob=None)
+
+    def flags(response: httpx.Response) -> set[str]:
+        return {flag.strip().lower() for flag in response.headers["set-cookie"].split(";")[1:]}
+
+    def via_proxy(base: str, client_address: str) -> httpx.AsyncClient:
+        """A browser behind an https proxy: it sends a Secure cookie back (httpx's jar keeps one off http), and the proxy
+        passes it on over http with X-Forwarded-Proto and X-Forwarded-For."""
+        cookie: dict[str, str] = {}
+
+        async def keep(response: httpx.Response) -> None:
+            if set_cookie := response.headers.get("set-cookie"):
+                cookie["cookie"] = set_cookie.split(";")[0]
+
+        async def send_back(request: httpx.Request) -> None:
+            request.headers.update(cookie)
+
+        return httpx.AsyncClient(base_url=base, headers={"x-forwarded-proto": "https", "x-forwarded-for": client_address},
+                                 event_hooks={"request": [send_back], "response": [keep]})
+
+    async with console(client, users) as base, via_proxy(base, "203.0.113.7") as http:
+        cookie = flags(await logged_in(http, "alice"))
+        assert {"httponly", "samesite=strict"} <= cookie and "secure" not in cookie
+        for name in ("carol", "dave", "erin", "frank", "gina"):  # counted against 127.0.0.1, not the forwarded address
+            assert (await logged_in(http, name, "wrong")).status_code == 401
+        async with via_proxy(base, "203.0.113.8") as other:
+            assert (await logged_in(other, "bob")).status_code == 429
+    monkeypatch.setenv("FOREMAN_CONSOLE_TRUSTED_PROXIES", "127.0.0.1")
+    async with console(client, users) as base:
+        async with via_proxy(base, "203.0.113.7") as http:
+            assert {"secure", "httponly", "samesite=strict"} <= flags(await logged_in(http, "alice"))
+            logged_out = await http.post("/logout", data={"csrf": csrf_of((await http.get("/goals")).text)})
+            assert "secure" in flags(logged_out)  # the cookie's deletion too
+            for name in ("carol", "dave", "erin", "frank", "gina"):
+                assert (await logged_in(http, name, "wrong")).status_code == 401
+            assert (await logged_in(http, "bob")).status_code == 429
+        async with via_proxy(base, "203.0.113.8") as http:  # another client behind the same proxy is not held up
+            assert (await logged_in(http, "bob")).status_code == 303
+
 # --- users and filters --------------------------------------------------------------------------------
 
 
@@ -325,3 +462,38 @@ def test_filters_become_a_query_from_checked_values_only() -> None:
     for bad in ({"status": "x' OR 1=1"}, {"playbook": "a' OR 'b"}, {"min_cost": "1; drop"}, {"min_cost": "-1"}):
         with pytest.raises(FilterError):
             GoalFilters.parse(bad)
+
+
+def test_the_login_limiter_forgets_after_its_window_and_stays_bounded() -> None:
+    now = [1000.0]
+    limits = LoginLimiter(failures=2, window_seconds=60, max_keys=4, clock=lambda: now[0])
+    limits.charge("alice", "10.0.0.1")
+    limits.charge("alice", "10.0.0.1")
+    assert limits.retry_after("alice", "10.0.0.9") == 60 and limits.retry_after("bob", "10.0.0.1") == 60
+    now[0] += 59.5
+    assert limits.retry_after("alice", "10.0.0.9") == 1
+    now[0] += 0.5
+    assert limits.retry_after("alice", "10.0.0.1") is None
+    limits.charge("bob", "10.0.0.2")  # a right password: counted while checked, then taken back
+    limits.refund("bob", "10.0.0.2")
+    limits.charge("bob", "10.0.0.2")
+    assert limits.retry_after("bob", "10.0.0.2") is None
+    limits.charge("carol", "10.0.0.3")
+    limits.charge("carol", "10.0.0.3")  # six keys tried: the two least recent (alice's) are forgotten
+    assert len(limits) == 4 and limits.retry_after("carol", "10.0.0.3") == 60
+
+
+def test_a_revocation_is_kept_until_its_session_would_have_expired(tmp_path: Path) -> None:
+    path = tmp_path / "users.revoked-sessions.json"
+    now = [1000.0]
+    revoked = RevokedSessions(path, max_age_seconds=60, clock=lambda: now[0])
+    revoked.revoke("first")
+    now[0] += 59
+    assert "first" in RevokedSessions(path, max_age_seconds=60, clock=lambda: now[0])  # read back from the file
+    now[0] += 1
+    assert "first" not in revoked
+    revoked.revoke("second")  # the file drops what no longer needs revoking: it holds one max age of logouts
+    assert json.loads(path.read_text()) == {"revoked": {"second": 1120.0}}
+    path.write_text("{not json")
+    with pytest.raises(SessionStoreError, match="cannot read the console's revoked sessions"):
+        RevokedSessions(path, max_age_seconds=60)
