@@ -284,7 +284,8 @@ async def test_a_delete_is_sent_once_without_a_body(tools: SimpleNamespace, serv
 
 
 @pytest.mark.parametrize("fields", [{"body": "x"}, {"method": "HEAD", "body": "x"},
-                                    {"method": "POST", "body": "x", "content_type": "text/plain\r\nX-Injected: 1"}])
+                                    {"method": "POST", "body": "x", "content_type": "text/plain\r\nX-Injected: 1"},
+                                    {"method": "POST", "body": "x", "content_type": "text/plain\r\n; X-Injected: 1"}])
 def test_a_read_carries_no_body_and_a_content_type_is_one_header(fields: dict) -> None:
     with pytest.raises(ValidationError):
         HttpFetchArgs(url="https://example.com/", **fields)
