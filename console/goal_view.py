@@ -119,16 +119,19 @@ def _kind(step: PlanStep | None) -> str:
 
 
 class PlanCache:
-    """Plans read from histories, by run and history length: a page polling a goal that waits reads its history once."""
+    """Plans read from histories, by run and by how many steps the goal reports: a run's plans change only when a
+    revision adds steps, so a page polling a running goal reads its history again only then, not at every new event."""
 
     def __init__(self, size: int = 256) -> None:
         self._size = size
         self._plans: OrderedDict[tuple[str, int], list[Plan]] = OrderedDict()
+        self.history_reads = 0
 
-    async def plans(self, client: Client, handle: WorkflowHandle, run_id: str, history_length: int) -> list[Plan]:
-        key = (run_id, history_length)
+    async def plans(self, client: Client, handle: WorkflowHandle, run_id: str, steps: int) -> list[Plan]:
+        key = (run_id, steps)
         if key not in self._plans:
             self._plans[key] = await plans_in_history(client, handle)
+            self.history_reads += 1
             while len(self._plans) > self._size:
                 self._plans.popitem(last=False)
         self._plans.move_to_end(key)
@@ -245,7 +248,7 @@ async def _goal_view(client: Client, workflow_id: str, cache: PlanCache | None =
         return GoalView(workflow_id, execution, True, "unknown", steps, graph, UsageTotals(), Budget(),
                         note=f"the goal does not answer its status query now ({type(err).__name__}: {err}); is a worker running?",
                         started=described.start_time)
-    plans = await (cache or PlanCache()).plans(client, handle, described.run_id, described.history_length)
+    plans = await (cache or PlanCache()).plans(client, handle, described.run_id, len(progress.steps))
     steps, graph = from_progress(progress, plans)
     return GoalView(workflow_id, execution, True, progress.phase, steps, graph, progress.usage, progress.budget,
                     goal=described.typed_search_attributes.get(FOREMAN_GOAL) or "", approvals=pending, escalations=progress.escalations, started=described.start_time)

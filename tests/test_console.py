@@ -26,6 +26,7 @@ from temporalio.client import Client
 
 import settings
 from console.app import create_app, server as console_server
+from console.goal_view import PlanCache, goal_view
 from console.goals import FilterError, GoalFilters
 from console.login_limits import LoginLimiter
 from console.sessions import RevokedSessions, SessionStoreError, revoked_sessions_path
@@ -35,7 +36,7 @@ from contracts.goal import GoalStatus
 from core.signatures import new_private_key_pem, public_key_of
 from stores import from_settings
 from tests.fakes import ScriptedModel, answer
-from tests.helpers import DRAFT, TARGET, escalating_playbook, fake_activities, finish, gated_playbook, goal, pending, waiting
+from tests.helpers import DRAFT, TARGET, decide, escalating_playbook, fake_activities, finish, gated_playbook, goal, pending, waiting
 from worker import build_worker
 from workflows.goal import GoalWorkflow
 
@@ -497,3 +498,26 @@ def test_a_revocation_is_kept_until_its_session_would_have_expired(tmp_path: Pat
     path.write_text("{not json")
     with pytest.raises(SessionStoreError, match="cannot read the console's revoked sessions"):
         RevokedSessions(path, max_age_seconds=60)
+
+
+async def test_a_running_goals_page_reads_its_history_again_only_when_its_plan_changes(
+    client: Client, task_queue: str, tmp_path: Path, monkeypatch,
+) -> None:
+    """Polling the page of a goal that waits: new history events (here, a signal nobody handles) do not make it read
+    the whole history again; only steps a revision adds would."""
+    name = gated_playbook(tmp_path, monkeypatch)
+    cache = PlanCache()
+    async with goal(client, task_queue, name, timeout=45) as handle:
+        (request,) = await pending(handle)
+        first = await goal_view(client, handle.id, cache)
+        before = (await handle.describe()).history_length
+        await handle.signal("nobody-listens", "x")
+        async with asyncio.timeout(10):
+            while (await handle.describe()).history_length == before:
+                await asyncio.sleep(0.05)
+        again = await goal_view(client, handle.id, cache)
+        assert [s.step_id for s in again.steps] == [s.step_id for s in first.steps] and first.steps
+        assert cache.history_reads == 1
+        await decide(handle, "alice", request)
+        result, _ = await finish(handle)
+    assert result.status is GoalStatus.COMPLETED
