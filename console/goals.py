@@ -122,8 +122,8 @@ async def list_goals(client: Client, filters: GoalFilters, limit: int = MAX_GOAL
 
 async def waiting_goals(client: Client) -> list[GoalRow]:
     """Running top-level goals with something for a person: a pending approval or an open escalation (a subagent's
-    are listed, and decided, on its parent)."""
-    query = (f"WorkflowType = '{GOAL_WORKFLOW}' AND ExecutionStatus = 'Running' AND "
+    are listed, and decided, on its parent). Subagents are left out by the query, so the cut at MAX_GOALS counts
+    top-level goals only."""
+    query = (f"WorkflowType = '{GOAL_WORKFLOW}' AND ExecutionStatus = 'Running' AND ParentWorkflowId IS NULL AND "
              f"({FOREMAN_PENDING_APPROVALS.name} > 0 OR {FOREMAN_STATUS.name} = 'escalated')")
-    rows = [await goal_row(e) async for e in client.list_workflows(query, limit=MAX_GOALS)]
-    return [row for row in rows if row.parent_id is None]
+    return [await goal_row(e) async for e in client.list_workflows(query, limit=MAX_GOALS)]

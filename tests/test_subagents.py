@@ -15,6 +15,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, W
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
+from console.goals import waiting_goals
 from contracts.approvals import APPROVAL_SIGNAL, APPROVE_UPDATE, CHILD_APPROVALS_SIGNAL, PENDING_QUERY, ChildApprovals, ApprovalDecision, ApprovalRequest, ApprovalSignal
 from contracts.escalations import ESCALATIONS_QUERY, RESOLVE_UPDATE, Escalation, ResolveRequest
 from contracts.goal import Budget, GoalRequest, GoalResult, GoalStatus, StepStatus
@@ -159,6 +160,9 @@ async def test_a_childs_approvals_are_listed_and_answered_on_the_parent(client: 
             assert set(by_child) == {f"{handle.id}/r1", f"{handle.id}/r2"}
             first, second = by_child[f"{handle.id}/r1"], by_child[f"{handle.id}/r2"]
             assert first.tool == "write_file" and first.requested_by == "researcher"
+            # The console's inbox lists the parent, never its waiting children (the query leaves subagents out).
+            while [g.workflow_id for g in await waiting_goals(client)] != [handle.id]:
+                await asyncio.sleep(0.1)
             # The child applies its own policy: a stranger's decision routed through the parent is refused.
             with pytest.raises(WorkflowUpdateFailedError) as refused:
                 await handle.execute_update(APPROVE_UPDATE, ApprovalDecision(request_id=first.request_id, approver="mallory"),
