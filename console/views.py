@@ -26,6 +26,7 @@ from contracts.escalations import EscalationDecision
 from stores import Stores, StoreError, from_settings
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+MAX_SHOWN_CHARS = 200_000  # a page of several MB stalls the browser; the whole text is a download away
 PAST = {"approve": "approved", "deny": "denied"}
 
 
@@ -173,17 +174,22 @@ async def resolve_escalation(request: Request) -> Response:
 
 
 async def content(request: Request) -> Response:
+    """A content-store entry: its first MAX_SHOWN_CHARS on the page, the whole of it as plain text with `?raw=1`."""
     digest = request.path_params["digest"].removeprefix("sha256:")
     if not _DIGEST.fullmatch(digest):
         return render(request, "error.html", status_code=400, message="a content hash is 64 lowercase hex digits")
     try:
-        text = stores_of(request).content.get(f"sha256:{digest}")
+        text = await asyncio.to_thread(stores_of(request).content.get, f"sha256:{digest}")  # a file or S3 read: off the loop
     except KeyError:
         return render(request, "error.html", status_code=404,
                       message=f"sha256:{digest} is not in this machine's content store (only large outputs are kept there)")
     except StoreError as err:
         return render(request, "error.html", status_code=502, message=f"the content store cannot be read: {err}")
-    return render(request, "content.html", digest=digest, text=text)
+    if request.query_params.get("raw") == "1":  # never rendered as a page: plain text, offered as a download
+        return Response(text, media_type="text/plain; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="sha256-{digest[:16]}.txt"',
+                                 "X-Content-Type-Options": "nosniff"})  # model-written text: never sniffed into HTML
+    return render(request, "content.html", digest=digest, text=text[:MAX_SHOWN_CHARS], total=len(text))
 
 
 async def temporal_unreachable(request: Request, err: RPCError) -> Response:

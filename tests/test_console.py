@@ -27,6 +27,7 @@ from temporalio.client import Client
 import settings
 from console.app import create_app, server as console_server
 from console.goal_view import PlanCache, goal_view
+from console.views import MAX_SHOWN_CHARS
 from console.goals import FilterError, GoalFilters
 from console.login_limits import LoginLimiter
 from console.sessions import RevokedSessions, SessionStoreError, revoked_sessions_path
@@ -211,6 +212,12 @@ async def test_nothing_without_login_and_no_post_without_the_csrf_token(client: 
         ref = from_settings().content.put("<b>a large output</b>\n" * 100)
         shown = await http.get(f"/content/{ref.removeprefix('sha256:')}")
         assert shown.status_code == 200 and "&lt;b&gt;a large output&lt;/b&gt;" in shown.text and "<b>a large" not in shown.text
+        big = "x" * (MAX_SHOWN_CHARS + 5)
+        page = await http.get(f"/content/{from_settings().content.put(big).removeprefix('sha256:')}")
+        assert page.status_code == 200 and "x" * MAX_SHOWN_CHARS in page.text and big not in page.text and "?raw=1" in page.text
+        raw = await http.get(f"/content/{from_settings().content.put(big).removeprefix('sha256:')}?raw=1")
+        assert raw.text == big and raw.headers["content-type"].startswith("text/plain") and "attachment" in raw.headers["content-disposition"]
+        assert raw.headers["x-content-type-options"] == "nosniff"
         missing = await http.get(f"/content/{'0' * 64}")
         assert missing.status_code == 404 and "not in this machine&#39;s content store" in missing.text
         assert (await http.post("/logout", data={"csrf": token})).status_code == 303
