@@ -73,7 +73,7 @@ def sandbox_activities(stores: Stores | None = None) -> list:
 
 def _content_activities(stores: Stores) -> list:
     contents = ContentActivities(stores.content)
-    return [contents.archive_content, contents.load_content]
+    return [contents.archive_content, contents.load_content, contents.extract_output]
 
 
 def build_worker(

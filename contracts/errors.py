@@ -30,6 +30,7 @@ class ErrorType(StrEnum):
     POLICY_DENIED = "PolicyDenied"
     APPROVAL_DENIED = "ApprovalDenied"
     CONTENT_MISSING = "ContentMissing"
+    EXTRACTION_FAILED = "ExtractionFailed"
     RESUME_REFUSED = "ResumeRefused"
     PARENT_REFUSED = "ParentRefused"
     STORE_CONFIG = "StoreConfigError"
@@ -57,6 +58,7 @@ NON_RETRYABLE_ERROR_TYPES: list[str] = [
     ErrorType.TOOL_NOT_ALLOWED,
     ErrorType.TOOL_FAILED,
     ErrorType.CONTENT_MISSING,
+    ErrorType.EXTRACTION_FAILED,
     ErrorType.RESUME_REFUSED,
     ErrorType.PARENT_REFUSED,
     ErrorType.STORE_CONFIG,

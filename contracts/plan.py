@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from contracts.archive import ContentRef
 from contracts.llm import ModelSpec, TokenUsage
 from contracts.mcp import McpToolSpec
 from contracts.policy import Policy
@@ -98,6 +99,23 @@ class OutputExtraction(BaseModel):
             except re.error as err:
                 raise ValueError(f"regex does not compile: {err}") from err
         return self
+
+
+EXTRACT_OUTPUT_ACTIVITY = "extract_output"  # ExtractRequest -> ExtractedValue
+
+
+class ExtractRequest(BaseModel):
+    """Input of `extract_output`: a tool step's output, inline or by its content-store reference, and what to take."""
+
+    text: str | None = None
+    full: ContentRef | None = None
+    extract: OutputExtraction
+
+
+class ExtractedValue(BaseModel):
+    """Output of `extract_output`: the field, as the step's output."""
+
+    value: str
 
 
 class ToolStep(_Step):

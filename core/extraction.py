@@ -39,6 +39,17 @@ def json_pointer(document: object, pointer: str) -> object:
     return value
 
 
+# What a regex extraction runs in its own process (`python -I -S -c`, stdlib only), so a pattern that backtracks for ever
+# can be killed: JSON {"pattern", "text"} on stdin; on stdout the value, or null when nothing matches. The same rule as
+# `extract` below (first group, else the whole match).
+REGEX_PROGRAM = """
+import json, re, sys
+job = json.load(sys.stdin)
+match = re.search(job["pattern"], job["text"], re.MULTILINE)
+json.dump(None if match is None else (match.group(1) if match.re.groups else match.group(0)), sys.stdout)
+"""
+
+
 def extract(text: str, spec: OutputExtraction) -> str:
     """The declared field of `text`; strings as they are, anything else as compact JSON."""
     if spec.json_pointer is not None:

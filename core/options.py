@@ -97,6 +97,8 @@ TOOL_DESTRUCTIVE = ActivityConfig(start_to_close_timeout=timedelta(seconds=120),
 TOOL_MCP_WRITE = ActivityConfig(start_to_close_timeout=timedelta(seconds=60), retry_policy=_retry(1.0, 1.0, 1))
 # Archiving a large result's parts: idempotent by content hash, retried like a write.
 ARCHIVE = ActivityConfig(start_to_close_timeout=timedelta(seconds=60), retry_policy=_retry(1.0, 20.0, 5))
+# A declared field out of a tool's output: a store read and at most a few seconds of regex (stopped past that).
+EXTRACT = ActivityConfig(start_to_close_timeout=timedelta(seconds=30), retry_policy=_retry(0.5, 5.0, 3))
 # Sandboxed code: a call's own timeout is its wall-clock limit plus this margin (start-up, copying the workspace);
 # one retry, for a lost worker only: a run stopped by a limit or a missing sandbox is non-retryable.
 SANDBOX_MARGIN = timedelta(seconds=30)

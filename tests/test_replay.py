@@ -244,12 +244,14 @@ def a_fallback_stood_in(h: WorkflowHistory, r: dict) -> bool:
 
 
 def chained_with_one_fill(h: WorkflowHistory, r: dict) -> bool:
-    """Two SQL tool steps: the first's extracted field reaches the one model call, which fills the second's SQL."""
+    """Two SQL tool steps: the first's extracted field (taken in an activity) reaches the one model call, which fills
+    the second's SQL."""
     log = [a for a in activity_log(h) if a.type != "plan_goal"]
     pick, count = r["steps"]
     return ([(a.type, a.summary, a.end) for a in log] == [
-                ("sql_query", "pick: sql_query", "completed"), ("call_model", "count: fill sql", "completed"),
-                ("sql_query", "count: sql_query", "completed")]
+                ("sql_query", "pick: sql_query", "completed"), ("extract_output", "pick: extract output", "completed"),
+                ("call_model", "count: fill sql", "completed"), ("sql_query", "count: sql_query", "completed"),
+                ("extract_output", "count: extract output", "completed")]
             and pick["output"] == "gpt-4o-mini" and not pick["model_calls"] and count["output"].isdigit()
             and json.loads(count["tool_calls"][0]["arguments_json"])["sql"].endswith("WHERE model = 'gpt-4o-mini'"))
 

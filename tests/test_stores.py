@@ -221,7 +221,7 @@ async def test_worker_binds_tools_to_the_stores_it_is_given(tmp_path: Path, fore
     assert result.content_ref and memory.get(result.content_ref) == big
     assert not foreman_home.exists()  # nothing went to the settings' locations
     assert tool_implementations(given).keys() == {
-        n for n in by_name if n not in ("plan_goal", "call_model", "verify_output", "archive_content", "load_content",
+        n for n in by_name if n not in ("plan_goal", "call_model", "verify_output", "archive_content", "load_content", "extract_output",
                                         "run_check_tests", "call_mcp_tool")}
 
 

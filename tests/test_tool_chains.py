@@ -11,6 +11,7 @@ from temporalio.client import Client
 
 from contracts.goal import Budget, GoalRequest, GoalStatus, StepStatus
 from contracts.plan import OutputExtraction
+from activities import content_store
 from core.extraction import ExtractionFailed, extract, json_pointer
 from core.hashing import sha256_text
 from tests.fakes import ScriptedModel, answer, fills_sql
@@ -46,6 +47,22 @@ async def test_an_extraction_that_finds_nothing_fails_the_step(client: Client, t
                                fake_activities(ScriptedModel(lambda r: answer("unused")).activity()))
     (step,) = result.steps
     assert step.status is StepStatus.FAILED and step.error.startswith("output extraction failed: the output is not JSON")
+
+
+async def test_a_regex_that_backtracks_for_ever_fails_its_step_and_the_goal_ends(client: Client, task_queue: str, tmp_path,
+                                                                                   monkeypatch) -> None:
+    """A plan's pattern runs in the activity's own process, stopped past REGEX_SECONDS: in workflow code it would have
+    held the workflow task past the deadlock detector, and the goal would have stayed running."""
+    monkeypatch.setattr(content_store, "REGEX_SECONDS", 1.0)
+    steps = [sql_step("pick", f"SELECT '{'a' * 40}b' AS s", extract={"regex": "(a+)+c"}),
+             sql_step("then", "SELECT 1 AS n", extract={"regex": r"\d+"})]
+    result, history = await run_goal(client, task_queue, GoalRequest(goal="Pick", playbook=chain(tmp_path, monkeypatch, steps)),
+                                     fake_activities(ScriptedModel(lambda r: answer("unused")).activity()), timeout=30)
+    pick, then = result.steps
+    assert pick.status is StepStatus.FAILED and pick.error == (
+        "output extraction failed: /(a+)+c/ ran past 1 s on 52 characters and was stopped"), pick.error
+    assert then.status is StepStatus.COMPLETED and then.output == "1"  # an independent step is unaffected
+    assert result.status is GoalStatus.FAILED
 
 
 def test_json_pointer_and_regex_extraction() -> None:

@@ -9,19 +9,20 @@ import json
 from collections.abc import Mapping
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from contracts.goal import StepResult, StepStatus
     from contracts.llm import ChatMessage, ChatRole, ToolCallRequest
-    from contracts.plan import ToolStep
     from core.catalogue import ToolCatalogue
-    from core.extraction import ExtractionFailed, extract
+    from contracts.errors import ErrorType
+    from contracts.plan import EXTRACT_OUTPUT_ACTIVITY, ExtractedValue, ExtractRequest, ToolStep
+    from core.options import EXTRACT
     from core.templating import referenced_outputs, render
     from core.untrusted import UNTRUSTED_NOTE, step_output
     from contracts.archive import ContentRef
     from contracts.tools import ToolResult
-    from workflows.archive import load_text
-    from workflows.failures import StepFailed
+    from workflows.failures import StepFailed, failure_message
     from workflows.model_calls import cache_use, call_model
     from workflows.steps.base import StepContext, declared_call, within_step_limits
 
@@ -73,15 +74,16 @@ class ToolStepRunner:
             full = full_output(output)
             result.full_output = None
             try:
-                if step.extract:  # from the whole output: the field may lie past the preview
-                    text = await load_text(full, f"{step.id}: full output") if full else output.content
-                    result.output = extract(text, step.extract)
+                if step.extract:  # from the whole output (the field may lie past the preview), read by the activity
+                    result.output = await _extracted(step, output.content, full)
                 elif full:  # later steps see a marked preview; those whose templates name this step get the whole text
                     result.output, result.full_output = marked_preview(output), full
                 else:
                     result.output = output.content
-            except ExtractionFailed as err:
-                raise StepFailed(f"output extraction failed: {err}") from err
+            except ActivityError as err:
+                cause = err.cause
+                detail = cause.message if isinstance(cause, ApplicationError) and cause.type == ErrorType.EXTRACTION_FAILED else failure_message(err)
+                raise StepFailed(f"output extraction failed: {detail}") from err
             if await context.verification.accepted(step, result.output, result) or result.status is StepStatus.ESCALATED:
                 return
         result.status = StepStatus.FAILED
@@ -115,3 +117,13 @@ class ToolStepRunner:
             raise StepFailed(f"the model did not fill {missing} for {tool}")
         arguments = json.loads(call.arguments_json) | {n: filled[n] for n in names}
         return call.model_copy(update={"arguments_json": json.dumps(arguments, sort_keys=True, ensure_ascii=False)})
+
+
+async def _extracted(step: ToolStep, text: str, full: ContentRef | None) -> str:
+    """In an activity, not here: the pattern is a plan's (a model's, for an LLM plan), and one that backtracks for ever
+    would hold the workflow task past its deadlock timeout; the whole output also stays out of the history."""
+    extracted = await workflow.execute_activity(
+        EXTRACT_OUTPUT_ACTIVITY, ExtractRequest(text=None if full else text, full=full, extract=step.extract),
+        result_type=ExtractedValue, summary=f"{step.id}: extract output", **EXTRACT.kwargs(),
+    )
+    return extracted.value
