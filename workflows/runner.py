@@ -6,9 +6,9 @@ workflows/goal.py (its class, its handlers' type hints) at its first task: about
 8; a parked goal's memory moved less, 0.28 to 0.25 MB, section 12). The rest of `workflows`, `contracts` and `core`
 already came in through `workflow.unsafe.imports_passed_through()`.
 
-A passed-through module is loaded once, outside the sandbox, so the sandbox's proxies for restricted modules
-(`datetime.now`, `random`) do not reach its code; restricted builtins (`open`) still fail. What the proxies no longer
-catch, tests/test_determinism.py refuses statically for every project module the workflow loads.
+A passed-through module is loaded once, outside the sandbox, so the sandbox's proxies for restricted modules (the
+wall clock, the random module) do not reach its code; restricted builtins (file access) still fail. What the proxies
+no longer catch, tests/test_determinism.py refuses statically for every project module the workflow loads.
 """
 
 from __future__ import annotations
