@@ -26,10 +26,9 @@ with workflow.unsafe.imports_passed_through():
     from contracts.tools import ToolResult
     from core.code_blocks import CODE_BLOCK_HINT, CODE_QUOTED_NOTE, CODE_RAN_NOTE, CODE_REFUSED_NOTE, python_block, quoted
     from core.mcp import wire_name
-    from core.templating import referenced_outputs, render
-    from core.untrusted import UNTRUSTED_NOTE, defuse, step_output
+    from core.untrusted import UNTRUSTED_NOTE, defuse
     from workflows.model_calls import cache_use, call_model
-    from workflows.steps.base import StepContext, declared_call, within_step_limits
+    from workflows.steps.base import StepContext, declared_call, material_and_task, within_step_limits
 
 
 RUN_PYTHON = "run_python"
@@ -85,15 +84,12 @@ class AgentStepRunner:
         """Material first (dependency outputs, prefetched tool results), then the goal and the task:
         models of every size follow a task best when it comes last."""
         goal = self.context.request.goal
-        # Another agent's output is model-written, so it is data too: wrapped and defused like tool output, once (where
-        # the instruction pastes it, there; else as material).
-        pasted = referenced_outputs(step.instruction)
-        parts = [f"Output of step '{dep}':\n{step_output(dep, outputs[dep])}" for dep in step.depends_on if dep not in pasted]
+        parts, task = material_and_task(step.depends_on, step.instruction, goal, outputs)
         for index, invocation in enumerate(step.prefetch):
             call = declared_call(f"{step.id}-prefetch-{index}", invocation, goal, outputs)
             text = await self._tool_message_text(step, call, result, allowed={invocation.tool})
             parts.append(f"Results of {invocation.tool}:\n{text}")
-        parts.append(f"Goal: {goal}\n{render(step.instruction, goal, outputs, paste=step_output)}")
+        parts.append(f"Goal: {goal}\n{task}")
         return "\n\n".join(parts)
 
     async def turns(

@@ -14,7 +14,8 @@ with workflow.unsafe.imports_passed_through():
     from contracts.llm import ToolCallRequest
     from contracts.plan import PlanStep, ToolInvocation
     from core.catalogue import ToolCatalogue
-    from core.templating import render_arguments
+    from core.templating import referenced_outputs, render, render_arguments
+    from core.untrusted import step_output
     from workflows.approval_router import ApprovalRouter
     from workflows.approvals import ApprovalDesk
     from workflows.events import EventLog
@@ -49,6 +50,14 @@ class StepRunner(Protocol):
     StepFailed or StepEscalated. Any other exception is a bug: it fails the workflow task."""
 
     async def run(self, step: PlanStep, outputs: Mapping[str, str], result: StepResult) -> None: ...
+
+
+def material_and_task(depends_on: list[str], instruction: str, goal: str, outputs: Mapping[str, str]) -> tuple[list[str], str]:
+    """What a model reads of a step: each dependency's output (model-written, so data: wrapped and defused like tool
+    output) and the rendered instruction; an output the instruction pastes is wrapped there, and not given twice."""
+    pasted = referenced_outputs(instruction)
+    material = [f"Output of step '{dep}':\n{step_output(dep, outputs[dep])}" for dep in depends_on if dep not in pasted]
+    return material, render(instruction, goal, outputs, paste=step_output)
 
 
 def declared_call(call_id: str, invocation: ToolInvocation, goal: str, outputs: Mapping[str, str]) -> ToolCallRequest:

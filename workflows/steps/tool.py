@@ -18,13 +18,12 @@ with workflow.unsafe.imports_passed_through():
     from contracts.errors import ErrorType
     from contracts.plan import EXTRACT_OUTPUT_ACTIVITY, ExtractedValue, ExtractRequest, ToolStep
     from core.options import EXTRACT
-    from core.templating import referenced_outputs, render
-    from core.untrusted import UNTRUSTED_NOTE, step_output
+    from core.untrusted import UNTRUSTED_NOTE
     from contracts.archive import ContentRef
     from contracts.tools import ToolResult
     from workflows.failures import StepFailed, failure_message
     from workflows.model_calls import cache_use, call_model
-    from workflows.steps.base import StepContext, declared_call, within_step_limits
+    from workflows.steps.base import StepContext, declared_call, material_and_task, within_step_limits
 
 
 def full_output(output: ToolResult) -> ContentRef | None:
@@ -92,9 +91,7 @@ class ToolStepRunner:
     async def _fill(self, step: ToolStep, call: ToolCallRequest, outputs: Mapping[str, str], result: StepResult) -> ToolCallRequest:
         """One model call fills `step.model_fills`; declared arguments keep their values."""
         goal, tool, names = self.context.request.goal, step.invocation.tool, step.model_fills
-        pasted = referenced_outputs(step.fill_instruction)  # wrapped where the instruction pastes it, not twice
-        material = [f"Output of step '{dep}':\n{step_output(dep, outputs[dep])}" for dep in step.depends_on if dep not in pasted]
-        task = render(step.fill_instruction, goal, outputs, paste=step_output)
+        material, task = material_and_task(step.depends_on, step.fill_instruction, goal, outputs)
         messages = [
             ChatMessage(role=ChatRole.SYSTEM, content=(
                 f"You fill in arguments for the {tool} tool: {', '.join(names)}. {UNTRUSTED_NOTE} "
